@@ -1,0 +1,237 @@
+//! The extension project on disk: finding and reading `extension.toml`, looking up the files it
+//! names, verifying it, and scaffolding a new project with `xif new`.
+//!
+//! This is the IO boundary of the definition and verify crates, which do none: everything they
+//! need from the file system is read here and handed to them.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use xif_definition::{Definition, MAX_DEFINITION_BYTES};
+use xif_diagnostics::{Code, Diagnostic, Span};
+use xif_verify::{Context, FileFact};
+
+/// The definition's file name inside a project.
+pub const DEFINITION_FILE: &str = "extension.toml";
+
+/// Why a project could not be read or written at all (as opposed to diagnostics about its
+/// content).
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// The project directory does not exist.
+    #[error("project directory `{path}` does not exist")]
+    DirectoryNotFound {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// There is no definition in the project directory.
+    #[error("no `{DEFINITION_FILE}` in `{directory}`")]
+    DefinitionNotFound {
+        /// The project directory.
+        directory: PathBuf,
+    },
+    /// `xif new` was given a name that is not an element name.
+    #[error("`{name}` is not a valid extension name: it {problem}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// `xif new` would overwrite something.
+    #[error("`{path}` already exists and is not empty")]
+    DirectoryNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A file system operation failed; the error names the path.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl ProjectError {
+    /// How to fix it, where that is known.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ProjectError::DirectoryNotFound { .. } | ProjectError::DefinitionNotFound { .. } => Some(
+                "run `xif new NAME` to create a project, or pass `--path` with the directory that holds `extension.toml`"
+                    .into(),
+            ),
+            ProjectError::InvalidName { .. } => {
+                Some("names use letters, digits and `_`, start with a letter, and have at most 50 characters".into())
+            }
+            ProjectError::DirectoryNotEmpty { .. } => {
+                Some("choose another name, or another directory with `--path`".into())
+            }
+            ProjectError::Io(_) => None,
+        }
+    }
+}
+
+/// The definition as read from disk: its text (for rendering diagnostics) and, when it is
+/// well-formed, its model.
+#[derive(Debug)]
+pub struct LoadedDefinition {
+    /// The path of `extension.toml`.
+    pub path: PathBuf,
+    /// Its text; invalid UTF-8 is replaced so that diagnostics can still show it.
+    pub source: String,
+    /// The model, or every problem that kept it from being read.
+    pub definition: Result<Definition, Vec<Diagnostic>>,
+}
+
+/// Reads and parses the definition of the project in `directory`.
+pub fn load_definition(directory: &Path) -> Result<LoadedDefinition, ProjectError> {
+    if !directory.is_dir() {
+        return Err(ProjectError::DirectoryNotFound { path: directory.to_owned() });
+    }
+    let path = directory.join(DEFINITION_FILE);
+    let file = match fs_err::File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ProjectError::DefinitionNotFound { directory: directory.to_owned() });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let size = file.metadata()?.len();
+    if size > MAX_DEFINITION_BYTES as u64 {
+        let diagnostic = Diagnostic::new(
+            Code::DefinitionTooLarge,
+            format!("the definition is {size} bytes, over the limit of 16 MiB ({MAX_DEFINITION_BYTES} bytes)"),
+        )
+        .help("check that this is the extension's definition and not another file");
+        return Ok(LoadedDefinition { path, source: String::new(), definition: Err(vec![diagnostic]) });
+    }
+    // Read at most one byte past the limit, in case the file grows while it is read.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(MAX_DEFINITION_BYTES as u64 + 1).read_to_end(&mut bytes)?;
+    let (source, definition) = match String::from_utf8(bytes) {
+        Ok(source) => {
+            let definition = xif_definition::parse(&source);
+            (source, definition)
+        }
+        Err(error) => {
+            let offset = error.utf8_error().valid_up_to();
+            let bad = error.as_bytes()[offset];
+            let source = String::from_utf8_lossy(error.as_bytes()).into_owned();
+            // The text before `offset` is unchanged by the lossy conversion, and the bad byte
+            // became U+FFFD, three bytes long.
+            let diagnostic = Diagnostic::new(
+                Code::InvalidUtf8,
+                format!("the definition is not valid UTF-8: byte 0x{bad:02X} at offset {offset}"),
+            )
+            .at(Span::new(offset, offset + '\u{FFFD}'.len_utf8()))
+            .label("not UTF-8")
+            .help("save the file as UTF-8");
+            (source, Err(vec![diagnostic]))
+        }
+    };
+    Ok(LoadedDefinition { path, source, definition })
+}
+
+/// The outcome of verifying a project's definition.
+#[derive(Debug)]
+pub struct Verification {
+    /// The definition as read.
+    pub loaded: LoadedDefinition,
+    /// Every diagnostic, sorted by where it points.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Verification {
+    /// The definition, when it could be read.
+    pub fn definition(&self) -> Option<&Definition> {
+        self.loaded.definition.as_ref().ok()
+    }
+
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Options of a verification beyond the project itself.
+#[derive(Debug, Default, Clone)]
+pub struct VerifyOptions<'a> {
+    /// The version now published, to report breaking changes against.
+    pub published: Option<&'a Definition>,
+    /// The publishing account's permissions, when known.
+    pub permissions: Option<xif_verify::Permissions>,
+}
+
+/// Reads the definition of the project in `directory`, looks up the files it names, and runs
+/// the verification catalogue on it.
+pub fn verify_definition(directory: &Path, options: &VerifyOptions<'_>) -> Result<Verification, ProjectError> {
+    let loaded = load_definition(directory)?;
+    let diagnostics = match &loaded.definition {
+        Err(diagnostics) => diagnostics.clone(),
+        Ok(definition) => {
+            let context = Context {
+                files: file_facts(directory, definition),
+                published: options.published,
+                permissions: options.permissions,
+            };
+            xif_verify::verify(definition, &context)
+        }
+    };
+    Ok(Verification { loaded, diagnostics })
+}
+
+/// What is on disk for each file the definition names. Only paths that stay inside the project
+/// are looked up; the verifier reports the others.
+pub fn file_facts(directory: &Path, definition: &Definition) -> std::collections::BTreeMap<String, FileFact> {
+    xif_verify::referenced_files(definition)
+        .map(|relative| {
+            let fact = match std::fs::metadata(directory.join(relative)) {
+                Ok(metadata) if metadata.is_dir() => FileFact::Directory,
+                Ok(metadata) => FileFact::File { size: metadata.len() },
+                Err(_) => FileFact::Missing,
+            };
+            (relative.to_owned(), fact)
+        })
+        .collect()
+}
+
+/// Writes a new project for extension `name` into `directory` (created if missing, refused if
+/// not empty): a definition with one sample action, a structure, and a resources folder.
+pub fn create_project(name: &str, directory: &Path) -> Result<(), ProjectError> {
+    if let Some((_, problem, _)) = xif_verify::name_problem(name, xif_verify::NameKind::Type, xif_verify::MAX_NAME) {
+        return Err(ProjectError::InvalidName { name: name.to_owned(), problem });
+    }
+    if directory.exists() && (!directory.is_dir() || fs_err::read_dir(directory)?.next().is_some()) {
+        return Err(ProjectError::DirectoryNotEmpty { path: directory.to_owned() });
+    }
+    fs_err::create_dir_all(directory.join("resources"))?;
+    let definition = include_str!("../templates/extension.toml").replace("{name}", name);
+    fs_err::write(directory.join(DEFINITION_FILE), definition)?;
+    fs_err::write(directory.join("resources/greetings.txt"), include_str!("../templates/greetings.txt"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_project_verifies_without_diagnostics() {
+        let temporary = tempfile::tempdir().expect("temporary directory");
+        let directory = temporary.path().join("Greeter");
+        create_project("Greeter", &directory).expect("project created");
+        let verification = verify_definition(&directory, &VerifyOptions::default()).expect("verified");
+        assert_eq!(verification.diagnostics, Vec::new());
+        assert_eq!(verification.definition().map(|definition| definition.actions.len()), Some(1));
+    }
+
+    #[test]
+    fn new_refuses_a_non_empty_directory_and_invalid_names() {
+        let temporary = tempfile::tempdir().expect("temporary directory");
+        assert!(matches!(
+            create_project("Greeter", temporary.path().parent().expect("parent")),
+            Err(ProjectError::DirectoryNotEmpty { .. })
+        ));
+        assert!(matches!(
+            create_project("My Extension", &temporary.path().join("x")),
+            Err(ProjectError::InvalidName { .. })
+        ));
+    }
+}
