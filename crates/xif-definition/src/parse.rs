@@ -37,7 +37,7 @@ pub fn parse(text: &str) -> Result<Definition, Vec<Diagnostic>> {
         return Err(errors.iter().map(|error| syntax_diagnostic(error, text)).collect());
     }
     let mut decoder = Decoder { diagnostics: Vec::new() };
-    let root = Table { entries: document.get_ref(), span: Span::new(0, 0), what: "the definition".into() };
+    let root = Table { entries: document.get_ref(), span: Span::new(0, 0), what: What::ROOT };
     let definition = decoder.definition(&root);
     match definition {
         Some(definition) if decoder.diagnostics.is_empty() => Ok(definition),
@@ -106,7 +106,42 @@ const RESOURCE_KEYS: &[&str] = &["path", "deploy"];
 struct Table<'a, 'i> {
     entries: &'a DeTable<'i>,
     span: Span,
-    what: String,
+    what: What<'a>,
+}
+
+/// How messages name a table: "the definition", "`[extension]`", "action `Charge`",
+/// "input #2 of action `Charge`". Formatted only when a diagnostic is written, so that a
+/// well-formed definition of ten thousand actions costs no formatting.
+#[derive(Debug, Clone, Copy)]
+struct What<'a> {
+    kind: &'static str,
+    /// The declared name, or the 1-based position in its array when it has none.
+    name: Result<&'a str, usize>,
+    /// The table it is part of, when that is an element itself.
+    parent: Option<(&'static str, Result<&'a str, usize>)>,
+}
+
+impl What<'_> {
+    const ROOT: What<'static> = What { kind: "the definition", name: Err(0), parent: None };
+    const EXTENSION: What<'static> = What { kind: "`[extension]`", name: Err(0), parent: None };
+}
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn element(formatter: &mut std::fmt::Formatter<'_>, kind: &str, name: Result<&str, usize>) -> std::fmt::Result {
+            match name {
+                Ok(name) => write!(formatter, "{kind} `{name}`"),
+                Err(0) => formatter.write_str(kind),
+                Err(position) => write!(formatter, "{kind} #{position}"),
+            }
+        }
+        element(formatter, self.kind, self.name)?;
+        if let Some((kind, name)) = self.parent {
+            formatter.write_str(" of ")?;
+            element(formatter, kind, name)?;
+        }
+        Ok(())
+    }
 }
 
 struct Decoder {
@@ -123,11 +158,11 @@ impl Decoder {
         let extension = match root.entries.get("extension") {
             Some(value) => match value.get_ref() {
                 DeValue::Table(entries) => {
-                    let table = Table { entries, span: span_of(value), what: "`[extension]`".into() };
+                    let table = Table { entries, span: span_of(value), what: What::EXTENSION };
                     self.extension(&table)
                 }
                 other => {
-                    self.wrong_type("extension", "the definition", "a table", other, span_of(value));
+                    self.wrong_type("extension", What::ROOT, "a table", other, span_of(value));
                     None
                 }
             },
@@ -140,13 +175,10 @@ impl Decoder {
                 None
             }
         };
-        let actions =
-            self.tables(root, "actions").iter().filter_map(|table| self.action(table)).collect();
-        let structures =
-            self.tables(root, "structures").iter().filter_map(|table| self.structure(table)).collect();
+        let actions = self.tables(root, "actions").iter().filter_map(|table| self.action(table)).collect();
+        let structures = self.tables(root, "structures").iter().filter_map(|table| self.structure(table)).collect();
         let entities = self.tables(root, "entities").iter().filter_map(|table| self.entity(table)).collect();
-        let resources =
-            self.tables(root, "resources").iter().filter_map(|table| self.resource(table)).collect();
+        let resources = self.tables(root, "resources").iter().filter_map(|table| self.resource(table)).collect();
         Some(Definition { extension: extension?, actions, structures, entities, resources })
     }
 
@@ -176,7 +208,7 @@ impl Decoder {
 
     fn action(&mut self, table: &Table<'_, '_>) -> Option<Action> {
         let name = self.required_string(table, "name");
-        let table = named(table, "action", name.as_ref());
+        let table = named(table, "action", "name");
         self.check_keys(&table, ACTION_KEYS);
         let description = self.string(&table, "description");
         let function = self.boolean(&table, "function");
@@ -199,7 +231,7 @@ impl Decoder {
             Direction::Input => "input",
             Direction::Output => "output",
         };
-        let table = named(table, kind, name.as_ref());
+        let table = named(table, kind, "name");
         self.check_keys(&table, PARAMETER_KEYS);
         let description = self.string(&table, "description");
         let data_type = self.type_spec(&table);
@@ -218,7 +250,7 @@ impl Decoder {
 
     fn structure(&mut self, table: &Table<'_, '_>) -> Option<Structure> {
         let name = self.required_string(table, "name");
-        let table = named(table, "structure", name.as_ref());
+        let table = named(table, "structure", "name");
         self.check_keys(&table, STRUCTURE_KEYS);
         let description = self.string(&table, "description");
         let attributes = self.attributes(&table, STRUCTURE_ATTRIBUTE_KEYS);
@@ -227,7 +259,7 @@ impl Decoder {
 
     fn entity(&mut self, table: &Table<'_, '_>) -> Option<Entity> {
         let name = self.required_string(table, "name");
-        let table = named(table, "entity", name.as_ref());
+        let table = named(table, "entity", "name");
         self.check_keys(&table, ENTITY_KEYS);
         let description = self.string(&table, "description");
         let table_name = self.string(&table, "table");
@@ -241,7 +273,7 @@ impl Decoder {
             .iter()
             .filter_map(|table| {
                 let name = self.required_string(table, "name");
-                let table = named(table, "attribute", name.as_ref());
+                let table = named(table, "attribute", "name");
                 self.check_keys(&table, keys);
                 let description = self.string(&table, "description");
                 let data_type = self.type_spec(&table);
@@ -267,7 +299,7 @@ impl Decoder {
 
     fn resource(&mut self, table: &Table<'_, '_>) -> Option<Resource> {
         let path = self.required_string(table, "path");
-        let table = named(table, "resource", path.as_ref());
+        let table = named(table, "resource", "path");
         self.check_keys(&table, RESOURCE_KEYS);
         let deploy = self.required_string(&table, "deploy").and_then(|deploy| {
             let choice = DeployAction::ALL.iter().find(|action| action.name() == deploy.value);
@@ -344,7 +376,7 @@ impl Decoder {
         match value.get_ref() {
             DeValue::String(text) => Some(Spanned::new(text.to_string(), span_of(value))),
             other => {
-                self.wrong_type(key, &table.what, "a string", other, span_of(value));
+                self.wrong_type(key, table.what, "a string", other, span_of(value));
                 None
             }
         }
@@ -367,7 +399,7 @@ impl Decoder {
         match value.get_ref() {
             DeValue::Boolean(flag) => Some(Spanned::new(*flag, span_of(value))),
             other => {
-                self.wrong_type(key, &table.what, "a boolean (`true` or `false`)", other, span_of(value));
+                self.wrong_type(key, table.what, "a boolean (`true` or `false`)", other, span_of(value));
                 None
             }
         }
@@ -378,7 +410,7 @@ impl Decoder {
         let parsed = match value.get_ref() {
             DeValue::Integer(integer) => integer_value(integer).and_then(|number| i64::try_from(number).ok()),
             other => {
-                self.wrong_type(key, &table.what, "an integer", other, span_of(value));
+                self.wrong_type(key, table.what, "an integer", other, span_of(value));
                 return None;
             }
         };
@@ -408,7 +440,7 @@ impl Decoder {
                 text: datetime.to_string(),
             },
             other => {
-                self.wrong_type(key, &table.what, "a single value", other, span_of(value));
+                self.wrong_type(key, table.what, "a single value", other, span_of(value));
                 return None;
             }
         };
@@ -419,28 +451,39 @@ impl Decoder {
     fn tables<'a, 'i>(&mut self, parent: &Table<'a, 'i>, key: &str) -> Vec<Table<'a, 'i>> {
         let Some(value) = parent.entries.get(key) else { return Vec::new() };
         let DeValue::Array(items) = value.get_ref() else {
-            self.wrong_type(key, &parent.what, "an array of tables", value.get_ref(), span_of(value));
+            self.wrong_type(key, parent.what, "an array of tables", value.get_ref(), span_of(value));
             return Vec::new();
         };
-        let singular = key.strip_suffix("ies").map_or_else(
-            || key.strip_suffix('s').unwrap_or(key).to_owned(),
-            |stem| format!("{stem}y"),
-        );
+        let singular = match key {
+            "actions" => "action",
+            "inputs" => "input",
+            "outputs" => "output",
+            "structures" => "structure",
+            "entities" => "entity",
+            "attributes" => "attribute",
+            "resources" => "resource",
+            _ => "table",
+        };
+        // Elements of the definition itself have no parent worth naming.
+        let grandparent = match parent.what.kind {
+            "the definition" => None,
+            kind => Some((kind, parent.what.name)),
+        };
         let mut tables = Vec::with_capacity(items.len());
         for (position, item) in items.iter().enumerate() {
             match item.get_ref() {
                 DeValue::Table(entries) => tables.push(Table {
                     entries,
                     span: span_of(item),
-                    what: format!("{singular} #{} of {}", position + 1, parent.what),
+                    what: What { kind: singular, name: Err(position + 1), parent: grandparent },
                 }),
-                other => self.wrong_type(key, &parent.what, "a table", other, span_of(item)),
+                other => self.wrong_type(key, parent.what, "a table", other, span_of(item)),
             }
         }
         tables
     }
 
-    fn wrong_type(&mut self, key: &str, what: &str, expected: &str, found: &DeValue<'_>, span: Span) {
+    fn wrong_type(&mut self, key: &str, what: impl std::fmt::Display, expected: &str, found: &DeValue<'_>, span: Span) {
         let found = match found {
             DeValue::String(_) => "a string",
             DeValue::Integer(_) => "an integer",
@@ -458,14 +501,20 @@ impl Decoder {
     }
 }
 
-/// Renames a table by the name it declares: "action #3" becomes "action `Charge`".
-fn named<'a, 'i>(table: &Table<'a, 'i>, kind: &str, name: Option<&Spanned<String>>) -> Table<'a, 'i> {
-    let what = match (name, table.what.split_once(" of ")) {
-        (Some(name), Some((_, parent))) if parent != "the definition" => {
-            format!("{kind} `{}` of {parent}", name.value)
-        }
-        (Some(name), _) => format!("{kind} `{}`", name.value),
-        (None, _) => table.what.clone(),
+/// Names a table by the name it declares: "action #3" becomes "action `Charge`".
+fn named<'a, 'i>(table: &Table<'a, 'i>, kind: &'static str, key: &str) -> Table<'a, 'i> {
+    // Borrowed from the document, so that naming a table allocates nothing.
+    let declared = table.entries.get(key).and_then(|value| match value.get_ref() {
+        DeValue::String(text) => Some(text.as_ref()),
+        _ => None,
+    });
+    let what = What {
+        kind,
+        name: declared.ok_or(match table.what.name {
+            Err(position) => position,
+            Ok(_) => 0,
+        }),
+        parent: table.what.parent,
     };
     Table { entries: table.entries, span: table.span, what }
 }

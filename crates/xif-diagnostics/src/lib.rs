@@ -124,7 +124,7 @@ pub fn did_you_mean<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a st
     let typed = typed.to_lowercase();
     candidates
         .into_iter()
-        .map(|candidate| (candidate, strsim::levenshtein(&typed, &candidate.to_lowercase())))
+        .map(|candidate| (candidate, strsim::osa_distance(&typed, &candidate.to_lowercase())))
         .filter(|(candidate, distance)| *distance <= (candidate.len().max(3) / 3).max(1))
         .min_by_key(|(_, distance)| *distance)
         .map(|(candidate, _)| candidate)

@@ -14,9 +14,7 @@ pub struct LineIndex<'a> {
 impl<'a> LineIndex<'a> {
     /// Indexes `text`.
     pub fn new(text: &'a str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(offset, _)| offset + 1))
-            .collect();
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(offset, _)| offset + 1)).collect();
         Self { text, line_starts }
     }
 
@@ -35,10 +33,7 @@ impl<'a> LineIndex<'a> {
         let first_line = self.line_starts.partition_point(|line| *line <= start) - 1;
         let last_line = self.line_starts.partition_point(|line| *line <= end.max(start)) - 1;
         let from = self.line_starts[first_line];
-        let to = self
-            .line_starts
-            .get(last_line + 1)
-            .map_or(self.text.len(), |next| next.saturating_sub(1).max(from));
+        let to = self.line_starts.get(last_line + 1).map_or(self.text.len(), |next| next.saturating_sub(1).max(from));
         (first_line + 1, from..to.max(end))
     }
 
@@ -72,24 +67,23 @@ pub fn render_human(diagnostics: &[Diagnostic], source: &str, path: &str, color:
                 if let Some(label) = &diagnostic.label {
                     annotation = annotation.label(label.as_str());
                 }
-                let snippet =
-                    Snippet::source(excerpt).line_start(line).path(path).annotation(annotation);
+                let snippet = Snippet::source(excerpt).line_start(line).path(path).annotation(annotation);
                 let mut group = Group::with_title(title).element(snippet);
                 for (related, label) in &diagnostic.related {
                     let (line, range) = index.lines_around(*related);
                     let start = related.start.clamp(range.start, range.end) - range.start;
                     let end = related.end.clamp(range.start + start, range.end) - range.start;
                     group = group.element(
-                        Snippet::source(&source[range]).line_start(line).path(path).annotation(
-                            AnnotationKind::Context.span(start..end).label(label.as_str()),
-                        ),
+                        Snippet::source(&source[range])
+                            .line_start(line)
+                            .path(path)
+                            .annotation(AnnotationKind::Context.span(start..end).label(label.as_str())),
                     );
                 }
                 group
             }
-            None => Group::with_title(title).element(
-                Snippet::<annotate_snippets::Annotation<'_>>::source("").path(path).fold(true),
-            ),
+            None => Group::with_title(title)
+                .element(Snippet::<annotate_snippets::Annotation<'_>>::source("").path(path).fold(true)),
         };
         if let Some(help) = &diagnostic.help {
             group = group.element(Level::HELP.message(help.as_str()));

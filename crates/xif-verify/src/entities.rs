@@ -83,10 +83,7 @@ pub(crate) fn check(definition: &Definition, context: &Context<'_>, diagnostics:
                 diagnostics.push(
                     Diagnostic::new(
                         Code::IdentifierType,
-                        format!(
-                            "identifier `{}` of entity `{name}` is of type {data_type}",
-                            identifier.name.value
-                        ),
+                        format!("identifier `{}` of entity `{name}` is of type {data_type}", identifier.name.value),
                     )
                     .at(identifier.data_type.data_type.span)
                     .label("expected Integer, Long Integer or Text")
@@ -126,7 +123,10 @@ pub(crate) fn check(definition: &Definition, context: &Context<'_>, diagnostics:
                 diagnostics.push(
                     Diagnostic::new(
                         Code::AutoNumberNotInteger,
-                        format!("auto-number attribute `{}` of entity `{name}` is of type {data_type}", attribute.name.value),
+                        format!(
+                            "auto-number attribute `{}` of entity `{name}` is of type {data_type}",
+                            attribute.name.value
+                        ),
                     )
                     .at(attribute.auto_number.as_ref().map_or(attribute.name.span, |flag| flag.span))
                     .help("only Integer and Long Integer attributes are auto-numbered"),

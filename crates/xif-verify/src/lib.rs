@@ -8,6 +8,7 @@
 
 mod breaking;
 mod entities;
+mod folded;
 mod names;
 mod parameters;
 mod resources;
@@ -62,7 +63,8 @@ pub struct Permissions {
 pub fn verify(definition: &Definition, context: &Context<'_>) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     names::check(definition, &mut diagnostics);
-    types::check(definition, &mut diagnostics);
+    let records = types::Records::new(definition);
+    types::check(definition, &records, &mut diagnostics);
     entities::check(definition, context, &mut diagnostics);
     parameters::check(definition, &mut diagnostics);
     resources::check(definition, context, &mut diagnostics);
@@ -98,7 +100,9 @@ fn warnings(definition: &Definition, diagnostics: &mut Vec<Diagnostic>) {
             diagnostics.push(
                 Diagnostic::new(Code::MissingDescription, format!("{kind} `{}` has no description", name.value))
                     .at(name.span)
-                    .help("add `description = \"...\"`: it documents the element for modules and in the generated code"),
+                    .help(
+                        "add `description = \"...\"`: it documents the element for modules and in the generated code",
+                    ),
             );
         }
     }

@@ -1,9 +1,12 @@
 //! Names: characters, length, reserved words and uniqueness within each scope.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use xif_definition::{Definition, Spanned};
 use xif_diagnostics::{Code, Diagnostic};
+
+use crate::folded::Folded;
 
 /// Longest name of the extension and its elements.
 pub const MAX_NAME: usize = 50;
@@ -22,19 +25,42 @@ pub enum NameKind {
 /// Names that types cannot take, compared without regard to case: data type names and the
 /// types the generated code uses. Members can take them (`Date` is a fine parameter name).
 pub const RESERVED_TYPE_NAMES: &[&str] = &[
-    "Text", "Integer", "LongInteger", "Decimal", "Boolean", "DateTime", "Date", "Time", "Email",
-    "PhoneNumber", "Currency", "BinaryData", "EntityIdentifier", "Record", "RecordList", "List",
-    "Extension", "Result", "Error", "Option", "Some", "None", "Ok", "Err", "String", "Vec", "Box",
+    "Text",
+    "Integer",
+    "LongInteger",
+    "Decimal",
+    "Boolean",
+    "DateTime",
+    "Date",
+    "Time",
+    "Email",
+    "PhoneNumber",
+    "Currency",
+    "BinaryData",
+    "EntityIdentifier",
+    "Record",
+    "RecordList",
+    "List",
+    "Extension",
+    "Result",
+    "Error",
+    "Option",
+    "Some",
+    "None",
+    "Ok",
+    "Err",
+    "String",
+    "Vec",
+    "Box",
 ];
 
 /// Names that no element can take, compared without regard to case: Rust keywords, strict and
 /// reserved, which names become (in snake case for members).
 pub const RESERVED_NAMES: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
-    "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut",
-    "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true", "try", "type",
-    "unsafe", "use", "where", "while", "abstract", "become", "do", "final", "macro", "override",
-    "priv", "typeof", "unsized", "virtual", "yield",
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
+    "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
+    "static", "struct", "super", "trait", "true", "try", "type", "unsafe", "use", "where", "while", "abstract",
+    "become", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield",
 ];
 
 /// What is wrong with `name` as an element name, if anything: `(code, message, help)`.
@@ -45,11 +71,7 @@ pub fn name_problem(name: &str, kind: NameKind, max_length: usize) -> Option<(Co
             return Some((Code::InvalidName, "is empty".into(), "give it a name".into()));
         }
         Some(first) if !first.is_ascii_alphabetic() => {
-            return Some((
-                Code::InvalidName,
-                format!("starts with `{first}`"),
-                "names start with a letter".into(),
-            ));
+            return Some((Code::InvalidName, format!("starts with `{first}`"), "names start with a letter".into()));
         }
         Some(_) => {}
     }
@@ -70,12 +92,7 @@ pub fn name_problem(name: &str, kind: NameKind, max_length: usize) -> Option<(Co
             "shorten the name; the description can carry the detail".into(),
         ));
     }
-    let reserved_types = match kind {
-        NameKind::Type => RESERVED_TYPE_NAMES,
-        NameKind::Member => &[],
-    };
-    let mut reserved_words = RESERVED_NAMES.iter().chain(reserved_types);
-    if let Some(reserved) = reserved_words.find(|reserved| reserved.eq_ignore_ascii_case(name)) {
+    if let Some(reserved) = reserved(name, kind) {
         return Some((
             Code::ReservedName,
             format!("is reserved (`{reserved}`)"),
@@ -83,6 +100,30 @@ pub fn name_problem(name: &str, kind: NameKind, max_length: usize) -> Option<(Co
         ));
     }
     None
+}
+
+/// The reserved word `name` is, if it is one.
+fn reserved(name: &str, kind: NameKind) -> Option<&'static str> {
+    /// The longest reserved word, `EntityIdentifier`; longer names need no look-up.
+    const LONGEST: usize = 16;
+    fn by_lower_case(words: &[&'static str]) -> HashMap<String, &'static str> {
+        words.iter().map(|word| (word.to_ascii_lowercase(), *word)).collect()
+    }
+    static WORDS: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| by_lower_case(RESERVED_NAMES));
+    static TYPE_WORDS: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| by_lower_case(RESERVED_TYPE_NAMES));
+    if name.len() > LONGEST {
+        return None;
+    }
+    let mut buffer = [0u8; LONGEST];
+    let lower = &mut buffer[..name.len()];
+    lower.copy_from_slice(name.as_bytes());
+    lower.make_ascii_lowercase();
+    let lower = std::str::from_utf8(lower).ok()?;
+    let found = WORDS.get(lower).or_else(|| match kind {
+        NameKind::Type => TYPE_WORDS.get(lower),
+        NameKind::Member => None,
+    });
+    found.copied()
 }
 
 pub(crate) fn check(definition: &Definition, diagnostics: &mut Vec<Diagnostic>) {
@@ -120,9 +161,10 @@ pub(crate) fn check(definition: &Definition, diagnostics: &mut Vec<Diagnostic>) 
     }
 
     let mut actions = Scope::new("action", "actions");
+    let mut parameters = Scope::new("parameter", "parameters of one action");
     for action in &definition.actions {
         actions.add(&action.name, diagnostics);
-        let mut parameters = Scope::new("parameter", "parameters of one action");
+        parameters.seen.clear();
         for parameter in action.inputs.iter().chain(&action.outputs) {
             parameters.add(&parameter.name, diagnostics);
         }
@@ -154,7 +196,7 @@ pub(crate) fn check(definition: &Definition, diagnostics: &mut Vec<Diagnostic>) 
 struct Scope<'a> {
     kind: &'static str,
     scope: &'static str,
-    seen: HashMap<String, &'a Spanned<String>>,
+    seen: HashMap<Folded<'a>, &'a Spanned<String>>,
 }
 
 impl<'a> Scope<'a> {
@@ -166,7 +208,7 @@ impl<'a> Scope<'a> {
         if name.value.is_empty() {
             return;
         }
-        match self.seen.entry(name.value.to_lowercase()) {
+        match self.seen.entry(Folded(&name.value)) {
             std::collections::hash_map::Entry::Occupied(first) => {
                 let first = first.get();
                 let how = if first.value == name.value {

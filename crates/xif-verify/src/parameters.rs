@@ -46,7 +46,7 @@ pub(crate) fn check(definition: &Definition, diagnostics: &mut Vec<Diagnostic>) 
         }
         for input in &action.inputs {
             if let Some(default) = &input.default {
-                let what = format!("input `{}` of action `{action_name}`", input.name.value);
+                let what = || format!("input `{}` of action `{action_name}`", input.name.value);
                 check_default(&input.data_type, default, &what, diagnostics);
             }
         }
@@ -59,25 +59,32 @@ pub(crate) fn check(definition: &Definition, diagnostics: &mut Vec<Diagnostic>) 
     for (kind, record, attributes) in records {
         for attribute in attributes {
             if let Some(default) = &attribute.default {
-                let what = format!("attribute `{}` of {kind} `{record}`", attribute.name.value);
+                let what = || format!("attribute `{}` of {kind} `{record}`", attribute.name.value);
                 check_default(&attribute.data_type, default, &what, diagnostics);
             }
         }
     }
 }
 
-fn check_default(spec: &TypeSpec, default: &Spanned<Literal>, what: &str, diagnostics: &mut Vec<Diagnostic>) {
+/// Checks one default value. `what` describes its parameter or attribute and is only called to
+/// write a diagnostic.
+fn check_default(
+    spec: &TypeSpec,
+    default: &Spanned<Literal>,
+    what: &dyn Fn() -> String,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let data_type = spec.data_type.value;
     let invalid = |help: String| {
         Diagnostic::new(
             Code::InvalidDefault,
-            format!("the default of {what} is {}, but its type is {data_type}", default.value.kind()),
+            format!("the default of {} is {}, but its type is {data_type}", what(), default.value.kind()),
         )
         .at(default.span)
         .help(help)
     };
     let overflow = |problem: String, help: &str| {
-        Diagnostic::new(Code::DefaultOverflow, format!("the default of {what} {problem}"))
+        Diagnostic::new(Code::DefaultOverflow, format!("the default of {} {problem}", what()))
             .at(default.span)
             .help(help.to_owned())
     };
@@ -89,7 +96,10 @@ fn check_default(spec: &TypeSpec, default: &Spanned<Literal>, what: &str, diagno
                 diagnostics.push(
                     Diagnostic::new(
                         Code::DefaultTooLong,
-                        format!("the default of {what} has {characters} characters, more than its length of {length}"),
+                        format!(
+                            "the default of {} has {characters} characters, more than its length of {length}",
+                            what()
+                        ),
                     )
                     .at(default.span)
                     .help("shorten the default or raise `length`"),
@@ -130,7 +140,7 @@ fn check_default(spec: &TypeSpec, default: &Spanned<Literal>, what: &str, diagno
                 None => diagnostics.push(
                     Diagnostic::new(
                         Code::InvalidDefault,
-                        format!("the default of {what} is {digits}, which is not a plain decimal number"),
+                        format!("the default of {} is {digits}, which is not a plain decimal number", what()),
                     )
                     .at(default.span)
                     .help("write the digits without an exponent, for example `default = 1000.0`"),
@@ -170,7 +180,7 @@ fn check_default(spec: &TypeSpec, default: &Spanned<Literal>, what: &str, diagno
                 diagnostics.push(
                     Diagnostic::new(
                         Code::InvalidDefault,
-                        format!("the default of {what} has a UTC offset; a {data_type} has none"),
+                        format!("the default of {} has a UTC offset; a {data_type} has none", what()),
                     )
                     .at(default.span)
                     .help("remove the offset (`Z` or `+01:00`)"),
@@ -182,9 +192,12 @@ fn check_default(spec: &TypeSpec, default: &Spanned<Literal>, what: &str, diagno
         }
         (DataType::BinaryData | DataType::EntityIdentifier | DataType::Record | DataType::RecordList, _) => {
             diagnostics.push(
-                Diagnostic::new(Code::InvalidDefault, format!("{what} is of type {data_type}, which takes no default"))
-                    .at(default.span)
-                    .help("remove `default`"),
+                Diagnostic::new(
+                    Code::InvalidDefault,
+                    format!("{} is of type {data_type}, which takes no default", what()),
+                )
+                .at(default.span)
+                .help("remove `default`"),
             );
         }
     }

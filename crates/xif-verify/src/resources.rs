@@ -10,8 +10,8 @@ use crate::{Context, FileFact};
 const ARCHIVE_NAMES: &[&str] = &["manifest.json", "manifest.json.minisig", "extension.toml"];
 /// Device names that cannot be file names on Windows, whatever their extension.
 const DEVICE_NAMES: &[&str] = &[
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1",
-    "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
+    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 /// The file paths the definition names (resources and icon) that are safe to look up inside the
