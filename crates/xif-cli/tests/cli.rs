@@ -145,6 +145,7 @@ fn verify_json_is_one_document_with_every_diagnostic() {
     let duplicate = &diagnostics[1];
     assert_eq!(duplicate["severity"], "error");
     assert_eq!(duplicate["message"], "attribute `BirthDate` is the same as `birthdate` (names ignore case)");
+    assert_eq!(duplicate["file"], "Shop/extension.toml");
     assert_eq!(duplicate["location"]["file"], "Shop/extension.toml");
     assert_eq!(duplicate["location"]["column"], 8);
     assert_eq!(duplicate["related"][0]["label"], "first declared here");

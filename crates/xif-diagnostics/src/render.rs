@@ -115,7 +115,9 @@ pub struct JsonDiagnostic<'a> {
     pub message: &'a str,
     /// The code's one-line title from the catalogue.
     pub title: &'static str,
-    /// Where it points, when it points somewhere.
+    /// The file it is about, whether or not it points at a place in it.
+    pub file: &'a str,
+    /// Where in the file it points, when it points somewhere.
     pub location: Option<JsonLocation<'a>>,
     /// The text under the pointed-at source.
     pub label: Option<&'a str>,
@@ -163,6 +165,7 @@ pub fn render_json<'a>(diagnostics: &'a [Diagnostic], source: &str, path: &'a st
             severity: diagnostic.severity(),
             message: &diagnostic.message,
             title: diagnostic.code.title(),
+            file: path,
             location: diagnostic.span.map(|span| location(&index, path, span)),
             label: diagnostic.label.as_deref(),
             help: diagnostic.help.as_deref(),
