@@ -1,0 +1,16 @@
+//! The host side of the extension protocol: start an extension binary, check its handshake
+//! against the definition, run calls concurrently with a time limit each, and stop it. Used by
+//! `xif call` and by the Platform Server's runtime.
+//!
+//! Every way an extension can misbehave ends in an error that says what happened (it crashed,
+//! hung, spoke another protocol version, wrote garbage on the channel, or implements other
+//! actions than its definition declares), never in a hung host.
+
+mod log;
+mod process;
+mod signature;
+
+pub use log::Log;
+pub use process::{CallError, ExtensionProcess, StartError, StartOptions};
+pub use signature::{signature_mismatches, signatures};
+pub use xif_protocol::Values;

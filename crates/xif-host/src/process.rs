@@ -1,0 +1,399 @@
+//! One running extension process and the calls to it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use xif_protocol::{
+    ActionFailure, ActionSignature, CHANNEL_ENV, ExtensionMessage, FrameError, Hello, HostMessage, PROTOCOL_VERSION,
+    TOKEN_ENV, Values, decode, encode, frame_length,
+};
+
+use crate::Log;
+use crate::signature::signature_mismatches;
+
+/// How to start an extension.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// The compiled extension.
+    pub binary: PathBuf,
+    /// Where it runs.
+    pub working_directory: PathBuf,
+    /// The extension's name and version as the definition declares them.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The signatures the binary must announce, from the definition.
+    pub signatures: Vec<ActionSignature>,
+    /// How long the extension has to connect and say hello.
+    pub handshake_timeout: Duration,
+    /// How long one call may take.
+    pub call_timeout: Duration,
+    /// Bytes of stdout and stderr kept.
+    pub log_capacity: usize,
+}
+
+impl StartOptions {
+    /// Options with the defaults: 10 s to start, 30 s a call, 256 KiB of log.
+    pub fn new(binary: PathBuf, working_directory: PathBuf, name: String, version: String) -> Self {
+        Self {
+            binary,
+            working_directory,
+            name,
+            version,
+            signatures: Vec::new(),
+            handshake_timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(30),
+            log_capacity: 256 * 1024,
+        }
+    }
+}
+
+/// Why an extension could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The binary could not be run.
+    #[error("cannot run extension binary `{path}`: {source}")]
+    Spawn {
+        /// The binary.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The host could not set up the channel.
+    #[error("cannot set up the channel to the extension: {0}")]
+    Channel(std::io::Error),
+    /// The process ended before saying hello.
+    #[error("the extension exited before its handshake ({status}); its log ends with:\n{log}")]
+    ExitedBeforeHandshake {
+        /// How it ended.
+        status: ExitStatus,
+        /// The end of its log.
+        log: String,
+    },
+    /// The process did not say hello in time.
+    #[error("the extension did not complete its handshake within {0:?}; it was stopped")]
+    HandshakeTimeout(Duration),
+    /// The process speaks another protocol version.
+    #[error(
+        "the extension speaks protocol version {extension}, this host speaks version {host}; rebuild it against this version of xif-sdk"
+    )]
+    ProtocolMismatch {
+        /// The extension's version.
+        extension: u32,
+        /// The host's.
+        host: u32,
+    },
+    /// The first frame was not a valid hello, or the secret was wrong.
+    #[error("the extension broke the protocol during its handshake: {0}")]
+    Protocol(String),
+    /// The binary is not the one the definition describes.
+    #[error("the extension binary does not match its definition: {}; rebuild it", .0.join("; "))]
+    SignatureMismatch(Vec<String>),
+}
+
+/// Why a call did not return outputs.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The action returned its own error.
+    #[error("action `{action}` failed: {} ({})", .failure.message, .failure.code)]
+    Action {
+        /// The action.
+        action: String,
+        /// Its error.
+        failure: ActionFailure,
+    },
+    /// The action did not finish in time.
+    #[error("action `{action}` did not finish within {limit:?}")]
+    Timeout {
+        /// The action.
+        action: String,
+        /// The time limit.
+        limit: Duration,
+    },
+    /// The process ended while the call was in flight, or before it.
+    #[error("the extension process ended ({status}); its log ends with:\n{log}")]
+    Crashed {
+        /// How it ended.
+        status: String,
+        /// The end of its log.
+        log: String,
+    },
+    /// The extension wrote something that is not a protocol message.
+    #[error("the extension broke the protocol: {0}; it was stopped")]
+    Protocol(String),
+}
+
+type Reply = Result<Values, CallError>;
+
+#[derive(Default)]
+struct Pending {
+    calls: HashMap<u64, oneshot::Sender<Reply>>,
+    /// Set once the channel is gone: every later call fails with it.
+    closed: Option<CallError>,
+}
+
+/// A running extension that passed its handshake.
+pub struct ExtensionProcess {
+    hello: Hello,
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    pending: Arc<Mutex<Pending>>,
+    next_id: AtomicU64,
+    child: Arc<tokio::sync::Mutex<Child>>,
+    log: Arc<Log>,
+    call_timeout: Duration,
+    reader: tokio::task::JoinHandle<()>,
+    // Holds the socket's directory until the process is dropped.
+    _channel_directory: tempfile::TempDir,
+}
+
+impl ExtensionProcess {
+    /// Starts the extension and waits for its handshake.
+    pub async fn start(options: StartOptions) -> Result<Self, StartError> {
+        let directory = tempfile::Builder::new().prefix("xif-channel-").tempdir().map_err(StartError::Channel)?;
+        let socket = directory.path().join("channel");
+        let listener = UnixListener::bind(&socket).map_err(StartError::Channel)?;
+        let token = new_token().map_err(StartError::Channel)?;
+
+        let mut child = Command::new(&options.binary)
+            .current_dir(&options.working_directory)
+            .env(CHANNEL_ENV, &socket)
+            .env(TOKEN_ENV, &token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| StartError::Spawn { path: options.binary.clone(), source })?;
+        let log = Arc::new(Log::new(options.log_capacity));
+        if let Some(stdout) = child.stdout.take() {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { log.drain(stdout).await });
+        }
+        if let Some(stderr) = child.stderr.take() {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { log.drain(stderr).await });
+        }
+
+        let handshake = async {
+            let (stream, _) = listener.accept().await.map_err(StartError::Channel)?;
+            let (mut reader, mut writer) = stream.into_split();
+            let payload = read_payload(&mut reader).await.map_err(|error| StartError::Protocol(error.to_string()))?;
+            let hello = match decode::<ExtensionMessage>(&payload) {
+                Ok(ExtensionMessage::Hello(hello)) => hello,
+                Ok(other) => return Err(StartError::Protocol(format!("expected a hello, got {other:?}"))),
+                Err(error) => {
+                    // A hello from another protocol version may not parse: report the version.
+                    let version = serde_json::from_slice::<serde_json::Value>(&payload)
+                        .ok()
+                        .and_then(|value| value.get("protocol").and_then(serde_json::Value::as_u64));
+                    return Err(match version {
+                        Some(version) if version != u64::from(PROTOCOL_VERSION) => StartError::ProtocolMismatch {
+                            extension: u32::try_from(version).unwrap_or(u32::MAX),
+                            host: PROTOCOL_VERSION,
+                        },
+                        _ => StartError::Protocol(error.to_string()),
+                    });
+                }
+            };
+            let refusal = if hello.protocol != PROTOCOL_VERSION {
+                Some(StartError::ProtocolMismatch { extension: hello.protocol, host: PROTOCOL_VERSION })
+            } else if hello.token != token {
+                Some(StartError::Protocol("the hello did not carry the channel's secret".into()))
+            } else if hello.extension != options.name || hello.version != options.version {
+                Some(StartError::SignatureMismatch(vec![format!(
+                    "the binary is `{}` {}, the definition `{}` {}",
+                    hello.extension, hello.version, options.name, options.version
+                )]))
+            } else {
+                let mismatches = signature_mismatches(&options.signatures, &hello.actions);
+                (!mismatches.is_empty()).then_some(StartError::SignatureMismatch(mismatches))
+            };
+            if let Some(error) = refusal {
+                // The process is stopped right after; whether it reads the refusal is its
+                // business, so a failed write changes nothing.
+                writer.write_all(&encode(&HostMessage::Refuse { reason: error.to_string() })).await.ok();
+                return Err(error);
+            }
+            writer
+                .write_all(&encode(&HostMessage::Welcome { protocol: PROTOCOL_VERSION }))
+                .await
+                .map_err(StartError::Channel)?;
+            Ok((hello, reader, writer))
+        };
+
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(options.handshake_timeout, handshake) => match outcome {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StartError::HandshakeTimeout(options.handshake_timeout)),
+            },
+            status = child.wait() => Err(match status {
+                Ok(status) => {
+                    // Let the log drainers catch the last words.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    StartError::ExitedBeforeHandshake { status, log: log.tail(20) }
+                }
+                Err(error) => StartError::Channel(error),
+            }),
+        };
+        let (hello, reader, writer) = match outcome {
+            Ok(parts) => parts,
+            Err(error) => {
+                // Stopping a process that may already be gone: nothing to report either way.
+                child.kill().await.ok();
+                return Err(error);
+            }
+        };
+
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let child = Arc::new(tokio::sync::Mutex::new(child));
+        let reader = tokio::spawn(read_replies(reader, Arc::clone(&pending), Arc::clone(&child), Arc::clone(&log)));
+        Ok(Self {
+            hello,
+            writer: tokio::sync::Mutex::new(writer),
+            pending,
+            next_id: AtomicU64::new(1),
+            child,
+            log,
+            call_timeout: options.call_timeout,
+            reader,
+            _channel_directory: directory,
+        })
+    }
+
+    /// What the extension said of itself.
+    pub fn hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    /// The extension's log (its stdout and stderr).
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Calls `action` with `inputs` and waits for its outputs, at most the call time limit.
+    pub async fn call(&self, action: &str, inputs: Values) -> Result<Values, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(closed) = &pending.closed {
+                return Err(closed.clone());
+            }
+            pending.calls.insert(id, sender);
+        }
+        let frame = encode(&HostMessage::Call { id, action: action.to_owned(), inputs });
+        if self.writer.lock().await.write_all(&frame).await.is_err() {
+            // The reader task sees the same broken channel and fails this call with the reason.
+        }
+        match tokio::time::timeout(self.call_timeout, receiver).await {
+            Ok(Ok(reply)) => reply.map_err(|error| match error {
+                CallError::Action { failure, .. } => CallError::Action { action: action.to_owned(), failure },
+                other => other,
+            }),
+            Ok(Err(_)) => Err(self.closed_error()),
+            Err(_) => {
+                self.pending.lock().unwrap_or_else(PoisonError::into_inner).calls.remove(&id);
+                Err(CallError::Timeout { action: action.to_owned(), limit: self.call_timeout })
+            }
+        }
+    }
+
+    fn closed_error(&self) -> CallError {
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending
+            .closed
+            .clone()
+            .unwrap_or_else(|| CallError::Crashed { status: "unknown".into(), log: self.log.tail(20) })
+    }
+
+    /// Asks the extension to finish its calls and exit; kills it if it has not after `grace`.
+    pub async fn stop(self, grace: Duration) -> std::io::Result<ExitStatus> {
+        if self.writer.lock().await.write_all(&encode(&HostMessage::Shutdown)).await.is_err() {
+            // Already gone: waiting below returns its status.
+        }
+        let mut child = self.child.lock().await;
+        let status = match tokio::time::timeout(grace, child.wait()).await {
+            Ok(status) => status,
+            Err(_) => {
+                child.kill().await?;
+                child.wait().await
+            }
+        };
+        self.reader.abort();
+        status
+    }
+}
+
+fn new_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|error| std::io::Error::other(error.to_string()))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+async fn read_payload(reader: &mut OwnedReadHalf) -> Result<Vec<u8>, FrameError> {
+    let mut prefix = [0; 4];
+    reader.read_exact(&mut prefix).await?;
+    let mut payload = vec![0; frame_length(prefix)?];
+    reader.read_exact(&mut payload).await?;
+    Ok(payload)
+}
+
+/// Routes replies to their calls until the channel ends; then fails every call in flight, and
+/// every later one, with the reason.
+async fn read_replies(
+    mut reader: OwnedReadHalf,
+    pending: Arc<Mutex<Pending>>,
+    child: Arc<tokio::sync::Mutex<Child>>,
+    log: Arc<Log>,
+) {
+    let reason = loop {
+        let payload = match read_payload(&mut reader).await {
+            Ok(payload) => payload,
+            Err(FrameError::Io(_)) => break None,
+            Err(error) => break Some(CallError::Protocol(error.to_string())),
+        };
+        let (id, reply) = match decode::<ExtensionMessage>(&payload) {
+            Ok(ExtensionMessage::Return { id, outputs }) => (id, Ok(outputs)),
+            Ok(ExtensionMessage::Fail { id, error }) => {
+                (id, Err(CallError::Action { action: String::new(), failure: error }))
+            }
+            Ok(ExtensionMessage::Hello(_)) => break Some(CallError::Protocol("a second hello".into())),
+            Err(error) => break Some(CallError::Protocol(error.to_string())),
+        };
+        let sender = pending.lock().unwrap_or_else(PoisonError::into_inner).calls.remove(&id);
+        if let Some(sender) = sender {
+            // The caller may have timed out and gone; its reply is then dropped.
+            sender.send(reply).ok();
+        }
+    };
+    let mut child = child.lock().await;
+    let reason = match reason {
+        Some(protocol_error) => {
+            child.kill().await.ok();
+            protocol_error
+        }
+        None => {
+            let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+                Ok(Ok(status)) => status.to_string(),
+                _ => "the channel closed but the process is still running".into(),
+            };
+            // Let the log drainers catch the last words.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            CallError::Crashed { status, log: log.tail(20) }
+        }
+    };
+    let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+    for (_, sender) in pending.calls.drain() {
+        sender.send(Err(reason.clone())).ok();
+    }
+    pending.closed = Some(reason);
+}
