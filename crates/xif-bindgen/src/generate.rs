@@ -32,7 +32,8 @@ pub fn generate(definition: &Definition) -> String {
 /// does not match its content, or it has no digest at all.
 pub fn is_hand_edited(text: &str) -> bool {
     let mut lines = text.splitn(4, '\n');
-    let (Some(header), Some(_), Some(digest_line), Some(body)) = (lines.next(), lines.next(), lines.next(), lines.next())
+    let (Some(header), Some(_), Some(digest_line), Some(body)) =
+        (lines.next(), lines.next(), lines.next(), lines.next())
     else {
         return true;
     };
@@ -66,23 +67,48 @@ fn body(definition: &Definition) -> String {
 
     for structure in &definition.structures {
         emit!(out);
-        record(&mut out, definition, &structure.name.value, structure.description.as_ref().map(|d| d.value.as_str()), &structure.attributes);
+        record(
+            &mut out,
+            definition,
+            &structure.name.value,
+            structure.description.as_ref().map(|d| d.value.as_str()),
+            &structure.attributes,
+        );
     }
     for entity in &definition.entities {
         emit!(out);
-        record(&mut out, definition, &entity.name.value, entity.description.as_ref().map(|d| d.value.as_str()), &entity.attributes);
+        record(
+            &mut out,
+            definition,
+            &entity.name.value,
+            entity.description.as_ref().map(|d| d.value.as_str()),
+            &entity.attributes,
+        );
         if let Some(identifier) = entity.attributes.iter().find(|attribute| attribute.is_identifier()) {
             emit!(out);
             emit!(out, "/// The identifier of a `{}` record.", entity.name.value);
-            emit!(out, "pub type {}Identifier = {};", type_name(&entity.name.value), rust_type(definition, &identifier.data_type));
+            emit!(
+                out,
+                "pub type {}Identifier = {};",
+                type_name(&entity.name.value),
+                rust_type(definition, &identifier.data_type)
+            );
         }
     }
     for action in definition.actions.iter().filter(|action| action.outputs.len() > 1) {
         emit!(out);
         emit!(out, "/// The outputs of action `{}`.", action.name.value);
-        record_struct(&mut out, &format!("{}Outputs", type_name(&action.name.value)), action.outputs.iter().map(|output| {
-            (output.name.value.as_str(), output.description.as_ref().map(|d| d.value.as_str()), rust_type(definition, &output.data_type))
-        }));
+        record_struct(
+            &mut out,
+            &format!("{}Outputs", type_name(&action.name.value)),
+            action.outputs.iter().map(|output| {
+                (
+                    output.name.value.as_str(),
+                    output.description.as_ref().map(|d| d.value.as_str()),
+                    rust_type(definition, &output.data_type),
+                )
+            }),
+        );
     }
 
     emit!(out);
@@ -110,11 +136,8 @@ fn body(definition: &Definition) -> String {
     emit!(out, "        match action {{");
     for action in &definition.actions {
         emit!(out, "            {:?} => {{", action.name.value);
-        let arguments: Vec<String> = action
-            .inputs
-            .iter()
-            .map(|input| format!("xif_sdk::input(&mut inputs, {:?})?", input.name.value))
-            .collect();
+        let arguments: Vec<String> =
+            action.inputs.iter().map(|input| format!("xif_sdk::input(&mut inputs, {:?})?", input.name.value)).collect();
         let call = format!("implementation.{}({})", snake_case(&action.name.value), arguments.join(", "));
         match action.outputs.as_slice() {
             [] => emit!(out, "                {call}?;"),
@@ -125,13 +148,21 @@ fn body(definition: &Definition) -> String {
             outputs => {
                 emit!(out, "                let result = {call}?;");
                 for output in outputs {
-                    emit!(out, "                xif_sdk::output(&mut outputs, {:?}, &result.{})?;", output.name.value, snake_case(&output.name.value));
+                    emit!(
+                        out,
+                        "                xif_sdk::output(&mut outputs, {:?}, &result.{})?;",
+                        output.name.value,
+                        snake_case(&output.name.value)
+                    );
                 }
             }
         }
         emit!(out, "            }}");
     }
-    emit!(out, "            other => return Err(ActionError::new(\"unknown_action\", format!(\"no action `{{other}}`\"))),");
+    emit!(
+        out,
+        "            other => return Err(ActionError::new(\"unknown_action\", format!(\"no action `{{other}}`\"))),"
+    );
     emit!(out, "        }}");
     emit!(out, "        Ok(outputs)");
     emit!(out, "    }})");
@@ -141,7 +172,10 @@ fn body(definition: &Definition) -> String {
     emit!(out, "/// What the extension announces to the host: its name, version and action signatures.");
     emit!(out, "fn manifest() -> xif_sdk::Manifest {{");
     emit!(out, "    fn parameter(name: &str, data_type: &str, record: Option<&str>) -> xif_sdk::ParameterSignature {{");
-    emit!(out, "        xif_sdk::ParameterSignature {{ name: name.into(), data_type: data_type.into(), record: record.map(Into::into) }}");
+    emit!(
+        out,
+        "        xif_sdk::ParameterSignature {{ name: name.into(), data_type: data_type.into(), record: record.map(Into::into) }}"
+    );
     emit!(out, "    }}");
     emit!(out, "    xif_sdk::Manifest {{");
     emit!(out, "        name: {:?}.into(),", extension.name.value);
@@ -178,7 +212,11 @@ pub(crate) fn signature(definition: &Definition, action: &Action, prefix: &str) 
 pub(crate) fn signature_with(definition: &Definition, action: &Action, prefix: &str, path: &str) -> String {
     let mut arguments = String::from("&self");
     for input in &action.inputs {
-        arguments.push_str(&format!(", {prefix}{}: {}", snake_case(&input.name.value), qualify(&rust_type(definition, &input.data_type), path)));
+        arguments.push_str(&format!(
+            ", {prefix}{}: {}",
+            snake_case(&input.name.value),
+            qualify(&rust_type(definition, &input.data_type), path)
+        ));
     }
     let output = match action.outputs.as_slice() {
         [] => "()".to_owned(),
@@ -213,7 +251,11 @@ fn record(out: &mut String, definition: &Definition, name: &str, description: Op
         out,
         &type_name(name),
         attributes.iter().map(|attribute| {
-            (attribute.name.value.as_str(), attribute.description.as_ref().map(|d| d.value.as_str()), rust_type(definition, &attribute.data_type))
+            (
+                attribute.name.value.as_str(),
+                attribute.description.as_ref().map(|d| d.value.as_str()),
+                rust_type(definition, &attribute.data_type),
+            )
         }),
     );
 }
@@ -256,10 +298,12 @@ pub(crate) fn rust_type(definition: &Definition, spec: &TypeSpec) -> String {
         DataType::Date => "Date".into(),
         DataType::Time => "Time".into(),
         DataType::BinaryData => "BinaryData".into(),
-        DataType::EntityIdentifier => match spec.record.as_ref().and_then(|record| definition.record_definition(&record.value)) {
-            Some(RecordDefinition::Entity(entity)) => format!("{}Identifier", type_name(&entity.name.value)),
-            _ => "LongInteger".into(),
-        },
+        DataType::EntityIdentifier => {
+            match spec.record.as_ref().and_then(|record| definition.record_definition(&record.value)) {
+                Some(RecordDefinition::Entity(entity)) => format!("{}Identifier", type_name(&entity.name.value)),
+                _ => "LongInteger".into(),
+            }
+        }
         DataType::Record => record_name(),
         DataType::RecordList => format!("Vec<{}>", record_name()),
     }

@@ -9,7 +9,11 @@ pub fn snake_case(name: &str) -> String {
         if c.is_ascii_uppercase() && index > 0 {
             let previous = chars[index - 1];
             let next_is_lower = chars.get(index + 1).is_some_and(char::is_ascii_lowercase);
-            if previous != '_' && (previous.is_ascii_lowercase() || previous.is_ascii_digit() || (previous.is_ascii_uppercase() && next_is_lower)) {
+            if previous != '_'
+                && (previous.is_ascii_lowercase()
+                    || previous.is_ascii_digit()
+                    || (previous.is_ascii_uppercase() && next_is_lower))
+            {
                 out.push('_');
             }
         }

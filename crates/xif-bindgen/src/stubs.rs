@@ -82,11 +82,8 @@ pub fn insert_stubs(definition: &Definition, source: &str) -> StubOutcome {
 /// The byte offset of a 1-based line and 0-based character column, as `proc-macro2` reports
 /// them.
 fn byte_offset(source: &str, line: usize, column: usize) -> Option<usize> {
-    let line_start = if line <= 1 {
-        0
-    } else {
-        source.match_indices('\n').nth(line - 2).map(|(offset, _)| offset + 1)?
-    };
+    let line_start =
+        if line <= 1 { 0 } else { source.match_indices('\n').nth(line - 2).map(|(offset, _)| offset + 1)? };
     let rest = &source[line_start..];
     let within = rest.char_indices().nth(column).map_or(rest.len(), |(offset, _)| offset);
     Some(line_start + within)

@@ -1,5 +1,39 @@
 //! One module per subcommand: arguments in, one library call, output out.
 
+pub mod call;
+pub mod compile;
 pub mod explain;
 pub mod new;
+pub mod update_source;
 pub mod verify;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// How Compile runs, for the commands that compile.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The cargo profile to build with
+    #[arg(long, value_name = "PROFILE", default_value = "release")]
+    pub profile: String,
+    /// Stop a build that takes longer than this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub timeout: u64,
+    /// Where build output goes [default: the project's `target/`, or `CARGO_TARGET_DIR`]
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+}
+
+impl BuildArgs {
+    /// The library's build options.
+    pub fn options(&self) -> xif_project::BuildOptions {
+        xif_project::BuildOptions {
+            profile: self.profile.clone(),
+            timeout: Duration::from_secs(self.timeout),
+            target_dir: self.target_dir.clone(),
+            cargo: None,
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The catalogue of diagnostic codes. Codes are stable: a code is never reused for another rule
 //! and never renumbered. Errors are `XE####`, warnings `XW####`; the hundreds group the rules
-//! (00 the file itself, 01 names, 02 types, 03 entities, 04 parameters, 05 resources).
+//! (00 the file itself, 01 names, 02 types, 03 entities, 04 parameters, 05 resources, 06 the
+//! source code, 07 compiling).
 
 use crate::Severity;
 
@@ -42,7 +43,27 @@ macro_rules! catalogue {
     };
 }
 
+/// The step of Verify that reports a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Verifying the definition.
+    Definition,
+    /// Updating the source code.
+    UpdateSource,
+    /// Compiling.
+    Compile,
+}
+
 impl Code {
+    /// The step that reports this code, from its group.
+    pub fn step(self) -> Step {
+        match &self.as_str()[2..4] {
+            "06" => Step::UpdateSource,
+            "07" => Step::Compile,
+            _ => Step::Definition,
+        }
+    }
+
     /// Looks a code up by its text, ignoring case: `xe0103` finds `XE0103`.
     pub fn parse(text: &str) -> Option<Code> {
         Code::ALL.iter().copied().find(|code| code.as_str().eq_ignore_ascii_case(text.trim()))
@@ -325,6 +346,56 @@ is slow to query; consider moving the binary data to an entity of its own."#;
     MissingDescription = "XW0004", Warning, "element has no description",
 r#"The extension, an action, a structure or an entity has no `description`. Descriptions become
 the documentation modules see and the doc comments of the generated code."#;
+
+    GeneratedFileEdited = "XW0601", Warning, "a generated file was edited by hand",
+r#"`src/bindings.rs` is written by `xif update-source` from the definition and must not be edited:
+its first lines carry a digest of its content, and the content no longer matches. The edited
+file was saved beside it (the warning names the copy) and the bindings were written again.
+
+Put your code in `src/main.rs` (or other files of yours): it implements the `Extension` trait
+of the bindings and is never overwritten. To change what the bindings contain, change
+`extension.toml`."#;
+
+    NoImplementation = "XW0602", Warning, "no implementation of the `Extension` trait found",
+r#"`xif update-source` adds a stub method for each new action to the author's
+`impl bindings::Extension for …` in `src/main.rs`, and found none there, so it added nothing.
+The compiler will report what is missing. Declare the implementation in `src/main.rs`:
+
+    mod bindings;
+    struct MyExtension;
+    impl bindings::Extension for MyExtension { … }
+    fn main() -> std::process::ExitCode { bindings::serve(MyExtension) }"#;
+
+    CompileError = "XE0701", Error, "the Rust compiler reported an error",
+r#"Compiling the extension failed. The diagnostic is the compiler's, with its file and line;
+its own code (`E0308`) has a long explanation of its own: `rustc --explain E0308`.
+
+A common cause after a change to `extension.toml`: an action was removed or renamed, or a
+parameter changed type, and the method in `src/main.rs` still has the old shape. Update the
+method to match the `Extension` trait in `src/bindings.rs`."#;
+
+    CompileWarning = "XW0701", Warning, "the Rust compiler reported a warning",
+r#"The compiler warned about the extension's code. Warnings do not stop a 1-Click Publish,
+but they are often early signs of a bug."#;
+
+    CompileTimeout = "XE0702", Error, "compiling took longer than the time limit",
+r#"The build did not finish within the configured time limit and was stopped. A first build
+compiles every dependency and takes longest; later ones are incremental. Raise the limit with
+`--timeout`, or look for a build script that hangs."#;
+
+    CargoMissing = "XE0703", Error, "cargo was not found",
+r#"Compiling needs `cargo`, the Rust build tool, and it is not on the `PATH` (nor where the
+`CARGO` variable points). Install Rust (https://rustup.rs) or set `CARGO` to its path."#;
+
+    NoBinary = "XE0704", Error, "the build produced no binary",
+r#"cargo finished without producing the extension's executable. The project's `Cargo.toml` must
+describe a binary (a `src/main.rs`, or a `[[bin]]` target); a library crate cannot be run by the
+host."#;
+
+    CargoFailed = "XE0705", Error, "cargo failed before compiling",
+r#"cargo stopped without a compiler diagnostic: the manifest is invalid, a dependency cannot be
+resolved or downloaded, or the lock file is out of date in `--locked` mode. The message is
+cargo's own."#;
 
     BreakingChange = "XW0005", Warning, "breaking change against the published version",
 r#"Compared with the version now published on the Platform Server, this change breaks modules

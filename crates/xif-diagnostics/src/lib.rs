@@ -9,8 +9,10 @@ mod render;
 
 use std::ops::Range;
 
-pub use catalogue::Code;
-pub use render::{JsonDiagnostic, JsonLocation, JsonRelated, LineIndex, render_human, render_json, summary};
+pub use catalogue::{Code, Step};
+pub use render::{
+    JsonDiagnostic, JsonLocation, JsonRelated, LineIndex, SourceText, Sources, render_human, render_json, summary,
+};
 
 /// How serious a diagnostic is. Errors stop a 1-Click Publish; warnings are reported and the
 /// run goes on.
@@ -58,7 +60,9 @@ pub struct Diagnostic {
     pub code: Code,
     /// What is wrong, lower case, names in backticks.
     pub message: String,
-    /// Where in the definition (or a source file) it points; `None` for the file as a whole.
+    /// The file it is about, relative to the project; `None` for the definition.
+    pub file: Option<String>,
+    /// Where in that file it points; `None` for the file as a whole.
     pub span: Option<Span>,
     /// A short text shown under the pointed-at source.
     pub label: Option<String>,
@@ -71,13 +75,20 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic with `code` and `message` and nothing else.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), span: None, label: None, help: None, related: Vec::new() }
+        Self { code, message: message.into(), file: None, span: None, label: None, help: None, related: Vec::new() }
     }
 
     /// Points the diagnostic at `span`.
     #[must_use]
     pub fn at(mut self, span: impl Into<Span>) -> Self {
         self.span = Some(span.into());
+        self
+    }
+
+    /// Says the diagnostic is about `file` (relative to the project), not the definition.
+    #[must_use]
+    pub fn in_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
         self
     }
 

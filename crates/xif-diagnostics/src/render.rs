@@ -45,20 +45,70 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// The text of a file that diagnostics point into, and how the output names it.
+#[derive(Debug, Clone)]
+pub struct SourceText {
+    /// The file as diagnostics name it (relative to the project); `None` for the definition.
+    pub file: Option<String>,
+    /// How the output names it, such as `Shop/src/main.rs`.
+    pub shown: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// The files diagnostics point into. A diagnostic about a file not listed is rendered without
+/// its source lines.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    files: Vec<SourceText>,
+}
+
+impl Sources {
+    /// Sources with the definition, shown as `shown`.
+    pub fn new(shown: impl Into<String>, text: impl Into<String>) -> Self {
+        Self { files: vec![SourceText { file: None, shown: shown.into(), text: text.into() }] }
+    }
+
+    /// Adds `file`, shown as `shown`.
+    pub fn add(&mut self, file: impl Into<String>, shown: impl Into<String>, text: impl Into<String>) {
+        self.files.push(SourceText { file: Some(file.into()), shown: shown.into(), text: text.into() });
+    }
+
+    /// Whether `file` is listed.
+    pub fn contains(&self, file: Option<&str>) -> bool {
+        self.get(file).is_some()
+    }
+
+    fn get(&self, file: Option<&str>) -> Option<&SourceText> {
+        self.files.iter().find(|source| source.file.as_deref() == file)
+    }
+
+    fn shown<'a>(&'a self, file: Option<&'a str>) -> &'a str {
+        self.get(file).map_or_else(|| file.unwrap_or("extension.toml"), |source| source.shown.as_str())
+    }
+}
+
 /// Renders diagnostics the way rustc does, each with the source line it points at, its label
-/// and its `help:` line. `path` is how the file is named in the output; `color` adds ANSI styles.
-pub fn render_human(diagnostics: &[Diagnostic], source: &str, path: &str, color: bool) -> String {
+/// and its `help:` line; `color` adds ANSI styles.
+pub fn render_human(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> String {
     let renderer = if color { Renderer::styled() } else { Renderer::plain() };
-    let index = LineIndex::new(source);
+    let indexes: Vec<LineIndex<'_>> = sources.files.iter().map(|source| LineIndex::new(&source.text)).collect();
     let mut out = String::new();
     for diagnostic in diagnostics {
+        let file = diagnostic.file.as_deref();
+        let path = sources.shown(file);
+        let found = sources.files.iter().position(|source| source.file.as_deref() == file);
+        let (source, index) = match found {
+            Some(position) => (sources.files[position].text.as_str(), Some(&indexes[position])),
+            None => ("", None),
+        };
         let level = match diagnostic.severity() {
             Severity::Error => Level::ERROR,
             Severity::Warning => Level::WARNING,
         };
         let title = level.primary_title(diagnostic.message.as_str()).id(diagnostic.code.as_str());
-        let mut group = match diagnostic.span {
-            Some(span) => {
+        let mut group = match (diagnostic.span, index) {
+            (Some(span), Some(index)) => {
                 let (line, range) = index.lines_around(span);
                 let excerpt = &source[range.clone()];
                 let start = span.start.clamp(range.start, range.end) - range.start;
@@ -82,7 +132,7 @@ pub fn render_human(diagnostics: &[Diagnostic], source: &str, path: &str, color:
                 }
                 group
             }
-            None => Group::with_title(title)
+            _ => Group::with_title(title)
                 .element(Snippet::<annotate_snippets::Annotation<'_>>::source("").path(path).fold(true)),
         };
         if let Some(help) = &diagnostic.help {
@@ -155,24 +205,35 @@ pub struct JsonLocation<'a> {
     pub byte_end: usize,
 }
 
-/// The diagnostics as JSON values, with lines and columns resolved against `source`.
-pub fn render_json<'a>(diagnostics: &'a [Diagnostic], source: &str, path: &'a str) -> Vec<JsonDiagnostic<'a>> {
-    let index = LineIndex::new(source);
+/// The diagnostics as JSON values, with lines and columns resolved against their sources.
+pub fn render_json<'a>(diagnostics: &'a [Diagnostic], sources: &'a Sources) -> Vec<JsonDiagnostic<'a>> {
+    let indexes: Vec<LineIndex<'_>> = sources.files.iter().map(|source| LineIndex::new(&source.text)).collect();
+    let empty = LineIndex::new("");
     diagnostics
         .iter()
-        .map(|diagnostic| JsonDiagnostic {
+        .map(|diagnostic| {
+            let file = diagnostic.file.as_deref();
+            let path = sources.shown(file);
+            let index = sources
+                .files
+                .iter()
+                .position(|source| source.file.as_deref() == file)
+                .map_or(&empty, |position| &indexes[position]);
+            (diagnostic, path, index)
+        })
+        .map(|(diagnostic, path, index)| JsonDiagnostic {
             code: diagnostic.code,
             severity: diagnostic.severity(),
             message: &diagnostic.message,
             title: diagnostic.code.title(),
             file: path,
-            location: diagnostic.span.map(|span| location(&index, path, span)),
+            location: diagnostic.span.map(|span| location(index, path, span)),
             label: diagnostic.label.as_deref(),
             help: diagnostic.help.as_deref(),
             related: diagnostic
                 .related
                 .iter()
-                .map(|(span, label)| JsonRelated { location: location(&index, path, *span), label })
+                .map(|(span, label)| JsonRelated { location: location(index, path, *span), label })
                 .collect(),
         })
         .collect()
@@ -204,7 +265,7 @@ mod tests {
             .at(19..29)
             .label("not allowed here")
             .help("use letters, digits and `_`");
-        let text = render_human(&[diagnostic], source, "extension.toml", false);
+        let text = render_human(&[diagnostic], &Sources::new("extension.toml", source), false);
         assert!(text.contains("error[XE0101]: the extension name `Bad Name` has a space"), "{text}");
         assert!(text.contains("--> extension.toml:2:8"), "{text}");
         assert!(text.contains("name = \"Bad Name\""), "{text}");

@@ -4,8 +4,14 @@
 //! This is the IO boundary of the definition and verify crates, which do none: everything they
 //! need from the file system is read here and handed to them.
 
+mod source;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+pub use source::{BINDINGS_FILE, MAIN_FILE, SourceUpdate, update_source};
+pub use xif_build::BuildOptions;
+pub use xif_diagnostics::Step;
 
 use xif_definition::{Definition, MAX_DEFINITION_BYTES};
 use xif_diagnostics::{Code, Diagnostic, Span};
@@ -129,13 +135,19 @@ pub fn load_definition(directory: &Path) -> Result<LoadedDefinition, ProjectErro
     Ok(LoadedDefinition { path, source, definition })
 }
 
-/// The outcome of verifying a project's definition.
+/// The outcome of verifying a project.
 #[derive(Debug)]
 pub struct Verification {
     /// The definition as read.
     pub loaded: LoadedDefinition,
-    /// Every diagnostic, sorted by where it points.
+    /// Every diagnostic, step by step; within the definition step, sorted by where they point.
     pub diagnostics: Vec<Diagnostic>,
+    /// What Update Source Code did, when it ran.
+    pub source: Option<SourceUpdate>,
+    /// The compiled extension, when Compile ran and succeeded.
+    pub binary: Option<PathBuf>,
+    /// How many crates Compile built (0 when everything was up to date).
+    pub compiled: usize,
 }
 
 impl Verification {
@@ -157,6 +169,47 @@ pub struct VerifyOptions<'a> {
     pub published: Option<&'a Definition>,
     /// The publishing account's permissions, when known.
     pub permissions: Option<xif_verify::Permissions>,
+    /// Stop after the definition: no source update, no compile.
+    pub definition_only: bool,
+    /// How Compile runs.
+    pub build: BuildOptions,
+}
+
+/// What a verification is doing, for progress displays.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A step started.
+    Step(Step),
+    /// Compile is building this crate.
+    Compiling(&'a str),
+}
+
+/// Verifies the project in `directory`: the definition, then Update Source Code, then Compile,
+/// stopping after the first step that reports an error.
+pub fn verify_project(
+    directory: &Path,
+    options: &VerifyOptions<'_>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Verification, ProjectError> {
+    progress(Progress::Step(Step::Definition));
+    let mut verification = verify_definition(directory, options)?;
+    if options.definition_only || verification.has_errors() {
+        return Ok(verification);
+    }
+    let Ok(definition) = &verification.loaded.definition else { return Ok(verification) };
+    progress(Progress::Step(Step::UpdateSource));
+    let update = update_source(directory, definition)?;
+    verification.diagnostics.extend(update.diagnostics.iter().cloned());
+    verification.source = Some(update);
+    if verification.has_errors() {
+        return Ok(verification);
+    }
+    progress(Progress::Step(Step::Compile));
+    let build = xif_build::compile(directory, &options.build, &mut |name| progress(Progress::Compiling(name)));
+    verification.diagnostics.extend(build.diagnostics);
+    verification.binary = build.binary;
+    verification.compiled = build.compiled;
+    Ok(verification)
 }
 
 /// Reads the definition of the project in `directory`, looks up the files it names, and runs
@@ -174,7 +227,7 @@ pub fn verify_definition(directory: &Path, options: &VerifyOptions<'_>) -> Resul
             xif_verify::verify(definition, &context)
         }
     };
-    Ok(Verification { loaded, diagnostics })
+    Ok(Verification { loaded, diagnostics, source: None, binary: None, compiled: 0 })
 }
 
 /// What is on disk for each file the definition names. Only paths that stay inside the project
@@ -193,7 +246,9 @@ pub fn file_facts(directory: &Path, definition: &Definition) -> std::collections
 }
 
 /// Writes a new project for extension `name` into `directory` (created if missing, refused if
-/// not empty): a definition with one sample action, a structure, and a resources folder.
+/// not empty): a definition with one sample action, a structure and a resources folder, a
+/// `Cargo.toml`, the generated bindings and an implemented `src/main.rs`. It verifies and
+/// compiles as it is.
 pub fn create_project(name: &str, directory: &Path) -> Result<(), ProjectError> {
     if let Some((_, problem, _)) = xif_verify::name_problem(name, xif_verify::NameKind::Type, xif_verify::MAX_NAME) {
         return Err(ProjectError::InvalidName { name: name.to_owned(), problem });
@@ -202,10 +257,34 @@ pub fn create_project(name: &str, directory: &Path) -> Result<(), ProjectError> 
         return Err(ProjectError::DirectoryNotEmpty { path: directory.to_owned() });
     }
     fs_err::create_dir_all(directory.join("resources"))?;
-    let definition = include_str!("../templates/extension.toml").replace("{name}", name);
-    fs_err::write(directory.join(DEFINITION_FILE), definition)?;
+    fs_err::create_dir_all(directory.join("src"))?;
+    let fill = |template: &str| {
+        template
+            .replace("__NAME__", name)
+            .replace("__CRATE__", &xif_bindgen::snake_case(name))
+            .replace("__SDK__", &sdk_dependency())
+    };
+    fs_err::write(directory.join(DEFINITION_FILE), fill(include_str!("../templates/extension.toml")))?;
     fs_err::write(directory.join("resources/greetings.txt"), include_str!("../templates/greetings.txt"))?;
+    fs_err::write(directory.join("Cargo.toml"), fill(include_str!("../templates/Cargo.toml")))?;
+    fs_err::write(directory.join(MAIN_FILE), fill(include_str!("../templates/main.rs")))?;
+    fs_err::write(directory.join(".gitignore"), "/target\n")?;
+    let loaded = load_definition(directory)?;
+    if let Ok(definition) = &loaded.definition {
+        update_source(directory, definition)?;
+    }
     Ok(())
+}
+
+/// How a new project depends on `xif-sdk`: the path in `XIF_SDK_PATH`, else the SDK of the
+/// xif source tree this binary was built from, else the published crate.
+fn sdk_dependency() -> String {
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../xif-sdk");
+    let path = std::env::var_os("XIF_SDK_PATH").map(PathBuf::from).or_else(|| built_from.canonicalize().ok());
+    match path {
+        Some(path) => format!("{{ path = {:?} }}", path.display().to_string()),
+        None => format!("\"{}\"", env!("CARGO_PKG_VERSION")),
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +298,8 @@ mod tests {
         create_project("Greeter", &directory).expect("project created");
         let verification = verify_definition(&directory, &VerifyOptions::default()).expect("verified");
         assert_eq!(verification.diagnostics, Vec::new());
+        let bindings = std::fs::read_to_string(directory.join(BINDINGS_FILE)).expect("bindings written");
+        assert!(!xif_bindgen::is_hand_edited(&bindings));
         assert_eq!(verification.definition().map(|definition| definition.actions.len()), Some(1));
     }
 

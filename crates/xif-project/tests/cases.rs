@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use xif_diagnostics::{Code, Diagnostic, render_human, summary};
+use xif_diagnostics::{Code, Diagnostic, Sources, Step, render_human, summary};
 use xif_project::{DEFINITION_FILE, VerifyOptions, verify_definition};
 use xif_verify::Permissions;
 
@@ -46,9 +46,13 @@ fn check(directory: &Path) -> (String, Vec<Diagnostic>) {
         allow_extensions: options.permissions.iter().any(|permission| permission == "allow-extensions"),
         allow_foreign_entities: options.permissions.iter().any(|permission| permission == "allow-foreign-entities"),
     });
-    let verification = verify_definition(directory, &VerifyOptions { published: published.as_ref(), permissions })
-        .expect("the case folder is readable");
-    let mut rendered = render_human(&verification.diagnostics, &verification.loaded.source, DEFINITION_FILE, false);
+    let verification = verify_definition(
+        directory,
+        &VerifyOptions { published: published.as_ref(), permissions, ..VerifyOptions::default() },
+    )
+    .expect("the case folder is readable");
+    let sources = Sources::new(DEFINITION_FILE, verification.loaded.source.as_str());
+    let mut rendered = render_human(&verification.diagnostics, &sources, false);
     rendered.push_str(&summary(&verification.diagnostics));
     rendered.push('\n');
     (rendered, verification.diagnostics)
@@ -76,8 +80,12 @@ fn every_case_matches_its_snapshot_and_every_code_has_a_case() {
     }
     codes_seen.extend(too_large_definition());
     assert!(failures.is_empty(), "cases whose output changed: {failures:?}");
-    let missing: Vec<&str> =
-        Code::ALL.iter().filter(|code| !codes_seen.contains(*code)).map(|code| code.as_str()).collect();
+    // Codes of the later steps of Verify are triggered by the tests of those steps.
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .filter(|code| code.step() == Step::Definition && !codes_seen.contains(*code))
+        .map(|code| code.as_str())
+        .collect();
     assert!(missing.is_empty(), "codes no case triggers: {missing:?}; add a folder under tests/cases");
 }
 

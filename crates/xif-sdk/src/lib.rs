@@ -8,9 +8,9 @@
 mod serve;
 pub mod types;
 
-pub use serve::{Handler, Manifest, serve};
 /// Re-exported for the generated bindings, so that an extension needs no serde dependency.
 pub use serde;
+pub use serve::{Handler, Manifest, serve};
 pub use xif_protocol::{ActionSignature, ParameterSignature, Values};
 
 /// An action's own error: a stable code the caller can branch on, and a message for people.

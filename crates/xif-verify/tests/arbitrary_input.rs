@@ -32,8 +32,9 @@ fn run(text: &str) -> Duration {
             assert!(span.start <= span.end && span.end <= text.len(), "{diagnostic:?} is outside the text");
         }
     }
-    let human = xif_diagnostics::render_human(&diagnostics, text, "extension.toml", false);
-    let json = xif_diagnostics::render_json(&diagnostics, text, "extension.toml");
+    let sources = xif_diagnostics::Sources::new("extension.toml", text);
+    let human = xif_diagnostics::render_human(&diagnostics, &sources, false);
+    let json = xif_diagnostics::render_json(&diagnostics, &sources);
     assert_eq!(json.len(), diagnostics.len());
     assert!(diagnostics.is_empty() || human.contains('['));
     started.elapsed()

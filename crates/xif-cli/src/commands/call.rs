@@ -1,0 +1,94 @@
+//! `xif call ACTION [--input JSON] [--path DIR]`
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use xif_host::{ExtensionProcess, StartOptions};
+use xif_project::VerifyOptions;
+
+use crate::commands::BuildArgs;
+use crate::commands::verify::Format;
+use crate::{Exit, output};
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The action to call
+    action: String,
+    /// The inputs, as a JSON object of input names to values
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    input: String,
+    /// The project directory, which holds `extension.toml`
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    path: PathBuf,
+    /// Stop the call after this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    call_timeout: u64,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+pub fn run(args: &CallArgs) -> anyhow::Result<Exit> {
+    let inputs: serde_json::Value =
+        serde_json::from_str(&args.input).with_context(|| format!("`--input` is not JSON: `{}`", args.input))?;
+    let options = VerifyOptions { build: args.build.options(), ..VerifyOptions::default() };
+    let verification = xif_project::verify_project(&args.path, &options, &mut output::progress)?;
+    let (Some(definition), Some(binary)) = (verification.definition(), verification.binary.clone()) else {
+        output::report(&args.path, &verification, Format::Human)?;
+        return Ok(Exit::Errors);
+    };
+    if !verification.diagnostics.is_empty() {
+        output::report(&args.path, &verification, Format::Human)?;
+    }
+    let (action, inputs) = match xif_host::validate_inputs(definition, &args.action, &inputs) {
+        Ok(checked) => checked,
+        Err(errors) => {
+            let mut text: String = errors.iter().map(|error| format!("error: {error}\n")).collect();
+            text.push_str(&format!(
+                "hint: `xif call` takes `--input '{{\"Name\": value, …}}'`; see the action in `{}`\n",
+                output::shown(&args.path.join(xif_project::DEFINITION_FILE))
+            ));
+            output::eprint(&text);
+            return Ok(Exit::CouldNotRun);
+        }
+    };
+    let mut start = StartOptions::new(
+        binary,
+        args.path.clone(),
+        definition.extension.name.value.clone(),
+        definition.extension.version.value.to_string(),
+    );
+    start.signatures = xif_host::signatures(definition);
+    start.call_timeout = Duration::from_secs(args.call_timeout);
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let extension = match ExtensionProcess::start(start).await {
+            Ok(extension) => extension,
+            Err(error) => {
+                output::eprint(&format!("error: {error}\n"));
+                return Ok(Exit::CallFailed);
+            }
+        };
+        let outcome = extension.call(&action.name.value, inputs).await;
+        let log = extension.log().text();
+        let stopped = extension.stop(Duration::from_secs(5)).await;
+        if !log.is_empty() {
+            output::eprint(&log.lines().map(|line| format!("log: {line}\n")).collect::<String>());
+        }
+        if let Err(error) = stopped {
+            output::eprint(&format!("warning: the extension did not stop cleanly: {error}\n"));
+        }
+        match outcome {
+            Ok(outputs) => {
+                output::print(&format!("{}\n", serde_json::to_string_pretty(&outputs)?));
+                Ok(Exit::Success)
+            }
+            Err(error) => {
+                output::eprint(&format!("error: {error}\n"));
+                Ok(Exit::CallFailed)
+            }
+        }
+    })
+}
