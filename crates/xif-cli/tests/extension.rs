@@ -196,6 +196,28 @@ fn a_type_error_in_the_authors_code_points_at_its_file_and_line() {
 }
 
 #[test]
+fn a_renamed_action_leaves_the_authors_method_for_the_compiler_to_point_at() {
+    let (_temporary, project) = new_project("RenamedShop");
+    let definition = project.join("extension.toml");
+    let text_of_definition = std::fs::read_to_string(&definition).expect("definition");
+    std::fs::write(&definition, text_of_definition.replace("name = \"Greet\"", "name = \"Welcome\"")).expect("written");
+    let output = xif(&["verify"], &project);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let main = std::fs::read_to_string(project.join("src/main.rs")).expect("main.rs");
+    assert!(main.contains("fn greet(&self, person: Person, formal: bool)"), "the old method is kept: {main}");
+    assert!(
+        main.contains("fn welcome(&self, _person: bindings::Person, _formal: bool)"),
+        "the new one is stubbed: {main}"
+    );
+    assert!(
+        stderr.contains("error[XE0701]: method `greet` is not a member of trait `bindings::Extension` [E0407]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--> src/main.rs:"), "{stderr}");
+}
+
+#[test]
 fn compiler_warnings_are_reported_and_do_not_stop_verify() {
     let (_temporary, project) = new_project("WarningShop");
     let main = project.join("src/main.rs");

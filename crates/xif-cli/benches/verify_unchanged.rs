@@ -1,0 +1,42 @@
+//! The bar of step 2: `xif verify` on an unchanged, already compiled project takes under 0.3 s
+//! end to end. Runs the real `xif` binary on a project made by `xif new`, compiled once
+//! beforehand, and reports the median, minimum and maximum of several runs.
+#![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 15;
+
+fn xif(arguments: &[&str], directory: &Path, target: &Path) -> Duration {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .arg("--quiet")
+        .args(arguments)
+        .current_dir(directory)
+        .env("CARGO_TARGET_DIR", target)
+        .output()
+        .expect("xif runs");
+    let elapsed = started.elapsed();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    elapsed
+}
+
+fn main() {
+    if std::env::args().any(|argument| argument == "--list") {
+        return;
+    }
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/extensions");
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    xif(&["new", "BenchGreeter"], temporary.path(), &target);
+    let project = temporary.path().join("BenchGreeter");
+    let first = xif(&["verify"], &project, &target);
+    let mut runs: Vec<Duration> = (0..RUNS).map(|_| xif(&["verify"], &project, &target)).collect();
+    runs.sort_unstable();
+    let median = runs[RUNS / 2];
+    println!("xif verify of a project made by `xif new` ({RUNS} runs after a first build of {first:.2?})");
+    println!("unchanged, compiled: median {median:.1?}, min {:.1?}, max {:.1?}", runs[0], runs[RUNS - 1]);
+    let met = median < Duration::from_millis(300);
+    println!("bar: under 300 ms -> {}", if met { "met" } else { "NOT met" });
+}
