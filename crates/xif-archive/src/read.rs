@@ -57,7 +57,8 @@ impl XifReader {
         if archive.len() > limits.max_entries {
             return Err(ArchiveError::TooManyEntries { count: archive.len(), limit: limits.max_entries });
         }
-        let corrupt = |error: zip::result::ZipError| ArchiveError::Corrupt { path: path.to_owned(), detail: error.to_string() };
+        let corrupt =
+            |error: zip::result::ZipError| ArchiveError::Corrupt { path: path.to_owned(), detail: error.to_string() };
         let mut names = HashSet::with_capacity(archive.len());
         let mut sizes = HashMap::with_capacity(archive.len());
         let mut total = 0u64;
@@ -111,7 +112,11 @@ impl XifReader {
             match sizes.get(&entry.path) {
                 None => return Err(ArchiveError::MissingEntry { name: entry.path.clone() }),
                 Some(size) if *size != entry.size => {
-                    return Err(ArchiveError::SizeMismatch { name: entry.path.clone(), expected: entry.size, found: *size });
+                    return Err(ArchiveError::SizeMismatch {
+                        name: entry.path.clone(),
+                        expected: entry.size,
+                        found: *size,
+                    });
                 }
                 Some(_) => {}
             }
@@ -120,7 +125,10 @@ impl XifReader {
             return Err(ArchiveError::NotInManifest { name: name.clone() });
         }
         if !manifest.entries.iter().any(|entry| entry.path == manifest.binary && entry.kind == EntryKind::Binary) {
-            return Err(ArchiveError::InvalidManifest(format!("the binary `{}` is not a binary entry", manifest.binary)));
+            return Err(ArchiveError::InvalidManifest(format!(
+                "the binary `{}` is not a binary entry",
+                manifest.binary
+            )));
         }
         Ok(Self { archive, path: path.to_owned(), manifest, manifest_bytes, limits })
     }
@@ -149,9 +157,7 @@ impl XifReader {
     /// written; on any failure, what was written is removed.
     pub fn unpack(&mut self, destination: &Path) -> Result<(), ArchiveError> {
         let existed = destination.exists();
-        if existed
-            && std::fs::read_dir(destination).map_err(ArchiveError::io(destination))?.next().is_some()
-        {
+        if existed && std::fs::read_dir(destination).map_err(ArchiveError::io(destination))?.next().is_some() {
             return Err(ArchiveError::DestinationNotEmpty { path: destination.to_owned() });
         }
         // Every target is known before anything is written.
@@ -224,7 +230,8 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
     struct Version {
         format: u32,
     }
-    let version: Version = serde_json::from_slice(bytes).map_err(|error| ArchiveError::InvalidManifest(error.to_string()))?;
+    let version: Version =
+        serde_json::from_slice(bytes).map_err(|error| ArchiveError::InvalidManifest(error.to_string()))?;
     if version.format != FORMAT_VERSION {
         return Err(ArchiveError::UnknownFormat { found: version.format, supported: FORMAT_VERSION });
     }
@@ -275,7 +282,11 @@ fn clean(destination: &Path, existed: bool) {
     if let Ok(entries) = std::fs::read_dir(destination) {
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() { std::fs::remove_dir_all(&path).ok() } else { std::fs::remove_file(&path).ok() };
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).ok()
+            } else {
+                std::fs::remove_file(&path).ok()
+            };
         }
     }
 }

@@ -18,8 +18,10 @@ pub fn generate_keys(secret: &Path, public: &Path) -> Result<(), ArchiveError> {
             return Err(ArchiveError::Signature(format!("`{}` already exists; not overwriting a key", path.display())));
         }
     }
-    let pair = minisign::KeyPair::generate_unencrypted_keypair().map_err(signature_error("cannot generate a key pair"))?;
-    let secret_text = pair.sk.to_box(Some("xif secret key")).map_err(signature_error("cannot encode the secret key"))?.to_string();
+    let pair =
+        minisign::KeyPair::generate_unencrypted_keypair().map_err(signature_error("cannot generate a key pair"))?;
+    let secret_text =
+        pair.sk.to_box(Some("xif secret key")).map_err(signature_error("cannot encode the secret key"))?.to_string();
     let public_text = pair.pk.to_box().map_err(signature_error("cannot encode the public key"))?.to_string();
     write_new(secret, secret_text.as_bytes(), 0o600)?;
     write_new(public, public_text.as_bytes(), 0o644)
@@ -42,10 +44,14 @@ pub fn sign_manifest(secret_key: &Path, manifest: &[u8], trusted_comment: &str) 
     let key = minisign::SecretKeyBox::from_string(&text)
         .and_then(minisign::SecretKeyBox::into_unencrypted_secret_key)
         .map_err(|error| {
-            ArchiveError::Signature(format!("`{}` is not an unencrypted minisign secret key: {error}", secret_key.display()))
+            ArchiveError::Signature(format!(
+                "`{}` is not an unencrypted minisign secret key: {error}",
+                secret_key.display()
+            ))
         })?;
-    let signature = minisign::sign(None, &key, Cursor::new(manifest), Some(trusted_comment), Some("signature of a XIF manifest"))
-        .map_err(signature_error("cannot sign the manifest"))?;
+    let signature =
+        minisign::sign(None, &key, Cursor::new(manifest), Some(trusted_comment), Some("signature of a XIF manifest"))
+            .map_err(signature_error("cannot sign the manifest"))?;
     Ok(signature.to_string())
 }
 

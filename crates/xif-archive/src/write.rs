@@ -55,10 +55,8 @@ pub fn write(output: &Path, mut inputs: Vec<Input>, header: ManifestHeader) -> R
         .map(|input| input.path.clone())
         .ok_or_else(|| ArchiveError::InvalidManifest("the archive has no binary".into()))?;
     let directory = output.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let temporary = tempfile::Builder::new()
-        .prefix(".xif-")
-        .tempfile_in(directory)
-        .map_err(ArchiveError::io(directory))?;
+    let temporary =
+        tempfile::Builder::new().prefix(".xif-").tempfile_in(directory).map_err(ArchiveError::io(directory))?;
     let writer = BufWriter::with_capacity(CHUNK, temporary.as_file().try_clone().map_err(ArchiveError::io(output))?);
     let mut zip = zip::ZipWriter::new(writer);
     let zip_error = |error: zip::result::ZipError| ArchiveError::Io { path: output.to_owned(), source: error.into() };
@@ -95,14 +93,17 @@ pub fn write(output: &Path, mut inputs: Vec<Input>, header: ManifestHeader) -> R
         binary,
         entries,
     };
-    let mut manifest_bytes = serde_json::to_vec_pretty(&manifest)
-        .map_err(|error| ArchiveError::InvalidManifest(error.to_string()))?;
+    let mut manifest_bytes =
+        serde_json::to_vec_pretty(&manifest).map_err(|error| ArchiveError::InvalidManifest(error.to_string()))?;
     manifest_bytes.push(b'\n');
     zip.start_file(MANIFEST, fixed(CompressionMethod::Deflated, 0o644)).map_err(zip_error)?;
     zip.write_all(&manifest_bytes).map_err(ArchiveError::io(output))?;
     let mut writer = zip.finish().map_err(zip_error)?;
     writer.flush().map_err(ArchiveError::io(output))?;
     drop(writer);
+    // The temporary file is private to its owner; an archive is meant to be shared.
+    std::fs::set_permissions(temporary.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(ArchiveError::io(output))?;
     temporary.persist(output).map_err(|error| ArchiveError::Io { path: output.to_owned(), source: error.error })?;
     Ok(manifest)
 }

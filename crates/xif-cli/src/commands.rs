@@ -3,7 +3,11 @@
 pub mod call;
 pub mod compile;
 pub mod explain;
+pub mod inspect;
+pub mod keygen;
 pub mod new;
+pub mod save;
+pub mod unpack;
 pub mod update_source;
 pub mod verify;
 

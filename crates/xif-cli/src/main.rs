@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 pub enum Exit {
     /// Done; warnings may have been reported.
     Success = 0,
-    /// The extension has errors.
+    /// The extension has errors, or an archive was refused.
     Errors = 1,
     /// The command could not run: bad arguments, a missing or unreadable file.
     CouldNotRun = 2,
@@ -32,7 +32,7 @@ pub enum Exit {
     long_about = "Verify, build and publish platform extensions.\n\n\
         An extension is defined in `extension.toml` (actions, structures, entities, resources) \
         and implemented in Rust.",
-    after_help = "Exit codes: 0 success (warnings allowed), 1 the extension has errors, \
+    after_help = "Exit codes: 0 success (warnings allowed), 1 the extension has errors or an archive was refused, \
         2 the command could not run, 3 the called action failed.\nSet NO_COLOR to turn colours off."
 )]
 struct Cli {
@@ -55,6 +55,14 @@ enum Command {
     Compile(commands::compile::CompileArgs),
     /// Call an action of the compiled extension locally and print its outputs as JSON
     Call(commands::call::CallArgs),
+    /// Verify, then pack the extension into a XIF archive (optionally signed)
+    Save(commands::save::SaveArgs),
+    /// Check a XIF (every digest, and the signature with --public-key) and print its manifest
+    Inspect(commands::inspect::InspectArgs),
+    /// Unpack a XIF into a project that verifies and compiles
+    Unpack(commands::unpack::UnpackArgs),
+    /// Make a minisign key pair for signing XIF archives
+    Keygen(commands::keygen::KeygenArgs),
     /// Explain a diagnostic code, as `rustc --explain` does; list every code without one
     Explain(commands::explain::ExplainArgs),
 }
@@ -68,6 +76,10 @@ fn main() -> ExitCode {
         Command::UpdateSource(args) => commands::update_source::run(&args),
         Command::Compile(args) => commands::compile::run(&args),
         Command::Call(args) => commands::call::run(&args),
+        Command::Save(args) => commands::save::run(&args),
+        Command::Inspect(args) => commands::inspect::run(&args),
+        Command::Unpack(args) => commands::unpack::run(&args),
+        Command::Keygen(args) => commands::keygen::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
     };
     match outcome {

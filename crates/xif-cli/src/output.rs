@@ -132,6 +132,31 @@ pub fn report(directory: &Path, verification: &Verification, format: Format) -> 
     Ok(())
 }
 
+/// `12.3 MiB`.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{count} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// Reports a refused archive and gives the exit code: 2 when the file could not be read at
+/// all, 1 when its content was refused.
+pub fn archive_refused(error: &xif_archive::ArchiveError) -> crate::Exit {
+    eprint(&format!(
+        "error: {error}
+"
+    ));
+    match error {
+        xif_archive::ArchiveError::Io { .. } => crate::Exit::CouldNotRun,
+        _ => crate::Exit::Errors,
+    }
+}
+
 /// Reports an error that kept a command from running, with its causes and a hint.
 pub fn report_error(error: &anyhow::Error) {
     let mut text = format!("error: {error}\n");

@@ -4,12 +4,15 @@
 //! This is the IO boundary of the definition and verify crates, which do none: everything they
 //! need from the file system is read here and handed to them.
 
+mod save;
 mod source;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub use save::{SaveOptions, Saved, save, signature_path};
 pub use source::{BINDINGS_FILE, MAIN_FILE, SourceUpdate, update_source};
+pub use xif_archive::ArchiveError;
 pub use xif_build::BuildOptions;
 pub use xif_diagnostics::Step;
 
@@ -53,6 +56,17 @@ pub enum ProjectError {
     /// A file system operation failed; the error names the path.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// Writing, reading or signing an archive failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The Rust toolchain could not say what it is.
+    #[error("cannot ask `{program}` for its version: {detail}")]
+    Toolchain {
+        /// The program run.
+        program: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl ProjectError {
@@ -69,7 +83,8 @@ impl ProjectError {
             ProjectError::DirectoryNotEmpty { .. } => {
                 Some("choose another name, or another directory with `--path`".into())
             }
-            ProjectError::Io(_) => None,
+            ProjectError::Io(_) | ProjectError::Archive(_) => None,
+            ProjectError::Toolchain { .. } => Some("install Rust from https://rustup.rs, or set `RUSTC`".into()),
         }
     }
 }
@@ -268,7 +283,9 @@ pub fn create_project(name: &str, directory: &Path) -> Result<(), ProjectError> 
     fs_err::write(directory.join("resources/greetings.txt"), include_str!("../templates/greetings.txt"))?;
     fs_err::write(directory.join("Cargo.toml"), fill(include_str!("../templates/Cargo.toml")))?;
     fs_err::write(directory.join(MAIN_FILE), fill(include_str!("../templates/main.rs")))?;
-    fs_err::write(directory.join(".gitignore"), "/target\n")?;
+    // Build output, archives, signatures and signing keys stay out of version control and, as
+    // ignored files, out of the archive.
+    fs_err::write(directory.join(".gitignore"), "/target\n*.xif\n*.minisig\n*.key\n")?;
     let loaded = load_definition(directory)?;
     if let Ok(definition) = &loaded.definition {
         update_source(directory, definition)?;
