@@ -14,6 +14,7 @@
 //! signature over `manifest.json` vouches for the whole archive, since the manifest holds the
 //! digest of every entry.
 
+mod central;
 mod error;
 mod manifest;
 mod read;

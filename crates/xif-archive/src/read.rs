@@ -51,11 +51,32 @@ impl XifReader {
     /// Opens the XIF at `path` and checks every name, type, size and compression ratio in its
     /// central directory, and its manifest against its entries, before reading any content.
     pub fn open(path: &Path, limits: Limits) -> Result<Self, ArchiveError> {
-        let file = File::open(path).map_err(ArchiveError::io(path))?;
+        let mut file = File::open(path).map_err(ArchiveError::io(path))?;
+        let (declared, raw_names) = crate::central::names(&mut file, limits.max_entries)
+            .map_err(|detail| ArchiveError::Corrupt { path: path.to_owned(), detail })?;
+        if declared > limits.max_entries as u64 {
+            return Err(ArchiveError::TooManyEntries {
+                count: usize::try_from(declared).unwrap_or(usize::MAX),
+                limit: limits.max_entries,
+            });
+        }
+        let mut distinct = HashSet::with_capacity(raw_names.len());
+        for name in &raw_names {
+            if !distinct.insert(name.as_slice()) {
+                return Err(ArchiveError::Duplicate { name: String::from_utf8_lossy(name).into_owned() });
+            }
+        }
         let mut archive = ZipArchive::new(BufReader::with_capacity(1 << 16, file))
             .map_err(|error| ArchiveError::Corrupt { path: path.to_owned(), detail: error.to_string() })?;
-        if archive.len() > limits.max_entries {
-            return Err(ArchiveError::TooManyEntries { count: archive.len(), limit: limits.max_entries });
+        if archive.len() != raw_names.len() {
+            return Err(ArchiveError::Corrupt {
+                path: path.to_owned(),
+                detail: format!(
+                    "the central directory lists {} entries, the zip reader sees {}",
+                    raw_names.len(),
+                    archive.len()
+                ),
+            });
         }
         let corrupt =
             |error: zip::result::ZipError| ArchiveError::Corrupt { path: path.to_owned(), detail: error.to_string() };

@@ -1,0 +1,318 @@
+//! Every refusal of the reader, each on an archive the test builds itself, and the public Zip
+//! Slip samples: each is refused with its own error, and nothing is written outside the
+//! destination.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use xif_archive::{ArchiveError, Entry, EntryKind, ExtensionId, FORMAT_VERSION, Limits, Manifest, XifReader};
+use zip::write::SimpleFileOptions;
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn kind(path: &str) -> EntryKind {
+    match path {
+        "extension.toml" => EntryKind::Definition,
+        _ if path.starts_with("binary/") => EntryKind::Binary,
+        _ if path.starts_with("resources/") => EntryKind::Resource,
+        _ => EntryKind::Source,
+    }
+}
+
+/// A manifest that lists `files` truthfully.
+fn manifest_of(files: &[(&str, &[u8])]) -> Manifest {
+    Manifest {
+        format: FORMAT_VERSION,
+        extension: ExtensionId { name: "Crafted".into(), version: "1.0.0".into() },
+        target: "x86_64-unknown-linux-gnu".into(),
+        toolchain: "rustc 1.95.0".into(),
+        protocol: 1,
+        binary: "binary/crafted".into(),
+        entries: files
+            .iter()
+            .map(|(path, bytes)| Entry {
+                path: (*path).into(),
+                kind: kind(path),
+                size: bytes.len() as u64,
+                sha256: sha256(bytes),
+            })
+            .collect(),
+    }
+}
+
+const GOOD: &[(&str, &[u8])] = &[
+    ("binary/crafted", b"\x7fELF not really"),
+    ("extension.toml", b"[extension]\nname = \"Crafted\"\nversion = \"1.0.0\"\n"),
+    ("source/src/main.rs", b"fn main() {}\n"),
+];
+
+/// Writes a zip of `files` (with `options` for each) and `manifest` to `path`.
+fn craft(path: &Path, files: &[(&str, &[u8])], manifest: Option<&Manifest>, options: SimpleFileOptions) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).expect("created"));
+    for (name, bytes) in files {
+        zip.start_file(*name, options).expect("entry");
+        zip.write_all(bytes).expect("written");
+    }
+    if let Some(manifest) = manifest {
+        zip.start_file("manifest.json", options).expect("entry");
+        zip.write_all(&serde_json::to_vec(manifest).expect("JSON")).expect("written");
+    }
+    zip.finish().expect("finished");
+}
+
+fn stored() -> SimpleFileOptions {
+    SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored)
+}
+
+/// Opens, checks and unpacks the archive at `path` into a fresh destination, and asserts that
+/// nothing was written anywhere in `sandbox` but the destination (and the archive itself).
+fn refuse(sandbox: &Path, path: &Path, limits: Limits) -> ArchiveError {
+    let before = listing(sandbox);
+    let destination = sandbox.join("destination");
+    let outcome = XifReader::open(path, limits).and_then(|mut reader| {
+        reader.check()?;
+        reader.unpack(&destination)
+    });
+    let error = outcome.expect_err("the archive is refused");
+    assert_eq!(listing(sandbox), before, "a refused archive writes nothing: {error}");
+    error
+}
+
+fn listing(directory: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = walk(directory);
+    paths.sort();
+    paths
+}
+
+fn walk(directory: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(directory).expect("readable").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            paths.extend(walk(&path));
+        }
+        paths.push(path);
+    }
+    paths
+}
+
+#[test]
+fn a_well_formed_archive_is_accepted_and_unpacked() {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("good.xif");
+    craft(&path, GOOD, Some(&manifest_of(GOOD)), stored());
+    let mut reader = XifReader::open(&path, Limits::default()).expect("opens");
+    reader.check().expect("checks");
+    reader.unpack(&sandbox.path().join("project")).expect("unpacks");
+    assert_eq!(std::fs::read(sandbox.path().join("project/src/main.rs")).expect("unpacked"), b"fn main() {}\n");
+    assert!(!sandbox.path().join("project/binary").exists(), "the binary is not part of the project");
+}
+
+#[test]
+fn unsafe_names_are_refused() {
+    for (name, reason) in [
+        ("../evil.txt", "it climbs out of the destination with `..`"),
+        ("source/../../evil.txt", "it climbs out of the destination with `..`"),
+        ("/tmp/evil.txt", "it is absolute"),
+        ("C:/evil.txt", "it is absolute"),
+        ("source\\..\\evil.txt", "it contains a backslash"),
+        ("source//evil.txt", "it has an empty or `.` component"),
+    ] {
+        let sandbox = tempfile::tempdir().expect("sandbox");
+        let path = sandbox.path().join("crafted.xif");
+        let mut files = GOOD.to_vec();
+        files.push((name, b"evil"));
+        craft(&path, &files, Some(&manifest_of(&files)), stored());
+        match refuse(sandbox.path(), &path, Limits::default()) {
+            ArchiveError::UnsafePath { name: refused, reason: why } => {
+                assert_eq!((refused.as_str(), why), (name, reason));
+            }
+            other => panic!("{name}: expected an unsafe path, got {other}"),
+        }
+    }
+}
+
+#[test]
+fn the_public_zip_slip_samples_are_refused() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/zip-slip");
+    for sample in ["zip-slip.zip", "zip-slip-win.zip"] {
+        let sandbox = tempfile::tempdir().expect("sandbox");
+        let path = sandbox.path().join(sample);
+        std::fs::copy(samples.join(sample), &path)
+            .unwrap_or_else(|error| panic!("{sample} is in shared/testdata: {error}"));
+        let error = refuse(sandbox.path(), &path, Limits::default());
+        assert!(matches!(error, ArchiveError::UnsafePath { .. }), "{sample}: {error}");
+        assert!(!Path::new("/tmp/evil.txt").exists());
+    }
+}
+
+#[test]
+fn links_are_refused() {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("crafted.xif");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).expect("created"));
+    zip.add_symlink("source/link", "/etc/passwd", SimpleFileOptions::default()).expect("link");
+    zip.finish().expect("finished");
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(&error, ArchiveError::Link { name } if name == "source/link"), "{error}");
+}
+
+#[test]
+fn duplicate_names_are_refused() {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("crafted.xif");
+    let mut files = GOOD.to_vec();
+    files.push(("source/dupB.rs", b"two"));
+    files.push(("source/dupA.rs", b"one"));
+    // The manifest names the entry otherwise, so that renaming below leaves its text intact.
+    let mut listed = files.clone();
+    listed[3].0 = "source/other.rs";
+    craft(&path, &files, Some(&manifest_of(&listed)), stored());
+    // The zip writer refuses to write a name twice, so rename the second entry in place.
+    let bytes = std::fs::read(&path).expect("read");
+    let patched = replace_all(&bytes, b"source/dupB.rs", b"source/dupA.rs");
+    std::fs::write(&path, patched).expect("written");
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(&error, ArchiveError::Duplicate { name } if name == "source/dupA.rs"), "{error}");
+}
+
+fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut index = 0;
+    while let Some(found) = out[index..].windows(from.len()).position(|window| window == from) {
+        out[index + found..index + found + to.len()].copy_from_slice(to);
+        index += found + from.len();
+    }
+    out
+}
+
+#[test]
+fn manifest_problems_are_each_refused() {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("crafted.xif");
+
+    craft(&path, GOOD, None, stored());
+    assert!(matches!(refuse(sandbox.path(), &path, Limits::default()), ArchiveError::MissingManifest));
+
+    let mut unknown = manifest_of(GOOD);
+    unknown.format = 2;
+    craft(&path, GOOD, Some(&unknown), stored());
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(error, ArchiveError::UnknownFormat { found: 2, supported: 1 }), "{error}");
+    assert_eq!(error.to_string(), "the archive is in XIF format version 2; this xif reads version 1");
+
+    let mut extra = GOOD.to_vec();
+    extra.push(("source/unlisted.rs", b"hidden"));
+    craft(&path, &extra, Some(&manifest_of(GOOD)), stored());
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(&error, ArchiveError::NotInManifest { name } if name == "source/unlisted.rs"), "{error}");
+
+    let mut listed = manifest_of(GOOD);
+    listed.entries.push(Entry {
+        path: "source/absent.rs".into(),
+        kind: EntryKind::Source,
+        size: 1,
+        sha256: sha256(b"x"),
+    });
+    craft(&path, GOOD, Some(&listed), stored());
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(&error, ArchiveError::MissingEntry { name } if name == "source/absent.rs"), "{error}");
+
+    let mut digest = manifest_of(GOOD);
+    digest.entries[2].sha256 = sha256(b"something else");
+    craft(&path, GOOD, Some(&digest), stored());
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(&error, ArchiveError::DigestMismatch { name } if name == "source/src/main.rs"), "{error}");
+
+    let mut size = manifest_of(GOOD);
+    size.entries[2].size += 1;
+    craft(&path, GOOD, Some(&size), stored());
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(&error, ArchiveError::SizeMismatch { name, .. } if name == "source/src/main.rs"), "{error}");
+
+    std::fs::write(sandbox.path().join("garbage.json"), b"{\"format\": 1, \"extension\": 3}").expect("written");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).expect("created"));
+    zip.start_file("manifest.json", stored()).expect("entry");
+    zip.write_all(b"{\"format\": 1, \"extension\": 3}").expect("written");
+    zip.finish().expect("finished");
+    std::fs::remove_file(sandbox.path().join("garbage.json")).expect("removed");
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(error, ArchiveError::InvalidManifest(_)), "{error}");
+}
+
+#[test]
+fn sizes_counts_and_ratios_over_the_limits_are_refused() {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("crafted.xif");
+    craft(&path, GOOD, Some(&manifest_of(GOOD)), stored());
+    let tight = Limits { max_entry_size: 20, ..Limits::default() };
+    let error = refuse(sandbox.path(), &path, tight);
+    assert!(matches!(&error, ArchiveError::EntryTooLarge { size, limit: 20, .. } if *size > 20), "{error}");
+
+    let tight = Limits { max_total_size: 60, ..Limits::default() };
+    assert!(matches!(refuse(sandbox.path(), &path, tight), ArchiveError::TotalTooLarge { limit: 60, .. }));
+
+    let tight = Limits { max_entries: 2, ..Limits::default() };
+    assert!(matches!(refuse(sandbox.path(), &path, tight), ArchiveError::TooManyEntries { count: 4, limit: 2 }));
+
+    // A bomb: 8 MiB of zeros deflate to a few kilobytes.
+    let zeros = vec![0u8; 8 << 20];
+    let mut files = GOOD.to_vec();
+    files.push(("resources/zeros.bin", &zeros));
+    craft(&path, &files, Some(&manifest_of(&files)), SimpleFileOptions::default());
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(
+        matches!(&error, ArchiveError::CompressionRatio { name, limit: 100, .. } if name == "resources/zeros.bin"),
+        "{error}"
+    );
+}
+
+#[test]
+fn truncated_and_corrupt_files_are_refused() {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("crafted.xif");
+    craft(&path, GOOD, Some(&manifest_of(GOOD)), SimpleFileOptions::default());
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncated");
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(error, ArchiveError::Corrupt { .. }), "{error}");
+
+    std::fs::write(&path, b"PK\x03\x04 this is not really a zip file at all").expect("written");
+    assert!(matches!(refuse(sandbox.path(), &path, Limits::default()), ArchiveError::Corrupt { .. }));
+
+    // A flipped byte inside a stored entry's data: the content no longer matches.
+    let offset = bytes.windows(13).position(|window| window == b"fn main() {}\n").map(|found| found + 3);
+    let mut flipped = bytes.clone();
+    if let Some(offset) = offset {
+        flipped[offset] ^= 0x20;
+    }
+    craft(&path, GOOD, Some(&manifest_of(GOOD)), stored());
+    let stored_bytes = std::fs::read(&path).expect("read");
+    let offset = stored_bytes.windows(13).position(|window| window == b"fn main() {}\n").expect("stored content") + 3;
+    let mut tampered = stored_bytes;
+    tampered[offset] ^= 0x20;
+    std::fs::write(&path, tampered).expect("written");
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(
+        matches!(&error, ArchiveError::Corrupt { .. } | ArchiveError::DigestMismatch { .. }),
+        "a tampered entry fails its CRC or its digest: {error}"
+    );
+}
+
+#[test]
+fn unpacking_into_a_non_empty_directory_is_refused() {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("good.xif");
+    craft(&path, GOOD, Some(&manifest_of(GOOD)), stored());
+    let destination = sandbox.path().join("taken");
+    std::fs::create_dir_all(&destination).expect("created");
+    std::fs::write(destination.join("mine.txt"), b"keep me").expect("written");
+    let error = XifReader::open(&path, Limits::default())
+        .and_then(|mut reader| reader.unpack(&destination))
+        .expect_err("refused");
+    assert!(matches!(error, ArchiveError::DestinationNotEmpty { .. }), "{error}");
+    assert_eq!(std::fs::read(destination.join("mine.txt")).expect("kept"), b"keep me");
+}
