@@ -150,13 +150,26 @@ fn a_signed_archive_is_verified_by_minisign_and_by_inspect() {
 fn an_unpacked_archive_verifies_and_compiles() {
     let temporary = tempfile::tempdir().expect("temporary directory");
     let project = new_project(temporary.path(), "RoundTrip");
+    // With an icon, which travels like a resource.
+    std::fs::write(project.join("icon.png"), b"\x89PNG\r\n\x1a\n an icon").expect("written");
+    let definition = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
+    std::fs::write(
+        project.join("extension.toml"),
+        definition.replacen("version = \"0.1.0\"\n", "version = \"0.1.0\"\nicon = \"icon.png\"\n", 1),
+    )
+    .expect("written");
     let archive = temporary.path().join("RoundTrip.xif");
-    assert_eq!(save(&project, &archive, &[]).status.code(), Some(0));
+    let output = save(&project, &archive, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let listing = text(&tool("unzip", &["-Z1", "RoundTrip.xif"], temporary.path()).stdout);
+    assert!(listing.lines().any(|line| line == "resources/icon.png"), "{listing}");
 
     let output = xif(&["unpack", "RoundTrip.xif", "reopened"], temporary.path());
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let reopened = temporary.path().join("reopened");
-    for file in ["extension.toml", "Cargo.toml", "src/main.rs", "src/bindings.rs", "resources/greetings.txt"] {
+    for file in
+        ["extension.toml", "Cargo.toml", "src/main.rs", "src/bindings.rs", "resources/greetings.txt", "icon.png"]
+    {
         assert_eq!(
             std::fs::read(reopened.join(file)).expect("unpacked"),
             std::fs::read(project.join(file)).expect("original"),
