@@ -173,6 +173,19 @@ impl XifReader {
         Ok(())
     }
 
+    /// Reads entry `name` whole, checked against the manifest; refused when over `max` bytes.
+    pub fn read_entry(&mut self, name: &str, max: u64) -> Result<Vec<u8>, ArchiveError> {
+        let Some(entry) = self.manifest.entries.iter().find(|entry| entry.path == name).cloned() else {
+            return Err(ArchiveError::MissingEntry { name: name.to_owned() });
+        };
+        if entry.size > max {
+            return Err(ArchiveError::EntryTooLarge { name: entry.path, size: entry.size, limit: max });
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+        self.stream(&entry.path, entry.size, &entry.sha256, &mut bytes)?;
+        Ok(bytes)
+    }
+
     /// Writes the project the archive holds (definition, source, resources; not the binary) into
     /// `destination`, which must not exist or be empty. Every entry is checked as it is
     /// written; on any failure, what was written is removed.

@@ -1,5 +1,6 @@
 //! One module per subcommand: arguments in, one library call, output out.
 
+pub mod admin;
 pub mod call;
 pub mod compile;
 pub mod explain;
@@ -7,6 +8,7 @@ pub mod inspect;
 pub mod keygen;
 pub mod new;
 pub mod save;
+pub mod server;
 pub mod unpack;
 pub mod update_source;
 pub mod verify;

@@ -63,6 +63,10 @@ enum Command {
     Unpack(commands::unpack::UnpackArgs),
     /// Make a minisign key pair for signing XIF archives
     Keygen(commands::keygen::KeygenArgs),
+    /// Run the Platform Server: users, uploads, versions, publishing
+    Server(commands::server::ServerArgs),
+    /// Administer a Platform Server (users and permissions)
+    Admin(commands::admin::AdminArgs),
     /// Explain a diagnostic code, as `rustc --explain` does; list every code without one
     Explain(commands::explain::ExplainArgs),
 }
@@ -80,6 +84,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(&args),
         Command::Unpack(args) => commands::unpack::run(&args),
         Command::Keygen(args) => commands::keygen::run(&args),
+        Command::Server(args) => commands::server::run(&args),
+        Command::Admin(args) => commands::admin::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
     };
     match outcome {

@@ -1,0 +1,226 @@
+//! The request and response types of the Platform Server's HTTP API, version 1, shared by the
+//! server and its clients. Every path is under [`PREFIX`]; every error is an [`ErrorBody`].
+//!
+//! This crate knows the shapes of the API only: no HTTP framework, no storage.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the API lives.
+pub const PREFIX: &str = "/api/v1";
+
+/// The header carrying the SHA-256 of an uploaded XIF, in lower-case hex.
+pub const DIGEST_HEADER: &str = "x-xif-sha256";
+
+/// A permission a user can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permission {
+    /// Upload and publish extensions.
+    AllowExtensions,
+    /// Publish extensions that export entities.
+    AllowForeignEntities,
+}
+
+impl Permission {
+    /// Every permission.
+    pub const ALL: [Permission; 2] = [Permission::AllowExtensions, Permission::AllowForeignEntities];
+
+    /// The name as written in the API and messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Permission::AllowExtensions => "allow-extensions",
+            Permission::AllowForeignEntities => "allow-foreign-entities",
+        }
+    }
+
+    /// The permission or role called `name`: a role stands for the permissions it grants.
+    pub fn parse(name: &str) -> Option<Vec<Permission>> {
+        match name {
+            "allow-extensions" => Some(vec![Permission::AllowExtensions]),
+            "allow-foreign-entities" => Some(vec![Permission::AllowForeignEntities]),
+            ROLE_CHANGE_AND_DEPLOY => Some(Permission::ALL.to_vec()),
+            _ => None,
+        }
+    }
+}
+
+/// The role that grants every permission.
+pub const ROLE_CHANGE_AND_DEPLOY: &str = "change-and-deploy";
+
+/// Every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// An error's code and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `missing_permission`, `stale_version`, …
+    pub code: String,
+    /// For people: what was wrong and how to fix it.
+    pub message: String,
+}
+
+/// `POST /login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    /// The user name.
+    pub user: String,
+    /// The password.
+    pub password: String,
+    /// What the token is for, shown when tokens are listed.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// The answer to a login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// The API token, shown this once: send it as `Authorization: Bearer TOKEN`.
+    pub token: String,
+    /// The token's id, to revoke it.
+    pub token_id: i64,
+    /// Who logged in.
+    pub user: User,
+}
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The name.
+    pub name: String,
+    /// Whether they manage users.
+    pub administrator: bool,
+    /// Their permissions.
+    pub permissions: Vec<Permission>,
+    /// When the account was made, RFC 3339.
+    pub created_at: String,
+}
+
+/// `POST /users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewUser {
+    /// The name: letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// The password, 12 characters or more.
+    pub password: String,
+    /// Whether they manage users.
+    #[serde(default)]
+    pub administrator: bool,
+    /// Permissions or roles to grant at once.
+    #[serde(default)]
+    pub grant: Vec<String>,
+}
+
+/// `POST /users/{name}/grants` and `DELETE` of the same.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    /// A permission or a role.
+    pub permission: String,
+}
+
+/// A token, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Token {
+    /// Its id.
+    pub id: i64,
+    /// What it is for.
+    pub label: Option<String>,
+    /// When it was made.
+    pub created_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// An extension, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    /// Its name.
+    pub name: String,
+    /// The published version's number, if one is.
+    pub published: Option<i64>,
+    /// How many versions were uploaded.
+    pub versions: i64,
+}
+
+/// A version of an extension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// The extension.
+    pub extension: String,
+    /// Its number among the extension's versions, from 1.
+    pub number: i64,
+    /// The version its definition declares.
+    pub declared_version: String,
+    /// The XIF's SHA-256.
+    pub sha256: String,
+    /// The XIF's size in bytes.
+    pub size: i64,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When, RFC 3339.
+    pub uploaded_at: String,
+    /// Whether it is the published one.
+    pub published: bool,
+}
+
+/// The answer to an upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadResponse {
+    /// The version, new or the one with the same bytes.
+    pub version: Version,
+    /// False when the same bytes were uploaded before and that version is returned.
+    pub created: bool,
+    /// The verifier's warnings.
+    pub warnings: Vec<String>,
+}
+
+/// `POST /extensions/{name}/publications`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishRequest {
+    /// The version to publish.
+    pub version: i64,
+    /// The version the client believes is published now (`null`: none). If another is, the
+    /// request is refused.
+    pub expected: Option<i64>,
+    /// Run every check and publish nothing.
+    #[serde(default)]
+    pub validate_only: bool,
+}
+
+/// The answer to a publication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishResponse {
+    /// Whether it was published (false for validate-only, and for a version already published).
+    pub published: bool,
+    /// The publication, when one was recorded.
+    pub publication: Option<Publication>,
+    /// What the checks found, for people.
+    pub messages: Vec<String>,
+}
+
+/// A recorded publication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publication {
+    /// The extension.
+    pub extension: String,
+    /// The version published before, if any.
+    pub from: Option<i64>,
+    /// The version published.
+    pub to: i64,
+    /// Who published it.
+    pub by: String,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// The server's version.
+    pub version: String,
+}

@@ -1,0 +1,126 @@
+//! `xif admin user add|list|grant|revoke|remove`, with an administrator's token.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use xif_client::{Client, ClientError};
+
+use crate::{Exit, output};
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The server's URL
+    #[arg(long, value_name = "URL", env = "XIF_SERVER")]
+    server: String,
+    /// An administrator's API token
+    #[arg(long, value_name = "TOKEN", env = "XIF_TOKEN", hide_env_values = true)]
+    token: String,
+    /// A PEM CA certificate to trust for the server's TLS certificate
+    #[arg(long, value_name = "FILE", env = "XIF_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is asked for, or read from stdin with --password-stdin
+    Add {
+        /// The user name
+        name: String,
+        /// Make the user an administrator
+        #[arg(long)]
+        administrator: bool,
+        /// Grant a permission or role: allow-extensions, allow-foreign-entities, change-and-deploy
+        #[arg(long, value_name = "PERMISSION")]
+        grant: Vec<String>,
+        /// Read the password from the first line of stdin
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users and their permissions
+    List,
+    /// Grant a permission or role
+    Grant { name: String, permission: String },
+    /// Revoke a permission or role
+    Revoke { name: String, permission: String },
+    /// Remove a user and their tokens
+    Remove { name: String },
+}
+
+pub fn run(args: &AdminArgs) -> anyhow::Result<Exit> {
+    let ca = match &args.ca_cert {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?),
+        None => None,
+    };
+    let client = Client::new(&args.server, Some(args.token.clone()), ca.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let AdminCommand::User(command) = &args.command;
+    let outcome = runtime.block_on(async {
+        match command {
+            UserCommand::Add { name, administrator, grant, password_stdin } => {
+                let password = read_password(*password_stdin)?;
+                let new = xif_api::NewUser {
+                    name: name.clone(),
+                    password,
+                    administrator: *administrator,
+                    grant: grant.clone(),
+                };
+                let user = client.add_user(&new).await?;
+                output::print(&line(&user));
+            }
+            UserCommand::List => {
+                for user in client.users().await? {
+                    output::print(&line(&user));
+                }
+            }
+            UserCommand::Grant { name, permission } => output::print(&line(&client.grant(name, permission).await?)),
+            UserCommand::Revoke { name, permission } => output::print(&line(&client.revoke(name, permission).await?)),
+            UserCommand::Remove { name } => {
+                client.remove_user(name).await?;
+                output::eprint(&format!("removed user `{name}`\n"));
+            }
+        }
+        anyhow::Ok(())
+    });
+    match outcome {
+        Ok(()) => Ok(Exit::Success),
+        Err(error) => match error.downcast_ref::<ClientError>() {
+            Some(ClientError::Server { .. }) => {
+                output::eprint(&format!("error: {error}\n"));
+                Ok(Exit::Errors)
+            }
+            _ => Err(error),
+        },
+    }
+}
+
+fn line(user: &xif_api::User) -> String {
+    let permissions: Vec<&str> = user.permissions.iter().map(|permission| permission.name()).collect();
+    let role = if user.administrator { " administrator" } else { "" };
+    format!(
+        "{}{role}: {}\n",
+        user.name,
+        if permissions.is_empty() { "no permissions".into() } else { permissions.join(", ") }
+    )
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("no terminal to ask for the password on; pass it on stdin with `--password-stdin`");
+    }
+    rpassword::prompt_password("password for the new user: ").context("cannot read the password")
+}

@@ -1,0 +1,83 @@
+//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F]`
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use xif_server::{AppState, Limits, ServerConfig};
+
+use crate::{Exit, output};
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The address to listen on; port 0 picks a free port
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8180", env = "XIF_LISTEN")]
+    listen: SocketAddr,
+    /// Where the database (SQLite) and the uploaded archives are kept
+    #[arg(long, value_name = "DIR", default_value = "xif-data", env = "XIF_DATA_DIR")]
+    data_dir: PathBuf,
+    /// A PEM certificate chain to serve HTTPS with (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The largest upload accepted, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    max_upload_mib: u64,
+}
+
+pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
+    // Structured logs on stderr; `XIF_LOG` sets the level (`info` by default).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XIF_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let config = ServerConfig {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        max_upload: args.max_upload_mib << 20,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (state, bootstrap) = AppState::open(&config.data_dir, Limits { max_upload: config.max_upload }).await?;
+        if let Some(bootstrap) = bootstrap {
+            // Shown once, here, and never logged.
+            match bootstrap.generated_password {
+                Some(password) => output::eprint(&format!(
+                    "created the administrator `{}` with the password `{password}`; it is shown only this once\n",
+                    bootstrap.user
+                )),
+                None => output::eprint(&format!(
+                    "created the administrator `{}` with the password in XIF_ADMIN_PASSWORD\n",
+                    bootstrap.user
+                )),
+            }
+        }
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        xif_server::serve(
+            &config,
+            state,
+            |address| output::eprint(&format!("listening on {scheme}://{address}\n")),
+            shutdown_signal(),
+        )
+        .await?;
+        output::eprint("stopped\n");
+        Ok(Exit::Success)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,133 @@
+//! The Platform Server's API from the client side: one [`Client`] per server and token, with
+//! errors that carry the server's code and message, or say that the server could not be
+//! reached.
+
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use xif_api::{ErrorBody, Grant, LoginRequest, LoginResponse, NewUser, PREFIX, User};
+
+/// Why a request did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{message} ({code})")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// The server's stable code.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server could not be reached, or its answer could not be read.
+    #[error("cannot reach the server at {url}: {detail}")]
+    Network {
+        /// The server.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// A connection to one server, as one user.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client of the server at `base` (`https://host:port`), authenticating with `token`.
+    /// `ca_certificate` (PEM) is trusted in addition to the system's roots.
+    pub fn new(base: &str, token: Option<String>, ca_certificate: Option<&[u8]>) -> Result<Self, ClientError> {
+        rustls::crypto::ring::default_provider().install_default().ok();
+        let network = |detail: String| ClientError::Network { url: base.to_owned(), detail };
+        let mut builder = reqwest::Client::builder().use_rustls_tls();
+        if let Some(pem) = ca_certificate {
+            let certificate = reqwest::Certificate::from_pem(pem)
+                .map_err(|error| network(format!("the CA certificate is not valid PEM: {error}")))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder.build().map_err(|error| network(error.to_string()))?;
+        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), token })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{PREFIX}{path}", self.base)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let network =
+            |error: reqwest::Error| ClientError::Network { url: self.base.clone(), detail: error.to_string() };
+        let response = request.send().await.map_err(network)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(network)?;
+        if status.is_success() {
+            let body: &[u8] = if status == StatusCode::NO_CONTENT || bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(body).map_err(|error| ClientError::Network {
+                url: self.base.clone(),
+                detail: format!("unexpected answer: {error}"),
+            });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => {
+                Err(ClientError::Server { status: status.as_u16(), code: body.error.code, message: body.error.message })
+            }
+            Err(_) => Err(ClientError::Network {
+                url: self.base.clone(),
+                detail: format!("HTTP {status} without an error body"),
+            }),
+        }
+    }
+
+    async fn json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send(self.http.request(method, self.url(path)).json(body)).await
+    }
+
+    /// Logs in and returns the new token.
+    pub async fn login(&self, user: &str, password: &str, label: Option<&str>) -> Result<LoginResponse, ClientError> {
+        let request = LoginRequest { user: user.into(), password: password.into(), label: label.map(Into::into) };
+        self.json(reqwest::Method::POST, "/login", &request).await
+    }
+
+    /// The calling user.
+    pub async fn me(&self) -> Result<User, ClientError> {
+        self.send(self.http.get(self.url("/me"))).await
+    }
+
+    /// Every user.
+    pub async fn users(&self) -> Result<Vec<User>, ClientError> {
+        self.send(self.http.get(self.url("/users"))).await
+    }
+
+    /// Adds a user.
+    pub async fn add_user(&self, user: &NewUser) -> Result<User, ClientError> {
+        self.json(reqwest::Method::POST, "/users", user).await
+    }
+
+    /// Grants a permission or role.
+    pub async fn grant(&self, user: &str, permission: &str) -> Result<User, ClientError> {
+        self.json(reqwest::Method::POST, &format!("/users/{user}/grants"), &Grant { permission: permission.into() })
+            .await
+    }
+
+    /// Revokes a permission or role.
+    pub async fn revoke(&self, user: &str, permission: &str) -> Result<User, ClientError> {
+        self.send(self.http.delete(self.url(&format!("/users/{user}/grants/{permission}")))).await
+    }
+
+    /// Removes a user.
+    pub async fn remove_user(&self, user: &str) -> Result<(), ClientError> {
+        self.send::<Option<()>>(self.http.delete(self.url(&format!("/users/{user}")))).await.map(|_| ())
+    }
+}

@@ -1,0 +1,377 @@
+//! The embedded metadata store: SQLite in WAL mode, with its schema in `migrations/`.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use xif_api::{Permission, Publication, Version};
+
+use crate::store::{MetadataStore, NewVersion, PublishRefusal, StoreError, UserRecord};
+
+/// The schema, in order. Each runs once, in a transaction, and is recorded in
+/// `schema_migrations`. Applied here rather than by `sqlx::migrate!`, whose macro would bring
+/// sqlx's compile-time query machinery into every build for two statements' worth of work.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+
+/// SQLite behind [`MetadataStore`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
+        for (version, sql) in MIGRATIONS {
+            let mut transaction = pool.begin().await?;
+            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *transaction)
+                .await?;
+            if applied.is_none() {
+                sqlx::raw_sql(sql).execute(&mut *transaction).await?;
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))")
+                    .bind(version)
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+            transaction.commit().await?;
+        }
+        Ok(Self { pool })
+    }
+}
+
+fn user(row: &SqliteRow) -> Result<UserRecord, sqlx::Error> {
+    let mut permissions = Vec::new();
+    if row.try_get::<bool, _>("allow_extensions")? {
+        permissions.push(Permission::AllowExtensions);
+    }
+    if row.try_get::<bool, _>("allow_foreign_entities")? {
+        permissions.push(Permission::AllowForeignEntities);
+    }
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        password_hash: row.try_get("password_hash")?,
+        administrator: row.try_get("administrator")?,
+        permissions,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn version(row: &SqliteRow) -> Result<Version, sqlx::Error> {
+    Ok(Version {
+        extension: row.try_get("extension")?,
+        number: row.try_get("number")?,
+        declared_version: row.try_get("declared_version")?,
+        sha256: row.try_get("sha256")?,
+        size: row.try_get("size")?,
+        uploaded_by: row.try_get("uploaded_by")?,
+        uploaded_at: row.try_get("uploaded_at")?,
+        published: row.try_get::<Option<i64>, _>("published_number")? == Some(row.try_get::<i64, _>("number")?),
+    })
+}
+
+const VERSION_COLUMNS: &str = "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, \
+     v.size, v.uploaded_by, v.uploaded_at FROM versions v JOIN extensions e ON e.id = v.extension_id";
+
+async fn extension_id(transaction: &mut Transaction<'_, Sqlite>, name: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query("INSERT INTO extensions (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .execute(&mut **transaction)
+        .await?;
+    sqlx::query_scalar("SELECT id FROM extensions WHERE name = ?").bind(name).fetch_one(&mut **transaction).await
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn user_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&self.pool).await?)
+    }
+
+    async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        administrator: bool,
+        permissions: &[Permission],
+        now: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO users (name, password_hash, administrator, allow_extensions, allow_foreign_entities, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .bind(administrator)
+        .bind(permissions.contains(&Permission::AllowExtensions))
+        .bind(permissions.contains(&Permission::AllowForeignEntities))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.user(name).await
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(user).transpose()?)
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
+    }
+
+    async fn set_permissions(&self, name: &str, permissions: &[Permission]) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE users SET allow_extensions = ?, allow_foreign_entities = ? WHERE name = ?")
+            .bind(permissions.contains(&Permission::AllowExtensions))
+            .bind(permissions.contains(&Permission::AllowForeignEntities))
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        let removed = sqlx::query("DELETE FROM users WHERE name = ?").bind(name).execute(&self.pool).await?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn create_token(&self, user_id: i64, hash: &str, label: Option<&str>, now: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO tokens (user_id, token_hash, label, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(hash)
+        .bind(label)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn token_user(&self, hash: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user).transpose()?)
+    }
+
+    async fn tokens(&self, user_id: i64) -> Result<Vec<xif_api::Token>, StoreError> {
+        let rows = sqlx::query("SELECT id, label, created_at, revoked_at FROM tokens WHERE user_id = ? ORDER BY id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let tokens = rows
+            .iter()
+            .map(|row| {
+                Ok(xif_api::Token {
+                    id: row.try_get("id")?,
+                    label: row.try_get("label")?,
+                    created_at: row.try_get("created_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(tokens)
+    }
+
+    async fn revoke_token(&self, user_id: i64, token_id: i64, now: &str) -> Result<bool, StoreError> {
+        let revoked =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(token_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(revoked.rows_affected() > 0)
+    }
+
+    async fn version_by_digest(&self, extension: &str, sha256: &str) -> Result<Option<Version>, StoreError> {
+        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? AND v.sha256 = ?"))
+            .bind(extension)
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(version).transpose()?)
+    }
+
+    async fn insert_version(&self, new: NewVersion) -> Result<Version, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let id = extension_id(&mut transaction, &new.extension).await?;
+        let number: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(number), 0) + 1 FROM versions WHERE extension_id = ?")
+                .bind(id)
+                .fetch_one(&mut *transaction)
+                .await?;
+        sqlx::query(
+            "INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(number)
+        .bind(&new.declared_version)
+        .bind(&new.sha256)
+        .bind(new.size)
+        .bind(&new.uploaded_by)
+        .bind(&new.uploaded_at)
+        .execute(&mut *transaction)
+        .await?;
+        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.id = ? AND v.number = ?"))
+            .bind(id)
+            .bind(number)
+            .fetch_one(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(version(&row)?)
+    }
+
+    async fn versions(&self, extension: &str) -> Result<Vec<Version>, StoreError> {
+        let rows = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? ORDER BY v.number"))
+            .bind(extension)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(version).collect::<Result<_, _>>()?)
+    }
+
+    async fn version(&self, extension: &str, number: i64) -> Result<Option<Version>, StoreError> {
+        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? AND v.number = ?"))
+            .bind(extension)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(version).transpose()?)
+    }
+
+    async fn extensions(&self) -> Result<Vec<xif_api::Extension>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.name, e.published_number, count(v.id) AS versions FROM extensions e \
+             LEFT JOIN versions v ON v.extension_id = e.id GROUP BY e.id ORDER BY e.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let extensions = rows
+            .iter()
+            .map(|row| {
+                Ok(xif_api::Extension {
+                    name: row.try_get("name")?,
+                    published: row.try_get("published_number")?,
+                    versions: row.try_get("versions")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(extensions)
+    }
+
+    async fn lock(&self, extension: &str, holder: &str, now: &str) -> Result<Result<(), (String, String)>, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO publication_locks (extension, holder, since) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(extension)
+        .bind(holder)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Ok(()));
+        }
+        let row = sqlx::query("SELECT holder, since FROM publication_locks WHERE extension = ?")
+            .bind(extension)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(Err(match row {
+            Some(row) => (row.try_get("holder")?, row.try_get("since")?),
+            None => ("another publication".into(), now.into()),
+        }))
+    }
+
+    async fn unlock(&self, extension: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM publication_locks WHERE extension = ?").bind(extension).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn clear_locks(&self) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM publication_locks").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        extension: &str,
+        expected: Option<i64>,
+        to: i64,
+        by: &str,
+        now: &str,
+    ) -> Result<Result<Publication, PublishRefusal>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let row = sqlx::query("SELECT id, published_number FROM extensions WHERE name = ?")
+            .bind(extension)
+            .fetch_one(&mut *transaction)
+            .await?;
+        let id: i64 = row.try_get("id")?;
+        let actual: Option<i64> = row.try_get("published_number")?;
+        if actual != expected {
+            return Ok(Err(PublishRefusal::Stale { actual }));
+        }
+        sqlx::query("UPDATE extensions SET published_number = ? WHERE id = ?")
+            .bind(to)
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "INSERT INTO publications (extension_id, from_number, to_number, published_by, published_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(actual)
+        .bind(to)
+        .bind(by)
+        .bind(now)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(Ok(Publication { extension: extension.to_owned(), from: actual, to, by: by.to_owned(), at: now.to_owned() }))
+    }
+
+    async fn publications(&self, extension: &str) -> Result<Vec<Publication>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.name, p.from_number, p.to_number, p.published_by, p.published_at FROM publications p \
+             JOIN extensions e ON e.id = p.extension_id WHERE e.name = ? ORDER BY p.id",
+        )
+        .bind(extension)
+        .fetch_all(&self.pool)
+        .await?;
+        let publications = rows
+            .iter()
+            .map(|row| {
+                Ok(Publication {
+                    extension: row.try_get("name")?,
+                    from: row.try_get("from_number")?,
+                    to: row.try_get("to_number")?,
+                    by: row.try_get("published_by")?,
+                    at: row.try_get("published_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(publications)
+    }
+}

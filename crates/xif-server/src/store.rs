@@ -1,0 +1,157 @@
+//! Storage behind interfaces: metadata ([`MetadataStore`]) and blobs ([`BlobStore`]). The
+//! handlers know only these traits, so that PostgreSQL and an S3-compatible object store can be
+//! added beside the embedded SQLite and directory implementations.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use xif_api::{Permission, Publication, Version};
+
+/// A storage failure. Its text is logged, never sent to clients.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError(format!("database: {error}"))
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(error: std::io::Error) -> Self {
+        StoreError(format!("storage: {error}"))
+    }
+}
+
+/// A user as stored.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// The argon2 hash of its password.
+    pub password_hash: String,
+    /// Whether it manages users.
+    pub administrator: bool,
+    /// Its permissions.
+    pub permissions: Vec<Permission>,
+    /// When it was made.
+    pub created_at: String,
+}
+
+impl UserRecord {
+    /// Whether it holds `permission`.
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
+
+    /// The API's view of it.
+    pub fn api(&self) -> xif_api::User {
+        xif_api::User {
+            name: self.name.clone(),
+            administrator: self.administrator,
+            permissions: self.permissions.clone(),
+            created_at: self.created_at.clone(),
+        }
+    }
+}
+
+/// A version to record.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// The extension.
+    pub extension: String,
+    /// The version its definition declares.
+    pub declared_version: String,
+    /// The XIF's digest.
+    pub sha256: String,
+    /// Its size.
+    pub size: i64,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When.
+    pub uploaded_at: String,
+}
+
+/// Why a publication was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishRefusal {
+    /// Another version is published than the one expected.
+    Stale {
+        /// The version published now.
+        actual: Option<i64>,
+    },
+}
+
+/// Users, tokens, versions and publications.
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    /// How many users there are.
+    async fn user_count(&self) -> Result<i64, StoreError>;
+    /// Makes a user; `None` when the name is taken.
+    async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        administrator: bool,
+        permissions: &[Permission],
+        now: &str,
+    ) -> Result<Option<UserRecord>, StoreError>;
+    /// The user called `name`.
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Every user.
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Replaces a user's permissions; false when there is no such user.
+    async fn set_permissions(&self, name: &str, permissions: &[Permission]) -> Result<bool, StoreError>;
+    /// Removes a user and their tokens; false when there is no such user.
+    async fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
+    /// Records a token by its hash; returns its id.
+    async fn create_token(&self, user_id: i64, hash: &str, label: Option<&str>, now: &str) -> Result<i64, StoreError>;
+    /// The user of the unrevoked token with this hash.
+    async fn token_user(&self, hash: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// A user's tokens.
+    async fn tokens(&self, user_id: i64) -> Result<Vec<xif_api::Token>, StoreError>;
+    /// Revokes one of a user's tokens; false when they have no such token.
+    async fn revoke_token(&self, user_id: i64, token_id: i64, now: &str) -> Result<bool, StoreError>;
+    /// The version of `extension` whose XIF has this digest.
+    async fn version_by_digest(&self, extension: &str, sha256: &str) -> Result<Option<Version>, StoreError>;
+    /// Records a new version, numbered after the extension's last.
+    async fn insert_version(&self, version: NewVersion) -> Result<Version, StoreError>;
+    /// An extension's versions, oldest first.
+    async fn versions(&self, extension: &str) -> Result<Vec<Version>, StoreError>;
+    /// One version.
+    async fn version(&self, extension: &str, number: i64) -> Result<Option<Version>, StoreError>;
+    /// Every extension.
+    async fn extensions(&self) -> Result<Vec<xif_api::Extension>, StoreError>;
+    /// Takes the extension's publication lock for `holder`, or says who holds it since when.
+    async fn lock(&self, extension: &str, holder: &str, now: &str) -> Result<Result<(), (String, String)>, StoreError>;
+    /// Releases the extension's publication lock.
+    async fn unlock(&self, extension: &str) -> Result<(), StoreError>;
+    /// Releases every lock: a single server starting has none in progress.
+    async fn clear_locks(&self) -> Result<(), StoreError>;
+    /// Makes `to` the published version, in one transaction, if `expected` is the one published
+    /// now.
+    async fn publish(
+        &self,
+        extension: &str,
+        expected: Option<i64>,
+        to: i64,
+        by: &str,
+        now: &str,
+    ) -> Result<Result<Publication, PublishRefusal>, StoreError>;
+    /// An extension's publications, oldest first.
+    async fn publications(&self, extension: &str) -> Result<Vec<Publication>, StoreError>;
+}
+
+/// XIF files by their SHA-256. Uploads are staged in local files, checked there, then committed.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// A new local file to stage an upload in; it disappears unless committed.
+    async fn stage(&self) -> Result<tempfile::TempPath, StoreError>;
+    /// Stores a staged file under its digest. Storing the same digest twice keeps one copy.
+    async fn commit(&self, staged: tempfile::TempPath, sha256: &str) -> Result<(), StoreError>;
+    /// A local path to read the blob with this digest from.
+    async fn path(&self, sha256: &str) -> Result<Option<PathBuf>, StoreError>;
+}
