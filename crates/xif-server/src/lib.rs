@@ -71,7 +71,7 @@ pub struct AppState {
 pub struct Bootstrap {
     /// Its name, `admin`.
     pub user: String,
-    /// The password generated for it, when `XIF_ADMIN_PASSWORD` was not set; shown once.
+    /// The password generated for it, when none was given; to be shown once.
     pub generated_password: Option<String>,
 }
 
@@ -124,29 +124,34 @@ fn metrics_handle() -> PrometheusHandle {
 
 impl AppState {
     /// The state over the embedded stores in `data_dir`, created if needed: at start no
-    /// publication is in progress, and the first administrator is made when there are no users.
-    pub async fn open(data_dir: &Path, limits: Limits) -> Result<(Self, Option<Bootstrap>), ServerError> {
+    /// publication is in progress, and when there are no users the first administrator is made,
+    /// with `admin_password` or a generated one.
+    pub async fn open(
+        data_dir: &Path,
+        limits: Limits,
+        admin_password: Option<&str>,
+    ) -> Result<(Self, Option<Bootstrap>), ServerError> {
         let storage = |source| ServerError::Storage { path: data_dir.to_owned(), source };
         std::fs::create_dir_all(data_dir).map_err(|error| storage(error.into()))?;
         let metadata = SqliteStore::open(&data_dir.join("metadata.sqlite")).await.map_err(storage)?;
         let blobs = DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage)?;
         metadata.clear_locks().await.map_err(storage)?;
         let state = Self { metadata: Arc::new(metadata), blobs: Arc::new(blobs), limits, metrics: metrics_handle() };
-        let bootstrap = state.bootstrap().await?;
+        let bootstrap = state.bootstrap(admin_password).await?;
         Ok((state, bootstrap))
     }
 
-    async fn bootstrap(&self) -> Result<Option<Bootstrap>, ServerError> {
+    async fn bootstrap(&self, admin_password: Option<&str>) -> Result<Option<Bootstrap>, ServerError> {
         let failed = |error: &dyn std::fmt::Display| ServerError::Bootstrap(error.to_string());
         if self.metadata.user_count().await.map_err(|error| failed(&error))? > 0 {
             return Ok(None);
         }
-        let (password, generated) = match std::env::var("XIF_ADMIN_PASSWORD") {
-            Ok(password) if !password.is_empty() => (password, false),
-            _ => (
-                auth::random_secret("").map_err(|_| ServerError::Bootstrap("no randomness".into()))?[..24].to_owned(),
-                true,
-            ),
+        let (password, generated) = match admin_password.filter(|password| !password.is_empty()) {
+            Some(password) => (password.to_owned(), false),
+            None => {
+                let secret = auth::random_secret("").map_err(|_| ServerError::Bootstrap("no randomness".into()))?;
+                (secret[..24].to_owned(), true)
+            }
         };
         let hash =
             auth::hash_password(&password).map_err(|_| ServerError::Bootstrap("cannot hash the password".into()))?;

@@ -1,0 +1,403 @@
+//! The server in-process, through its router: accounts, permissions, uploads, versions and
+//! publishing, each refusal with its status and code.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tower::ServiceExt as _;
+use xif_server::{AppState, Limits};
+
+const PASSWORD: &str = "administrator-password";
+
+struct Server {
+    state: AppState,
+    data: tempfile::TempDir,
+}
+
+async fn server(limits: Limits) -> Server {
+    let data = tempfile::tempdir().expect("data directory");
+    let (state, bootstrap) = AppState::open(data.path(), limits, Some(PASSWORD)).await.expect("the server opens");
+    assert!(
+        bootstrap.as_ref().is_some_and(|made| made.user == "admin" && made.generated_password.is_none()),
+        "{bootstrap:?}"
+    );
+    Server { state, data }
+}
+
+impl Server {
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).expect("request")).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = xif_server::router(self.state.clone()).oneshot(request).await.expect("a response");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value)
+    }
+
+    async fn login(&self, user: &str, password: &str) -> String {
+        let (status, body) =
+            self.call("POST", "/api/v1/login", None, Some(json!({ "user": user, "password": password }))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    async fn admin(&self) -> String {
+        self.login("admin", PASSWORD).await
+    }
+
+    async fn user(&self, name: &str, grant: &[&str]) -> String {
+        let admin = self.admin().await;
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/users",
+                Some(&admin),
+                Some(json!({ "name": name, "password": "a-long-password", "grant": grant })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        self.login(name, "a-long-password").await
+    }
+
+    async fn upload(&self, token: &str, name: &str, bytes: &[u8], digest: Option<&str>) -> (StatusCode, Value) {
+        let digest = digest.map_or_else(|| hex(&Sha256::digest(bytes)), str::to_owned);
+        let request = Request::builder()
+            .method("POST")
+            .uri(format!("/api/v1/extensions/{name}/versions"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("x-xif-sha256", digest)
+            .body(Body::from(bytes.to_vec()))
+            .expect("request");
+        self.send(request).await
+    }
+
+    async fn publish(&self, token: &str, name: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", &format!("/api/v1/extensions/{name}/publications"), Some(token), Some(body)).await
+    }
+
+    fn blob_count(&self) -> usize {
+        std::fs::read_dir(self.data.path().join("blobs/sha256")).expect("blobs").count()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A real XIF of a small extension, written by xif-archive; `entities` adds an entity.
+fn xif(name: &str, version: &str, entities: bool) -> Vec<u8> {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let mut definition = format!(
+        "[extension]\nname = \"{name}\"\nversion = \"{version}\"\ndescription = \"Test.\"\n\n[[actions]]\nname = \"Run\"\ndescription = \"Runs.\"\n"
+    );
+    if entities {
+        definition.push_str("\n[[entities]]\nname = \"Customer\"\ndescription = \"A customer.\"\ntable = \"CUSTOMER\"\nattributes = [ { name = \"Id\", type = \"Long Integer\", identifier = true }, { name = \"Name\", type = \"Text\" } ]\n");
+    }
+    let files = [
+        ("extension.toml", definition.into_bytes(), xif_archive::EntryKind::Definition),
+        ("binary/run", format!("binary {version}").into_bytes(), xif_archive::EntryKind::Binary),
+    ];
+    let inputs = files
+        .iter()
+        .enumerate()
+        .map(|(index, (path, bytes, kind))| {
+            let file = directory.path().join(index.to_string());
+            std::fs::write(&file, bytes).expect("written");
+            xif_archive::Input { path: (*path).into(), file, kind: *kind }
+        })
+        .collect();
+    let header = xif_archive::ManifestHeader {
+        extension: xif_archive::ExtensionId { name: name.into(), version: version.into() },
+        target: "x86_64-unknown-linux-gnu".into(),
+        toolchain: "rustc".into(),
+        protocol: 1,
+    };
+    let output = directory.path().join("out.xif");
+    xif_archive::write(&output, inputs, header).expect("written");
+    std::fs::read(output).expect("read")
+}
+
+#[tokio::test]
+async fn logins_tokens_and_their_failures() {
+    let server = server(Limits::default()).await;
+    for (user, password) in [("admin", "wrong password"), ("nobody", PASSWORD)] {
+        let (status, body) =
+            server.call("POST", "/api/v1/login", None, Some(json!({ "user": user, "password": password }))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            body,
+            json!({ "error": { "code": "invalid_credentials", "message": "wrong user name or password" } })
+        );
+    }
+    let (status, body) = server.call("GET", "/api/v1/me", None, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+
+    let token = server.admin().await;
+    let (status, me) = server.call("GET", "/api/v1/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["name"], "admin");
+    let (_, tokens) = server.call("GET", "/api/v1/tokens", Some(&token), None).await;
+    let id = tokens[0]["id"].as_i64().expect("id");
+    assert!(tokens[0]["revoked_at"].is_null());
+    assert!(!tokens.to_string().contains(&token), "listing tokens never shows them");
+
+    let (status, _) = server.call("DELETE", &format!("/api/v1/tokens/{id}"), Some(&token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = server.call("GET", "/api/v1/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "invalid_token");
+}
+
+#[tokio::test]
+async fn users_are_managed_by_administrators_only() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    let bob = server.user("bob", &[]).await;
+    let (status, body) = server.call("GET", "/api/v1/users", Some(&bob), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "administrator_only");
+
+    let (status, body) =
+        server.call("POST", "/api/v1/users", Some(&admin), Some(json!({ "name": "carol", "password": "short" }))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("weak_password")));
+    let (status, body) = server
+        .call("POST", "/api/v1/users", Some(&admin), Some(json!({ "name": "bob", "password": "a-long-password" })))
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("user_exists")));
+    let (status, body) =
+        server.call("POST", "/api/v1/users/bob/grants", Some(&admin), Some(json!({ "permission": "fly" }))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unknown_permission")));
+
+    let (status, body) = server
+        .call("POST", "/api/v1/users/bob/grants", Some(&admin), Some(json!({ "permission": "change-and-deploy" })))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["permissions"], json!(["allow-extensions", "allow-foreign-entities"]), "the role grants both");
+    let (_, body) = server.call("DELETE", "/api/v1/users/bob/grants/allow-foreign-entities", Some(&admin), None).await;
+    assert_eq!(body["permissions"], json!(["allow-extensions"]));
+    let (status, _) = server.call("DELETE", "/api/v1/users/bob", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server.call("GET", "/api/v1/me", Some(&bob), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a removed user's tokens die with them");
+    let (status, body) = server.call("DELETE", "/api/v1/users/admin", Some(&admin), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("cannot_remove_self")));
+}
+
+#[tokio::test]
+async fn uploads_are_checked_deduplicated_and_listed() {
+    let server = server(Limits::default()).await;
+    let bob = server.user("bob", &["allow-extensions"]).await;
+    let bytes = xif("Greeter", "1.0.0", false);
+
+    let (status, body) = server.upload(&bob, "Greeter", &bytes, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["created"], true);
+    assert_eq!(body["version"]["number"], 1);
+    assert_eq!(body["version"]["uploaded_by"], "bob");
+    assert_eq!(body["version"]["published"], false);
+    let (status, body) = server.upload(&bob, "Greeter", &bytes, None).await;
+    assert_eq!((status, &body["created"]), (StatusCode::OK, &json!(false)), "the same bytes are not stored twice");
+    assert_eq!(server.blob_count(), 1);
+    let (status, body) = server.upload(&bob, "Greeter", &xif("Greeter", "1.1.0", false), None).await;
+    assert_eq!((status, &body["version"]["number"]), (StatusCode::CREATED, &json!(2)));
+
+    let (_, versions) = server.call("GET", "/api/v1/extensions/Greeter/versions", Some(&bob), None).await;
+    assert_eq!(versions.as_array().map(Vec::len), Some(2));
+    assert_eq!(versions[1]["declared_version"], "1.1.0");
+    let (_, extensions) = server.call("GET", "/api/v1/extensions", Some(&bob), None).await;
+    assert_eq!(extensions, json!([{ "name": "Greeter", "published": null, "versions": 2 }]));
+
+    let request = Request::builder()
+        .uri("/api/v1/extensions/Greeter/versions/1/xif")
+        .header("authorization", format!("Bearer {bob}"))
+        .body(Body::empty())
+        .expect("request");
+    let response = xif_server::router(server.state.clone()).oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let downloaded = response.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(downloaded.as_ref(), bytes.as_slice(), "the download is the uploaded archive");
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_nothing_is_stored() {
+    let server = server(Limits { max_upload: 64 * 1024 }).await;
+    let admin = server.admin().await;
+    let bob = server.user("bob", &[]).await;
+    let bytes = xif("Greeter", "1.0.0", false);
+
+    let (status, body) = server.upload(&bob, "Greeter", &bytes, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["error"]["message"],
+        "uploading an extension needs the `allow-extensions` permission, which user `bob` does not have; \
+         an administrator can grant it with `xif admin user grant bob allow-extensions`"
+    );
+    let (status, body) = server.upload(&admin, "Greeter", &bytes, Some(&"0".repeat(64))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("digest_mismatch")));
+    let (status, body) = server.upload(&admin, "Greeter", &bytes[..bytes.len() / 2], None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_archive")),
+        "{body}"
+    );
+    let zip_slip =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/zip-slip/zip-slip.zip"))
+            .expect("the Zip Slip sample");
+    let (status, body) = server.upload(&admin, "Greeter", &zip_slip, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_archive")));
+    assert!(body["error"]["message"].as_str().is_some_and(|message| message.contains("unsafe path")), "{body}");
+    let (status, body) = server.upload(&admin, "Other", &bytes, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("name_mismatch")));
+    let (status, body) = server.upload(&admin, "Greeter", &vec![7u8; 65 * 1024], None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("upload_too_large")));
+    let invalid = xif("Bad Name", "1.0.0", false);
+    let (status, body) = server.upload(&admin, "Bad%20Name", &invalid, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_extension")),
+        "{body}"
+    );
+    assert!(body["error"]["message"].as_str().is_some_and(|message| message.contains("XE0101")), "{body}");
+
+    assert_eq!(server.blob_count(), 0, "nothing refused is stored");
+    let (_, extensions) = server.call("GET", "/api/v1/extensions", Some(&admin), None).await;
+    assert_eq!(extensions, json!([]));
+    assert_eq!(std::fs::read_dir(server.data.path().join("blobs/staging")).expect("staging").count(), 0);
+}
+
+#[tokio::test]
+async fn publishing_validate_only_stale_versions_rollback_and_locks() {
+    let server = server(Limits::default()).await;
+    let alice = server.user("alice", &["allow-extensions"]).await;
+    for version in ["1.0.0", "1.1.0", "1.2.0"] {
+        assert_eq!(
+            server.upload(&alice, "Greeter", &xif("Greeter", version, false), None).await.0,
+            StatusCode::CREATED
+        );
+    }
+
+    let (status, body) =
+        server.publish(&alice, "Greeter", json!({ "version": 1, "expected": null, "validate_only": true })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["published"], false);
+    assert_eq!(body["messages"][0], "version 1 of `Greeter` can be published; it would replace no published version");
+    let (_, extensions) = server.call("GET", "/api/v1/extensions", Some(&alice), None).await;
+    assert_eq!(extensions[0]["published"], Value::Null, "validate-only publishes nothing");
+
+    let (status, body) = server.publish(&alice, "Greeter", json!({ "version": 1, "expected": null })).await;
+    assert_eq!((status, &body["published"]), (StatusCode::OK, &json!(true)), "{body}");
+    let (status, body) = server.publish(&alice, "Greeter", json!({ "version": 2, "expected": null })).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "stale_version");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("is version 1, not the expected none")),
+        "{body}"
+    );
+    assert_eq!(server.publish(&alice, "Greeter", json!({ "version": 3, "expected": 1 })).await.0, StatusCode::OK);
+    // Rollback is publishing an older version.
+    let (status, body) = server.publish(&alice, "Greeter", json!({ "version": 1, "expected": 3 })).await;
+    assert_eq!(
+        (status, &body["publication"]["from"], &body["publication"]["to"]),
+        (StatusCode::OK, &json!(3), &json!(1))
+    );
+    let (status, body) = server.publish(&alice, "Greeter", json!({ "version": 1, "expected": 1 })).await;
+    assert_eq!(
+        (status, &body["published"]),
+        (StatusCode::OK, &json!(false)),
+        "publishing the published version is a no-op"
+    );
+    let (status, body) = server.publish(&alice, "Greeter", json!({ "version": 9, "expected": 1 })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_version")));
+
+    let (_, history) = server.call("GET", "/api/v1/extensions/Greeter/publications", Some(&alice), None).await;
+    let moves: Vec<(Value, Value)> =
+        history.as_array().expect("list").iter().map(|p| (p["from"].clone(), p["to"].clone())).collect();
+    assert_eq!(moves, [(Value::Null, json!(1)), (json!(1), json!(3)), (json!(3), json!(1))]);
+    assert!(
+        history
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|publication| publication["by"] == "alice" && publication["at"].is_string())
+    );
+
+    // While someone holds the publication of an extension, another is refused with their name.
+    server.state.metadata.lock("Greeter", "carol", "2026-01-01T00:00:00Z").await.expect("locked").expect("free");
+    let (status, body) = server.publish(&alice, "Greeter", json!({ "version": 2, "expected": 1 })).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        body["error"]["message"],
+        "extension `Greeter` is being published by `carol` since 2026-01-01T00:00:00Z; try again when that publication ends"
+    );
+}
+
+#[tokio::test]
+async fn publishing_needs_its_permissions() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    assert_eq!(server.upload(&admin, "Shop", &xif("Shop", "1.0.0", true), None).await.0, StatusCode::CREATED);
+    let nobody = server.user("nobody", &[]).await;
+    let (status, body) = server.publish(&nobody, "Shop", json!({ "version": 1, "expected": null })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"]["message"].as_str().is_some_and(
+            |message| message.starts_with("publishing an extension needs the `allow-extensions` permission")
+        )
+    );
+    let extensions_only = server.user("dana", &["allow-extensions"]).await;
+    let (status, body) = server.publish(&extensions_only, "Shop", json!({ "version": 1, "expected": null })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["error"]["message"],
+        "publishing an extension that exports entities needs the `allow-foreign-entities` permission, which user `dana` does not have; \
+         an administrator can grant it with `xif admin user grant dana allow-foreign-entities`"
+    );
+    let both = server.user("erin", &["change-and-deploy"]).await;
+    assert_eq!(server.publish(&both, "Shop", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_api_describes_itself_and_answers_in_one_envelope() {
+    let server = server(Limits::default()).await;
+    let (status, health) = server.call("GET", "/healthz", None, None).await;
+    assert_eq!((status, &health["status"]), (StatusCode::OK, &json!("ok")));
+    let (status, document) = server.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Every route of the router is in the document.
+    let source = include_str!("../src/lib.rs");
+    for route in source.split(".route(\"").skip(1).filter_map(|rest| rest.split('"').next()) {
+        if route.starts_with("/healthz") || route.starts_with("/metrics") {
+            continue;
+        }
+        assert!(document["paths"].get(route).is_some(), "{route} is missing from openapi.json");
+    }
+    let (status, body) = server.call("GET", "/api/v1/nothing", None, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_such_endpoint")));
+    let (status, body) = server.call("POST", "/api/v1/login", None, Some(json!({ "name": 3 }))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
+    let (status, metrics) = server.call("GET", "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(metrics.as_str().is_some_and(|text| text.contains("xif_http_requests_total")), "{metrics}");
+}
