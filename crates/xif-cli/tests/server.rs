@@ -1,0 +1,381 @@
+//! The Platform Server as a real listening process (`xif server`), over HTTP and TLS, used by
+//! real clients: the admin CLI, concurrent publishers, and a server killed with SIGKILL in the
+//! middle of an upload and of publications, then restarted.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const PASSWORD: &str = "administrator-password";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// A running `xif server`; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(data: &Path, tls: Option<(&Path, &Path)>) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xif"));
+        command.args(["server", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data);
+        if let Some((certificate, key)) = tls {
+            command.arg("--tls-cert").arg(certificate).arg("--tls-key").arg(key);
+        }
+        let mut child = command
+            .env("XIF_ADMIN_PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(String::new()));
+        let kept = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    sender.send(url.to_owned()).ok();
+                }
+                kept.lock().expect("log").push_str(&format!("{line}\n"));
+            }
+        });
+        let url = receiver.recv_timeout(Duration::from_secs(20)).expect("the server says where it listens");
+        Server { child, url, log }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    fn kill(mut self) {
+        self.child.kill().expect("killed");
+        self.child.wait().expect("reaped");
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+fn http(ca: Option<&[u8]>) -> reqwest::Client {
+    rustls::crypto::ring::default_provider().install_default().ok();
+    let mut builder = reqwest::Client::builder().use_rustls_tls();
+    if let Some(pem) = ca {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem).expect("PEM"));
+    }
+    builder.build().expect("client")
+}
+
+async fn login(client: &reqwest::Client, url: &str, user: &str, password: &str) -> String {
+    let response = client
+        .post(format!("{url}/api/v1/login"))
+        .json(&json!({ "user": user, "password": password }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.expect("JSON")["token"].as_str().expect("token").to_owned()
+}
+
+async fn upload(client: &reqwest::Client, url: &str, token: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let digest: String = Sha256::digest(&bytes).iter().map(|byte| format!("{byte:02x}")).collect();
+    let response = client
+        .post(format!("{url}/api/v1/extensions/Served/versions"))
+        .bearer_auth(token)
+        .header("x-xif-sha256", digest)
+        .body(bytes)
+        .send()
+        .await
+        .expect("sent");
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+async fn publish(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    version: i64,
+    expected: Option<i64>,
+) -> (u16, Value) {
+    let response = client
+        .post(format!("{url}/api/v1/extensions/Served/publications"))
+        .bearer_auth(token)
+        .json(&json!({ "version": version, "expected": expected }))
+        .send()
+        .await
+        .expect("sent");
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(client: &reqwest::Client, url: &str, token: &str, path: &str) -> Value {
+    client.get(format!("{url}/api/v1{path}")).bearer_auth(token).send().await.expect("sent").json().await.expect("JSON")
+}
+
+/// Real XIFs of one extension in several versions, saved by `xif save` once per run.
+fn archives() -> &'static [Vec<u8>] {
+    static ARCHIVES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    ARCHIVES.get_or_init(|| {
+        let temporary = tempfile::tempdir().expect("temporary directory");
+        let xif = |arguments: &[&str], directory: &Path| {
+            let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+                .arg("--quiet")
+                .args(arguments)
+                .current_dir(directory)
+                .env("CARGO_TARGET_DIR", workspace().join("target/extensions"))
+                .output()
+                .expect("xif runs");
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        };
+        xif(&["new", "Served"], temporary.path());
+        let project = temporary.path().join("Served");
+        let definition = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
+        (1..=3)
+            .map(|minor| {
+                std::fs::write(
+                    project.join("extension.toml"),
+                    definition.replace("version = \"0.1.0\"", &format!("version = \"0.{minor}.0\"")),
+                )
+                .expect("written");
+                let archive = temporary.path().join(format!("{minor}.xif"));
+                xif(&["save", "-o", archive.to_str().expect("path")], &project);
+                std::fs::read(archive).expect("archive")
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn over_tls_the_admin_cli_and_a_client_upload_publish_and_download() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).expect("certificate");
+    let (certificate, key) = (temporary.path().join("server.pem"), temporary.path().join("server.key"));
+    std::fs::write(&certificate, certified.cert.pem()).expect("written");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("written");
+    let server = Server::start(&temporary.path().join("data"), Some((&certificate, &key)));
+    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+    let url = server.url.replace("127.0.0.1", "localhost");
+    let ca = std::fs::read(&certificate).expect("certificate");
+
+    let runtime = runtime();
+    let client = http(Some(&ca));
+    let admin = runtime.block_on(login(&client, &url, "admin", PASSWORD));
+
+    // The admin CLI, trusting the test's certificate.
+    let admin_cli = |arguments: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xif"))
+            .args(["admin", "--server", &url, "--ca-cert"])
+            .arg(&certificate)
+            .args(arguments)
+            .env("XIF_TOKEN", &admin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("xif admin runs");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("written");
+        let output = child.wait_with_output().expect("finished");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) =
+        admin_cli(&["user", "add", "bob", "--grant", "allow-extensions", "--password-stdin"], "bobs-long-password\n");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "bob: allow-extensions\n");
+    let (code, _, stderr) = admin_cli(&["user", "add", "bob", "--password-stdin"], "bobs-long-password\n");
+    assert_eq!((code, stderr.as_str()), (Some(1), "error: a user `bob` exists already (user_exists)\n"));
+    let (code, stdout, _) = admin_cli(&["user", "grant", "bob", "change-and-deploy"], "");
+    assert_eq!((code, stdout.as_str()), (Some(0), "bob: allow-extensions, allow-foreign-entities\n"));
+    let (code, stdout, _) = admin_cli(&["user", "revoke", "bob", "allow-foreign-entities"], "");
+    assert_eq!((code, stdout.as_str()), (Some(0), "bob: allow-extensions\n"));
+    let (code, stdout, _) = admin_cli(&["user", "list"], "");
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(0), "admin administrator: allow-extensions, allow-foreign-entities\nbob: allow-extensions\n")
+    );
+
+    // Bob uploads, publishes and downloads over TLS.
+    let bob = runtime.block_on(login(&client, &url, "bob", "bobs-long-password"));
+    let (status, body) = runtime.block_on(upload(&client, &url, &bob, archives()[0].clone()));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = runtime.block_on(publish(&client, &url, &bob, 1, None));
+    assert_eq!((status, &body["published"]), (200, &json!(true)), "{body}");
+    let downloaded = runtime.block_on(async {
+        client
+            .get(format!("{url}/api/v1/extensions/Served/versions/1/xif"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .expect("sent")
+            .bytes()
+            .await
+            .expect("body")
+    });
+    assert_eq!(downloaded.as_ref(), archives()[0].as_slice());
+
+    // A client that does not trust the certificate is refused by TLS.
+    let untrusting = http(None);
+    assert!(runtime.block_on(untrusting.get(format!("{url}/healthz")).send()).is_err());
+
+    let (code, _, _) = admin_cli(&["user", "remove", "bob"], "");
+    assert_eq!(code, Some(0));
+    let log = server.log();
+    for secret in [PASSWORD, "bobs-long-password", admin.as_str(), bob.as_str()] {
+        assert!(!log.contains(secret), "the server's log never holds passwords or tokens");
+    }
+    assert!(log.contains("\"message\":\"published\""), "structured logs: {log}");
+}
+
+#[test]
+fn two_clients_publishing_at_once_never_both_win() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let server = Server::start(&temporary.path().join("data"), None);
+    let runtime = runtime();
+    let client = http(None);
+    let url = server.url.clone();
+    runtime.block_on(async {
+        let admin = login(&client, &url, "admin", PASSWORD).await;
+        for archive in archives() {
+            assert_eq!(upload(&client, &url, &admin, archive.clone()).await.0, 201);
+        }
+        assert_eq!(publish(&client, &url, &admin, 1, None).await.0, 200);
+        for _round in 0..5 {
+            let current = get(&client, &url, &admin, "/extensions").await[0]["published"].as_i64();
+            let others: Vec<i64> = (1..=3).filter(|number| Some(*number) != current).collect();
+            let (first, second) = tokio::join!(
+                publish(&client, &url, &admin, others[0], current),
+                publish(&client, &url, &admin, others[1], current)
+            );
+            let outcomes = [first, second];
+            let won = outcomes.iter().filter(|(status, _)| *status == 200).count();
+            assert_eq!(won, 1, "exactly one publication wins: {outcomes:?}");
+            for (status, body) in &outcomes {
+                if *status != 200 {
+                    assert_eq!(*status, 409, "{body}");
+                    let code = body["error"]["code"].as_str().unwrap_or_default();
+                    assert!(code == "stale_version" || code == "publication_in_progress", "{body}");
+                }
+            }
+        }
+        let history = get(&client, &url, &admin, "/extensions/Served/publications").await;
+        assert_eq!(history.as_array().map(Vec::len), Some(6), "one publication recorded per round, plus the first");
+    });
+}
+
+#[test]
+fn a_server_killed_during_an_upload_restarts_without_a_trace_of_it() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let data = temporary.path().join("data");
+    let server = Server::start(&data, None);
+    let runtime = runtime();
+    let client = http(None);
+    let url = server.url.clone();
+    let admin = runtime.block_on(login(&client, &url, "admin", PASSWORD));
+
+    // Send half of the archive, then kill the server while it waits for the rest.
+    let archive = archives()[0].clone();
+    let digest: String = Sha256::digest(&archive).iter().map(|byte| format!("{byte:02x}")).collect();
+    let half = bytes::Bytes::copy_from_slice(&archive[..archive.len() / 2]);
+    let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(half)]).chain(futures_util::stream::pending());
+    let request = client
+        .post(format!("{url}/api/v1/extensions/Served/versions"))
+        .bearer_auth(&admin)
+        .header("x-xif-sha256", &digest)
+        .header("content-length", archive.len().to_string())
+        .body(reqwest::Body::wrap_stream(stream))
+        .send();
+    runtime.block_on(async {
+        let pending = tokio::spawn(request);
+        let staging = data.join("blobs/staging");
+        // The staged file appears when the server starts receiving the body.
+        let mut staged = 0;
+        for _ in 0..500 {
+            staged = std::fs::read_dir(&staging).map(|entries| entries.count()).unwrap_or(0);
+            if staged > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(staged, 1, "the upload is under way when the server is killed");
+        server.kill();
+        assert!(pending.await.expect("joined").is_err(), "the upload did not complete");
+    });
+
+    let server = Server::start(&data, None);
+    let url = server.url.clone();
+    runtime.block_on(async {
+        let admin = login(&client, &url, "admin", PASSWORD).await;
+        assert_eq!(get(&client, &url, &admin, "/extensions").await, json!([]), "no half-stored version");
+        assert_eq!(std::fs::read_dir(data.join("blobs/staging")).expect("staging").count(), 0);
+        assert_eq!(std::fs::read_dir(data.join("blobs/sha256")).expect("blobs").count(), 0);
+        assert_eq!(upload(&client, &url, &admin, archive).await.0, 201, "the same upload succeeds after the restart");
+    });
+}
+
+#[test]
+fn a_server_killed_during_publications_restarts_consistent() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let data = temporary.path().join("data");
+    let mut server = Server::start(&data, None);
+    let runtime = runtime();
+    let client = http(None);
+    let admin = runtime.block_on(async {
+        let admin = login(&client, &server.url, "admin", PASSWORD).await;
+        for archive in archives() {
+            assert_eq!(upload(&client, &server.url, &admin, archive.clone()).await.0, 201);
+        }
+        admin
+    });
+    for delay_ms in [0u64, 1, 2, 5, 10] {
+        let url = server.url.clone();
+        let current =
+            runtime.block_on(async { get(&client, &url, &admin, "/extensions").await[0]["published"].as_i64() });
+        let target = if current == Some(2) { 3 } else { 2 };
+        runtime.block_on(async {
+            let request = tokio::spawn({
+                let client = client.clone();
+                let admin = admin.clone();
+                async move { publish(&client, &url, &admin, target, current).await }
+            });
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            request.abort();
+        });
+        server.kill();
+        server = Server::start(&data, None);
+        let url = server.url.clone();
+        runtime.block_on(async {
+            let published = get(&client, &url, &admin, "/extensions").await[0]["published"].as_i64();
+            assert!(published == current || published == Some(target), "{published:?}");
+            let history = get(&client, &url, &admin, "/extensions/Served/publications").await;
+            let last = history.as_array().and_then(|list| list.last()).map(|publication| publication["to"].as_i64());
+            assert_eq!(last.flatten(), published, "the record and the state agree");
+            // No lock survives the restart: the next publication goes through.
+            let next = if published == Some(1) { 3 } else { 1 };
+            let (status, body) = publish(&client, &url, &admin, next, published).await;
+            assert_eq!(status, 200, "{body}");
+        });
+    }
+}
