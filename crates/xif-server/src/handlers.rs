@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use xif_api::{
     DIGEST_HEADER, Grant, Health, LoginRequest, LoginResponse, NewUser, Permission, PublishRequest, PublishResponse,
     UploadResponse,
@@ -299,26 +298,45 @@ pub async fn upload(
         return Err(too_large());
     }
 
-    // Stream to a staged file, hashing as it comes; memory holds one buffer, whatever the size.
+    // Stream to a staged file. Hashing and writing run on a thread of their own, fed through a
+    // short queue, so that receiving the next bytes overlaps with handling the last ones;
+    // memory holds the queue, whatever the size.
+    let started = std::time::Instant::now();
     let staged = state.blobs.stage().await?;
-    let file = tokio::fs::OpenOptions::new().write(true).open(&staged).await.map_err(ApiError::internal)?;
-    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    let mut hasher = Sha256::new();
+    let file = std::fs::OpenOptions::new().write(true).open(&staged).map_err(ApiError::internal)?;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
+        use std::io::Write as _;
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = receiver.blocking_recv() {
+            hasher.update(&chunk);
+            file.write_all(&chunk)?;
+        }
+        file.flush()?;
+        Ok(hasher)
+    });
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| {
-            ApiError::bad_request("upload_interrupted", format!("the upload ended before it was complete: {error}"))
-        })?;
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(too_large());
+    let received = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| {
+                ApiError::bad_request("upload_interrupted", format!("the upload ended before it was complete: {error}"))
+            })?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(too_large());
+            }
+            if sender.send(chunk).await.is_err() {
+                break;
+            }
         }
-        hasher.update(&chunk);
-        writer.write_all(&chunk).await.map_err(ApiError::internal)?;
+        Ok(())
     }
-    writer.flush().await.map_err(ApiError::internal)?;
-    drop(writer);
+    .await;
+    drop(sender);
+    let hasher = writer.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+    received?;
     let sha256: String = hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect();
     if sha256 != announced {
         return Err(ApiError::bad_request(
@@ -330,8 +348,10 @@ pub async fn upload(
     }
 
     // The client is never trusted: the archive and its definition are checked here.
+    let received_ms = started.elapsed().as_millis();
     let path: PathBuf = staged.to_path_buf();
     let checked = tokio::task::spawn_blocking(move || check_archive(&path)).await.map_err(ApiError::internal)??;
+    let checked_ms = started.elapsed().as_millis() - received_ms;
     if !checked.name.eq_ignore_ascii_case(&name) {
         return Err(ApiError::bad_request(
             "name_mismatch",
@@ -361,7 +381,7 @@ pub async fn upload(
         .await?;
     metrics::counter!("xif_uploads_total").increment(1);
     metrics::counter!("xif_upload_bytes_total").increment(size);
-    tracing::info!(user = %user.name, extension = %version.extension, number = version.number, size, "uploaded");
+    tracing::info!(user = %user.name, extension = %version.extension, number = version.number, size, received_ms, checked_ms, "uploaded");
     Ok((StatusCode::CREATED, Json(UploadResponse { version, created: true, warnings: checked.warnings })))
 }
 

@@ -1,0 +1,220 @@
+//! The bar of step 4: uploading a 1 GiB XIF over loopback reaches at least 70% of the
+//! throughput of the same bytes sent with curl to an endpoint that discards them (a minimal
+//! handler on the same framework), measured in the same run, with the server's peak memory
+//! under 100 MiB.
+#![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const RESOURCE_BYTES: u64 = 1 << 30;
+const RUNS: usize = 3;
+
+fn incompressible(path: &Path, bytes: u64) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("created"));
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..bytes >> 20 {
+        for word in chunk.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        file.write_all(&chunk).expect("written");
+    }
+    file.flush().expect("flushed");
+}
+
+/// The server process, killed however the benchmark ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// curl posting the bytes of `file` to `url`; returns the transfer's seconds and HTTP status.
+/// `--data-binary @FILE` refuses a 1 GiB file (it holds the body in memory, and curl answers
+/// "out of memory"), so both sides use `-T FILE -X POST`, which streams the same bytes with
+/// the same headers.
+fn curl(file: &Path, url: &str, headers: &[String]) -> (f64, String) {
+    let mut command = Command::new("curl");
+    command.args(["-s", "-o", "/dev/null", "-w", "%{time_total} %{http_code}", "-X", "POST", "-T"]).arg(file);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let output = command.arg(url).output().expect("curl runs (install it with apt-get install curl)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (seconds, status) = text.split_once(' ').unwrap_or_else(|| {
+        panic!("curl gave no figures ({}): {}", output.status, String::from_utf8_lossy(&output.stderr))
+    });
+    (seconds.parse().expect("seconds"), status.to_owned())
+}
+
+fn median(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (values[values.len() / 2], values[0], values[values.len() - 1])
+}
+
+fn main() {
+    if std::env::args().any(|argument| argument == "--list") {
+        return;
+    }
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/extensions");
+    let xif = |arguments: &[&str], directory: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+            .arg("--quiet")
+            .args(arguments)
+            .current_dir(directory)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("xif runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    };
+    xif(&["new", "BenchUpload"], temporary.path());
+    let project = temporary.path().join("BenchUpload");
+    incompressible(&project.join("resources/large.bin"), RESOURCE_BYTES);
+    let mut definition = std::fs::OpenOptions::new().append(true).open(project.join("extension.toml")).expect("open");
+    writeln!(definition, "\n[[resources]]\npath = \"resources/large.bin\"\ndeploy = \"binaries\"").expect("written");
+    drop(definition);
+    let archive = temporary.path().join("BenchUpload.xif");
+    xif(&["save", "-o", archive.to_str().expect("path")], &project);
+    std::fs::remove_file(project.join("resources/large.bin")).expect("removed");
+    let digest = String::from_utf8_lossy(&Command::new("sha256sum").arg(&archive).output().expect("sha256sum").stdout)
+        .split(' ')
+        .next()
+        .expect("digest")
+        .to_owned();
+    let size = std::fs::metadata(&archive).expect("archive").len();
+
+    // The baseline: a handler on the same framework that reads the body and drops it.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bound");
+    let discard_url = format!("http://{}/discard", listener.local_addr().expect("address"));
+    let app = axum::Router::new()
+        .route(
+            "/discard",
+            axum::routing::post(|body: axum::body::Body| async move {
+                use http_body_util_shim::drain;
+                drain(body).await;
+                axum::http::StatusCode::NO_CONTENT
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    runtime.spawn(async move { axum::serve(listener, app).await.ok() });
+
+    // The xif server, a process of its own.
+    let mut server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_xif"))
+            .args(["server", "--listen", "127.0.0.1:0", "--max-upload-mib", "2048", "--data-dir"])
+            .arg(temporary.path().join("data"))
+            .env("XIF_ADMIN_PASSWORD", "benchmark-password")
+            .env("XIF_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts"),
+    );
+    let stderr = BufReader::new(server.0.stderr.take().expect("stderr"));
+    let mut lines = stderr.lines();
+    let url = loop {
+        let line = lines.next().expect("the server says where it listens").expect("a line");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    // The server's own account of each upload: how long receiving and checking took.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line.contains("received_ms") {
+                let field = |name: &str| {
+                    line.split(&format!("\"{name}\":"))
+                        .nth(1)
+                        .and_then(|rest| rest.split([',', '}']).next())
+                        .unwrap_or("?")
+                        .to_owned()
+                };
+                println!("  server: received in {} ms, checked in {} ms", field("received_ms"), field("checked_ms"));
+            }
+        }
+    });
+    let login = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"user":"admin","password":"benchmark-password"}"#,
+        ])
+        .arg(format!("{url}/api/v1/login"))
+        .output()
+        .expect("curl");
+    let token = serde_json::from_slice::<serde_json::Value>(&login.stdout).expect("JSON")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let headers = [format!("authorization: Bearer {token}"), format!("x-xif-sha256: {digest}"), "expect:".to_owned()];
+    let upload_url = format!("{url}/api/v1/extensions/BenchUpload/versions");
+
+    let mut raw = Vec::new();
+    let mut uploads = Vec::new();
+    for _ in 0..RUNS {
+        let (seconds, status) = curl(&archive, &discard_url, &[]);
+        assert_eq!(status, "204");
+        raw.push(seconds);
+        let (seconds, status) = curl(&archive, &upload_url, &headers);
+        assert!(status == "201" || status == "200", "upload answered {status}");
+        uploads.push(seconds);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).expect("the server's status");
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmHWM");
+    drop(server);
+
+    let (raw_median, raw_min, raw_max) = median(raw);
+    let (upload_median, upload_min, upload_max) = median(uploads);
+    let rate = |seconds: f64| size as f64 / 1e6 / seconds;
+    let ratio = raw_median / upload_median;
+    println!("upload of a {} MiB XIF over loopback with curl -T (POST), {RUNS} runs each", size >> 20);
+    println!(
+        "discarding endpoint (baseline): median {raw_median:.2} s ({:.0} MB/s), min {raw_min:.2}, max {raw_max:.2}",
+        rate(raw_median)
+    );
+    println!(
+        "xif server upload             : median {upload_median:.2} s ({:.0} MB/s), min {upload_min:.2}, max {upload_max:.2}",
+        rate(upload_median)
+    );
+    println!(
+        "throughput ratio: {:.0}% (bar: at least 70%) -> {}",
+        ratio * 100.0,
+        if ratio >= 0.7 { "met" } else { "NOT met" }
+    );
+    println!(
+        "server peak memory: {:.1} MiB (bar: under 100 MiB) -> {}",
+        peak_kib as f64 / 1024.0,
+        if peak_kib < 100 * 1024 { "met" } else { "NOT met" }
+    );
+}
+
+/// Reading a body to its end, without keeping it.
+mod http_body_util_shim {
+    pub async fn drain(body: axum::body::Body) {
+        use futures_util::StreamExt as _;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            if chunk.is_err() {
+                return;
+            }
+        }
+    }
+}
