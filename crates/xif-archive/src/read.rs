@@ -186,6 +186,28 @@ impl XifReader {
         Ok(bytes)
     }
 
+    /// Writes entry `name` to the new file `target` with permissions `mode`, checked against the
+    /// manifest; a partial file is removed on failure.
+    pub fn extract_entry(&mut self, name: &str, target: &Path, mode: u32) -> Result<(), ArchiveError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let Some(entry) = self.manifest.entries.iter().find(|entry| entry.path == name).cloned() else {
+            return Err(ArchiveError::MissingEntry { name: name.to_owned() });
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(target)
+            .map_err(ArchiveError::io(target))?;
+        let outcome = self
+            .stream(&entry.path, entry.size, &entry.sha256, &mut file)
+            .and_then(|()| file.sync_all().map_err(ArchiveError::io(target)));
+        if outcome.is_err() {
+            std::fs::remove_file(target).ok();
+        }
+        outcome
+    }
+
     /// Writes the project the archive holds (definition, source, resources; not the binary) into
     /// `destination`, which must not exist or be empty. Every entry is checked as it is
     /// written; on any failure, what was written is removed.

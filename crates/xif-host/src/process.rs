@@ -141,6 +141,9 @@ struct Pending {
     closed: Option<CallError>,
 }
 
+/// Tells waiters when the process has ended.
+type Ended = tokio::sync::watch::Sender<bool>;
+
 /// A running extension that passed its handshake.
 pub struct ExtensionProcess {
     hello: Hello,
@@ -151,6 +154,7 @@ pub struct ExtensionProcess {
     log: Arc<Log>,
     call_timeout: Duration,
     reader: tokio::task::JoinHandle<()>,
+    ended: tokio::sync::watch::Receiver<bool>,
     // Holds the socket's directory until the process is dropped.
     _channel_directory: tempfile::TempDir,
 }
@@ -255,7 +259,14 @@ impl ExtensionProcess {
 
         let pending = Arc::new(Mutex::new(Pending::default()));
         let child = Arc::new(tokio::sync::Mutex::new(child));
-        let reader = tokio::spawn(read_replies(reader, Arc::clone(&pending), Arc::clone(&child), Arc::clone(&log)));
+        let (ended_sender, ended) = tokio::sync::watch::channel(false);
+        let reader = tokio::spawn(read_replies(
+            reader,
+            Arc::clone(&pending),
+            Arc::clone(&child),
+            Arc::clone(&log),
+            ended_sender,
+        ));
         Ok(Self {
             hello,
             writer: tokio::sync::Mutex::new(writer),
@@ -265,6 +276,7 @@ impl ExtensionProcess {
             log,
             call_timeout: options.call_timeout,
             reader,
+            ended,
             _channel_directory: directory,
         })
     }
@@ -277,6 +289,19 @@ impl ExtensionProcess {
     /// The extension's log (its stdout and stderr).
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// Why the process is gone, once it is: it crashed, exited, or broke the protocol.
+    pub fn ended(&self) -> Option<CallError> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).closed.clone()
+    }
+
+    /// Waits until the process has ended, and says why.
+    pub async fn wait_ended(&self) -> CallError {
+        let mut ended = self.ended.clone();
+        // The sender lives as long as the reader task, which sets the flag before it goes.
+        ended.wait_for(|ended| *ended).await.ok();
+        self.ended().unwrap_or_else(|| self.closed_error())
     }
 
     /// Calls `action` with `inputs` and waits for its outputs, at most the call time limit.
@@ -354,6 +379,7 @@ async fn read_replies(
     pending: Arc<Mutex<Pending>>,
     child: Arc<tokio::sync::Mutex<Child>>,
     log: Arc<Log>,
+    ended: Ended,
 ) {
     let reason = loop {
         let payload = match read_payload(&mut reader).await {
@@ -391,9 +417,12 @@ async fn read_replies(
             CallError::Crashed { status, log: log.tail(20) }
         }
     };
-    let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
-    for (_, sender) in pending.calls.drain() {
-        sender.send(Err(reason.clone())).ok();
+    {
+        let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, sender) in pending.calls.drain() {
+            sender.send(Err(reason.clone())).ok();
+        }
+        pending.closed = Some(reason);
     }
-    pending.closed = Some(reason);
+    ended.send_replace(true);
 }

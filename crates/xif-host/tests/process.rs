@@ -32,7 +32,7 @@ async fn calls_return_outputs_and_run_concurrently() {
     let extension = start("behaviours").await;
     assert_eq!(extension.hello().extension, "Behaviours");
     let outputs = extension.call("Echo", values(json!({ "Message": "héllo" }))).await.expect("echo");
-    assert_eq!(outputs, values(json!({ "Message": "héllo" })));
+    assert_eq!(outputs, values(json!({ "Echoed": "héllo" })));
 
     // A slow call does not hold up others: the echo returns while the sleep is in flight.
     let slow = extension.call("Sleep", values(json!({ "Milliseconds": 3000 })));
@@ -47,7 +47,7 @@ async fn calls_return_outputs_and_run_concurrently() {
         _ = slow => panic!("the slow call finished first"),
         replies = quick => {
             for (index, reply) in replies.into_iter().enumerate() {
-                assert_eq!(reply.expect("echo")["Message"], json!(format!("{index}")));
+                assert_eq!(reply.expect("echo")["Echoed"], json!(format!("{index}")));
             }
         }
     }

@@ -556,6 +556,25 @@ async fn publish_locked(
             messages: vec![format!("version {} of `{extension}` is published already; nothing to do", request.version)],
         });
     }
+    // Deploy first: the new version runs, answering its handshake, before the publication is
+    // recorded; if it does not start, nothing changes and the old version keeps serving.
+    let version = state
+        .metadata
+        .version(extension, request.version)
+        .await?
+        .ok_or_else(|| ApiError::internal("a version vanished during its publication"))?;
+    let blob =
+        state.blobs.path(&version.sha256).await?.ok_or_else(|| ApiError::internal("a version's blob is missing"))?;
+    if let Err(error) = state.runtime.deploy(extension, request.version, &blob).await {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "deploy_failed",
+            format!(
+                "version {} of `{extension}` was not published, and {replaces} keeps serving: {error}",
+                request.version
+            ),
+        ));
+    }
     match state.metadata.publish(extension, request.expected, request.version, user, &now()).await? {
         Ok(publication) => {
             metrics::counter!("xif_publications_total").increment(1);
@@ -571,4 +590,68 @@ async fn publish_locked(
         }
         Err(PublishRefusal::Stale { actual }) => Err(stale(actual)),
     }
+}
+
+pub async fn call(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath((name, action)): ApiPath<(String, String)>,
+    ApiJson(inputs): ApiJson<serde_json::Value>,
+) -> Result<Json<xif_api_values::Values>, ApiError> {
+    use crate::runtime::RuntimeCallError;
+    match state.runtime.call(&name, &action, &inputs).await {
+        Ok(outputs) => Ok(Json(outputs)),
+        Err(RuntimeCallError::NotRunning) => Err(ApiError::not_found(
+            "extension_not_running",
+            format!("no version of extension `{name}` is published and running"),
+        )),
+        Err(RuntimeCallError::Inputs(errors)) => {
+            let unknown_action = errors.iter().any(|error| matches!(error, xif_host::InputError::UnknownAction { .. }));
+            let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            if unknown_action {
+                Err(ApiError::not_found("unknown_action", message))
+            } else {
+                Err(ApiError::bad_request("invalid_input", message))
+            }
+        }
+        Err(RuntimeCallError::Call(error)) => Err(match error {
+            xif_host::CallError::Action { failure, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "action_failed",
+                format!("action `{action}` failed: {} ({})", failure.message, failure.code),
+            ),
+            xif_host::CallError::Timeout { limit, .. } => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "action_timeout",
+                format!("action `{action}` did not finish within {limit:?}"),
+            ),
+            xif_host::CallError::Crashed { status, .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "extension_crashed",
+                format!(
+                    "extension `{name}` ended during the call ({status}); its log is at /api/v1/extensions/{name}/logs"
+                ),
+            ),
+            xif_host::CallError::Protocol(detail) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "extension_protocol_error",
+                format!("extension `{name}` broke the protocol ({detail}) and was stopped"),
+            ),
+        }),
+    }
+}
+
+pub async fn logs(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(name): ApiPath<String>,
+) -> Result<String, ApiError> {
+    state.runtime.log(&name).await.ok_or_else(|| {
+        ApiError::not_found("extension_not_running", format!("no version of extension `{name}` is running"))
+    })
+}
+
+/// The JSON object type of call inputs and outputs.
+mod xif_api_values {
+    pub type Values = serde_json::Map<String, serde_json::Value>;
 }

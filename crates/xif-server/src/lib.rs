@@ -10,6 +10,7 @@ mod auth;
 mod blobs;
 mod error;
 mod handlers;
+mod runtime;
 mod sqlite;
 mod store;
 
@@ -24,6 +25,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use blobs::DirectoryBlobs;
 pub use error::ApiError;
+pub use runtime::{DeployError, Runtime, RuntimeCallError, RuntimeOptions};
 pub use sqlite::SqliteStore;
 pub use store::{BlobStore, MetadataStore, NewVersion, PublishRefusal, StoreError, UserRecord};
 
@@ -63,6 +65,8 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     /// Limits.
     pub limits: Limits,
+    /// The running extensions.
+    pub runtime: Arc<Runtime>,
     metrics: PrometheusHandle,
 }
 
@@ -136,9 +140,49 @@ impl AppState {
         let metadata = SqliteStore::open(&data_dir.join("metadata.sqlite")).await.map_err(storage)?;
         let blobs = DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage)?;
         metadata.clear_locks().await.map_err(storage)?;
-        let state = Self { metadata: Arc::new(metadata), blobs: Arc::new(blobs), limits, metrics: metrics_handle() };
+        let runtime = Runtime::new(&data_dir.join("runtime"), RuntimeOptions::default())
+            .map_err(|error| storage(error.into()))?;
+        let state = Self {
+            metadata: Arc::new(metadata),
+            blobs: Arc::new(blobs),
+            limits,
+            runtime: Arc::new(runtime),
+            metrics: metrics_handle(),
+        };
         let bootstrap = state.bootstrap(admin_password).await?;
+        state.start_published().await;
         Ok((state, bootstrap))
+    }
+
+    /// Starts the published version of every extension, as at the server's start. A version that
+    /// fails to start is logged; the others start regardless.
+    async fn start_published(&self) {
+        let extensions = match self.metadata.extensions().await {
+            Ok(extensions) => extensions,
+            Err(error) => {
+                tracing::error!(%error, "cannot list the extensions to start");
+                return;
+            }
+        };
+        for extension in extensions {
+            let Some(number) = extension.published else { continue };
+            let blob = match self.metadata.version(&extension.name, number).await {
+                Ok(Some(version)) => self.blobs.path(&version.sha256).await.ok().flatten(),
+                _ => None,
+            };
+            let Some(blob) = blob else {
+                tracing::error!(extension = %extension.name, number, "the published version's archive is missing");
+                continue;
+            };
+            if let Err(error) = self.runtime.deploy(&extension.name, number, &blob).await {
+                tracing::error!(extension = %extension.name, number, %error, "the published version did not start");
+            }
+        }
+    }
+
+    /// Stops the extension processes.
+    pub async fn shutdown(&self) {
+        self.runtime.stop_all().await;
     }
 
     async fn bootstrap(&self, admin_password: Option<&str>) -> Result<Option<Bootstrap>, ServerError> {
@@ -181,7 +225,9 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions", get(extensions))
         .route("/extensions/{name}/versions", get(versions).post(upload).layer(DefaultBodyLimit::disable()))
         .route("/extensions/{name}/versions/{number}/xif", get(download))
-        .route("/extensions/{name}/publications", get(publications).post(publish));
+        .route("/extensions/{name}/publications", get(publications).post(publish))
+        .route("/extensions/{name}/actions/{action}", post(call))
+        .route("/extensions/{name}/logs", get(logs));
     Router::new()
         .nest(xif_api::PREFIX, api)
         .route("/healthz", get(healthz))

@@ -1,6 +1,9 @@
 //! The server in-process, through its router: accounts, permissions, uploads, versions and
 //! publishing, each refusal with its status and code.
 
+#[path = "../../xif-host/tests/support/fixtures.rs"]
+mod fixtures;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
@@ -115,7 +118,11 @@ fn xif(name: &str, version: &str, entities: bool) -> Vec<u8> {
     }
     let files = [
         ("extension.toml", definition.into_bytes(), xif_archive::EntryKind::Definition),
-        ("binary/run", format!("binary {version}").into_bytes(), xif_archive::EntryKind::Binary),
+        (
+            "binary/run",
+            std::fs::read(fixtures::binary("generic")).expect("the generic fixture"),
+            xif_archive::EntryKind::Binary,
+        ),
     ];
     let inputs = files
         .iter()
@@ -240,7 +247,7 @@ async fn uploads_are_checked_deduplicated_and_listed() {
 
 #[tokio::test]
 async fn bad_uploads_are_refused_and_nothing_is_stored() {
-    let server = server(Limits { max_upload: 64 * 1024 }).await;
+    let server = server(Limits { max_upload: 16 << 20 }).await;
     let admin = server.admin().await;
     let bob = server.user("bob", &[]).await;
     let bytes = xif("Greeter", "1.0.0", false);
@@ -268,7 +275,7 @@ async fn bad_uploads_are_refused_and_nothing_is_stored() {
     assert!(body["error"]["message"].as_str().is_some_and(|message| message.contains("unsafe path")), "{body}");
     let (status, body) = server.upload(&admin, "Other", &bytes, None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("name_mismatch")));
-    let (status, body) = server.upload(&admin, "Greeter", &vec![7u8; 65 * 1024], None).await;
+    let (status, body) = server.upload(&admin, "Greeter", &vec![7u8; (16 << 20) + 1], None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("upload_too_large")));
     let invalid = xif("Bad Name", "1.0.0", false);
     let (status, body) = server.upload(&admin, "Bad%20Name", &invalid, None).await;
@@ -400,4 +407,181 @@ async fn the_api_describes_itself_and_answers_in_one_envelope() {
     let (status, metrics) = server.call("GET", "/metrics", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(metrics.as_str().is_some_and(|text| text.contains("xif_http_requests_total")), "{metrics}");
+}
+
+/// A XIF whose binary is fixture `binary`, with `definition` as its definition.
+fn xif_with(binary: &str, definition: &str, name: &str, version: &str) -> Vec<u8> {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let definition_file = directory.path().join("definition");
+    std::fs::write(&definition_file, definition).expect("written");
+    let inputs = vec![
+        xif_archive::Input {
+            path: "extension.toml".into(),
+            file: definition_file,
+            kind: xif_archive::EntryKind::Definition,
+        },
+        xif_archive::Input {
+            path: format!("binary/{binary}"),
+            file: fixtures::binary(binary),
+            kind: xif_archive::EntryKind::Binary,
+        },
+    ];
+    let header = xif_archive::ManifestHeader {
+        extension: xif_archive::ExtensionId { name: name.into(), version: version.into() },
+        target: "x86_64-unknown-linux-gnu".into(),
+        toolchain: "rustc".into(),
+        protocol: 1,
+    };
+    let output = directory.path().join("out.xif");
+    xif_archive::write(&output, inputs, header).expect("written");
+    std::fs::read(output).expect("read")
+}
+
+const ECHO: &str = "[extension]\nname = \"Echo\"\nversion = \"VERSION\"\ndescription = \"Echoes.\"\n\n[[actions]]\nname = \"Say\"\ndescription = \"Says it back.\"\ninputs = [ { name = \"Text\", type = \"Text\", length = 10 } ]\noutputs = [ { name = \"Said\", type = \"Text\" } ]\n";
+
+fn echo(version: &str) -> Vec<u8> {
+    xif_with("generic", &ECHO.replace("VERSION", version), "Echo", version)
+}
+
+#[tokio::test]
+async fn a_published_extension_answers_calls_checked_against_its_definition() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Echo/actions/Say", Some(&admin), Some(json!({ "Text": "hi" }))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("extension_not_running")));
+
+    let (status, body) = server.upload(&admin, "Echo", &echo("1.0.0"), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(server.publish(&admin, "Echo", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Echo/actions/Say", Some(&admin), Some(json!({ "Text": "hi" }))).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "Said": "hi" })));
+
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Echo/actions/Shout", Some(&admin), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["message"], "extension `Echo` has no action `Shout`");
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Echo/actions/Say", Some(&admin), Some(json!({}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")));
+    assert_eq!(body["error"]["message"], "action `Say` needs input `Text` (Text), which was not given");
+    let (status, body) = server
+        .call("POST", "/api/v1/extensions/Echo/actions/Say", Some(&admin), Some(json!({ "Text": "far too long text" })))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["message"], "input `Text` of action `Say` is 17 characters long, over its length of 10");
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Echo/actions/Say", Some(&admin), Some(json!({ "Text": 3 }))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")));
+
+    // After a restart on the same data, the published version runs again.
+    let (restarted, bootstrap) =
+        AppState::open(server.data.path(), Limits::default(), Some(PASSWORD)).await.expect("reopened");
+    assert!(bootstrap.is_none());
+    assert_eq!(restarted.runtime.running_version("Echo").await, Some(1));
+    restarted.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_actions_error_and_a_crash_have_their_own_status() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    let definition =
+        std::fs::read_to_string(fixtures::workspace().join("fixtures/behaviours/extension.toml")).expect("definition");
+    assert_eq!(
+        server.upload(&admin, "Behaviours", &xif_with("behaviours", &definition, "Behaviours", "1.0.0"), None).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(server.publish(&admin, "Behaviours", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Behaviours/actions/Fail", Some(&admin), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"],
+        json!({ "code": "action_failed", "message": "action `Fail` failed: the card was declined (card_declined)" })
+    );
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Behaviours/actions/Crash", Some(&admin), Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_GATEWAY, Some("extension_crashed")),
+        "{body}"
+    );
+    let (status, log) = server.call("GET", "/api/v1/extensions/Behaviours/logs", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(log.as_str().is_some_and(|log| log.contains("about to crash on purpose")), "{log}");
+    server.state.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_version_that_fails_to_start_is_not_published_and_the_old_one_keeps_serving() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    assert_eq!(server.upload(&admin, "Echo", &echo("1.0.0"), None).await.0, StatusCode::CREATED);
+    assert_eq!(server.publish(&admin, "Echo", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+    let broken = xif_with("exits-early", &ECHO.replace("VERSION", "2.0.0"), "Echo", "2.0.0");
+    assert_eq!(server.upload(&admin, "Echo", &broken, None).await.0, StatusCode::CREATED);
+    let (status, body) = server.publish(&admin, "Echo", json!({ "version": 2, "expected": 1 })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "deploy_failed");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("version 2 of `Echo` was not published, and version 1 keeps serving: it did not start: the extension exited before its handshake"), "{message}");
+    assert!(message.contains("payments.conf"), "the reason from the extension's log: {message}");
+    let (_, extensions) = server.call("GET", "/api/v1/extensions", Some(&admin), None).await;
+    assert_eq!(extensions[0]["published"], 1);
+    let (status, body) = server
+        .call("POST", "/api/v1/extensions/Echo/actions/Say", Some(&admin), Some(json!({ "Text": "still" })))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "Said": "still" })));
+    server.state.shutdown().await;
+}
+
+#[tokio::test]
+async fn republishing_while_a_client_keeps_calling_fails_no_call() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    for version in ["1.0.0", "1.1.0", "1.2.0"] {
+        assert_eq!(server.upload(&admin, "Echo", &echo(version), None).await.0, StatusCode::CREATED);
+    }
+    assert_eq!(server.publish(&admin, "Echo", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+    let runtime = std::sync::Arc::clone(&server.state.runtime);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let runtime = std::sync::Arc::clone(&runtime);
+            let stop = std::sync::Arc::clone(&stop);
+            tokio::spawn(async move {
+                let (mut succeeded, mut failed) = (0u32, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match runtime.call("Echo", "Say", &json!({ "Text": "load" })).await {
+                        Ok(outputs) if outputs.get("Said") == Some(&json!("load")) => succeeded += 1,
+                        Ok(other) => failed.push(format!("{other:?}")),
+                        Err(error) => failed.push(format!("{error:?}")),
+                    }
+                }
+                (succeeded, failed)
+            })
+        })
+        .collect();
+    let mut current = 1;
+    for next in [2, 3, 1, 2, 3, 1] {
+        let (status, body) = server.publish(&admin, "Echo", json!({ "version": next, "expected": current })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            runtime.running_version("Echo").await,
+            Some(next),
+            "the new version is callable when the publication returns"
+        );
+        current = next;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for caller in callers {
+        let (succeeded, failed) = caller.await.expect("joined");
+        assert!(failed.is_empty(), "calls failed while versions were replaced: {failed:?}");
+        total += succeeded;
+    }
+    assert!(total > 100, "the callers kept calling: {total}");
+    server.state.shutdown().await;
 }

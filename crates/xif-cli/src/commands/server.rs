@@ -56,6 +56,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
             }
         }
         let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let running = state.clone();
         xif_server::serve(
             &config,
             state,
@@ -63,6 +64,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
             shutdown_signal(),
         )
         .await?;
+        running.shutdown().await;
         output::eprint("stopped\n");
         Ok(Exit::Success)
     })

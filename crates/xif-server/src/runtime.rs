@@ -1,0 +1,210 @@
+//! The runtime: the published version of each extension runs as a child process of the server,
+//! started through `xif-host`, and is replaced without dropping calls.
+//!
+//! Deploying starts the new version beside the old one, in a working directory of its own;
+//! only after its handshake matches the definition are new calls switched to it. The old one
+//! finishes the calls it has (each call holds the version it started on) and is then stopped.
+//! If the new version fails to start, nothing changes and the old one keeps serving.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::RwLock;
+use xif_definition::Definition;
+use xif_host::{CallError, ExtensionProcess, InputError, StartOptions, Values};
+
+/// How extension processes run.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// How long a process has to start and say hello.
+    pub handshake_timeout: Duration,
+    /// How long one call may take.
+    pub call_timeout: Duration,
+    /// Bytes of each process's log kept.
+    pub log_capacity: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(30),
+            log_capacity: 256 * 1024,
+        }
+    }
+}
+
+/// One running version of an extension.
+pub struct Running {
+    /// The version's number.
+    pub number: i64,
+    /// Its definition, to check calls against.
+    pub definition: Arc<Definition>,
+    process: ExtensionProcess,
+    directory: PathBuf,
+}
+
+/// Why a version could not be deployed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// Its archive could not be read.
+    #[error("its archive cannot be read: {0}")]
+    Archive(String),
+    /// Its process did not start.
+    #[error("it did not start: {0}")]
+    Start(#[from] xif_host::StartError),
+}
+
+/// Why a call did not return outputs.
+#[derive(Debug)]
+pub enum RuntimeCallError {
+    /// No version of the extension runs.
+    NotRunning,
+    /// The inputs do not fit the action.
+    Inputs(Vec<InputError>),
+    /// The call failed in the extension.
+    Call(CallError),
+}
+
+/// The running extensions of this server.
+pub struct Runtime {
+    root: PathBuf,
+    options: RuntimeOptions,
+    running: RwLock<HashMap<String, Arc<Running>>>,
+}
+
+impl Runtime {
+    /// A runtime keeping its working directories under `root`, emptied first: what a stopped
+    /// server left there belongs to no process.
+    pub fn new(root: &Path, options: RuntimeOptions) -> std::io::Result<Self> {
+        if root.exists() {
+            std::fs::remove_dir_all(root)?;
+        }
+        std::fs::create_dir_all(root)?;
+        Ok(Self { root: root.to_owned(), options, running: RwLock::new(HashMap::new()) })
+    }
+
+    /// Starts version `number` of `extension` from the XIF at `blob` and, once it answers its
+    /// handshake, sends new calls to it; the version it replaces is drained and stopped.
+    pub async fn deploy(&self, extension: &str, number: i64, blob: &Path) -> Result<(), DeployError> {
+        let directory = self.root.join(extension).join(format!("{number}-{}", unique()));
+        let blob = blob.to_owned();
+        let target = directory.clone();
+        let (definition, binary) = tokio::task::spawn_blocking(move || prepare(&blob, &target))
+            .await
+            .map_err(|error| DeployError::Archive(error.to_string()))??;
+        let mut options = StartOptions::new(
+            binary,
+            directory.clone(),
+            definition.extension.name.value.clone(),
+            definition.extension.version.value.to_string(),
+        );
+        options.signatures = xif_host::signatures(&definition);
+        options.handshake_timeout = self.options.handshake_timeout;
+        options.call_timeout = self.options.call_timeout;
+        options.log_capacity = self.options.log_capacity;
+        let process = match ExtensionProcess::start(options).await {
+            Ok(process) => process,
+            Err(error) => {
+                tokio::fs::remove_dir_all(&directory).await.ok();
+                return Err(error.into());
+            }
+        };
+        let running = Arc::new(Running { number, definition: Arc::new(definition), process, directory });
+        let replaced = self.running.write().await.insert(extension.to_ascii_lowercase(), running);
+        if let Some(old) = replaced {
+            tokio::spawn(drain(old, self.options.call_timeout));
+        }
+        tracing::info!(%extension, number, "deployed");
+        Ok(())
+    }
+
+    /// Calls `action` of the running version of `extension` with `inputs`, checked against its
+    /// definition first.
+    pub async fn call(&self, extension: &str, action: &str, inputs: &Value) -> Result<Values, RuntimeCallError> {
+        let Some(running) = self.running.read().await.get(&extension.to_ascii_lowercase()).cloned() else {
+            return Err(RuntimeCallError::NotRunning);
+        };
+        // The call holds `running`, so that a replaced version lives until its calls end.
+        let (declared, checked) =
+            xif_host::validate_inputs(&running.definition, action, inputs).map_err(RuntimeCallError::Inputs)?;
+        let name = declared.name.value.clone();
+        running.process.call(&name, checked).await.map_err(RuntimeCallError::Call)
+    }
+
+    /// The log of the running version of `extension`.
+    pub async fn log(&self, extension: &str) -> Option<String> {
+        self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| running.process.log().text())
+    }
+
+    /// The version of `extension` that runs, if one does.
+    pub async fn running_version(&self, extension: &str) -> Option<i64> {
+        self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| running.number)
+    }
+
+    /// Stops every process: asks each to finish and exit, and kills those that do not.
+    pub async fn stop_all(&self) {
+        let running: Vec<Arc<Running>> = self.running.write().await.drain().map(|(_, running)| running).collect();
+        for running in running {
+            drain(running, Duration::from_secs(5)).await;
+        }
+    }
+}
+
+/// Waits until no call holds `old` (at most `limit`), then stops it and removes its directory.
+async fn drain(old: Arc<Running>, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let number = old.number;
+    match Arc::try_unwrap(old) {
+        Ok(running) => {
+            let directory = running.directory.clone();
+            if let Err(error) = running.process.stop(Duration::from_secs(5)).await {
+                tracing::warn!(%error, number, "stopping a replaced version failed");
+            }
+            tokio::fs::remove_dir_all(&directory).await.ok();
+        }
+        // Calls still hold it after the limit: it is killed when the last one lets go.
+        Err(_) => tracing::warn!(number, "a replaced version still had calls after the time limit"),
+    }
+}
+
+/// Extracts the binary and the deployed resources of the XIF at `blob` into `directory`, and
+/// reads its definition.
+fn prepare(blob: &Path, directory: &Path) -> Result<(Definition, PathBuf), DeployError> {
+    let archive = |error: xif_archive::ArchiveError| DeployError::Archive(error.to_string());
+    std::fs::create_dir_all(directory).map_err(|error| DeployError::Archive(error.to_string()))?;
+    let mut reader = xif_archive::XifReader::open(blob, xif_archive::Limits::default()).map_err(archive)?;
+    let text = reader.read_entry("extension.toml", xif_definition::MAX_DEFINITION_BYTES as u64).map_err(archive)?;
+    let text = String::from_utf8(text).map_err(|_| DeployError::Archive("the definition is not UTF-8".into()))?;
+    let definition =
+        xif_definition::parse(&text).map_err(|_| DeployError::Archive("the definition does not parse".into()))?;
+    // The extension can read its own definition in its working directory.
+    std::fs::write(directory.join("extension.toml"), &text).map_err(|error| DeployError::Archive(error.to_string()))?;
+    let binary_entry = reader.manifest().binary.clone();
+    let file_name = binary_entry.rsplit('/').next().unwrap_or("extension").to_owned();
+    let binary = directory.join(file_name);
+    reader.extract_entry(&binary_entry, &binary, 0o755).map_err(archive)?;
+    for resource in &definition.resources {
+        if resource.deploy.value == xif_definition::DeployAction::Ignore {
+            continue;
+        }
+        let target = directory.join(&resource.path.value);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|error| DeployError::Archive(error.to_string()))?;
+        }
+        reader.extract_entry(&format!("resources/{}", resource.path.value), &target, 0o644).map_err(archive)?;
+    }
+    Ok((definition, binary))
+}
+
+fn unique() -> String {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).ok();
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
