@@ -5,6 +5,7 @@ pub mod call;
 pub mod compile;
 pub mod explain;
 pub mod inspect;
+pub mod invoke;
 pub mod keygen;
 pub mod new;
 pub mod save;

@@ -67,6 +67,10 @@ enum Command {
     Server(commands::server::ServerArgs),
     /// Administer a Platform Server (users and permissions)
     Admin(commands::admin::AdminArgs),
+    /// Call an action of a published extension through the server; prints its outputs as JSON
+    Invoke(commands::invoke::InvokeArgs),
+    /// Print the log (stdout and stderr) of a published extension's running version
+    Logs(commands::invoke::LogsArgs),
     /// Explain a diagnostic code, as `rustc --explain` does; list every code without one
     Explain(commands::explain::ExplainArgs),
 }
@@ -86,6 +90,8 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen::run(&args),
         Command::Server(args) => commands::server::run(&args),
         Command::Admin(args) => commands::admin::run(&args),
+        Command::Invoke(args) => commands::invoke::run(&args),
+        Command::Logs(args) => commands::invoke::logs(&args),
         Command::Explain(args) => commands::explain::run(&args),
     };
     match outcome {

@@ -236,6 +236,34 @@ fn over_tls_the_admin_cli_and_a_client_upload_publish_and_download() {
     });
     assert_eq!(downloaded.as_ref(), archives()[0].as_slice());
 
+    // The published sample runs: invoked through the server with the CLI.
+    let bob_cli = |arguments: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+            .args(arguments)
+            .args(["--server", &url, "--ca-cert"])
+            .arg(&certificate)
+            .env("XIF_TOKEN", &bob)
+            .output()
+            .expect("xif runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) =
+        bob_cli(&["invoke", "Served", "Greet", "--input", r#"{"Person": {"Name": "Ada Lovelace"}}"#]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(serde_json::from_str::<Value>(&stdout).expect("JSON"), json!({ "Greeting": "Hello, Ada!" }));
+    let (code, _, stderr) = bob_cli(&["invoke", "Served", "Greet", "--input", "{}"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        "error: action `Greet` needs input `Person` (Record of `Person`), which was not given (invalid_input)\n"
+    );
+    let (code, _, stderr) = bob_cli(&["logs", "Served"]);
+    assert_eq!(code, Some(0), "{stderr}");
+
     // A client that does not trust the certificate is refused by TLS.
     let untrusting = http(None);
     assert!(runtime.block_on(untrusting.get(format!("{url}/healthz")).send()).is_err());

@@ -126,6 +126,42 @@ impl Client {
         self.send(self.http.delete(self.url(&format!("/users/{user}/grants/{permission}")))).await
     }
 
+    /// Calls `action` of the published version of `extension` with `inputs`.
+    pub async fn invoke(
+        &self,
+        extension: &str,
+        action: &str,
+        inputs: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.json(reqwest::Method::POST, &format!("/extensions/{extension}/actions/{action}"), inputs).await
+    }
+
+    /// The log of the running version of `extension`.
+    pub async fn logs(&self, extension: &str) -> Result<String, ClientError> {
+        let request = self.http.get(self.url(&format!("/extensions/{extension}/logs")));
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let network =
+            |error: reqwest::Error| ClientError::Network { url: self.base.clone(), detail: error.to_string() };
+        let response = request.send().await.map_err(network)?;
+        let status = response.status();
+        let text = response.text().await.map_err(network)?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => {
+                Err(ClientError::Server { status: status.as_u16(), code: body.error.code, message: body.error.message })
+            }
+            Err(_) => Err(ClientError::Network {
+                url: self.base.clone(),
+                detail: format!("HTTP {status} without an error body"),
+            }),
+        }
+    }
+
     /// Removes a user.
     pub async fn remove_user(&self, user: &str) -> Result<(), ClientError> {
         self.send::<Option<()>>(self.http.delete(self.url(&format!("/users/{user}")))).await.map(|_| ())

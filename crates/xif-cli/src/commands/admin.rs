@@ -10,17 +10,49 @@ use crate::{Exit, output};
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+/// Which server to talk to, and as whom.
+#[derive(Debug, Args)]
+pub struct Connection {
     /// The server's URL
     #[arg(long, value_name = "URL", env = "XIF_SERVER")]
     server: String,
-    /// An administrator's API token
+    /// An API token (an administrator's for `xif admin`)
     #[arg(long, value_name = "TOKEN", env = "XIF_TOKEN", hide_env_values = true)]
     token: String,
     /// A PEM CA certificate to trust for the server's TLS certificate
     #[arg(long, value_name = "FILE", env = "XIF_CA_CERT")]
     ca_cert: Option<std::path::PathBuf>,
-    #[command(subcommand)]
-    command: AdminCommand,
+}
+
+impl Connection {
+    /// A client of the server.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let ca = match &self.ca_cert {
+            Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?),
+            None => None,
+        };
+        Ok(Client::new(&self.server, Some(self.token.clone()), ca.as_deref())?)
+    }
+}
+
+/// Turns a refusal by the server into its message and exit code 1; other errors go up.
+pub fn refused(outcome: anyhow::Result<()>) -> anyhow::Result<Exit> {
+    match outcome {
+        Ok(()) => Ok(Exit::Success),
+        Err(error) => match error.downcast_ref::<ClientError>() {
+            Some(ClientError::Server { .. }) => {
+                output::eprint(&format!("error: {error}\n"));
+                Ok(Exit::Errors)
+            }
+            _ => Err(error),
+        },
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,11 +89,7 @@ enum UserCommand {
 }
 
 pub fn run(args: &AdminArgs) -> anyhow::Result<Exit> {
-    let ca = match &args.ca_cert {
-        Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?),
-        None => None,
-    };
-    let client = Client::new(&args.server, Some(args.token.clone()), ca.as_deref())?;
+    let client = args.connection.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let AdminCommand::User(command) = &args.command;
     let outcome = runtime.block_on(async {
@@ -91,16 +119,7 @@ pub fn run(args: &AdminArgs) -> anyhow::Result<Exit> {
         }
         anyhow::Ok(())
     });
-    match outcome {
-        Ok(()) => Ok(Exit::Success),
-        Err(error) => match error.downcast_ref::<ClientError>() {
-            Some(ClientError::Server { .. }) => {
-                output::eprint(&format!("error: {error}\n"));
-                Ok(Exit::Errors)
-            }
-            _ => Err(error),
-        },
-    }
+    refused(outcome)
 }
 
 fn line(user: &xif_api::User) -> String {

@@ -1,0 +1,50 @@
+//! `xif invoke NAME ACTION [--input JSON]` and `xif logs NAME`: the published extension, through
+//! the server.
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::commands::admin::{Connection, refused};
+use crate::{Exit, output};
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The extension
+    extension: String,
+    /// The action
+    action: String,
+    /// The inputs, as a JSON object of input names to values
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    input: String,
+}
+
+pub fn run(args: &InvokeArgs) -> anyhow::Result<Exit> {
+    let inputs: serde_json::Value =
+        serde_json::from_str(&args.input).with_context(|| format!("`--input` is not JSON: `{}`", args.input))?;
+    let client = args.connection.client()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    refused(runtime.block_on(async {
+        let outputs = client.invoke(&args.extension, &args.action, &inputs).await?;
+        output::print(&format!("{}\n", serde_json::to_string_pretty(&outputs)?));
+        anyhow::Ok(())
+    }))
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The extension
+    extension: String,
+}
+
+pub fn logs(args: &LogsArgs) -> anyhow::Result<Exit> {
+    let client = args.connection.client()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    refused(runtime.block_on(async {
+        output::print(&client.logs(&args.extension).await?);
+        anyhow::Ok(())
+    }))
+}
