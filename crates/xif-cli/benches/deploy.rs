@@ -1,0 +1,197 @@
+//! The runtime's bars: the sample extension's new version is callable within 150 ms of
+//! publishing it, and no call fails while versions are replaced under load. Runs the real
+//! `xif server` with the sample made by `xif new`, published alternately in two versions while
+//! callers keep calling.
+#![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+const ROUNDS: usize = 12;
+const CALLERS: usize = 4;
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+fn main() {
+    if std::env::args().any(|argument| argument == "--list") {
+        return;
+    }
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/extensions");
+    let xif = |arguments: &[&str], directory: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+            .arg("--quiet")
+            .args(arguments)
+            .current_dir(directory)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("xif runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    };
+    xif(&["new", "DeployBench"], temporary.path());
+    let project = temporary.path().join("DeployBench");
+    let definition = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
+    let archives: Vec<Vec<u8>> = ["0.1.0", "0.2.0"]
+        .iter()
+        .map(|version| {
+            std::fs::write(
+                project.join("extension.toml"),
+                definition.replace("version = \"0.1.0\"", &format!("version = \"{version}\"")),
+            )
+            .expect("written");
+            let archive = temporary.path().join(format!("{version}.xif"));
+            xif(&["save", "-o", archive.to_str().expect("path")], &project);
+            std::fs::read(archive).expect("archive")
+        })
+        .collect();
+
+    let mut server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_xif"))
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(temporary.path().join("data"))
+            .env("XIF_ADMIN_PASSWORD", "benchmark-password")
+            .env("XIF_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts"),
+    );
+    let mut lines = BufReader::new(server.0.stderr.take().expect("stderr")).lines();
+    let url = loop {
+        let line = lines.next().expect("the server says where it listens").expect("a line");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let token = client
+            .post(format!("{url}/api/v1/login"))
+            .json(&json!({ "user": "admin", "password": "benchmark-password" }))
+            .send()
+            .await
+            .expect("login")
+            .json::<serde_json::Value>()
+            .await
+            .expect("JSON")["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        use sha2::Digest as _;
+        for archive in &archives {
+            let digest: String = sha2::Sha256::digest(archive).iter().map(|byte| format!("{byte:02x}")).collect();
+            let response = client
+                .post(format!("{url}/api/v1/extensions/DeployBench/versions"))
+                .bearer_auth(&token)
+                .header("x-xif-sha256", digest)
+                .body(archive.clone())
+                .send()
+                .await
+                .expect("upload");
+            assert_eq!(response.status(), 201);
+        }
+        let publish = |version: i64, expected: Option<i64>| {
+            let client = client.clone();
+            let token = token.clone();
+            let url = url.clone();
+            async move {
+                let response = client
+                    .post(format!("{url}/api/v1/extensions/DeployBench/publications"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "version": version, "expected": expected }))
+                    .send()
+                    .await
+                    .expect("publish");
+                assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+            }
+        };
+        let call = |client: reqwest::Client, token: String, url: String| async move {
+            client
+                .post(format!("{url}/api/v1/extensions/DeployBench/actions/Greet"))
+                .bearer_auth(&token)
+                .json(&json!({ "Person": { "Name": "Ada" } }))
+                .send()
+                .await
+                .map(|response| response.status().is_success())
+                .unwrap_or(false)
+        };
+        publish(1, None).await;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let (succeeded, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let (client, token, url) = (client.clone(), token.clone(), url.clone());
+                let (stop, succeeded, failed) = (Arc::clone(&stop), Arc::clone(&succeeded), Arc::clone(&failed));
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let counter =
+                            if call(client.clone(), token.clone(), url.clone()).await { &succeeded } else { &failed };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+
+        let mut publishes = Vec::new();
+        let mut callable = Vec::new();
+        let mut current = 1;
+        for _ in 0..ROUNDS {
+            let next = 3 - current;
+            let started = Instant::now();
+            publish(next, Some(current)).await;
+            let published = started.elapsed();
+            while !call(client.clone(), token.clone(), url.clone()).await {}
+            callable.push(started.elapsed());
+            publishes.push(published);
+            current = next;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for caller in callers {
+            caller.await.ok();
+        }
+        callable.sort_unstable();
+        publishes.sort_unstable();
+        let median = |values: &[Duration]| values[values.len() / 2];
+        println!(
+            "sample extension, {ROUNDS} publications alternating two versions, {CALLERS} callers calling throughout"
+        );
+        println!(
+            "publication (deploy included): median {:.1?}, min {:.1?}, max {:.1?}",
+            median(&publishes),
+            publishes[0],
+            publishes[ROUNDS - 1]
+        );
+        println!(
+            "publish to the new version's first answer: median {:.1?}, min {:.1?}, max {:.1?}; bar 150 ms -> {}",
+            median(&callable),
+            callable[0],
+            callable[ROUNDS - 1],
+            if median(&callable) < Duration::from_millis(150) { "met" } else { "NOT met" }
+        );
+        let failed = failed.load(Ordering::Relaxed);
+        println!(
+            "calls during the replacements: {} succeeded, {failed} failed; bar 0 -> {}",
+            succeeded.load(Ordering::Relaxed),
+            if failed == 0 { "met" } else { "NOT met" }
+        );
+    });
+    drop(server);
+}
