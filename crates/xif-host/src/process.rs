@@ -341,7 +341,7 @@ impl ExtensionProcess {
     }
 
     /// Asks the extension to finish its calls and exit; kills it if it has not after `grace`.
-    pub async fn stop(self, grace: Duration) -> std::io::Result<ExitStatus> {
+    pub async fn stop(&self, grace: Duration) -> std::io::Result<ExitStatus> {
         if self.writer.lock().await.write_all(&encode(&HostMessage::Shutdown)).await.is_err() {
             // Already gone: waiting below returns its status.
         }

@@ -550,10 +550,41 @@ async fn publish_locked(
         });
     }
     if current == Some(request.version) {
+        if state.runtime.running_version(extension).await == Some(request.version) {
+            return Ok(PublishResponse {
+                published: false,
+                publication: None,
+                messages: vec![format!(
+                    "version {} of `{extension}` is published already; nothing to do",
+                    request.version
+                )],
+            });
+        }
+        // Published but not running (it was given up on after crashing): start it again.
+        let version = state
+            .metadata
+            .version(extension, request.version)
+            .await?
+            .ok_or_else(|| ApiError::internal("the published version vanished"))?;
+        let blob = state
+            .blobs
+            .path(&version.sha256)
+            .await?
+            .ok_or_else(|| ApiError::internal("a version's blob is missing"))?;
+        state.runtime.deploy(extension, request.version, &blob).await.map_err(|error| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "deploy_failed",
+                format!("version {} of `{extension}` did not start again: {error}", request.version),
+            )
+        })?;
         return Ok(PublishResponse {
             published: false,
             publication: None,
-            messages: vec![format!("version {} of `{extension}` is published already; nothing to do", request.version)],
+            messages: vec![format!(
+                "version {} of `{extension}` is published already; it was not running and was started again",
+                request.version
+            )],
         });
     }
     // Deploy first: the new version runs, answering its handshake, before the publication is
@@ -604,6 +635,11 @@ pub async fn call(
         Err(RuntimeCallError::NotRunning) => Err(ApiError::not_found(
             "extension_not_running",
             format!("no version of extension `{name}` is published and running"),
+        )),
+        Err(RuntimeCallError::Failed(reason)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "extension_failed",
+            format!("extension `{name}` was stopped after crashing repeatedly ({reason}); publish a fixed version"),
         )),
         Err(RuntimeCallError::Inputs(errors)) => {
             let unknown_action = errors.iter().any(|error| matches!(error, xif_host::InputError::UnknownAction { .. }));

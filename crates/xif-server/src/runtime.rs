@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -45,7 +46,32 @@ pub struct Running {
     pub definition: Arc<Definition>,
     process: ExtensionProcess,
     directory: PathBuf,
+    /// How to start it again after a crash.
+    options: StartOptions,
+    /// Calls under way, which a replacement waits for.
+    in_flight: AtomicUsize,
 }
+
+/// Counts a call as under way until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Crashes within this window count towards marking an extension failed.
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// This many crashes within the window mark it failed.
+const MAX_CRASHES: usize = 5;
 
 /// Why a version could not be deployed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +89,8 @@ pub enum DeployError {
 pub enum RuntimeCallError {
     /// No version of the extension runs.
     NotRunning,
+    /// The extension crashed again and again and was given up on; the reason follows.
+    Failed(String),
     /// The inputs do not fit the action.
     Inputs(Vec<InputError>),
     /// The call failed in the extension.
@@ -74,6 +102,7 @@ pub struct Runtime {
     root: PathBuf,
     options: RuntimeOptions,
     running: RwLock<HashMap<String, Arc<Running>>>,
+    failed: RwLock<HashMap<String, String>>,
 }
 
 impl Runtime {
@@ -84,12 +113,17 @@ impl Runtime {
             std::fs::remove_dir_all(root)?;
         }
         std::fs::create_dir_all(root)?;
-        Ok(Self { root: root.to_owned(), options, running: RwLock::new(HashMap::new()) })
+        Ok(Self {
+            root: root.to_owned(),
+            options,
+            running: RwLock::new(HashMap::new()),
+            failed: RwLock::new(HashMap::new()),
+        })
     }
 
     /// Starts version `number` of `extension` from the XIF at `blob` and, once it answers its
     /// handshake, sends new calls to it; the version it replaces is drained and stopped.
-    pub async fn deploy(&self, extension: &str, number: i64, blob: &Path) -> Result<(), DeployError> {
+    pub async fn deploy(self: &Arc<Self>, extension: &str, number: i64, blob: &Path) -> Result<(), DeployError> {
         let directory = self.root.join(extension).join(format!("{number}-{}", unique()));
         let blob = blob.to_owned();
         let target = directory.clone();
@@ -106,15 +140,25 @@ impl Runtime {
         options.handshake_timeout = self.options.handshake_timeout;
         options.call_timeout = self.options.call_timeout;
         options.log_capacity = self.options.log_capacity;
-        let process = match ExtensionProcess::start(options).await {
+        let process = match ExtensionProcess::start(options.clone()).await {
             Ok(process) => process,
             Err(error) => {
                 tokio::fs::remove_dir_all(&directory).await.ok();
                 return Err(error.into());
             }
         };
-        let running = Arc::new(Running { number, definition: Arc::new(definition), process, directory });
-        let replaced = self.running.write().await.insert(extension.to_ascii_lowercase(), running);
+        let running = Arc::new(Running {
+            number,
+            definition: Arc::new(definition),
+            process,
+            directory,
+            options,
+            in_flight: AtomicUsize::new(0),
+        });
+        let key = extension.to_ascii_lowercase();
+        self.failed.write().await.remove(&key);
+        let replaced = self.running.write().await.insert(key.clone(), Arc::clone(&running));
+        tokio::spawn(supervise(Arc::downgrade(self), key, running));
         if let Some(old) = replaced {
             tokio::spawn(drain(old, self.options.call_timeout));
         }
@@ -125,10 +169,15 @@ impl Runtime {
     /// Calls `action` of the running version of `extension` with `inputs`, checked against its
     /// definition first.
     pub async fn call(&self, extension: &str, action: &str, inputs: &Value) -> Result<Values, RuntimeCallError> {
-        let Some(running) = self.running.read().await.get(&extension.to_ascii_lowercase()).cloned() else {
-            return Err(RuntimeCallError::NotRunning);
+        let key = extension.to_ascii_lowercase();
+        let Some(running) = self.running.read().await.get(&key).cloned() else {
+            return Err(match self.failed.read().await.get(&key) {
+                Some(reason) => RuntimeCallError::Failed(reason.clone()),
+                None => RuntimeCallError::NotRunning,
+            });
         };
-        // The call holds `running`, so that a replaced version lives until its calls end.
+        // The call is counted on the version it started on, which a replacement waits for.
+        let _in_flight = InFlight::new(&running.in_flight);
         let (declared, checked) =
             xif_host::validate_inputs(&running.definition, action, inputs).map_err(RuntimeCallError::Inputs)?;
         let name = declared.name.value.clone();
@@ -154,23 +203,80 @@ impl Runtime {
     }
 }
 
-/// Waits until no call holds `old` (at most `limit`), then stops it and removes its directory.
+/// Waits until no call is under way on `old` (at most `limit`), then stops it and removes its
+/// directory.
 async fn drain(old: Arc<Running>, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
-    while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
+    while old.in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let number = old.number;
-    match Arc::try_unwrap(old) {
-        Ok(running) => {
-            let directory = running.directory.clone();
-            if let Err(error) = running.process.stop(Duration::from_secs(5)).await {
-                tracing::warn!(%error, number, "stopping a replaced version failed");
-            }
-            tokio::fs::remove_dir_all(&directory).await.ok();
+    if old.in_flight.load(Ordering::Acquire) > 0 {
+        tracing::warn!(number, "a replaced version still had calls after the time limit; stopping it");
+    }
+    // Its supervisor sees the process end, finds it is no longer current, and lets go.
+    if let Err(error) = old.process.stop(Duration::from_secs(5)).await {
+        tracing::warn!(%error, number, "stopping a replaced version failed");
+    }
+    tokio::fs::remove_dir_all(&old.directory).await.ok();
+}
+
+/// Watches the current version of an extension: when its process ends while it is still the
+/// current one, starts it again after a growing pause, and gives up after [`MAX_CRASHES`]
+/// crashes within [`CRASH_WINDOW`], marking the extension failed with the last reason.
+async fn supervise(runtime: Weak<Runtime>, key: String, mut current: Arc<Running>) {
+    let mut crashes: Vec<tokio::time::Instant> = Vec::new();
+    loop {
+        let reason = current.process.wait_ended().await;
+        let Some(runtime) = runtime.upgrade() else { return };
+        let still_current =
+            runtime.running.read().await.get(&key).is_some_and(|running| Arc::ptr_eq(running, &current));
+        if !still_current {
+            // Replaced or stopped on purpose.
+            return;
         }
-        // Calls still hold it after the limit: it is killed when the last one lets go.
-        Err(_) => tracing::warn!(number, "a replaced version still had calls after the time limit"),
+        let now = tokio::time::Instant::now();
+        crashes.retain(|at| now.duration_since(*at) < CRASH_WINDOW);
+        crashes.push(now);
+        tracing::warn!(extension = %key, number = current.number, %reason, crashes = crashes.len(), "extension process ended");
+        if crashes.len() >= MAX_CRASHES {
+            let message =
+                format!("it ended {} times within {:?}; the last time: {reason}", crashes.len(), CRASH_WINDOW);
+            let mut running = runtime.running.write().await;
+            if running.get(&key).is_some_and(|running| Arc::ptr_eq(running, &current)) {
+                running.remove(&key);
+                runtime.failed.write().await.insert(key.clone(), message.clone());
+                tracing::error!(extension = %key, %message, "extension marked failed");
+            }
+            return;
+        }
+        let pause = Duration::from_millis(100) * 2u32.pow(u32::try_from(crashes.len() - 1).unwrap_or(6).min(6));
+        tokio::time::sleep(pause).await;
+        let restarted = match ExtensionProcess::start(current.options.clone()).await {
+            Ok(process) => Arc::new(Running {
+                number: current.number,
+                definition: Arc::clone(&current.definition),
+                process,
+                directory: current.directory.clone(),
+                options: current.options.clone(),
+                in_flight: AtomicUsize::new(0),
+            }),
+            Err(error) => {
+                tracing::warn!(extension = %key, %error, "restarting the extension failed");
+                continue;
+            }
+        };
+        let mut running = runtime.running.write().await;
+        if running.get(&key).is_some_and(|running| Arc::ptr_eq(running, &current)) {
+            running.insert(key.clone(), Arc::clone(&restarted));
+            tracing::info!(extension = %key, number = restarted.number, "extension restarted");
+            current = restarted;
+        } else {
+            // Replaced while restarting: the restarted process is not needed.
+            drop(running);
+            restarted.process.stop(Duration::from_secs(1)).await.ok();
+            return;
+        }
     }
 }
 

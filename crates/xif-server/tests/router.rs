@@ -585,3 +585,64 @@ async fn republishing_while_a_client_keeps_calling_fails_no_call() {
     assert!(total > 100, "the callers kept calling: {total}");
     server.state.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_crashed_extension_is_restarted_and_given_up_on_after_repeated_crashes() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    let definition =
+        std::fs::read_to_string(fixtures::workspace().join("fixtures/behaviours/extension.toml")).expect("definition");
+    assert_eq!(
+        server.upload(&admin, "Behaviours", &xif_with("behaviours", &definition, "Behaviours", "1.0.0"), None).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(server.publish(&admin, "Behaviours", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+    let echo = json!({ "Message": "back" });
+
+    for crash in 1..=5 {
+        let (status, _) =
+            server.call("POST", "/api/v1/extensions/Behaviours/actions/Crash", Some(&admin), Some(json!({}))).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "crash {crash}");
+        if crash == 5 {
+            break;
+        }
+        // Restarted after a pause that grows with each crash.
+        let mut answered = false;
+        for _ in 0..400 {
+            let (status, body) = server
+                .call("POST", "/api/v1/extensions/Behaviours/actions/Echo", Some(&admin), Some(echo.clone()))
+                .await;
+            if status == StatusCode::OK {
+                assert_eq!(body, json!({ "Echoed": "back" }));
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(answered, "the extension was restarted after crash {crash}");
+    }
+    // After the fifth crash within a minute it is given up on, with the reason.
+    let mut failed = json!(null);
+    for _ in 0..100 {
+        let (status, body) =
+            server.call("POST", "/api/v1/extensions/Behaviours/actions/Echo", Some(&admin), Some(echo.clone())).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            failed = body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(failed["error"]["code"], "extension_failed", "{failed}");
+    assert!(failed["error"]["message"].as_str().is_some_and(|message| message.contains("ended 5 times")), "{failed}");
+    // Publishing it again starts it again.
+    let (status, body) = server.publish(&admin, "Behaviours", json!({ "version": 1, "expected": 1 })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["messages"][0],
+        "version 1 of `Behaviours` is published already; it was not running and was started again"
+    );
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Behaviours/actions/Echo", Some(&admin), Some(echo)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "Echoed": "back" })));
+    server.state.shutdown().await;
+}
