@@ -12,7 +12,7 @@ mod signature;
 mod validate;
 
 pub use log::Log;
-pub use process::{CallError, ExtensionProcess, StartError, StartOptions};
+pub use process::{CallError, ExtensionProcess, ResourceLimits, StartError, StartOptions};
 pub use signature::{signature_mismatches, signatures};
 pub use validate::{InputError, validate_inputs};
 pub use xif_protocol::Values;

@@ -39,6 +39,22 @@ pub struct StartOptions {
     pub call_timeout: Duration,
     /// Bytes of stdout and stderr kept.
     pub log_capacity: usize,
+    /// Limits on the process's resources.
+    pub limits: ResourceLimits,
+    /// Start the process with an empty environment but for the channel and a minimal `PATH`
+    /// and `LANG`, rather than the host's.
+    pub clean_environment: bool,
+}
+
+/// Limits on an extension process's resources; `None` leaves a resource unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// Address space, in bytes: allocating beyond it fails, and the process ends.
+    pub memory_bytes: Option<u64>,
+    /// CPU time, in seconds: past it the process is killed.
+    pub cpu_seconds: Option<u64>,
+    /// Open files at once.
+    pub open_files: Option<u64>,
 }
 
 impl StartOptions {
@@ -53,6 +69,8 @@ impl StartOptions {
             handshake_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(30),
             log_capacity: 256 * 1024,
+            limits: ResourceLimits::default(),
+            clean_environment: false,
         }
     }
 }
@@ -60,6 +78,9 @@ impl StartOptions {
 /// Why an extension could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The process's resource limits could not be set.
+    #[error("cannot limit the resources of the extension process: {0}")]
+    Limits(std::io::Error),
     /// The binary could not be run.
     #[error("cannot run extension binary `{path}`: {source}")]
     Spawn {
@@ -167,16 +188,26 @@ impl ExtensionProcess {
         let listener = UnixListener::bind(&socket).map_err(StartError::Channel)?;
         let token = new_token().map_err(StartError::Channel)?;
 
-        let mut child = Command::new(&options.binary)
+        let mut command = Command::new(&options.binary);
+        if options.clean_environment {
+            command.env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").env("LANG", "C.UTF-8");
+        }
+        command
             .current_dir(&options.working_directory)
             .env(CHANNEL_ENV, &socket)
             .env(TOKEN_ENV, &token)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| StartError::Spawn { path: options.binary.clone(), source })?;
+            .kill_on_drop(true);
+        let mut child =
+            spawn(&mut command).await.map_err(|source| StartError::Spawn { path: options.binary.clone(), source })?;
+        // Applied to the running child by its pid: setting them between fork and exec would
+        // take `unsafe` code, and the child can do nothing of note before its handshake.
+        if let Err(error) = apply_limits(child.id(), options.limits) {
+            child.kill().await.ok();
+            return Err(StartError::Limits(error));
+        }
         let log = Arc::new(Log::new(options.log_capacity));
         if let Some(stdout) = child.stdout.take() {
             let log = Arc::clone(&log);
@@ -356,6 +387,35 @@ impl ExtensionProcess {
         self.reader.abort();
         status
     }
+}
+
+/// Spawns `command`, retrying for a moment while the binary is "busy": a binary written just
+/// before (as a deploy does) cannot be run while any process holds it open for writing, and a
+/// process another thread forks at the wrong moment holds our write descriptor until its own
+/// exec closes it. The wait is short and bounded.
+async fn spawn(command: &mut Command) -> std::io::Result<Child> {
+    const TEXT_FILE_BUSY: i32 = 26;
+    let mut attempts = 0;
+    loop {
+        match command.spawn() {
+            Err(error) if error.raw_os_error() == Some(TEXT_FILE_BUSY) && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn apply_limits(pid: Option<u32>, limits: ResourceLimits) -> std::io::Result<()> {
+    let Some(pid) = pid.and_then(|pid| i32::try_from(pid).ok()) else { return Ok(()) };
+    let set = |resource: rlimit::Resource, value: Option<u64>| match value {
+        Some(value) => rlimit::prlimit(pid, resource, Some((value, value)), None),
+        None => Ok(()),
+    };
+    set(rlimit::Resource::AS, limits.memory_bytes)?;
+    set(rlimit::Resource::CPU, limits.cpu_seconds)?;
+    set(rlimit::Resource::NOFILE, limits.open_files)
 }
 
 fn new_token() -> std::io::Result<String> {

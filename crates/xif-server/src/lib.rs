@@ -42,17 +42,19 @@ pub struct ServerConfig {
     pub max_upload: u64,
 }
 
-/// Limits the handlers enforce.
-#[derive(Debug, Clone, Copy)]
+/// Limits the server enforces.
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// The largest upload accepted, in bytes.
     pub max_upload: u64,
+    /// How extensions run: time limits, resource limits, calls at once.
+    pub runtime: RuntimeOptions,
 }
 
 impl Default for Limits {
-    /// 1 GiB uploads.
+    /// 1 GiB uploads, and the runtime's defaults.
     fn default() -> Self {
-        Self { max_upload: 1 << 30 }
+        Self { max_upload: 1 << 30, runtime: RuntimeOptions::default() }
     }
 }
 
@@ -140,8 +142,8 @@ impl AppState {
         let metadata = SqliteStore::open(&data_dir.join("metadata.sqlite")).await.map_err(storage)?;
         let blobs = DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage)?;
         metadata.clear_locks().await.map_err(storage)?;
-        let runtime = Runtime::new(&data_dir.join("runtime"), RuntimeOptions::default())
-            .map_err(|error| storage(error.into()))?;
+        let runtime =
+            Runtime::new(&data_dir.join("runtime"), limits.runtime.clone()).map_err(|error| storage(error.into()))?;
         let state = Self {
             metadata: Arc::new(metadata),
             blobs: Arc::new(blobs),

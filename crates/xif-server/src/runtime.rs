@@ -26,14 +26,22 @@ pub struct RuntimeOptions {
     pub call_timeout: Duration,
     /// Bytes of each process's log kept.
     pub log_capacity: usize,
+    /// Limits on each process's resources.
+    pub limits: xif_host::ResourceLimits,
+    /// Calls one extension runs at once; more wait for a free place, within the call limit.
+    pub max_concurrent_calls: usize,
 }
 
 impl Default for RuntimeOptions {
+    /// 10 s to start, 30 s a call, 256 KiB of log, 1 GiB of memory, 1,024 open files, 64 calls
+    /// at once.
     fn default() -> Self {
         Self {
             handshake_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(30),
             log_capacity: 256 * 1024,
+            limits: xif_host::ResourceLimits { memory_bytes: Some(1 << 30), cpu_seconds: None, open_files: Some(1024) },
+            max_concurrent_calls: 64,
         }
     }
 }
@@ -50,6 +58,8 @@ pub struct Running {
     options: StartOptions,
     /// Calls under way, which a replacement waits for.
     in_flight: AtomicUsize,
+    /// Places for calls at once.
+    places: Arc<tokio::sync::Semaphore>,
 }
 
 /// Counts a call as under way until dropped.
@@ -140,6 +150,8 @@ impl Runtime {
         options.handshake_timeout = self.options.handshake_timeout;
         options.call_timeout = self.options.call_timeout;
         options.log_capacity = self.options.log_capacity;
+        options.limits = self.options.limits;
+        options.clean_environment = true;
         let process = match ExtensionProcess::start(options.clone()).await {
             Ok(process) => process,
             Err(error) => {
@@ -154,6 +166,7 @@ impl Runtime {
             directory,
             options,
             in_flight: AtomicUsize::new(0),
+            places: Arc::new(tokio::sync::Semaphore::new(self.options.max_concurrent_calls.max(1))),
         });
         let key = extension.to_ascii_lowercase();
         self.failed.write().await.remove(&key);
@@ -181,7 +194,17 @@ impl Runtime {
         let (declared, checked) =
             xif_host::validate_inputs(&running.definition, action, inputs).map_err(RuntimeCallError::Inputs)?;
         let name = declared.name.value.clone();
-        running.process.call(&name, checked).await.map_err(RuntimeCallError::Call)
+        let limit = running.options.call_timeout;
+        // Waiting for a place counts against the call's time limit.
+        let started = tokio::time::Instant::now();
+        let Ok(Ok(_place)) = tokio::time::timeout(limit, Arc::clone(&running.places).acquire_owned()).await else {
+            return Err(RuntimeCallError::Call(CallError::Timeout { action: name, limit }));
+        };
+        let remaining = limit.saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, running.process.call(&name, checked)).await {
+            Ok(outcome) => outcome.map_err(RuntimeCallError::Call),
+            Err(_) => Err(RuntimeCallError::Call(CallError::Timeout { action: name, limit })),
+        }
     }
 
     /// The log of the running version of `extension`.
@@ -260,6 +283,7 @@ async fn supervise(runtime: Weak<Runtime>, key: String, mut current: Arc<Running
                 directory: current.directory.clone(),
                 options: current.options.clone(),
                 in_flight: AtomicUsize::new(0),
+                places: Arc::clone(&current.places),
             }),
             Err(error) => {
                 tracing::warn!(extension = %key, %error, "restarting the extension failed");

@@ -247,7 +247,7 @@ async fn uploads_are_checked_deduplicated_and_listed() {
 
 #[tokio::test]
 async fn bad_uploads_are_refused_and_nothing_is_stored() {
-    let server = server(Limits { max_upload: 16 << 20 }).await;
+    let server = server(Limits { max_upload: 16 << 20, ..Limits::default() }).await;
     let admin = server.admin().await;
     let bob = server.user("bob", &[]).await;
     let bytes = xif("Greeter", "1.0.0", false);
@@ -644,5 +644,68 @@ async fn a_crashed_extension_is_restarted_and_given_up_on_after_repeated_crashes
     let (status, body) =
         server.call("POST", "/api/v1/extensions/Behaviours/actions/Echo", Some(&admin), Some(echo)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({ "Echoed": "back" })));
+    server.state.shutdown().await;
+}
+
+#[tokio::test]
+async fn runaway_memory_hangs_and_the_environment_are_contained() {
+    let mut limits = Limits::default();
+    limits.runtime.call_timeout = std::time::Duration::from_millis(500);
+    limits.runtime.limits.memory_bytes = Some(256 << 20);
+    let server = server(limits).await;
+    let admin = server.admin().await;
+    let definition =
+        std::fs::read_to_string(fixtures::workspace().join("fixtures/behaviours/extension.toml")).expect("definition");
+    assert_eq!(
+        server.upload(&admin, "Behaviours", &xif_with("behaviours", &definition, "Behaviours", "1.0.0"), None).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(server.publish(&admin, "Behaviours", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Behaviours/actions/Environment", Some(&admin), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["Names"], "LANG,PATH,XIF_CHANNEL,XIF_CHANNEL_TOKEN",
+        "the extension sees none of the server's environment"
+    );
+
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/v1/extensions/Behaviours/actions/Sleep",
+            Some(&admin),
+            Some(json!({ "Milliseconds": 5000 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        body["error"],
+        json!({ "code": "action_timeout", "message": "action `Sleep` did not finish within 500ms" })
+    );
+
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Behaviours/actions/Allocate", Some(&admin), Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_GATEWAY, Some("extension_crashed")),
+        "{body}"
+    );
+    let (status, log) = server.call("GET", "/api/v1/extensions/Behaviours/logs", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(log.as_str().is_some_and(|log| log.contains("memory allocation")), "the log says why: {log}");
+    // The server is unharmed, and the extension is back after its restart.
+    let mut answered = false;
+    for _ in 0..200 {
+        let (status, _) = server
+            .call("POST", "/api/v1/extensions/Behaviours/actions/Echo", Some(&admin), Some(json!({ "Message": "ok" })))
+            .await;
+        if status == StatusCode::OK {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(answered);
     server.state.shutdown().await;
 }

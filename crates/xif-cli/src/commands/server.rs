@@ -40,7 +40,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let admin_password = std::env::var("XIF_ADMIN_PASSWORD").ok();
-        let limits = Limits { max_upload: config.max_upload };
+        let limits = Limits { max_upload: config.max_upload, ..Limits::default() };
         let (state, bootstrap) = AppState::open(&config.data_dir, limits, admin_password.as_deref()).await?;
         if let Some(bootstrap) = bootstrap {
             // Shown once, here, and never logged.
