@@ -347,6 +347,15 @@ is slow to query; consider moving the binary data to an entity of its own."#;
 r#"The extension, an action, a structure or an entity has no `description`. Descriptions become
 the documentation modules see and the doc comments of the generated code."#;
 
+    ConsumerAffected = "XW0006", Warning, "a module that uses the extension is affected",
+r#"A module declared that it uses elements of this extension, built against an earlier version,
+and this change touches them. The module is *incompatible* when an element it uses was removed
+or changed its signature (a parameter or attribute removed or retyped, a new mandatory input,
+an action that is no longer a function), and *possibly incompatible* when an element it uses
+changed in a way that keeps its signature (a new optional input, a new output or attribute, a
+different length). The module must be checked, and updated and republished where it breaks.
+Modules declare what they use with `PUT /api/v1/modules/{module}/dependencies`."#;
+
     GeneratedFileEdited = "XW0601", Warning, "a generated file was edited by hand",
 r#"`src/bindings.rs` is written by `xif update-source` from the definition and must not be edited:
 its first lines carry a digest of its content, and the content no longer matches. The edited

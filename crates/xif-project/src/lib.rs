@@ -184,6 +184,8 @@ pub struct VerifyOptions<'a> {
     pub published: Option<&'a Definition>,
     /// The publishing account's permissions, when known.
     pub permissions: Option<xif_verify::Permissions>,
+    /// Modules that use the extension, to report the impact of the change on.
+    pub consumers: Vec<xif_verify::Consumer<'a>>,
     /// Stop after the definition: no source update, no compile.
     pub definition_only: bool,
     /// How Compile runs.
@@ -238,6 +240,7 @@ pub fn verify_definition(directory: &Path, options: &VerifyOptions<'_>) -> Resul
                 files: file_facts(directory, definition),
                 published: options.published,
                 permissions: options.permissions,
+                consumers: options.consumers.clone(),
             };
             xif_verify::verify(definition, &context)
         }

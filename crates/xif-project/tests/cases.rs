@@ -18,6 +18,21 @@ use xif_verify::Permissions;
 struct CaseOptions {
     #[serde(default)]
     permissions: Vec<String>,
+    /// Modules that use the extension, built against `published.toml`.
+    #[serde(default)]
+    consumers: Vec<CaseConsumer>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseConsumer {
+    module: String,
+    #[serde(default)]
+    actions: Vec<String>,
+    #[serde(default)]
+    structures: Vec<String>,
+    #[serde(default)]
+    entities: Vec<String>,
 }
 
 fn case_directories() -> Vec<PathBuf> {
@@ -46,9 +61,22 @@ fn check(directory: &Path) -> (String, Vec<Diagnostic>) {
         allow_extensions: options.permissions.iter().any(|permission| permission == "allow-extensions"),
         allow_foreign_entities: options.permissions.iter().any(|permission| permission == "allow-foreign-entities"),
     });
+    let consumers = options
+        .consumers
+        .iter()
+        .map(|consumer| xif_verify::Consumer {
+            module: consumer.module.clone(),
+            built_against: published.as_ref().expect("a case with consumers has a published.toml"),
+            uses: xif_verify::Uses {
+                actions: consumer.actions.clone(),
+                structures: consumer.structures.clone(),
+                entities: consumer.entities.clone(),
+            },
+        })
+        .collect();
     let verification = verify_definition(
         directory,
-        &VerifyOptions { published: published.as_ref(), permissions, ..VerifyOptions::default() },
+        &VerifyOptions { published: published.as_ref(), permissions, consumers, ..VerifyOptions::default() },
     )
     .expect("the case folder is readable");
     let sources = Sources::new(DEFINITION_FILE, verification.loaded.source.as_str());

@@ -9,6 +9,7 @@
 mod breaking;
 mod entities;
 mod folded;
+mod impact;
 mod names;
 mod parameters;
 mod resources;
@@ -20,6 +21,7 @@ use xif_definition::Definition;
 use xif_diagnostics::{Code, Diagnostic};
 
 pub use names::{MAX_ATTRIBUTE_NAME, MAX_NAME, NameKind, RESERVED_NAMES, RESERVED_TYPE_NAMES, name_problem};
+pub use impact::{Impact, Uses, impact};
 pub use resources::{path_problem, referenced_files};
 
 /// What the verifier knows besides the definition.
@@ -33,6 +35,19 @@ pub struct Context<'a> {
     pub published: Option<&'a Definition>,
     /// The publishing account's permissions, when known.
     pub permissions: Option<Permissions>,
+    /// Modules that use the extension, to report the impact of the change on.
+    pub consumers: Vec<Consumer<'a>>,
+}
+
+/// A module that uses elements of the extension.
+#[derive(Debug, Clone)]
+pub struct Consumer<'a> {
+    /// The module's name.
+    pub module: String,
+    /// The definition it was built against.
+    pub built_against: &'a Definition,
+    /// What it uses.
+    pub uses: Uses,
 }
 
 /// What is on disk at a path the definition names.
@@ -71,6 +86,19 @@ pub fn verify(definition: &Definition, context: &Context<'_>) -> Vec<Diagnostic>
     warnings(definition, &mut diagnostics);
     if let Some(published) = context.published {
         breaking::check(published, definition, &mut diagnostics);
+    }
+    for consumer in &context.consumers {
+        let (impact, changes) = impact::impact(consumer.built_against, definition, &consumer.uses);
+        if impact >= Impact::PossiblyIncompatible {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::ConsumerAffected,
+                    format!("module `{}` is {} with this change: {}", consumer.module, impact.name(), changes.join("; ")),
+                )
+                .at(definition.extension.name.span)
+                .help("check the module; update and republish it where the change breaks it"),
+            );
+        }
     }
     diagnostics.sort_by_key(|diagnostic| {
         (diagnostic.span.map_or(0, |span| span.start), diagnostic.severity(), diagnostic.code)
