@@ -199,6 +199,48 @@ pub struct PublishResponse {
     pub publication: Option<Publication>,
     /// What the checks found, for people.
     pub messages: Vec<String>,
+    /// How the publication affects each module that uses the extension.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerImpact>,
+}
+
+/// `PUT /modules/{module}/dependencies`: every extension a module uses, replacing what it
+/// declared before.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Dependencies {
+    /// One entry per extension.
+    pub dependencies: Vec<Dependency>,
+}
+
+/// What a module uses of one extension, and the version it was built against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// The extension.
+    pub extension: String,
+    /// The version number the module was built against.
+    pub version: i64,
+    /// Action names.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// Structure names.
+    #[serde(default)]
+    pub structures: Vec<String>,
+    /// Entity names.
+    #[serde(default)]
+    pub entities: Vec<String>,
+}
+
+/// How a publication affects one module that uses the extension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerImpact {
+    /// The module.
+    pub module: String,
+    /// `not affected`, `outdated`, `possibly incompatible` or `incompatible`.
+    pub impact: String,
+    /// The version it was built against.
+    pub built_against: i64,
+    /// The changes to elements it uses.
+    pub changes: Vec<String>,
 }
 
 /// A recorded publication.

@@ -505,9 +505,87 @@ pub async fn publish(
             ),
         ));
     }
+    let impacts = consumer_impacts(&state, &extension, &definition).await?;
     let outcome = publish_locked(&state, &user.name, &extension, &request).await;
     state.metadata.unlock(&extension).await?;
-    outcome.map(Json)
+    let mut response = outcome?;
+    for consumer in impacts
+        .iter()
+        .filter(|consumer| consumer.impact == "incompatible" || consumer.impact == "possibly incompatible")
+    {
+        response.messages.push(format!(
+            "module `{}` is {}: {}",
+            consumer.module,
+            consumer.impact,
+            consumer.changes.join("; ")
+        ));
+    }
+    response.consumers = impacts;
+    Ok(Json(response))
+}
+
+/// How publishing `definition` affects each module that uses `extension`, each compared with the
+/// version it was built against.
+async fn consumer_impacts(
+    state: &AppState,
+    extension: &str,
+    definition: &xif_definition::Definition,
+) -> Result<Vec<xif_api::ConsumerImpact>, ApiError> {
+    let mut built: std::collections::HashMap<i64, xif_definition::Definition> = std::collections::HashMap::new();
+    let mut impacts = Vec::new();
+    for (module, dependency) in state.metadata.consumers(extension).await? {
+        if let std::collections::hash_map::Entry::Vacant(slot) = built.entry(dependency.version) {
+            let Some(version) = state.metadata.version(extension, dependency.version).await? else { continue };
+            let Some(blob) = state.blobs.path(&version.sha256).await? else { continue };
+            let old = tokio::task::spawn_blocking(move || -> Result<xif_definition::Definition, ApiError> {
+                let mut reader =
+                    xif_archive::XifReader::open(&blob, xif_archive::Limits::default()).map_err(ApiError::internal)?;
+                definition_of(&mut reader)
+            })
+            .await
+            .map_err(ApiError::internal)??;
+            slot.insert(old);
+        }
+        let Some(old) = built.get(&dependency.version) else { continue };
+        let uses = xif_verify::Uses {
+            actions: dependency.actions,
+            structures: dependency.structures,
+            entities: dependency.entities,
+        };
+        let (impact, changes) = xif_verify::impact(old, definition, &uses);
+        impacts.push(xif_api::ConsumerImpact {
+            module,
+            impact: impact.name().to_owned(),
+            built_against: dependency.version,
+            changes,
+        });
+    }
+    Ok(impacts)
+}
+
+pub async fn dependencies(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(module): ApiPath<String>,
+    ApiJson(declared): ApiJson<xif_api::Dependencies>,
+) -> Result<Json<xif_api::Dependencies>, ApiError> {
+    if !user.0.has(Permission::AllowExtensions) {
+        return Err(ApiError::missing_permission(
+            &user.0.name,
+            "allow-extensions",
+            "declaring a module's dependencies",
+        ));
+    }
+    for dependency in &declared.dependencies {
+        if state.metadata.version(&dependency.extension, dependency.version).await?.is_none() {
+            return Err(ApiError::not_found(
+                "unknown_version",
+                format!("extension `{}` has no version {}", dependency.extension, dependency.version),
+            ));
+        }
+    }
+    state.metadata.set_dependencies(&module, &declared.dependencies).await?;
+    Ok(Json(declared))
 }
 
 async fn publish_locked(
@@ -541,6 +619,7 @@ async fn publish_locked(
     let replaces = current.map_or_else(|| "no published version".to_owned(), |number| format!("version {number}"));
     if request.validate_only {
         return Ok(PublishResponse {
+            consumers: Vec::new(),
             published: false,
             publication: None,
             messages: vec![format!(
@@ -552,6 +631,7 @@ async fn publish_locked(
     if current == Some(request.version) {
         if state.runtime.running_version(extension).await == Some(request.version) {
             return Ok(PublishResponse {
+                consumers: Vec::new(),
                 published: false,
                 publication: None,
                 messages: vec![format!(
@@ -579,6 +659,7 @@ async fn publish_locked(
             )
         })?;
         return Ok(PublishResponse {
+            consumers: Vec::new(),
             published: false,
             publication: None,
             messages: vec![format!(
@@ -611,6 +692,7 @@ async fn publish_locked(
             metrics::counter!("xif_publications_total").increment(1);
             tracing::info!(%user, %extension, from = ?publication.from, to = publication.to, "published");
             Ok(PublishResponse {
+                consumers: Vec::new(),
                 published: true,
                 messages: vec![format!(
                     "version {} of `{extension}` is published; it replaced {replaces}",

@@ -229,7 +229,8 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions/{name}/versions/{number}/xif", get(download))
         .route("/extensions/{name}/publications", get(publications).post(publish))
         .route("/extensions/{name}/actions/{action}", post(call))
-        .route("/extensions/{name}/logs", get(logs));
+        .route("/extensions/{name}/logs", get(logs))
+        .route("/modules/{module}/dependencies", axum::routing::put(dependencies));
     Router::new()
         .nest(xif_api::PREFIX, api)
         .route("/healthz", get(healthz))

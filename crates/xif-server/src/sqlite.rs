@@ -15,7 +15,10 @@ use crate::store::{MetadataStore, NewVersion, PublishRefusal, StoreError, UserRe
 /// The schema, in order. Each runs once, in a transaction, and is recorded in
 /// `schema_migrations`. Applied here rather than by `sqlx::migrate!`, whose macro would bring
 /// sqlx's compile-time query machinery into every build for two statements' worth of work.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_module_dependencies.sql")),
+];
 
 /// SQLite behind [`MetadataStore`].
 pub struct SqliteStore {
@@ -350,6 +353,38 @@ impl MetadataStore for SqliteStore {
         .await?;
         transaction.commit().await?;
         Ok(Ok(Publication { extension: extension.to_owned(), from: actual, to, by: by.to_owned(), at: now.to_owned() }))
+    }
+
+    async fn set_dependencies(&self, module: &str, dependencies: &[xif_api::Dependency]) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query("DELETE FROM module_dependencies WHERE module = ?").bind(module).execute(&mut *transaction).await?;
+        for dependency in dependencies {
+            let uses = serde_json::to_string(dependency).map_err(|error| StoreError(error.to_string()))?;
+            sqlx::query("INSERT INTO module_dependencies (module, extension, version, uses) VALUES (?, ?, ?, ?)")
+                .bind(module)
+                .bind(&dependency.extension)
+                .bind(dependency.version)
+                .bind(uses)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError> {
+        let rows = sqlx::query("SELECT module, uses FROM module_dependencies WHERE extension = ? ORDER BY module")
+            .bind(extension)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let module: String = row.try_get("module")?;
+                let uses: String = row.try_get("uses")?;
+                let dependency = serde_json::from_str(&uses).map_err(|error| StoreError(error.to_string()))?;
+                Ok((module, dependency))
+            })
+            .collect()
     }
 
     async fn publications(&self, extension: &str) -> Result<Vec<Publication>, StoreError> {

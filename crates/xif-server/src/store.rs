@@ -143,6 +143,10 @@ pub trait MetadataStore: Send + Sync {
     ) -> Result<Result<Publication, PublishRefusal>, StoreError>;
     /// An extension's publications, oldest first.
     async fn publications(&self, extension: &str) -> Result<Vec<Publication>, StoreError>;
+    /// Replaces what `module` declares it uses.
+    async fn set_dependencies(&self, module: &str, dependencies: &[xif_api::Dependency]) -> Result<(), StoreError>;
+    /// The modules that use `extension`, with what they use of it.
+    async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError>;
 }
 
 /// XIF files by their SHA-256. Uploads are staged in local files, checked there, then committed.

@@ -709,3 +709,70 @@ async fn runaway_memory_hangs_and_the_environment_are_contained() {
     assert!(answered);
     server.state.shutdown().await;
 }
+
+#[tokio::test]
+async fn publications_report_their_impact_on_the_modules_that_use_the_extension() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    let optional = ECHO.replace("VERSION", "1.1.0").replace(
+        "inputs = [ { name = \"Text\", type = \"Text\", length = 10 } ]",
+        "inputs = [ { name = \"Text\", type = \"Text\", length = 10 }, { name = \"Loud\", type = \"Boolean\", mandatory = false } ]",
+    );
+    let renamed = ECHO.replace("VERSION", "2.0.0").replace("name = \"Say\"", "name = \"Tell\"");
+    assert_eq!(server.upload(&admin, "Echo", &echo("1.0.0"), None).await.0, StatusCode::CREATED);
+    assert_eq!(
+        server.upload(&admin, "Echo", &xif_with("generic", &optional, "Echo", "1.1.0"), None).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        server.upload(&admin, "Echo", &xif_with("generic", &renamed, "Echo", "2.0.0"), None).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(server.publish(&admin, "Echo", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+
+    for (module, actions) in [("Shop", json!(["Say"])), ("Audit", json!([]))] {
+        let body = json!({ "dependencies": [{ "extension": "Echo", "version": 1, "actions": actions }] });
+        let path = format!("/api/v1/modules/{module}/dependencies");
+        assert_eq!(server.call("PUT", &path, Some(&admin), Some(body)).await.0, StatusCode::OK);
+    }
+    let (status, body) = server
+        .call(
+            "PUT",
+            "/api/v1/modules/Ghost/dependencies",
+            Some(&admin),
+            Some(json!({ "dependencies": [{ "extension": "Echo", "version": 9 }] })),
+        )
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_version")));
+
+    let (status, body) =
+        server.publish(&admin, "Echo", json!({ "version": 2, "expected": 1, "validate_only": true })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["consumers"],
+        json!([
+            { "module": "Audit", "impact": "outdated", "built_against": 1, "changes": [] },
+            { "module": "Shop", "impact": "possibly incompatible", "built_against": 1, "changes": ["action `Say` has a new optional input `Loud`"] },
+        ])
+    );
+    let (status, body) =
+        server.publish(&admin, "Echo", json!({ "version": 3, "expected": 1, "validate_only": true })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["consumers"][1],
+        json!({ "module": "Shop", "impact": "incompatible", "built_against": 1, "changes": ["action `Say` was removed"] })
+    );
+    assert!(
+        body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .any(|message| message == "module `Shop` is incompatible: action `Say` was removed"),
+        "{body}"
+    );
+    let (status, body) =
+        server.publish(&admin, "Echo", json!({ "version": 1, "expected": 1, "validate_only": true })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["consumers"][1]["impact"], "not affected");
+    server.state.shutdown().await;
+}

@@ -56,7 +56,9 @@ pub fn impact(built: &Definition, new: &Definition, uses: &Uses) -> (Impact, Vec
             let new_record = record(new, name, kind);
             match (old, new_record) {
                 (Some(_), None) => changes.push((Impact::Incompatible, format!("{kind} `{name}` was removed"))),
-                (Some(old), Some(new_record)) => compare_attributes(kind, name, old.attributes(), new_record.attributes(), &mut changes),
+                (Some(old), Some(new_record)) => {
+                    compare_attributes(kind, name, old.attributes(), new_record.attributes(), &mut changes);
+                }
                 (None, _) => {}
             }
         }
@@ -72,7 +74,9 @@ pub fn impact(built: &Definition, new: &Definition, uses: &Uses) -> (Impact, Vec
 }
 
 fn record<'a>(definition: &'a Definition, name: &str, kind: &str) -> Option<RecordDefinition<'a>> {
-    definition.record_definition(name).filter(|found| matches!((found, kind), (RecordDefinition::Structure(_), "structure") | (RecordDefinition::Entity(_), "entity")))
+    definition.record_definition(name).filter(|found| {
+        matches!((found, kind), (RecordDefinition::Structure(_), "structure") | (RecordDefinition::Entity(_), "entity"))
+    })
 }
 
 fn compare_action(old: &Action, new: &Action, changes: &mut Vec<(Impact, String)>) {
@@ -84,13 +88,20 @@ fn compare_action(old: &Action, new: &Action, changes: &mut Vec<(Impact, String)
     compare_parameters(name, "output", &old.outputs, &new.outputs, changes);
     for added in &new.inputs {
         if find(&old.inputs, &added.name.value).is_none() {
-            let (impact, what) = if added.is_mandatory() { (Impact::Incompatible, "mandatory") } else { (Impact::PossiblyIncompatible, "optional") };
+            let (impact, what) = if added.is_mandatory() {
+                (Impact::Incompatible, "mandatory")
+            } else {
+                (Impact::PossiblyIncompatible, "optional")
+            };
             changes.push((impact, format!("action `{name}` has a new {what} input `{}`", added.name.value)));
         }
     }
     for added in &new.outputs {
         if find(&old.outputs, &added.name.value).is_none() {
-            changes.push((Impact::PossiblyIncompatible, format!("action `{name}` has a new output `{}`", added.name.value)));
+            changes.push((
+                Impact::PossiblyIncompatible,
+                format!("action `{name}` has a new output `{}`", added.name.value),
+            ));
         }
     }
 }
@@ -99,27 +110,54 @@ fn find<'a>(parameters: &'a [Parameter], name: &str) -> Option<&'a Parameter> {
     parameters.iter().find(|parameter| parameter.name.value.eq_ignore_ascii_case(name))
 }
 
-fn compare_parameters(action: &str, kind: &str, old: &[Parameter], new: &[Parameter], changes: &mut Vec<(Impact, String)>) {
+fn compare_parameters(
+    action: &str,
+    kind: &str,
+    old: &[Parameter],
+    new: &[Parameter],
+    changes: &mut Vec<(Impact, String)>,
+) {
     for before in old {
         let name = &before.name.value;
         match find(new, name) {
             None => changes.push((Impact::Incompatible, format!("{kind} `{name}` of action `{action}` was removed"))),
-            Some(after) => compare_types(&format!("{kind} `{name}` of action `{action}`"), &before.data_type, &after.data_type, changes),
+            Some(after) => compare_types(
+                &format!("{kind} `{name}` of action `{action}`"),
+                &before.data_type,
+                &after.data_type,
+                changes,
+            ),
         }
     }
 }
 
-fn compare_attributes(kind: &str, record: &str, old: &[Attribute], new: &[Attribute], changes: &mut Vec<(Impact, String)>) {
+fn compare_attributes(
+    kind: &str,
+    record: &str,
+    old: &[Attribute],
+    new: &[Attribute],
+    changes: &mut Vec<(Impact, String)>,
+) {
     for before in old {
         let name = &before.name.value;
         match new.iter().find(|after| after.name.value.eq_ignore_ascii_case(name)) {
-            None => changes.push((Impact::Incompatible, format!("attribute `{name}` of {kind} `{record}` was removed"))),
-            Some(after) => compare_types(&format!("attribute `{name}` of {kind} `{record}`"), &before.data_type, &after.data_type, changes),
+            None => {
+                changes.push((Impact::Incompatible, format!("attribute `{name}` of {kind} `{record}` was removed")));
+            }
+            Some(after) => compare_types(
+                &format!("attribute `{name}` of {kind} `{record}`"),
+                &before.data_type,
+                &after.data_type,
+                changes,
+            ),
         }
     }
     for added in new {
         if !old.iter().any(|before| before.name.value.eq_ignore_ascii_case(&added.name.value)) {
-            changes.push((Impact::PossiblyIncompatible, format!("{kind} `{record}` has a new attribute `{}`", added.name.value)));
+            changes.push((
+                Impact::PossiblyIncompatible,
+                format!("{kind} `{record}` has a new attribute `{}`", added.name.value),
+            ));
         }
     }
 }
@@ -127,7 +165,10 @@ fn compare_attributes(kind: &str, record: &str, old: &[Attribute], new: &[Attrib
 fn compare_types(what: &str, old: &TypeSpec, new: &TypeSpec, changes: &mut Vec<(Impact, String)>) {
     let record = |spec: &TypeSpec| spec.record.as_ref().map(|record| record.value.to_ascii_lowercase());
     if old.data_type.value != new.data_type.value || record(old) != record(new) {
-        changes.push((Impact::Incompatible, format!("{what} changed type from {} to {}", old.data_type.value, new.data_type.value)));
+        changes.push((
+            Impact::Incompatible,
+            format!("{what} changed type from {} to {}", old.data_type.value, new.data_type.value),
+        ));
         return;
     }
     let value = |option: &Option<xif_definition::Spanned<i64>>| option.as_ref().map(|spanned| spanned.value);
@@ -143,8 +184,15 @@ fn definitions_equal_ignoring_spans(a: &Definition, b: &Definition) -> bool {
             .actions
             .iter()
             .map(|action| format!("a:{}:{}:{}", action.name.value, action.inputs.len(), action.outputs.len()))
-            .chain(definition.structures.iter().map(|structure| format!("s:{}:{}", structure.name.value, structure.attributes.len())))
-            .chain(definition.entities.iter().map(|entity| format!("e:{}:{}", entity.name.value, entity.attributes.len())))
+            .chain(
+                definition
+                    .structures
+                    .iter()
+                    .map(|structure| format!("s:{}:{}", structure.name.value, structure.attributes.len())),
+            )
+            .chain(
+                definition.entities.iter().map(|entity| format!("e:{}:{}", entity.name.value, entity.attributes.len())),
+            )
             .collect();
         names.sort();
         names
@@ -206,7 +254,10 @@ attributes = [ { name = "Number", type = "Text" } ]
         );
         assert_eq!(
             check(("{ name = \"Amount\", type = \"Decimal\" }", "{ name = \"Amount\", type = \"Currency\" }"), &charge),
-            (Impact::Incompatible, vec!["input `Amount` of action `Charge` changed type from Decimal to Currency".to_owned()])
+            (
+                Impact::Incompatible,
+                vec!["input `Amount` of action `Charge` changed type from Decimal to Currency".to_owned()]
+            )
         );
         assert_eq!(
             check(("length = 19 }", "length = 19 }, { name = \"Note\", type = \"Text\", mandatory = false }"), &charge),
@@ -219,14 +270,23 @@ attributes = [ { name = "Number", type = "Text" } ]
         );
         assert_eq!(
             check(("length = 19", "length = 20"), &charge),
-            (Impact::PossiblyIncompatible, vec!["input `Card` of action `Charge` changed its length or decimals".to_owned()])
+            (
+                Impact::PossiblyIncompatible,
+                vec!["input `Card` of action `Charge` changed its length or decimals".to_owned()]
+            )
         );
         assert_eq!(
             check(("function = true\n", ""), &charge),
             (Impact::Incompatible, vec!["action `Charge` is no longer a function".to_owned()])
         );
         assert_eq!(
-            check(("{ name = \"Number\", type = \"Text\" }", "{ name = \"Number\", type = \"Text\" }, { name = \"Expiry\", type = \"Date\" }"), &charge),
+            check(
+                (
+                    "{ name = \"Number\", type = \"Text\" }",
+                    "{ name = \"Number\", type = \"Text\" }, { name = \"Expiry\", type = \"Date\" }"
+                ),
+                &charge
+            ),
             (Impact::PossiblyIncompatible, vec!["structure `Card` has a new attribute `Expiry`".to_owned()])
         );
         assert_eq!(

@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use xif_definition::Definition;
 use xif_diagnostics::{Code, Diagnostic};
 
-pub use names::{MAX_ATTRIBUTE_NAME, MAX_NAME, NameKind, RESERVED_NAMES, RESERVED_TYPE_NAMES, name_problem};
 pub use impact::{Impact, Uses, impact};
+pub use names::{MAX_ATTRIBUTE_NAME, MAX_NAME, NameKind, RESERVED_NAMES, RESERVED_TYPE_NAMES, name_problem};
 pub use resources::{path_problem, referenced_files};
 
 /// What the verifier knows besides the definition.
@@ -88,12 +88,17 @@ pub fn verify(definition: &Definition, context: &Context<'_>) -> Vec<Diagnostic>
         breaking::check(published, definition, &mut diagnostics);
     }
     for consumer in &context.consumers {
-        let (impact, changes) = impact::impact(consumer.built_against, definition, &consumer.uses);
+        let (impact, changes) = impact(consumer.built_against, definition, &consumer.uses);
         if impact >= Impact::PossiblyIncompatible {
             diagnostics.push(
                 Diagnostic::new(
                     Code::ConsumerAffected,
-                    format!("module `{}` is {} with this change: {}", consumer.module, impact.name(), changes.join("; ")),
+                    format!(
+                        "module `{}` is {} with this change: {}",
+                        consumer.module,
+                        impact.name(),
+                        changes.join("; ")
+                    ),
                 )
                 .at(definition.extension.name.span)
                 .help("check the module; update and republish it where the change breaks it"),
