@@ -407,3 +407,86 @@ fn a_server_killed_during_publications_restarts_consistent() {
         });
     }
 }
+
+#[test]
+fn every_data_type_round_trips_through_the_server() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    // The every-type fixture, copied and saved with `xif save`.
+    let project = temporary.path().join("every-type");
+    std::fs::create_dir_all(project.join("src")).expect("created");
+    for file in ["extension.toml", "src/main.rs"] {
+        std::fs::copy(workspace().join("fixtures/every-type").join(file), project.join(file)).expect("copied");
+    }
+    std::fs::write(
+        project.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"every_type\"\nversion = \"1.0.0\"\nedition = \"2024\"\n\n[dependencies]\nxif-sdk = {{ path = {:?} }}\n\n[workspace]\n",
+            workspace().join("crates/xif-sdk").display().to_string()
+        ),
+    )
+    .expect("written");
+    let archive = temporary.path().join("every.xif");
+    let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["--quiet", "save", "-o"])
+        .arg(&archive)
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", workspace().join("target/extensions"))
+        .output()
+        .expect("xif runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let server = Server::start(&temporary.path().join("data"), None);
+    let runtime = runtime();
+    let client = http(None);
+    let url = server.url.clone();
+    runtime.block_on(async {
+        let admin = login(&client, &url, "admin", PASSWORD).await;
+        let bytes = std::fs::read(&archive).expect("archive");
+        let digest: String = Sha256::digest(&bytes).iter().map(|byte| format!("{byte:02x}")).collect();
+        let response = client
+            .post(format!("{url}/api/v1/extensions/EveryType/versions"))
+            .bearer_auth(&admin)
+            .header("x-xif-sha256", digest)
+            .body(bytes)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 201);
+        let response = client
+            .post(format!("{url}/api/v1/extensions/EveryType/publications"))
+            .bearer_auth(&admin)
+            .json(&json!({ "version": 1, "expected": null }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200);
+        let inputs = json!({
+            "Text": "héllo", "Integer": -2147483648, "LongInteger": 9007199254740993_i64,
+            "Decimal": "12345678901234567.0123456789", "Boolean": true, "DateTime": "2024-02-29T23:59:59",
+            "Date": "1900-01-01", "Time": "00:00:01", "Email": "ada@example.invalid", "PhoneNumber": "+44 20 7946 0000",
+            "Currency": "19.99", "BinaryData": "AAEC/f7/",
+        });
+        let response = client
+            .post(format!("{url}/api/v1/extensions/EveryType/actions/EchoScalars"))
+            .bearer_auth(&admin)
+            .json(&inputs)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.json::<Value>().await.expect("JSON"),
+            json!({ "Values": inputs }),
+            "every value comes back exactly"
+        );
+        let lines = json!({ "Lines": [{ "Product": "Tea", "Amount": "2.50" }, { "Product": "Cake", "Amount": 3.25 }] });
+        let response = client
+            .post(format!("{url}/api/v1/extensions/EveryType/actions/Total"))
+            .bearer_auth(&admin)
+            .json(&lines)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.json::<Value>().await.expect("JSON"), json!({ "Total": "5.75" }));
+    });
+}

@@ -776,3 +776,26 @@ async fn publications_report_their_impact_on_the_modules_that_use_the_extension(
     assert_eq!(body["consumers"][1]["impact"], "not affected");
     server.state.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_extension_speaking_another_protocol_is_refused_at_deploy() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    let definition = "[extension]\nname = \"Behaviours\"\nversion = \"1.0.0\"\ndescription = \"Wrong protocol.\"\n\n[[actions]]\nname = \"Run\"\ndescription = \"Runs.\"\n";
+    assert_eq!(
+        server
+            .upload(&admin, "Behaviours", &xif_with("wrong-protocol", definition, "Behaviours", "1.0.0"), None)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, body) = server.publish(&admin, "Behaviours", json!({ "version": 1, "expected": null })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"]["message"],
+        "version 1 of `Behaviours` was not published, and no published version keeps serving: it did not start: \
+         the extension speaks protocol version 99, this host speaks version 1; rebuild it against this version of xif-sdk"
+    );
+    let (_, extensions) = server.call("GET", "/api/v1/extensions", Some(&admin), None).await;
+    assert_eq!(extensions[0]["published"], Value::Null);
+}
