@@ -52,8 +52,15 @@ impl FromRequestParts<AppState> for CurrentUser {
                 "this endpoint needs an API token: log in with `POST /api/v1/login` and send `Authorization: Bearer TOKEN`",
             ));
         };
-        match state.metadata.token_user(&token_hash(token)).await? {
-            Some(user) => Ok(CurrentUser(user)),
+        let hash = token_hash(token);
+        if let Some(user) = state.tokens.get(&hash) {
+            return Ok(CurrentUser(user));
+        }
+        match state.metadata.token_user(&hash).await? {
+            Some(user) => {
+                state.tokens.put(hash, user.clone());
+                Ok(CurrentUser(user))
+            }
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
@@ -75,5 +82,35 @@ impl CurrentUser {
                 format!("managing users needs an administrator, and `{}` is not one", self.0.name),
             ))
         }
+    }
+}
+
+/// Recently seen tokens and their users, so that each request does not query the database.
+/// Entries live a few seconds; revoking a token, removing a user or changing permissions clears
+/// the whole cache, so those take effect at once.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (UserRecord, std::time::Instant)>>,
+}
+
+const TOKEN_CACHE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<UserRecord> {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(hash).filter(|(_, at)| at.elapsed() < TOKEN_CACHE_LIFETIME).map(|(user, _)| user.clone())
+    }
+
+    fn put(&self, hash: String, user: UserRecord) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() > 10_000 {
+            entries.clear();
+        }
+        entries.insert(hash, (user, std::time::Instant::now()));
+    }
+
+    /// Forgets every token: after a revocation or a change to a user.
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 }

@@ -87,7 +87,9 @@ pub async fn revoke_token(
     user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
-    if state.metadata.revoke_token(user.0.id, id, &now()).await? {
+    let revoked = state.metadata.revoke_token(user.0.id, id, &now()).await?;
+    state.tokens.clear();
+    if revoked {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("unknown_token", format!("you have no active token {id}")))
@@ -156,7 +158,9 @@ pub async fn remove_user(
     if administrator.name.eq_ignore_ascii_case(&name) {
         return Err(ApiError::bad_request("cannot_remove_self", "you cannot remove your own account"));
     }
-    if state.metadata.remove_user(&name).await? {
+    let removed = state.metadata.remove_user(&name).await?;
+    state.tokens.clear();
+    if removed {
         tracing::info!(by = %administrator.name, user = %name, "user removed");
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -178,6 +182,7 @@ async fn change_grants(state: &AppState, name: &str, grant: &str, add: bool) -> 
     held.sort_unstable();
     held.dedup();
     state.metadata.set_permissions(name, &held).await?;
+    state.tokens.clear();
     let updated = state.metadata.user(name).await?.ok_or_else(|| ApiError::internal("user vanished"))?;
     Ok(Json(updated.api()))
 }

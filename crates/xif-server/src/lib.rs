@@ -69,6 +69,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The running extensions.
     pub runtime: Arc<Runtime>,
+    /// Recently seen API tokens.
+    pub tokens: Arc<auth::TokenCache>,
     metrics: PrometheusHandle,
 }
 
@@ -149,6 +151,7 @@ impl AppState {
             blobs: Arc::new(blobs),
             limits,
             runtime: Arc::new(runtime),
+            tokens: Arc::new(auth::TokenCache::default()),
             metrics: metrics_handle(),
         };
         let bootstrap = state.bootstrap(admin_password).await?;

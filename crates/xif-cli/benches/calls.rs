@@ -1,0 +1,157 @@
+//! The bar of step 5: calls through the HTTP API reach at least 50% of the throughput of a
+//! minimal HTTP handler on the same framework, measured in the same run with an external load
+//! generator (`wrk`, installed from Debian when missing), with p50 and p99 latency.
+#![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const SECONDS: &str = "5";
+const CONNECTIONS: &str = "8";
+const BODY: &str = r#"{"Person": {"Name": "Ada"}}"#;
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// Runs wrk against `url` with a POST of `BODY`; returns requests per second, p50 and p99.
+fn wrk(url: &str, token: Option<&str>, script_directory: &Path) -> (f64, String, String) {
+    let script = script_directory.join("post.lua");
+    let authorization =
+        token.map(|token| format!("wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n")).unwrap_or_default();
+    std::fs::write(&script, format!("wrk.method = \"POST\"\nwrk.body = '{BODY}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{authorization}")).expect("written");
+    let output = Command::new("wrk")
+        .args(["-t", "1", "-c", CONNECTIONS, "-d", SECONDS, "--latency", "-s"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .expect("wrk runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(!text.contains("Non-2xx"), "every request succeeds:\n{text}");
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
+            .unwrap_or_else(|| panic!("`{prefix}` in:\n{text}"))
+    };
+    (field("Requests/sec:").parse().expect("a rate"), field("50%"), field("99%"))
+}
+
+fn main() {
+    if std::env::args().any(|argument| argument == "--list") {
+        return;
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        let installed =
+            Command::new("apt-get").args(["install", "-y", "-qq", "wrk"]).status().is_ok_and(|status| status.success())
+                || (Command::new("apt-get").args(["update", "-qq"]).status().is_ok()
+                    && Command::new("apt-get")
+                        .args(["install", "-y", "-qq", "wrk"])
+                        .status()
+                        .is_ok_and(|status| status.success()));
+        assert!(installed, "wrk is needed: apt-get install wrk");
+    }
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/extensions");
+    let xif = |arguments: &[&str], directory: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+            .arg("--quiet")
+            .args(arguments)
+            .current_dir(directory)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("xif runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    };
+    xif(&["new", "CallBench"], temporary.path());
+    let archive = temporary.path().join("CallBench.xif");
+    xif(&["save", "-o", archive.to_str().expect("path")], &temporary.path().join("CallBench"));
+
+    // The baseline: a minimal handler on the same framework, in a process of its own (this one).
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bound");
+    let minimal_url = format!("http://{}/minimal", listener.local_addr().expect("address"));
+    let app = axum::Router::new().route(
+        "/minimal",
+        axum::routing::post(|axum::Json(inputs): axum::Json<serde_json::Value>| async move {
+            let name = inputs["Person"]["Name"].as_str().unwrap_or_default().to_owned();
+            axum::Json(serde_json::json!({ "Greeting": format!("Hello, {name}!") }))
+        }),
+    );
+    runtime.spawn(async move { axum::serve(listener, app).await.ok() });
+
+    let mut server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_xif"))
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(temporary.path().join("data"))
+            .env("XIF_ADMIN_PASSWORD", "benchmark-password")
+            .env("XIF_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts"),
+    );
+    let mut lines = BufReader::new(server.0.stderr.take().expect("stderr")).lines();
+    let url = loop {
+        let line = lines.next().expect("the server says where it listens").expect("a line");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let token = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let token = client
+            .post(format!("{url}/api/v1/login"))
+            .json(&serde_json::json!({ "user": "admin", "password": "benchmark-password" }))
+            .send()
+            .await
+            .expect("login")
+            .json::<serde_json::Value>()
+            .await
+            .expect("JSON")["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        let bytes = std::fs::read(&archive).expect("archive");
+        use sha2::Digest as _;
+        let digest: String = sha2::Sha256::digest(&bytes).iter().map(|byte| format!("{byte:02x}")).collect();
+        let response = client
+            .post(format!("{url}/api/v1/extensions/CallBench/versions"))
+            .bearer_auth(&token)
+            .header("x-xif-sha256", digest)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(response.status(), 201);
+        let response = client
+            .post(format!("{url}/api/v1/extensions/CallBench/publications"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "version": 1, "expected": null }))
+            .send()
+            .await
+            .expect("publish");
+        assert_eq!(response.status(), 200);
+        token
+    });
+
+    let (minimal_rate, minimal_p50, minimal_p99) = wrk(&minimal_url, None, temporary.path());
+    let call_url = format!("{url}/api/v1/extensions/CallBench/actions/Greet");
+    let (call_rate, call_p50, call_p99) = wrk(&call_url, Some(&token), temporary.path());
+    let ratio = call_rate / minimal_rate;
+    println!("wrk, 1 thread, {CONNECTIONS} connections, {SECONDS} s each, POST {BODY}");
+    println!("minimal axum handler (baseline): {minimal_rate:.0} requests/s, p50 {minimal_p50}, p99 {minimal_p99}");
+    println!("xif server, the sample's Greet : {call_rate:.0} requests/s, p50 {call_p50}, p99 {call_p99}");
+    println!(
+        "throughput ratio: {:.0}% (bar: at least 50%) -> {}",
+        ratio * 100.0,
+        if ratio >= 0.5 { "met" } else { "NOT met" }
+    );
+    drop(server);
+}
