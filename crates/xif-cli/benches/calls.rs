@@ -3,22 +3,12 @@
 //! generator (`wrk`, installed from Debian when missing), with p50 and p99 latency.
 #![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const SECONDS: &str = "5";
 const CONNECTIONS: &str = "8";
 const BODY: &str = r#"{"Person": {"Name": "Ada"}}"#;
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
 
 /// Runs wrk against `url` with a POST of `BODY`; returns requests per second, p50 and p99.
 fn wrk(url: &str, token: Option<&str>, script_directory: &Path) -> (f64, String, String) {
@@ -57,16 +47,9 @@ fn main() {
         assert!(installed, "wrk is needed: apt-get install wrk");
     }
     let temporary = tempfile::tempdir().expect("temporary directory");
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/extensions");
+    let target = xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR"));
     let xif = |arguments: &[&str], directory: &Path| {
-        let output = Command::new(env!("CARGO_BIN_EXE_xif"))
-            .arg("--quiet")
-            .args(arguments)
-            .current_dir(directory)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("xif runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        xif_testkit::xif(env!("CARGO_BIN_EXE_xif"), arguments, directory, &target)
     };
     xif(&["new", "CallBench"], temporary.path());
     let archive = temporary.path().join("CallBench.xif");
@@ -85,25 +68,15 @@ fn main() {
     );
     runtime.spawn(async move { axum::serve(listener, app).await.ok() });
 
-    let mut server = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_xif"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(temporary.path().join("data"))
-            .env("XIF_ADMIN_PASSWORD", "benchmark-password")
-            .env("XIF_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server starts"),
+    let server = xif_testkit::Server::start(
+        env!("CARGO_BIN_EXE_xif"),
+        &temporary.path().join("data"),
+        "benchmark-password",
+        "warn",
+        &[],
+        drop,
     );
-    let mut lines = BufReader::new(server.0.stderr.take().expect("stderr")).lines();
-    let url = loop {
-        let line = lines.next().expect("the server says where it listens").expect("a line");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let url = server.url.clone();
     let token = runtime.block_on(async {
         let client = reqwest::Client::new();
         let token = client

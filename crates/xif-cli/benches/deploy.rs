@@ -4,9 +4,7 @@
 //! callers keep calling.
 #![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,30 +14,14 @@ use serde_json::json;
 const ROUNDS: usize = 12;
 const CALLERS: usize = 4;
 
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
 fn main() {
     if std::env::args().any(|argument| argument == "--list") {
         return;
     }
     let temporary = tempfile::tempdir().expect("temporary directory");
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/extensions");
+    let target = xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR"));
     let xif = |arguments: &[&str], directory: &Path| {
-        let output = Command::new(env!("CARGO_BIN_EXE_xif"))
-            .arg("--quiet")
-            .args(arguments)
-            .current_dir(directory)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("xif runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        xif_testkit::xif(env!("CARGO_BIN_EXE_xif"), arguments, directory, &target)
     };
     xif(&["new", "DeployBench"], temporary.path());
     let project = temporary.path().join("DeployBench");
@@ -58,25 +40,15 @@ fn main() {
         })
         .collect();
 
-    let mut server = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_xif"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(temporary.path().join("data"))
-            .env("XIF_ADMIN_PASSWORD", "benchmark-password")
-            .env("XIF_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server starts"),
+    let server = xif_testkit::Server::start(
+        env!("CARGO_BIN_EXE_xif"),
+        &temporary.path().join("data"),
+        "benchmark-password",
+        "warn",
+        &[],
+        drop,
     );
-    let mut lines = BufReader::new(server.0.stderr.take().expect("stderr")).lines();
-    let url = loop {
-        let line = lines.next().expect("the server says where it listens").expect("a line");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let url = server.url.clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {

@@ -10,30 +10,13 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RESOURCE_BYTES: u64 = 200 << 20;
 const RUNS: usize = 5;
 
 fn peak_rss_kib() -> i64 {
     nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).map(|usage| usage.max_rss()).unwrap_or(0)
-}
-
-/// Writes `bytes` of xorshift output, in 1 MiB chunks so that this process stays small.
-fn incompressible(path: &Path, bytes: u64) {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("created"));
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut chunk = vec![0u8; 1 << 20];
-    for _ in 0..bytes >> 20 {
-        for word in chunk.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        file.write_all(&chunk).expect("written");
-    }
-    file.flush().expect("flushed");
 }
 
 fn median(mut runs: Vec<Duration>) -> (Duration, Duration, Duration) {
@@ -72,23 +55,14 @@ fn main() {
         measure(&arguments[position + 1..]);
         return;
     }
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/extensions");
+    let target = xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR"));
     let temporary = tempfile::tempdir().expect("temporary directory");
     let xif = |arguments: &[&str], directory: &Path| {
-        let started = Instant::now();
-        let output = Command::new(env!("CARGO_BIN_EXE_xif"))
-            .arg("--quiet")
-            .args(arguments)
-            .current_dir(directory)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("xif runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        started.elapsed()
+        xif_testkit::xif(env!("CARGO_BIN_EXE_xif"), arguments, directory, &target)
     };
     xif(&["new", "BenchSave"], temporary.path());
     let project = temporary.path().join("BenchSave");
-    incompressible(&project.join("resources/large.bin"), RESOURCE_BYTES);
+    xif_testkit::incompressible(&project.join("resources/large.bin"), RESOURCE_BYTES, 0x9e37_79b9_7f4a_7c15);
     let mut definition = std::fs::OpenOptions::new().append(true).open(project.join("extension.toml")).expect("open");
     writeln!(definition, "\n[[resources]]\npath = \"resources/large.bin\"\ndeploy = \"binaries\"").expect("written");
     drop(definition);

@@ -4,39 +4,13 @@
 //! under 100 MiB.
 #![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const RESOURCE_BYTES: u64 = 1 << 30;
 const RUNS: usize = 3;
-
-fn incompressible(path: &Path, bytes: u64) {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("created"));
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut chunk = vec![0u8; 1 << 20];
-    for _ in 0..bytes >> 20 {
-        for word in chunk.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        file.write_all(&chunk).expect("written");
-    }
-    file.flush().expect("flushed");
-}
-
-/// The server process, killed however the benchmark ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
 
 /// curl posting the bytes of `file` to `url`; returns the transfer's seconds and HTTP status.
 /// `--data-binary @FILE` refuses a 1 GiB file (it holds the body in memory, and curl answers
@@ -66,20 +40,13 @@ fn main() {
         return;
     }
     let temporary = tempfile::tempdir().expect("temporary directory");
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/extensions");
+    let target = xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR"));
     let xif = |arguments: &[&str], directory: &Path| {
-        let output = Command::new(env!("CARGO_BIN_EXE_xif"))
-            .arg("--quiet")
-            .args(arguments)
-            .current_dir(directory)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("xif runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        xif_testkit::xif(env!("CARGO_BIN_EXE_xif"), arguments, directory, &target)
     };
     xif(&["new", "BenchUpload"], temporary.path());
     let project = temporary.path().join("BenchUpload");
-    incompressible(&project.join("resources/large.bin"), RESOURCE_BYTES);
+    xif_testkit::incompressible(&project.join("resources/large.bin"), RESOURCE_BYTES, 0x2545_f491_4f6c_dd1d);
     let mut definition = std::fs::OpenOptions::new().append(true).open(project.join("extension.toml")).expect("open");
     writeln!(definition, "\n[[resources]]\npath = \"resources/large.bin\"\ndeploy = \"binaries\"").expect("written");
     drop(definition);
@@ -110,28 +77,14 @@ fn main() {
     runtime.spawn(async move { axum::serve(listener, app).await.ok() });
 
     // The xif server, a process of its own.
-    let mut server = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_xif"))
-            .args(["server", "--listen", "127.0.0.1:0", "--max-upload-mib", "2048", "--data-dir"])
-            .arg(temporary.path().join("data"))
-            .env("XIF_ADMIN_PASSWORD", "benchmark-password")
-            .env("XIF_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server starts"),
-    );
-    let stderr = BufReader::new(server.0.stderr.take().expect("stderr"));
-    let mut lines = stderr.lines();
-    let url = loop {
-        let line = lines.next().expect("the server says where it listens").expect("a line");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_owned();
-        }
-    };
     // The server's own account of each upload: how long receiving and checking took.
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
+    let server = xif_testkit::Server::start(
+        env!("CARGO_BIN_EXE_xif"),
+        &temporary.path().join("data"),
+        "benchmark-password",
+        "info",
+        &["--max-upload-mib", "2048"],
+        |line| {
             if line.contains("received_ms") {
                 let field = |name: &str| {
                     line.split(&format!("\"{name}\":"))
@@ -142,8 +95,9 @@ fn main() {
                 };
                 println!("  server: received in {} ms, checked in {} ms", field("received_ms"), field("checked_ms"));
             }
-        }
-    });
+        },
+    );
+    let url = server.url.clone();
     let login = Command::new("curl")
         .args([
             "-s",
@@ -173,7 +127,7 @@ fn main() {
         uploads.push(seconds);
         std::thread::sleep(Duration::from_millis(200));
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).expect("the server's status");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).expect("the server's status");
     let peak_kib: u64 = status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))

@@ -4,23 +4,12 @@
 #![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RUNS: usize = 15;
 
 fn xif(arguments: &[&str], directory: &Path, target: &Path) -> Duration {
-    let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_xif"))
-        .arg("--quiet")
-        .args(arguments)
-        .current_dir(directory)
-        .env("CARGO_TARGET_DIR", target)
-        .output()
-        .expect("xif runs");
-    let elapsed = started.elapsed();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    elapsed
+    xif_testkit::xif(env!("CARGO_BIN_EXE_xif"), arguments, directory, target)
 }
 
 fn main() {

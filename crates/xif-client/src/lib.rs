@@ -57,7 +57,9 @@ impl Client {
         format!("{}{PREFIX}{path}", self.base)
     }
 
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    /// Sends `request` with the token, and returns the body of a successful answer; an error
+    /// answer becomes the server's code and message.
+    async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<(StatusCode, bytes::Bytes), ClientError> {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -68,11 +70,7 @@ impl Client {
         let status = response.status();
         let bytes = response.bytes().await.map_err(network)?;
         if status.is_success() {
-            let body: &[u8] = if status == StatusCode::NO_CONTENT || bytes.is_empty() { b"null" } else { &bytes };
-            return serde_json::from_slice(body).map_err(|error| ClientError::Network {
-                url: self.base.clone(),
-                detail: format!("unexpected answer: {error}"),
-            });
+            return Ok((status, bytes));
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => {
@@ -83,6 +81,15 @@ impl Client {
                 detail: format!("HTTP {status} without an error body"),
             }),
         }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let (status, bytes) = self.fetch(request).await?;
+        let body: &[u8] = if status == StatusCode::NO_CONTENT || bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(body).map_err(|error| ClientError::Network {
+            url: self.base.clone(),
+            detail: format!("unexpected answer: {error}"),
+        })
     }
 
     async fn json<B: Serialize, T: DeserializeOwned>(
@@ -138,28 +145,8 @@ impl Client {
 
     /// The log of the running version of `extension`.
     pub async fn logs(&self, extension: &str) -> Result<String, ClientError> {
-        let request = self.http.get(self.url(&format!("/extensions/{extension}/logs")));
-        let request = match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
-        let network =
-            |error: reqwest::Error| ClientError::Network { url: self.base.clone(), detail: error.to_string() };
-        let response = request.send().await.map_err(network)?;
-        let status = response.status();
-        let text = response.text().await.map_err(network)?;
-        if status.is_success() {
-            return Ok(text);
-        }
-        match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => {
-                Err(ClientError::Server { status: status.as_u16(), code: body.error.code, message: body.error.message })
-            }
-            Err(_) => Err(ClientError::Network {
-                url: self.base.clone(),
-                detail: format!("HTTP {status} without an error body"),
-            }),
-        }
+        let (_, bytes) = self.fetch(self.http.get(self.url(&format!("/extensions/{extension}/logs")))).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Removes a user.

@@ -1,0 +1,106 @@
+//! What xif's benchmarks share: running the real `xif` binary quietly, starting a real
+//! `xif server` and learning where it listens, killing it however the benchmark ends, and
+//! writing incompressible data. A library of its own (used only as a dev-dependency), so that
+//! each benchmark uses what it needs without copies.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace's shared target directory for extensions built by tests and benchmarks.
+pub fn extensions_target(manifest_dir: &str) -> PathBuf {
+    Path::new(manifest_dir).join("../../target/extensions")
+}
+
+/// Runs `xif --quiet ARGUMENTS` in `directory`, building extensions into `target`; panics
+/// with xif's stderr when it fails. Returns how long it took.
+pub fn xif(binary: &str, arguments: &[&str], directory: &Path, target: &Path) -> Duration {
+    let started = Instant::now();
+    let output = Command::new(binary)
+        .arg("--quiet")
+        .args(arguments)
+        .current_dir(directory)
+        .env("CARGO_TARGET_DIR", target)
+        .output()
+        .expect("xif runs");
+    let elapsed = started.elapsed();
+    assert!(output.status.success(), "xif {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+    elapsed
+}
+
+/// A child process killed when dropped, however the benchmark ends.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// A running `xif server`.
+pub struct Server {
+    /// The process.
+    pub process: KillOnDrop,
+    /// Where it listens, such as `http://127.0.0.1:40123`.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `xif server` on a free port with its data in `data`, the administrator password
+    /// `password`, logs at `log_level`, and `extra` arguments; every line of its stderr after
+    /// the one that says where it listens goes to `on_line`.
+    pub fn start(
+        binary: &str,
+        data: &Path,
+        password: &str,
+        log_level: &str,
+        extra: &[&str],
+        mut on_line: impl FnMut(String) + Send + 'static,
+    ) -> Self {
+        let mut child = Command::new(binary)
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .env("XIF_ADMIN_PASSWORD", password)
+            .env("XIF_LOG", log_level)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let process = KillOnDrop(child);
+        let url = loop {
+            let line = lines.next().expect("the server says where it listens").expect("a line");
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(&mut on_line));
+        Self { process, url }
+    }
+
+    /// The server's process id.
+    pub fn id(&self) -> u32 {
+        self.process.0.id()
+    }
+}
+
+/// Writes `bytes` (a multiple of 1 MiB) of xorshift output to `path`, 1 MiB at a time, so that
+/// the writer stays small and the data does not compress.
+pub fn incompressible(path: &Path, bytes: u64, seed: u64) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("created"));
+    let mut state = seed | 1;
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..bytes >> 20 {
+        for word in chunk.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        file.write_all(&chunk).expect("written");
+    }
+    file.flush().expect("flushed");
+}
