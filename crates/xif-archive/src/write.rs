@@ -151,5 +151,5 @@ fn read_full(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }

@@ -10,7 +10,7 @@ use xif_archive::{ArchiveError, Entry, EntryKind, ExtensionId, FORMAT_VERSION, L
 use zip::write::SimpleFileOptions;
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 fn kind(path: &str) -> EntryKind {

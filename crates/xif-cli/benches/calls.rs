@@ -93,7 +93,7 @@ fn main() {
             .to_owned();
         let bytes = std::fs::read(&archive).expect("archive");
         use sha2::Digest as _;
-        let digest: String = sha2::Sha256::digest(&bytes).iter().map(|byte| format!("{byte:02x}")).collect();
+        let digest: String = hex::encode(sha2::Sha256::digest(&bytes));
         let response = client
             .post(format!("{url}/api/v1/extensions/CallBench/versions"))
             .bearer_auth(&token)

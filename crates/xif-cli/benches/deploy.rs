@@ -67,7 +67,7 @@ fn main() {
             .to_owned();
         use sha2::Digest as _;
         for archive in &archives {
-            let digest: String = sha2::Sha256::digest(archive).iter().map(|byte| format!("{byte:02x}")).collect();
+            let digest: String = hex::encode(sha2::Sha256::digest(archive));
             let response = client
                 .post(format!("{url}/api/v1/extensions/DeployBench/versions"))
                 .bearer_auth(&token)

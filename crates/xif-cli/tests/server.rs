@@ -98,7 +98,7 @@ async fn login(client: &reqwest::Client, url: &str, user: &str, password: &str) 
 }
 
 async fn upload(client: &reqwest::Client, url: &str, token: &str, bytes: Vec<u8>) -> (u16, Value) {
-    let digest: String = Sha256::digest(&bytes).iter().map(|byte| format!("{byte:02x}")).collect();
+    let digest: String = hex::encode(Sha256::digest(&bytes));
     let response = client
         .post(format!("{url}/api/v1/extensions/Served/versions"))
         .bearer_auth(token)
@@ -325,7 +325,7 @@ fn a_server_killed_during_an_upload_restarts_without_a_trace_of_it() {
 
     // Send half of the archive, then kill the server while it waits for the rest.
     let archive = archives()[0].clone();
-    let digest: String = Sha256::digest(&archive).iter().map(|byte| format!("{byte:02x}")).collect();
+    let digest: String = hex::encode(Sha256::digest(&archive));
     let half = bytes::Bytes::copy_from_slice(&archive[..archive.len() / 2]);
     let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(half)]).chain(futures_util::stream::pending());
     let request = client
@@ -442,7 +442,7 @@ fn every_data_type_round_trips_through_the_server() {
     runtime.block_on(async {
         let admin = login(&client, &url, "admin", PASSWORD).await;
         let bytes = std::fs::read(&archive).expect("archive");
-        let digest: String = Sha256::digest(&bytes).iter().map(|byte| format!("{byte:02x}")).collect();
+        let digest: String = hex::encode(Sha256::digest(&bytes));
         let response = client
             .post(format!("{url}/api/v1/extensions/EveryType/versions"))
             .bearer_auth(&admin)

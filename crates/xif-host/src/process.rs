@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::process::{Child, Command};
@@ -168,7 +168,8 @@ type Ended = tokio::sync::watch::Sender<bool>;
 /// A running extension that passed its handshake.
 pub struct ExtensionProcess {
     hello: Hello,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    /// Frames for the writer task, which sends what has queued up in one write.
+    frames: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     pending: Arc<Mutex<Pending>>,
     next_id: AtomicU64,
     child: Arc<tokio::sync::Mutex<Child>>,
@@ -291,8 +292,10 @@ impl ExtensionProcess {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let child = Arc::new(tokio::sync::Mutex::new(child));
         let (ended_sender, ended) = tokio::sync::watch::channel(false);
+        let (frames, queued) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(write_frames(writer, queued));
         let reader = tokio::spawn(read_replies(
-            reader,
+            BufReader::with_capacity(64 * 1024, reader),
             Arc::clone(&pending),
             Arc::clone(&child),
             Arc::clone(&log),
@@ -300,7 +303,7 @@ impl ExtensionProcess {
         ));
         Ok(Self {
             hello,
-            writer: tokio::sync::Mutex::new(writer),
+            frames,
             pending,
             next_id: AtomicU64::new(1),
             child,
@@ -337,6 +340,11 @@ impl ExtensionProcess {
 
     /// Calls `action` with `inputs` and waits for its outputs, at most the call time limit.
     pub async fn call(&self, action: &str, inputs: Values) -> Result<Values, CallError> {
+        self.call_within(action, inputs, self.call_timeout).await
+    }
+
+    /// Calls `action` with `inputs` and waits for its outputs, at most `limit`.
+    pub async fn call_within(&self, action: &str, inputs: Values, limit: Duration) -> Result<Values, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
         {
@@ -347,10 +355,11 @@ impl ExtensionProcess {
             pending.calls.insert(id, sender);
         }
         let frame = encode(&HostMessage::Call { id, action: action.to_owned(), inputs });
-        if self.writer.lock().await.write_all(&frame).await.is_err() {
-            // The reader task sees the same broken channel and fails this call with the reason.
+        if self.frames.send(frame).is_err() {
+            // The writer found the channel broken; the reader task sees the same and fails
+            // this call with the reason.
         }
-        match tokio::time::timeout(self.call_timeout, receiver).await {
+        match tokio::time::timeout(limit, receiver).await {
             Ok(Ok(reply)) => reply.map_err(|error| match error {
                 CallError::Action { failure, .. } => CallError::Action { action: action.to_owned(), failure },
                 other => other,
@@ -358,7 +367,7 @@ impl ExtensionProcess {
             Ok(Err(_)) => Err(self.closed_error()),
             Err(_) => {
                 self.pending.lock().unwrap_or_else(PoisonError::into_inner).calls.remove(&id);
-                Err(CallError::Timeout { action: action.to_owned(), limit: self.call_timeout })
+                Err(CallError::Timeout { action: action.to_owned(), limit })
             }
         }
     }
@@ -373,7 +382,7 @@ impl ExtensionProcess {
 
     /// Asks the extension to finish its calls and exit; kills it if it has not after `grace`.
     pub async fn stop(&self, grace: Duration) -> std::io::Result<ExitStatus> {
-        if self.writer.lock().await.write_all(&encode(&HostMessage::Shutdown)).await.is_err() {
+        if self.frames.send(encode(&HostMessage::Shutdown)).is_err() {
             // Already gone: waiting below returns its status.
         }
         let mut child = self.child.lock().await;
@@ -421,10 +430,10 @@ fn apply_limits(pid: Option<u32>, limits: ResourceLimits) -> std::io::Result<()>
 fn new_token() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|error| std::io::Error::other(error.to_string()))?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
-async fn read_payload(reader: &mut OwnedReadHalf) -> Result<Vec<u8>, FrameError> {
+async fn read_payload(reader: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, FrameError> {
     let mut prefix = [0; 4];
     reader.read_exact(&mut prefix).await?;
     let mut payload = vec![0; frame_length(prefix)?];
@@ -432,10 +441,29 @@ async fn read_payload(reader: &mut OwnedReadHalf) -> Result<Vec<u8>, FrameError>
     Ok(payload)
 }
 
+/// Sends queued frames until the process is dropped or the channel breaks. Frames queued while
+/// a write was under way go out together in the next one: under load, one system call (and one
+/// wake-up of the extension) carries many calls.
+async fn write_frames(mut writer: OwnedWriteHalf, mut frames: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    const BATCH: usize = 256 * 1024;
+    while let Some(mut batch) = frames.recv().await {
+        while batch.len() < BATCH {
+            match frames.try_recv() {
+                Ok(frame) => batch.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        if writer.write_all(&batch).await.is_err() {
+            // The reader task sees the broken channel and reports why.
+            return;
+        }
+    }
+}
+
 /// Routes replies to their calls until the channel ends; then fails every call in flight, and
 /// every later one, with the reason.
 async fn read_replies(
-    mut reader: OwnedReadHalf,
+    mut reader: BufReader<OwnedReadHalf>,
     pending: Arc<Mutex<Pending>>,
     child: Arc<tokio::sync::Mutex<Child>>,
     log: Arc<Log>,

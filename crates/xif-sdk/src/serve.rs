@@ -1,6 +1,6 @@
 //! The serve loop: connect to the host, say hello, run calls until told to stop.
 
-use std::io::Write;
+use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,8 +92,9 @@ fn run(manifest: Manifest, handler: Arc<dyn Handler>) -> Result<(), String> {
 
     // Leader and followers: the thread holding the reader reads one frame, lets go of the
     // reader, and runs that call itself, so a call is never handed from thread to thread.
+    // Buffered: the host sends calls queued together in one write; they are read in one call.
     let shared = Arc::new(Shared {
-        reader: Mutex::new((reader, buffer)),
+        reader: Mutex::new((BufReader::with_capacity(64 * 1024, reader), buffer)),
         writer: Mutex::new(writer),
         stopping: AtomicBool::new(false),
         handler,
@@ -116,7 +117,7 @@ fn run(manifest: Manifest, handler: Arc<dyn Handler>) -> Result<(), String> {
 }
 
 struct Shared {
-    reader: Mutex<(UnixStream, Vec<u8>)>,
+    reader: Mutex<(BufReader<UnixStream>, Vec<u8>)>,
     writer: Mutex<UnixStream>,
     stopping: AtomicBool,
     handler: Arc<dyn Handler>,

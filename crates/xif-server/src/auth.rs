@@ -29,12 +29,12 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 pub fn random_secret(prefix: &str) -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| ApiError::internal(format!("no randomness: {error}")))?;
-    Ok(format!("{prefix}{}", bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>()))
+    Ok(format!("{prefix}{}", hex::encode(bytes)))
 }
 
 /// How a token is stored: its SHA-256, so that the database never holds a usable token.
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// The user whose token came with the request.

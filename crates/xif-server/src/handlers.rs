@@ -342,7 +342,7 @@ pub async fn upload(
     drop(sender);
     let hasher = writer.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
     received?;
-    let sha256: String = hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect();
+    let sha256: String = hex::encode(hasher.finalize());
     if sha256 != announced {
         return Err(ApiError::bad_request(
             "digest_mismatch",

@@ -197,14 +197,19 @@ impl Runtime {
         let limit = running.options.call_timeout;
         // Waiting for a place counts against the call's time limit.
         let started = tokio::time::Instant::now();
-        let Ok(Ok(_place)) = tokio::time::timeout(limit, Arc::clone(&running.places).acquire_owned()).await else {
-            return Err(RuntimeCallError::Call(CallError::Timeout { action: name, limit }));
+        let _place = match Arc::clone(&running.places).try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => match tokio::time::timeout(limit, Arc::clone(&running.places).acquire_owned()).await {
+                Ok(Ok(place)) => place,
+                _ => return Err(RuntimeCallError::Call(CallError::Timeout { action: name, limit })),
+            },
         };
         let remaining = limit.saturating_sub(started.elapsed());
-        match tokio::time::timeout(remaining, running.process.call(&name, checked)).await {
-            Ok(outcome) => outcome.map_err(RuntimeCallError::Call),
-            Err(_) => Err(RuntimeCallError::Call(CallError::Timeout { action: name, limit })),
-        }
+        running.process.call_within(&name, checked, remaining).await.map_err(|error| match error {
+            // The limit the caller knows is the whole one, not what was left of it.
+            CallError::Timeout { action, .. } => RuntimeCallError::Call(CallError::Timeout { action, limit }),
+            other => RuntimeCallError::Call(other),
+        })
     }
 
     /// The log of the running version of `extension`.
@@ -336,5 +341,5 @@ fn prepare(blob: &Path, directory: &Path) -> Result<(Definition, PathBuf), Deplo
 fn unique() -> String {
     let mut bytes = [0u8; 4];
     getrandom::fill(&mut bytes).ok();
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }

@@ -104,7 +104,7 @@ impl Server {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// A real XIF of a small extension, written by xif-archive; `entities` adds an entity.
@@ -798,4 +798,68 @@ async fn an_extension_speaking_another_protocol_is_refused_at_deploy() {
     );
     let (_, extensions) = server.call("GET", "/api/v1/extensions", Some(&admin), None).await;
     assert_eq!(extensions[0]["published"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_slow_start_is_waited_for_within_the_handshake_limit_and_refused_beyond_it() {
+    let mut limits = Limits::default();
+    limits.runtime.handshake_timeout = std::time::Duration::from_millis(2500);
+    let server = server(limits).await;
+    let admin = server.admin().await;
+    let slow = |version: &str, milliseconds: u64| {
+        let definition = ECHO
+            .replace("VERSION", version)
+            .replace("description = \"Echoes.\"", &format!("description = \"Starts after {milliseconds} ms.\""));
+        xif_with("generic", &definition, "Echo", version)
+    };
+    assert_eq!(server.upload(&admin, "Echo", &slow("1.0.0", 1200), None).await.0, StatusCode::CREATED);
+    let started = std::time::Instant::now();
+    let (status, body) = server.publish(&admin, "Echo", json!({ "version": 1, "expected": null })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1200), "the publication waited for the handshake");
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Echo/actions/Say", Some(&admin), Some(json!({ "Text": "late" }))).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "Said": "late" })));
+
+    assert_eq!(server.upload(&admin, "Echo", &slow("2.0.0", 60_000), None).await.0, StatusCode::CREATED);
+    let (status, body) = server.publish(&admin, "Echo", json!({ "version": 2, "expected": 1 })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("deploy_failed")));
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("version 2 of `Echo` was not published, and version 1 keeps serving")
+            && message.contains("2.5s"),
+        "names the time limit: {message}"
+    );
+    let (status, body) =
+        server.call("POST", "/api/v1/extensions/Echo/actions/Say", Some(&admin), Some(json!({ "Text": "old" }))).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "Said": "old" })));
+    server.state.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_extension_flooding_stdout_keeps_answering_and_its_log_stays_bounded() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    let definition =
+        std::fs::read_to_string(fixtures::workspace().join("fixtures/behaviours/extension.toml")).expect("definition");
+    assert_eq!(
+        server.upload(&admin, "Behaviours", &xif_with("behaviours", &definition, "Behaviours", "1.0.0"), None).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(server.publish(&admin, "Behaviours", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+    // 64 MiB on stdout, far more than the log holds and than a pipe buffers.
+    let (status, body) = server
+        .call("POST", "/api/v1/extensions/Behaviours/actions/Flood", Some(&admin), Some(json!({ "Megabytes": 64 })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server
+        .call("POST", "/api/v1/extensions/Behaviours/actions/Echo", Some(&admin), Some(json!({ "Message": "after" })))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "Echoed": "after" })));
+    let (status, log) = server.call("GET", "/api/v1/extensions/Behaviours/logs", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let log = log.as_str().unwrap_or_default();
+    let capacity = xif_server::RuntimeOptions::default().log_capacity;
+    assert!(log.contains("xxxxxxxx") && log.len() <= capacity + 1024, "bounded: {} bytes", log.len());
+    server.state.shutdown().await;
 }
