@@ -55,18 +55,25 @@ fn main() {
     let archive = temporary.path().join("CallBench.xif");
     xif(&["save", "-o", archive.to_str().expect("path")], &temporary.path().join("CallBench"));
 
-    // The baseline: a minimal handler on the same framework, in a process of its own (this one).
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bound");
-    let minimal_url = format!("http://{}/minimal", listener.local_addr().expect("address"));
-    let app = axum::Router::new().route(
-        "/minimal",
-        axum::routing::post(|axum::Json(inputs): axum::Json<serde_json::Value>| async move {
-            let name = inputs["Person"]["Name"].as_str().unwrap_or_default().to_owned();
-            axum::Json(serde_json::json!({ "Greeting": format!("Hello, {name}!") }))
-        }),
-    );
-    runtime.spawn(async move { axum::serve(listener, app).await.ok() });
+    // The baseline: a minimal handler on the same framework, in a process of its own (this
+    // one), with one worker thread and with two; the faster counts. (The xif server leaves a core
+    // to the extensions' processes: one worker on this machine.)
+    let minimal = |workers: usize| {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().expect("runtime");
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bound");
+        let url = format!("http://{}/minimal", listener.local_addr().expect("address"));
+        let app = axum::Router::new().route(
+            "/minimal",
+            axum::routing::post(|axum::Json(inputs): axum::Json<serde_json::Value>| async move {
+                let name = inputs["Person"]["Name"].as_str().unwrap_or_default().to_owned();
+                axum::Json(serde_json::json!({ "Greeting": format!("Hello, {name}!") }))
+            }),
+        );
+        runtime.spawn(async move { axum::serve(listener, app).await.ok() });
+        (runtime, url)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 
     let server = xif_testkit::Server::start(
         env!("CARGO_BIN_EXE_xif"),
@@ -114,7 +121,22 @@ fn main() {
         token
     });
 
-    let (minimal_rate, minimal_p50, minimal_p99) = wrk(&minimal_url, None, temporary.path());
+    let baselines: Vec<(usize, (f64, String, String))> = [1, 2]
+        .into_iter()
+        .map(|workers| {
+            let (minimal_runtime, minimal_url) = minimal(workers);
+            let figures = wrk(&minimal_url, None, temporary.path());
+            minimal_runtime.shutdown_background();
+            (workers, figures)
+        })
+        .collect();
+    for (workers, (rate, p50, p99)) in &baselines {
+        println!("minimal axum handler, {workers} worker(s): {rate:.0} requests/s, p50 {p50}, p99 {p99}");
+    }
+    let (_, (minimal_rate, minimal_p50, minimal_p99)) = baselines
+        .into_iter()
+        .max_by(|(_, (left, _, _)), (_, (right, _, _))| left.total_cmp(right))
+        .expect("two baselines");
     let call_url = format!("{url}/api/v1/extensions/CallBench/actions/Greet");
     let (call_rate, call_p50, call_p99) = wrk(&call_url, Some(&token), temporary.path());
     let ratio = call_rate / minimal_rate;
