@@ -143,6 +143,10 @@ pub struct Extension {
     pub published: Option<i64>,
     /// How many versions were uploaded.
     pub versions: i64,
+    /// The version whose process runs and answers calls, if one does (the published one, unless
+    /// it failed).
+    #[serde(default)]
+    pub running: Option<i64>,
 }
 
 /// A version of an extension.

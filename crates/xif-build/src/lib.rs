@@ -27,11 +27,13 @@ pub struct BuildOptions {
     pub target_dir: Option<PathBuf>,
     /// The cargo to run; `$CARGO`, else `cargo` on the `PATH`, when `None`.
     pub cargo: Option<PathBuf>,
+    /// Set from elsewhere to stop the build (its whole process group) within a tenth of a second.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        Self { profile: "release".into(), timeout: Duration::from_secs(600), target_dir: None, cargo: None }
+        Self { profile: "release".into(), timeout: Duration::from_secs(600), target_dir: None, cargo: None, cancel: None }
     }
 }
 
@@ -44,6 +46,8 @@ pub struct BuildOutcome {
     pub diagnostics: Vec<Diagnostic>,
     /// How many crates were compiled (not up to date).
     pub compiled: usize,
+    /// The build was stopped through [`BuildOptions::cancel`].
+    pub cancelled: bool,
 }
 
 /// Builds the crate in `project` and reports its binary and diagnostics. `progress` is told the
@@ -109,9 +113,19 @@ pub fn compile(project: &Path, options: &BuildOptions, progress: &mut dyn FnMut(
     let mut seen = std::collections::HashSet::new();
     let mut streams_open = 2;
     while streams_open > 0 {
-        let event = match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let cancelled =
+            || options.cancel.as_ref().is_some_and(|cancel| cancel.load(std::sync::atomic::Ordering::Acquire));
+        let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
+        let event = match receiver.recv_timeout(wait) {
             Ok(event) => event,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if cancelled() => {
+                let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+                nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).ok();
+                child.wait().ok();
+                return BuildOutcome { cancelled: true, ..BuildOutcome::default() };
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
                 nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).ok();
@@ -184,7 +198,7 @@ enum Event {
 }
 
 fn failed(diagnostic: Diagnostic) -> BuildOutcome {
-    BuildOutcome { binary: None, diagnostics: vec![diagnostic], compiled: 0 }
+    BuildOutcome { binary: None, diagnostics: vec![diagnostic], compiled: 0, cancelled: false }
 }
 
 /// The diagnostic for one compiler message, or `None` for the summaries rustc adds ("aborting

@@ -7,7 +7,10 @@ pub mod explain;
 pub mod inspect;
 pub mod invoke;
 pub mod keygen;
+pub mod login;
 pub mod new;
+pub mod publish;
+pub mod quickstart;
 pub mod save;
 pub mod server;
 pub mod unpack;
@@ -41,6 +44,7 @@ impl BuildArgs {
             timeout: Duration::from_secs(self.timeout),
             target_dir: self.target_dir.clone(),
             cargo: None,
+            cancel: None,
         }
     }
 }

@@ -22,6 +22,13 @@ pub enum Exit {
     CouldNotRun = 2,
     /// The action that was called failed: its own error, a crash or a time-out.
     CallFailed = 3,
+    /// The server refused: a permission, a conflict with another publication, a stale version,
+    /// a token it does not accept, an input or archive it would not take.
+    Refused = 4,
+    /// The server could not be reached.
+    Network = 5,
+    /// Cancelled with Ctrl-C.
+    Cancelled = 130,
 }
 
 #[derive(Debug, Parser)]
@@ -33,7 +40,10 @@ pub enum Exit {
         An extension is defined in `extension.toml` (actions, structures, entities, resources) \
         and implemented in Rust.",
     after_help = "Exit codes: 0 success (warnings allowed), 1 the extension has errors or an archive was refused, \
-        2 the command could not run, 3 the called action failed.\nSet NO_COLOR to turn colours off."
+        2 the command could not run, 3 the called action failed, 4 the server refused (permission, conflict, \
+        stale version, token), 5 the server could not be reached, 130 cancelled (Ctrl-C).\n\
+        Server commands use --server/XIF_SERVER and --token/XIF_TOKEN, else the last `xif login`.\n\
+        Set NO_COLOR to turn colours off."
 )]
 struct Cli {
     /// Print no progress lines (diagnostics and results are still printed)
@@ -71,6 +81,20 @@ enum Command {
     Invoke(commands::invoke::InvokeArgs),
     /// Print the log (stdout and stderr) of a published extension's running version
     Logs(commands::invoke::LogsArgs),
+    /// The 1-Click Publish: verify, save, upload, publish and deploy the extension in one step
+    Publish(commands::publish::PublishArgs),
+    /// Verify, save and upload the extension as a new version, without publishing it
+    Upload(commands::publish::UploadArgs),
+    /// List the versions of an extension on the server
+    Versions(commands::publish::VersionsArgs),
+    /// Log in to a Platform Server and keep the token for the next commands
+    Login(commands::login::LoginArgs),
+    /// Log out: forget the token and revoke it on the server
+    Logout(commands::login::LogoutArgs),
+    /// Show who you are on the server, and your permissions
+    Whoami(commands::login::WhoamiArgs),
+    /// Try it all on this machine: an embedded server, a sample extension, a 1-Click Publish and a call
+    Quickstart(commands::quickstart::QuickstartArgs),
     /// Explain a diagnostic code, as `rustc --explain` does; list every code without one
     Explain(commands::explain::ExplainArgs),
 }
@@ -92,6 +116,13 @@ fn main() -> ExitCode {
         Command::Admin(args) => commands::admin::run(&args),
         Command::Invoke(args) => commands::invoke::run(&args),
         Command::Logs(args) => commands::invoke::logs(&args),
+        Command::Publish(args) => commands::publish::publish(&args),
+        Command::Upload(args) => commands::publish::upload(&args),
+        Command::Versions(args) => commands::publish::versions(&args),
+        Command::Login(args) => commands::login::login(&args),
+        Command::Logout(args) => commands::login::logout(&args),
+        Command::Whoami(args) => commands::login::whoami(&args),
+        Command::Quickstart(args) => commands::quickstart::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
     };
     match outcome {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 use xif_diagnostics::{Diagnostic, JsonDiagnostic, Sources, Step, count, render_human, render_json, summary};
-use xif_project::{DEFINITION_FILE, Progress, ProjectError, Verification};
+use xif_project::{Progress, ProjectError, Verification};
 
 use crate::commands::verify::Format;
 
@@ -27,6 +27,18 @@ pub fn print(text: &str) {
 
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether `--quiet` was given.
+pub fn is_quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A progress line on stderr, unless `--quiet`.
+pub fn progress_line(line: &str) {
+    if !is_quiet() {
+        eprint(&format!("{line}\n"));
+    }
+}
+
 /// Turns progress lines off, for `--quiet`.
 pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
@@ -46,26 +58,14 @@ pub fn progress(progress: Progress<'_>) {
     eprint(&format!("{verb:>12} {what}\n"));
 }
 
-/// The texts of the definition and of every file `diagnostics` point into, as the user would
-/// name them from the current directory.
+/// The files the diagnostics point into, read for rendering.
 pub fn sources(directory: &Path, definition: Option<&str>, diagnostics: &[Diagnostic]) -> Sources {
-    let definition_path = directory.join(DEFINITION_FILE);
-    let mut sources = Sources::new(shown(&definition_path), definition.unwrap_or_default());
-    for file in diagnostics.iter().filter_map(|diagnostic| diagnostic.file.as_deref()) {
-        if sources.contains(Some(file)) {
-            continue;
-        }
-        let path = if Path::new(file).is_absolute() { file.into() } else { directory.join(file) };
-        // A file that cannot be read is shown by name only.
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        sources.add(file, shown(&path), text);
-    }
-    sources
+    xif_project::sources(directory, definition, diagnostics)
 }
 
 /// A path as the user would write it: without a leading `./`.
 pub fn shown(path: &Path) -> String {
-    path.strip_prefix(".").unwrap_or(path).display().to_string()
+    xif_project::shown(path)
 }
 
 /// The JSON document of a verification.
@@ -134,14 +134,7 @@ pub fn report(directory: &Path, verification: &Verification, format: Format) -> 
 
 /// `12.3 MiB`.
 pub fn bytes(count: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = count as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{count} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    xif_studio::bytes(count)
 }
 
 /// Reports a refused archive and gives the exit code: 2 when the file could not be read at

@@ -206,7 +206,7 @@ fn over_tls_the_admin_cli_and_a_client_upload_publish_and_download() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout, "bob: allow-extensions\n");
     let (code, _, stderr) = admin_cli(&["user", "add", "bob", "--password-stdin"], "bobs-long-password\n");
-    assert_eq!((code, stderr.as_str()), (Some(1), "error: a user `bob` exists already (user_exists)\n"));
+    assert_eq!((code, stderr.as_str()), (Some(4), "error: a user `bob` exists already (user_exists)\n"));
     let (code, stdout, _) = admin_cli(&["user", "grant", "bob", "change-and-deploy"], "");
     assert_eq!((code, stdout.as_str()), (Some(0), "bob: allow-extensions, allow-foreign-entities\n"));
     let (code, stdout, _) = admin_cli(&["user", "revoke", "bob", "allow-foreign-entities"], "");
@@ -256,7 +256,7 @@ fn over_tls_the_admin_cli_and_a_client_upload_publish_and_download() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(serde_json::from_str::<Value>(&stdout).expect("JSON"), json!({ "Greeting": "Hello, Ada!" }));
     let (code, _, stderr) = bob_cli(&["invoke", "Served", "Greet", "--input", "{}"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(4));
     assert_eq!(
         stderr,
         "error: action `Greet` needs input `Person` (Record of `Person`), which was not given (invalid_input)\n"

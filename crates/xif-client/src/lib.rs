@@ -149,6 +149,68 @@ impl Client {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// Every extension, with its published and running versions.
+    pub async fn extensions(&self) -> Result<Vec<xif_api::Extension>, ClientError> {
+        self.send(self.http.get(self.url("/extensions"))).await
+    }
+
+    /// The versions of `extension`; none when it has never been uploaded.
+    pub async fn versions(&self, extension: &str) -> Result<Vec<xif_api::Version>, ClientError> {
+        match self.send(self.http.get(self.url(&format!("/extensions/{extension}/versions")))).await {
+            Err(ClientError::Server { code, .. }) if code == "unknown_extension" => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// Uploads the XIF at `archive` (its SHA-256 is `sha256`) as a new version of `extension`,
+    /// streaming it from the file; `sent` is told the bytes sent so far. Dropping the future
+    /// stops the upload, and the server then keeps nothing of it.
+    pub async fn upload(
+        &self,
+        extension: &str,
+        archive: &std::path::Path,
+        sha256: &str,
+        sent: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<xif_api::UploadResponse, ClientError> {
+        use futures_util::StreamExt as _;
+        let local = |error: std::io::Error| ClientError::Network {
+            url: self.base.clone(),
+            detail: format!("cannot read `{}`: {error}", archive.display()),
+        };
+        let file = tokio::fs::File::open(archive).await.map_err(local)?;
+        let length = file.metadata().await.map_err(local)?.len();
+        let mut total = 0u64;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+            if let Ok(chunk) = &chunk {
+                total += chunk.len() as u64;
+                sent(total);
+            }
+            chunk
+        });
+        let request = self
+            .http
+            .post(self.url(&format!("/extensions/{extension}/versions")))
+            .header(xif_api::DIGEST_HEADER, sha256)
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(reqwest::Body::wrap_stream(stream));
+        self.send(request).await
+    }
+
+    /// Publishes a version of `extension` (or only checks that it could be, with
+    /// `validate_only`).
+    pub async fn publish(
+        &self,
+        extension: &str,
+        request: &xif_api::PublishRequest,
+    ) -> Result<xif_api::PublishResponse, ClientError> {
+        self.json(reqwest::Method::POST, &format!("/extensions/{extension}/publications"), request).await
+    }
+
+    /// Revokes one of the caller's tokens.
+    pub async fn revoke_token(&self, id: i64) -> Result<(), ClientError> {
+        self.send::<Option<()>>(self.http.delete(self.url(&format!("/tokens/{id}")))).await.map(|_| ())
+    }
+
     /// Removes a user.
     pub async fn remove_user(&self, user: &str) -> Result<(), ClientError> {
         self.send::<Option<()>>(self.http.delete(self.url(&format!("/users/{user}")))).await.map(|_| ())

@@ -10,7 +10,7 @@ mod source;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use save::{SaveOptions, Saved, save, signature_path};
+pub use save::{Packed, SaveOptions, Saved, pack, save, signature_path};
 pub use source::{BINDINGS_FILE, MAIN_FILE, SourceUpdate, update_source};
 pub use xif_archive::ArchiveError;
 pub use xif_build::BuildOptions;
@@ -335,4 +335,26 @@ mod tests {
             Err(ProjectError::InvalidName { .. })
         ));
     }
+}
+
+/// The files `diagnostics` point into, read for rendering: the definition (its text as
+/// verified, when given) and each other file they name, relative to `directory`. A file that
+/// cannot be read is shown by name only.
+pub fn sources(directory: &Path, definition: Option<&str>, diagnostics: &[Diagnostic]) -> xif_diagnostics::Sources {
+    let definition_path = directory.join(DEFINITION_FILE);
+    let mut sources = xif_diagnostics::Sources::new(shown(&definition_path), definition.unwrap_or_default());
+    for file in diagnostics.iter().filter_map(|diagnostic| diagnostic.file.as_deref()) {
+        if sources.contains(Some(file)) {
+            continue;
+        }
+        let path = if Path::new(file).is_absolute() { file.into() } else { directory.join(file) };
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        sources.add(file, shown(&path), text);
+    }
+    sources
+}
+
+/// A path as the user would write it: without a leading `./`.
+pub fn shown(path: &Path) -> String {
+    path.strip_prefix(".").unwrap_or(path).display().to_string()
 }

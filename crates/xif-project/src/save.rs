@@ -42,7 +42,48 @@ pub fn save(
     if verification.has_errors() {
         return Ok(Saved { verification, manifest: None, signature: None });
     }
-    let inputs = inputs(directory, definition, &binary, &options.output, options.sign.as_deref())?;
+    let packed = pack(directory, definition, &binary, &options.output, options.sign.as_deref(), false)?;
+    Ok(Saved { verification, manifest: Some(packed.manifest), signature: packed.signature })
+}
+
+/// What [`pack`] did.
+#[derive(Debug)]
+pub struct Packed {
+    /// The XIF's manifest.
+    pub manifest: Manifest,
+    /// The signature file, when one was written.
+    pub signature: Option<PathBuf>,
+    /// The XIF already held exactly these files, and was kept as it was.
+    pub reused: bool,
+}
+
+/// Packs the verified project in `directory` (its `definition` and compiled `binary`) into a XIF
+/// at `output`, signed with the minisign secret key `sign` if given. With `reuse`, a XIF that
+/// was packed from the same files (same paths, sizes and modification times, recorded next to
+/// it in `OUTPUT.inputs`) is kept instead of being written again.
+pub fn pack(
+    directory: &Path,
+    definition: &Definition,
+    binary: &Path,
+    output: &Path,
+    sign: Option<&Path>,
+    reuse: bool,
+) -> Result<Packed, ProjectError> {
+    let inputs = inputs(directory, definition, binary, output, sign)?;
+    let stamp = {
+        let mut name = output.as_os_str().to_owned();
+        name.push(".inputs");
+        PathBuf::from(name)
+    };
+    let fingerprint = if reuse && sign.is_none() { Some(fingerprint(&inputs)?) } else { None };
+    if let Some(fingerprint) = &fingerprint
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(fingerprint.as_str())
+        && let Ok(reader) = xif_archive::XifReader::open(output, xif_archive::Limits::default())
+    {
+        return Ok(Packed { manifest: reader.manifest().clone(), signature: None, reused: true });
+    }
+    // A stamp must never outlive the archive it describes.
+    std::fs::remove_file(&stamp).ok();
     let (target, toolchain) = toolchain()?;
     let header = ManifestHeader {
         extension: ExtensionId {
@@ -53,21 +94,38 @@ pub fn save(
         toolchain,
         protocol: xif_protocol::PROTOCOL_VERSION,
     };
-    let manifest = xif_archive::write(&options.output, inputs, header)?;
-    let signature = match &options.sign {
+    let manifest = xif_archive::write(output, inputs, header)?;
+    let signature = match sign {
         None => None,
         Some(key) => {
             // Sign the manifest exactly as stored, read back from the archive just written.
-            let reader = xif_archive::XifReader::open(&options.output, xif_archive::Limits::default())?;
-            let comment =
-                format!("{} {} {}", manifest.extension.name, manifest.extension.version, file_name(&options.output));
+            let reader = xif_archive::XifReader::open(output, xif_archive::Limits::default())?;
+            let comment = format!("{} {} {}", manifest.extension.name, manifest.extension.version, file_name(output));
             let text = xif_archive::sign_manifest(key, reader.manifest_bytes(), &comment)?;
-            let path = signature_path(&options.output);
+            let path = signature_path(output);
             fs_err::write(&path, text)?;
             Some(path)
         }
     };
-    Ok(Saved { verification, manifest: Some(manifest), signature })
+    if let Some(fingerprint) = fingerprint {
+        fs_err::write(&stamp, fingerprint)?;
+    }
+    Ok(Packed { manifest, signature, reused: false })
+}
+
+/// Each input's archive path, size and modification time, one line each.
+fn fingerprint(inputs: &[Input]) -> Result<String, ProjectError> {
+    let mut text = String::new();
+    for input in inputs {
+        let metadata = fs_err::metadata(&input.file)?;
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |time| time.as_nanos());
+        text.push_str(&format!("{}\t{}\t{modified}\n", input.path, metadata.len()));
+    }
+    Ok(text)
 }
 
 /// The signature file of the XIF at `archive`: `NAME.xif.minisig`.

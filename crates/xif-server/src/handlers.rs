@@ -210,7 +210,11 @@ pub async fn extensions(
     State(state): State<AppState>,
     _user: CurrentUser,
 ) -> Result<Json<Vec<xif_api::Extension>>, ApiError> {
-    Ok(Json(state.metadata.extensions().await?))
+    let mut extensions = state.metadata.extensions().await?;
+    for extension in &mut extensions {
+        extension.running = state.runtime.running_version(&extension.name).await;
+    }
+    Ok(Json(extensions))
 }
 
 pub async fn versions(

@@ -280,6 +280,7 @@ impl MetadataStore for SqliteStore {
                     name: row.try_get("name")?,
                     published: row.try_get("published_number")?,
                     versions: row.try_get("versions")?,
+                    running: None,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;

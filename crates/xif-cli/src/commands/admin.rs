@@ -4,8 +4,8 @@ use std::io::{BufRead, IsTerminal};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use xif_client::{Client, ClientError};
 
+use crate::commands::login::{Connection, refused};
 use crate::{Exit, output};
 
 #[derive(Debug, Args)]
@@ -14,45 +14,6 @@ pub struct AdminArgs {
     connection: Connection,
     #[command(subcommand)]
     command: AdminCommand,
-}
-
-/// Which server to talk to, and as whom.
-#[derive(Debug, Args)]
-pub struct Connection {
-    /// The server's URL
-    #[arg(long, value_name = "URL", env = "XIF_SERVER")]
-    server: String,
-    /// An API token (an administrator's for `xif admin`)
-    #[arg(long, value_name = "TOKEN", env = "XIF_TOKEN", hide_env_values = true)]
-    token: String,
-    /// A PEM CA certificate to trust for the server's TLS certificate
-    #[arg(long, value_name = "FILE", env = "XIF_CA_CERT")]
-    ca_cert: Option<std::path::PathBuf>,
-}
-
-impl Connection {
-    /// A client of the server.
-    pub fn client(&self) -> anyhow::Result<Client> {
-        let ca = match &self.ca_cert {
-            Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?),
-            None => None,
-        };
-        Ok(Client::new(&self.server, Some(self.token.clone()), ca.as_deref())?)
-    }
-}
-
-/// Turns a refusal by the server into its message and exit code 1; other errors go up.
-pub fn refused(outcome: anyhow::Result<()>) -> anyhow::Result<Exit> {
-    match outcome {
-        Ok(()) => Ok(Exit::Success),
-        Err(error) => match error.downcast_ref::<ClientError>() {
-            Some(ClientError::Server { .. }) => {
-                output::eprint(&format!("error: {error}\n"));
-                Ok(Exit::Errors)
-            }
-            _ => Err(error),
-        },
-    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::commands::admin::{Connection, refused};
+use crate::commands::login::{Connection, refused};
 use crate::{Exit, output};
 
 #[derive(Debug, Args)]
@@ -25,11 +25,17 @@ pub fn run(args: &InvokeArgs) -> anyhow::Result<Exit> {
         serde_json::from_str(&args.input).with_context(|| format!("`--input` is not JSON: `{}`", args.input))?;
     let client = args.connection.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    refused(runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let outputs = client.invoke(&args.extension, &args.action, &inputs).await?;
         output::print(&format!("{}\n", serde_json::to_string_pretty(&outputs)?));
         anyhow::Ok(())
-    }))
+    });
+    // The action ran and failed: its own error, a crash or a time-out.
+    let call_failed = outcome.as_ref().err().and_then(|error| error.downcast_ref::<xif_client::ClientError>()).is_some_and(
+        |error| matches!(error, xif_client::ClientError::Server { code, .. } if ["action_failed", "action_timeout", "extension_crashed", "extension_protocol_error"].contains(&code.as_str())),
+    );
+    let exit = refused(outcome)?;
+    Ok(if call_failed { Exit::CallFailed } else { exit })
 }
 
 #[derive(Debug, Args)]
