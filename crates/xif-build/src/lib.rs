@@ -33,7 +33,13 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        Self { profile: "release".into(), timeout: Duration::from_secs(600), target_dir: None, cargo: None, cancel: None }
+        Self {
+            profile: "release".into(),
+            timeout: Duration::from_secs(600),
+            target_dir: None,
+            cargo: None,
+            cancel: None,
+        }
     }
 }
 

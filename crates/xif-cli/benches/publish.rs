@@ -5,7 +5,6 @@
 #![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -161,7 +161,8 @@ fn log_in_publish_unchanged_change_roll_back_and_log_out() {
         assert!(stderr.contains(stage), "a line for each stage, `{stage}`:\n{stderr}");
     }
     assert!(stderr.contains("published version 1"), "{stderr}");
-    let (code, stdout, stderr) = world.xif(&["invoke", "Published", "Greet", "--input", r#"{"Person": {"Name": "Ada"}}"#]);
+    let (code, stdout, stderr) =
+        world.xif(&["invoke", "Published", "Greet", "--input", r#"{"Person": {"Name": "Ada"}}"#]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(serde_json::from_str::<Value>(&stdout).expect("JSON"), json!({ "Greeting": "Hello, Ada!" }));
 
@@ -255,7 +256,10 @@ fn errors_stop_before_save_warnings_do_not_and_permissions_are_named() {
     let (code, _, stderr) = world.xif(&["publish", "--path", entities.to_str().expect("path")]);
     assert_eq!(code, Some(4), "{stderr}");
     assert!(stderr.contains("allow-foreign-entities") && stderr.contains("[FAIL] Publish"), "{stderr}");
-    assert_eq!(world.get(&admin, "/extensions").as_array().map(|list| list.iter().filter(|e| e["published"].is_i64()).count()), Some(1));
+    assert_eq!(
+        world.get(&admin, "/extensions").as_array().map(|list| list.iter().filter(|e| e["published"].is_i64()).count()),
+        Some(1)
+    );
 }
 
 /// Reads `xif publish --json` events until one matches `until`.
@@ -340,7 +344,10 @@ fn json_events_a_publication_meanwhile_and_an_interrupted_upload() {
     let (code, _, _) = finish(child.wait_with_output().expect("finished"));
     assert_eq!(code, Some(4));
     let stopped = rest.last().expect("a last event");
-    assert_eq!((&stopped["event"], &stopped["reason"], &stopped["stage"]), (&json!("stopped"), &json!("refused"), &json!("publish")));
+    assert_eq!(
+        (&stopped["event"], &stopped["reason"], &stopped["stage"]),
+        (&json!("stopped"), &json!("refused"), &json!("publish"))
+    );
     let message = stopped["message"].as_str().unwrap_or_default();
     assert!(message.contains("published meanwhile") && message.contains("stale_version"), "{message}");
 
@@ -348,8 +355,11 @@ fn json_events_a_publication_meanwhile_and_an_interrupted_upload() {
     let big = project.join("resources/big.bin");
     xif_testkit::incompressible(&big, 160 << 20, 7);
     let text = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
-    std::fs::write(project.join("extension.toml"), format!("{text}\n[[resources]]\npath = \"resources/big.bin\"\ndeploy = \"ignore\"\n"))
-        .expect("written");
+    std::fs::write(
+        project.join("extension.toml"),
+        format!("{text}\n[[resources]]\npath = \"resources/big.bin\"\ndeploy = \"ignore\"\n"),
+    )
+    .expect("written");
     let before = world.get(&admin, "/extensions/Streamed/versions").as_array().map(Vec::len);
     let mut child = world
         .command(&["publish", "--path", path, "--json"])

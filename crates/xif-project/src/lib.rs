@@ -307,6 +307,28 @@ fn sdk_dependency() -> String {
     }
 }
 
+/// The files `diagnostics` point into, read for rendering: the definition (its text as
+/// verified, when given) and each other file they name, relative to `directory`. A file that
+/// cannot be read is shown by name only.
+pub fn sources(directory: &Path, definition: Option<&str>, diagnostics: &[Diagnostic]) -> xif_diagnostics::Sources {
+    let definition_path = directory.join(DEFINITION_FILE);
+    let mut sources = xif_diagnostics::Sources::new(shown(&definition_path), definition.unwrap_or_default());
+    for file in diagnostics.iter().filter_map(|diagnostic| diagnostic.file.as_deref()) {
+        if sources.contains(Some(file)) {
+            continue;
+        }
+        let path = if Path::new(file).is_absolute() { file.into() } else { directory.join(file) };
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        sources.add(file, shown(&path), text);
+    }
+    sources
+}
+
+/// A path as the user would write it: without a leading `./`.
+pub fn shown(path: &Path) -> String {
+    path.strip_prefix(".").unwrap_or(path).display().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,26 +357,4 @@ mod tests {
             Err(ProjectError::InvalidName { .. })
         ));
     }
-}
-
-/// The files `diagnostics` point into, read for rendering: the definition (its text as
-/// verified, when given) and each other file they name, relative to `directory`. A file that
-/// cannot be read is shown by name only.
-pub fn sources(directory: &Path, definition: Option<&str>, diagnostics: &[Diagnostic]) -> xif_diagnostics::Sources {
-    let definition_path = directory.join(DEFINITION_FILE);
-    let mut sources = xif_diagnostics::Sources::new(shown(&definition_path), definition.unwrap_or_default());
-    for file in diagnostics.iter().filter_map(|diagnostic| diagnostic.file.as_deref()) {
-        if sources.contains(Some(file)) {
-            continue;
-        }
-        let path = if Path::new(file).is_absolute() { file.into() } else { directory.join(file) };
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        sources.add(file, shown(&path), text);
-    }
-    sources
-}
-
-/// A path as the user would write it: without a leading `./`.
-pub fn shown(path: &Path) -> String {
-    path.strip_prefix(".").unwrap_or(path).display().to_string()
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-pub use event::{Achieved, DiagnosticReport, Event, StageOutcome, Stage, Step, StopReason};
+pub use event::{Achieved, DiagnosticReport, Event, Stage, StageOutcome, Step, StopReason};
 pub use tokio_util::sync::CancellationToken;
 use xif_client::{Client, ClientError};
 use xif_project::{BuildOptions, VerifyOptions};
@@ -326,7 +326,9 @@ impl Run<'_> {
         }
         let summary = xif_diagnostics::summary(&verification.diagnostics);
         if verification.has_errors() {
-            return Err(self.stop(StopReason::Errors, format!("verification found {summary}; fix them and verify again")));
+            return Err(
+                self.stop(StopReason::Errors, format!("verification found {summary}; fix them and verify again"))
+            );
         }
         let (Ok(definition), Some(binary)) = (verification.loaded.definition, verification.binary) else {
             return Err(self.stop(StopReason::Errors, "verification did not produce a binary"));
@@ -360,12 +362,13 @@ impl Run<'_> {
         }
         let (project, definition, binary, output) =
             (self.options.project.clone(), definition.clone(), binary.to_owned(), archive.clone());
-        let packed = tokio::task::spawn_blocking(move || {
-            xif_project::pack(&project, &definition, &binary, &output, None, true)
-        })
-        .await
-        .map_err(|error| self.stop(StopReason::Local, format!("saving stopped unexpectedly: {error}")))?
-        .map_err(|error| self.stop(StopReason::Local, format!("cannot save `{}`: {error}", archive.display())))?;
+        let packed =
+            tokio::task::spawn_blocking(move || xif_project::pack(&project, &definition, &binary, &output, None, true))
+                .await
+                .map_err(|error| self.stop(StopReason::Local, format!("saving stopped unexpectedly: {error}")))?
+                .map_err(|error| {
+                    self.stop(StopReason::Local, format!("cannot save `{}`: {error}", archive.display()))
+                })?;
         if self.cancel.is_cancelled() {
             return Err(self.cancelled());
         }
@@ -392,10 +395,7 @@ impl Run<'_> {
             () = self.cancel.cancelled() => return Err(self.cancelled()),
         };
         if let Some(existing) = versions.iter().find(|version| version.sha256 == digest) {
-            self.finish(
-                StageOutcome::Skipped,
-                format!("identical to version {}, not uploaded again", existing.number),
-            );
+            self.finish(StageOutcome::Skipped, format!("identical to version {}, not uploaded again", existing.number));
             return Ok((existing.number, false));
         }
         let total = std::fs::metadata(archive).map(|metadata| metadata.len()).unwrap_or_default();
@@ -477,7 +477,8 @@ impl Run<'_> {
             extensions = server.client.extensions() => extensions.map_err(|error| self.client_error(error))?,
             () = self.cancel.cancelled() => return Err(self.cancelled()),
         };
-        let running = extensions.iter().find(|extension| extension.name.eq_ignore_ascii_case(name)).and_then(|e| e.running);
+        let running =
+            extensions.iter().find(|extension| extension.name.eq_ignore_ascii_case(name)).and_then(|e| e.running);
         if running != Some(version) {
             return Err(self.stop(
                 StopReason::Refused,

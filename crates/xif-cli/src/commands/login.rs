@@ -48,8 +48,7 @@ impl Resolved {
 }
 
 /// The message for a command that needs a server and has none.
-pub const NOT_CONNECTED: &str =
-    "not connected to a server: run `xif login URL`, or set XIF_SERVER and XIF_TOKEN (with XIF_CA_CERT for a private CA)";
+pub const NOT_CONNECTED: &str = "not connected to a server: run `xif login URL`, or set XIF_SERVER and XIF_TOKEN (with XIF_CA_CERT for a private CA)";
 
 impl Connection {
     /// The server and token: from the options and variables, else from the last login; `None`
@@ -313,7 +312,9 @@ pub async fn log_in(
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|name| name.trim().to_owned()).unwrap_or_else(|_| "this machine".into())
+    std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "this machine".into())
 }
 
 #[derive(Debug, Args)]

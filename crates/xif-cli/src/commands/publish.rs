@@ -190,10 +190,8 @@ impl Plain {
                     return;
                 }
                 let bar = self.bar.get_or_insert_with(|| {
-                    let bar = indicatif::ProgressBar::with_draw_target(
-                        Some(*total),
-                        indicatif::ProgressDrawTarget::stderr(),
-                    );
+                    let bar =
+                        indicatif::ProgressBar::with_draw_target(Some(*total), indicatif::ProgressDrawTarget::stderr());
                     bar.set_style(
                         indicatif::ProgressStyle::with_template(
                             "       [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",

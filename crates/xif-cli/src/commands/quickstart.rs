@@ -27,8 +27,7 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<Exit> {
     let temporary = tempfile::Builder::new().prefix("xif-quickstart-").tempdir()?;
     let root = match &args.keep {
         Some(directory) => {
-            std::fs::create_dir_all(directory)
-                .with_context(|| format!("cannot create `{}`", directory.display()))?;
+            std::fs::create_dir_all(directory).with_context(|| format!("cannot create `{}`", directory.display()))?;
             directory.clone()
         }
         None => temporary.path().to_owned(),
@@ -70,7 +69,8 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<Exit> {
             .await
         })
     };
-    let address = bound.recv_timeout(std::time::Duration::from_secs(10)).context("the embedded server did not start")?;
+    let address =
+        bound.recv_timeout(std::time::Duration::from_secs(10)).context("the embedded server did not start")?;
     let url = format!("http://{address}");
     output::eprint(&format!("[ok]   embedded Platform Server listening on {url} (data in {})\n", root.display()));
 
