@@ -275,6 +275,18 @@ fn events_until(lines: &mut impl Iterator<Item = Value>, until: impl Fn(&Value) 
     panic!("the event never came; saw {seen:#?}");
 }
 
+/// `xif publish --path PATH --json`, running, and its process id for signals.
+fn spawn_json_publish(world: &World, path: &str) -> (std::process::Child, nix::unistd::Pid) {
+    let child = world
+        .command(&["publish", "--path", path, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xif publish runs");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    (child, pid)
+}
+
 fn json_lines(child: &mut std::process::Child) -> impl Iterator<Item = Value> {
     BufReader::new(child.stdout.take().expect("stdout"))
         .lines()
@@ -320,13 +332,7 @@ fn json_events_a_publication_meanwhile_and_an_interrupted_upload() {
     let (code, _, stderr) = world.xif(&["upload", "--path", path]);
     assert_eq!(code, Some(0), "{stderr}");
     replace(&project.join("src/main.rs"), "Salut, ", "Hallo, ");
-    let mut child = world
-        .command(&["publish", "--path", path, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("xif publish runs");
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    let (mut child, pid) = spawn_json_publish(&world, path);
     let mut lines = json_lines(&mut child);
     events_until(&mut lines, |event| event["event"] == "stage_started" && event["stage"] == "verify");
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stopped");
@@ -361,13 +367,7 @@ fn json_events_a_publication_meanwhile_and_an_interrupted_upload() {
     )
     .expect("written");
     let before = world.get(&admin, "/extensions/Streamed/versions").as_array().map(Vec::len);
-    let mut child = world
-        .command(&["publish", "--path", path, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("xif publish runs");
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    let (mut child, pid) = spawn_json_publish(&world, path);
     let mut lines = json_lines(&mut child);
     events_until(&mut lines, |event| event["event"] == "progress");
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("interrupted");

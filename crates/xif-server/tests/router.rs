@@ -443,6 +443,17 @@ fn echo(version: &str) -> Vec<u8> {
     xif_with("generic", &ECHO.replace("VERSION", version), "Echo", version)
 }
 
+/// Uploads and publishes the `behaviours` fixture (crash, hang, flood, ...) as version 1.
+async fn publish_behaviours(server: &Server, admin: &str) {
+    let definition =
+        std::fs::read_to_string(fixtures::workspace().join("fixtures/behaviours/extension.toml")).expect("definition");
+    assert_eq!(
+        server.upload(admin, "Behaviours", &xif_with("behaviours", &definition, "Behaviours", "1.0.0"), None).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(server.publish(admin, "Behaviours", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn a_published_extension_answers_calls_checked_against_its_definition() {
     let server = server(Limits::default()).await;
@@ -487,13 +498,7 @@ async fn a_published_extension_answers_calls_checked_against_its_definition() {
 async fn an_actions_error_and_a_crash_have_their_own_status() {
     let server = server(Limits::default()).await;
     let admin = server.admin().await;
-    let definition =
-        std::fs::read_to_string(fixtures::workspace().join("fixtures/behaviours/extension.toml")).expect("definition");
-    assert_eq!(
-        server.upload(&admin, "Behaviours", &xif_with("behaviours", &definition, "Behaviours", "1.0.0"), None).await.0,
-        StatusCode::CREATED
-    );
-    assert_eq!(server.publish(&admin, "Behaviours", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+    publish_behaviours(&server, &admin).await;
     let (status, body) =
         server.call("POST", "/api/v1/extensions/Behaviours/actions/Fail", Some(&admin), Some(json!({}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -590,13 +595,7 @@ async fn republishing_while_a_client_keeps_calling_fails_no_call() {
 async fn a_crashed_extension_is_restarted_and_given_up_on_after_repeated_crashes() {
     let server = server(Limits::default()).await;
     let admin = server.admin().await;
-    let definition =
-        std::fs::read_to_string(fixtures::workspace().join("fixtures/behaviours/extension.toml")).expect("definition");
-    assert_eq!(
-        server.upload(&admin, "Behaviours", &xif_with("behaviours", &definition, "Behaviours", "1.0.0"), None).await.0,
-        StatusCode::CREATED
-    );
-    assert_eq!(server.publish(&admin, "Behaviours", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+    publish_behaviours(&server, &admin).await;
     let echo = json!({ "Message": "back" });
 
     for crash in 1..=5 {
@@ -654,13 +653,7 @@ async fn runaway_memory_hangs_and_the_environment_are_contained() {
     limits.runtime.limits.memory_bytes = Some(256 << 20);
     let server = server(limits).await;
     let admin = server.admin().await;
-    let definition =
-        std::fs::read_to_string(fixtures::workspace().join("fixtures/behaviours/extension.toml")).expect("definition");
-    assert_eq!(
-        server.upload(&admin, "Behaviours", &xif_with("behaviours", &definition, "Behaviours", "1.0.0"), None).await.0,
-        StatusCode::CREATED
-    );
-    assert_eq!(server.publish(&admin, "Behaviours", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+    publish_behaviours(&server, &admin).await;
 
     let (status, body) =
         server.call("POST", "/api/v1/extensions/Behaviours/actions/Environment", Some(&admin), Some(json!({}))).await;
@@ -840,13 +833,7 @@ async fn a_slow_start_is_waited_for_within_the_handshake_limit_and_refused_beyon
 async fn an_extension_flooding_stdout_keeps_answering_and_its_log_stays_bounded() {
     let server = server(Limits::default()).await;
     let admin = server.admin().await;
-    let definition =
-        std::fs::read_to_string(fixtures::workspace().join("fixtures/behaviours/extension.toml")).expect("definition");
-    assert_eq!(
-        server.upload(&admin, "Behaviours", &xif_with("behaviours", &definition, "Behaviours", "1.0.0"), None).await.0,
-        StatusCode::CREATED
-    );
-    assert_eq!(server.publish(&admin, "Behaviours", json!({ "version": 1, "expected": null })).await.0, StatusCode::OK);
+    publish_behaviours(&server, &admin).await;
     // 64 MiB on stdout, far more than the log holds and than a pipe buffers.
     let (status, body) = server
         .call("POST", "/api/v1/extensions/Behaviours/actions/Flood", Some(&admin), Some(json!({ "Megabytes": 64 })))

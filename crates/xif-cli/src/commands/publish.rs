@@ -18,12 +18,8 @@ use crate::{Exit, output};
     --json prints one JSON object per line, each with an `event` field: started, stage_started, step, \
     compiling, diagnostic, progress, impact, note, stage_finished, and last finished or stopped.")]
 pub struct PublishArgs {
-    /// The project directory
-    #[arg(long, short, value_name = "DIR", default_value = ".")]
-    path: PathBuf,
-    /// Print one JSON event per line on stdout instead of lines for people
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: Common,
     /// Go as far as a validate-only publication: verify, save, upload, and ask the server whether
     /// it would publish; nothing is published
     #[arg(long, conflicts_with = "version")]
@@ -31,21 +27,21 @@ pub struct PublishArgs {
     /// Publish version N, uploaded before, instead of the project as it is (also how to roll back)
     #[arg(long, value_name = "N")]
     version: Option<i64>,
-    /// Where Save writes the XIF [default: `target/xif/NAME.xif` in the project]
-    #[arg(long, short, value_name = "FILE")]
-    output: Option<PathBuf>,
-    #[command(flatten)]
-    connection: Connection,
-    #[command(flatten)]
-    build: BuildArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct UploadArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The options `xif publish` and `xif upload` share.
+#[derive(Debug, Args)]
+struct Common {
     /// The project directory
     #[arg(long, short, value_name = "DIR", default_value = ".")]
     path: PathBuf,
-    /// Print one JSON event per line on stdout
+    /// Print one JSON event per line on stdout instead of lines for people
     #[arg(long)]
     json: bool,
     /// Where Save writes the XIF [default: `target/xif/NAME.xif` in the project]
@@ -63,21 +59,16 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<Exit> {
         (None, true) => Goal::DryRun,
         (None, false) => Goal::Publish,
     };
-    run(&args.path, goal, args.json, args.output.clone(), &args.connection, &args.build)
+    run(&args.common, goal)
 }
 
 pub fn upload(args: &UploadArgs) -> anyhow::Result<Exit> {
-    run(&args.path, Goal::Upload, args.json, args.output.clone(), &args.connection, &args.build)
+    run(&args.common, Goal::Upload)
 }
 
-fn run(
-    project: &std::path::Path,
-    goal: Goal,
-    json: bool,
-    archive: Option<PathBuf>,
-    connection: &Connection,
-    build: &BuildArgs,
-) -> anyhow::Result<Exit> {
+fn run(common: &Common, goal: Goal) -> anyhow::Result<Exit> {
+    let Common { path: project, json, output: archive, connection, build } = common;
+    let json = *json;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let connection = match connection.resolve()? {
         Some(resolved) => Some(resolved),
@@ -105,7 +96,7 @@ fn run(
         project: project.to_owned(),
         goal,
         build: build.options(),
-        archive,
+        archive: archive.clone(),
         connection: connection.map(|Resolved { server, token, ca_certificate }| xif_studio::Connection {
             server,
             token,
