@@ -241,7 +241,7 @@ pub async fn log_in(
     password_stdin: bool,
     ca_cert: Option<PathBuf>,
 ) -> anyhow::Result<Resolved> {
-    let mut credentials = Credentials::load()?;
+    let credentials = Credentials::load()?;
     let url = match url {
         Some(url) => normalize(&url),
         None if terminal() => {
@@ -261,9 +261,6 @@ pub async fn log_in(
         }
         None => anyhow::bail!("which server? Give its URL: `xif login https://host:port`"),
     };
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        anyhow::bail!("`{url}` is not a server URL: write it as `https://host:port` (or `http://` for a local server)");
-    }
     let previous = credentials.find(&url).cloned();
     let user = match user {
         Some(user) => user,
@@ -279,6 +276,30 @@ pub async fn log_in(
     } else {
         anyhow::bail!("no terminal to ask for the password on: pass it on stdin with `--password-stdin`");
     };
+    perform_login(&url, &user, &password, ca_cert).await
+}
+
+/// The servers logged in to before, the most recent first, each with its user name.
+pub fn history() -> Vec<(String, String)> {
+    Credentials::load()
+        .map(|credentials| credentials.servers.into_iter().map(|saved| (saved.url, saved.user)).collect())
+        .unwrap_or_default()
+}
+
+/// Logs in to `url` as `user` and stores the token; the previous token of that server is
+/// revoked.
+pub async fn perform_login(
+    url: &str,
+    user: &str,
+    password: &str,
+    ca_cert: Option<PathBuf>,
+) -> anyhow::Result<Resolved> {
+    let url = normalize(url);
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        anyhow::bail!("`{url}` is not a server URL: write it as `https://host:port` (or `http://` for a local server)");
+    }
+    let mut credentials = Credentials::load()?;
+    let previous = credentials.find(&url).cloned();
     let ca_cert = ca_cert.or_else(|| previous.as_ref().and_then(|saved| saved.ca_cert.clone()));
     let ca_certificate = match &ca_cert {
         Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?),
@@ -286,7 +307,7 @@ pub async fn log_in(
     };
     let client = Client::new(&url, None, ca_certificate.as_deref())?;
     let label = format!("xif login on {}", hostname());
-    let login = client.login(&user, &password, Some(&label)).await?;
+    let login = client.login(user, password, Some(&label)).await?;
     // The previous token of this server is no longer needed: revoke it, quietly.
     if let Some(SavedServer { token: Some(token), token_id: Some(id), .. }) = &previous
         && let Ok(old) = Client::new(&url, Some(token.clone()), ca_certificate.as_deref())

@@ -5,10 +5,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
-use xif_studio::{Achieved, Event, Goal, StageOutcome, StopReason};
+use xif_studio::{Event, Goal, StageOutcome, StopReason};
 
 use crate::commands::BuildArgs;
 use crate::commands::login::{Connection, Resolved, refused};
+use crate::window::{achieved_text, seconds};
 use crate::{Exit, output};
 
 #[derive(Debug, Args)]
@@ -27,6 +28,19 @@ pub struct PublishArgs {
     /// Publish version N, uploaded before, instead of the project as it is (also how to roll back)
     #[arg(long, value_name = "N")]
     version: Option<i64>,
+    /// Print lines, even on a terminal, instead of opening the window
+    #[arg(long, conflicts_with_all = ["window", "json"])]
+    plain: bool,
+    /// Open the window even when stdin or stdout is not a terminal [default: on terminals]
+    #[arg(long, conflicts_with = "json")]
+    window: bool,
+    /// In the window: after errors, verify again by itself when the definition or the source
+    /// changes
+    #[arg(long)]
+    watch: bool,
+    /// In the window: close it once the run has finished without errors
+    #[arg(long)]
+    close_when_done: bool,
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +73,20 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<Exit> {
         (None, true) => Goal::DryRun,
         (None, false) => Goal::Publish,
     };
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if args.window || (terminal && !args.plain && !args.common.json) {
+        let common = &args.common;
+        return crate::window::run(crate::window::WindowOptions {
+            project: common.path.clone(),
+            goal,
+            build: common.build.options(),
+            archive: common.output.clone(),
+            connection: common.connection.resolve()?,
+            ca_cert: common.connection.ca_cert.clone(),
+            watch: args.watch,
+            close_when_done: args.close_when_done,
+        });
+    }
     run(&args.common, goal)
 }
 
@@ -225,23 +253,7 @@ impl Plain {
                 }
             }
             Event::Finished { achieved, millis } => {
-                let what = match achieved {
-                    Achieved::Saved { archive } => format!("saved {archive}"),
-                    Achieved::Uploaded { version, created: true } => format!("uploaded as version {version}"),
-                    Achieved::Uploaded { version, created: false } => {
-                        format!("version {version} holds this archive already")
-                    }
-                    Achieved::Validated { version } => {
-                        format!("dry run: version {version} could be published; nothing was published")
-                    }
-                    Achieved::Published { version, replaced: Some(old) } => {
-                        format!("published version {version}, replacing version {old}")
-                    }
-                    Achieved::Published { version, replaced: None } => format!("published version {version}"),
-                    Achieved::AlreadyPublished { version } => {
-                        format!("version {version} is already published; nothing to do")
-                    }
-                };
+                let what = achieved_text(achieved);
                 output::eprint(&format!("{what} ({})\n", seconds(*millis)));
             }
             Event::Stopped { message, .. } => {
@@ -252,12 +264,6 @@ impl Plain {
             }
         }
     }
-}
-
-fn seconds(millis: u64) -> String {
-    #[expect(clippy::cast_precision_loss, reason = "a duration shown to two decimals")]
-    let seconds = millis as f64 / 1000.0;
-    format!("{seconds:.2}s")
 }
 
 #[derive(Debug, Args)]

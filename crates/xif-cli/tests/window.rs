@@ -1,0 +1,174 @@
+//! The 1-Click Publish window in a real terminal: tmux runs the real `xif publish`, the test
+//! sends keys and reads the pane, against a real `xif server`. A definition error stops the
+//! run; the test fixes the file and presses Verify Again; the publication completes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "administrator-password";
+
+/// A tmux server of the test's own (its own socket), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(name: &str) -> Self {
+        Tmux { socket: format!("xif-test-{name}-{}", std::process::id()) }
+    }
+
+    fn run(&self, arguments: &[&str]) -> String {
+        let output = Command::new("tmux").arg("-L").arg(&self.socket).args(arguments).output().expect("tmux runs");
+        assert!(output.status.success(), "tmux {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn pane(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "window"])
+    }
+
+    /// Waits until the pane shows `text`; panics with the pane after `limit`.
+    fn wait_for(&self, text: &str, limit: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            let pane = self.pane();
+            if pane.contains(text) {
+                return pane;
+            }
+            assert!(started.elapsed() < limit, "`{text}` did not appear within {limit:?}; the pane shows:\n{pane}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut arguments = vec!["send-keys", "-t", "window"];
+        arguments.extend(keys);
+        self.run(&arguments);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output().ok();
+    }
+}
+
+fn xif(directory: &Path, config: &Path, arguments: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(arguments)
+        .current_dir(directory)
+        .env("XIF_CONFIG_DIR", config)
+        .env("CARGO_TARGET_DIR", xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xif runs");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("written");
+    let output = child.wait_with_output().expect("finished");
+    assert!(output.status.success(), "xif {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_definition_error_stops_the_run_then_verify_again_publishes() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let root = directory.path();
+    let server = xif_testkit::Server::start(env!("CARGO_BIN_EXE_xif"), &root.join("data"), PASSWORD, "warn", &[], drop);
+    let config = root.join("config");
+    xif(root, &config, &["login", &server.url, "--user", "admin", "--password-stdin"], &format!("{PASSWORD}\n"));
+    xif(root, &config, &["new", "Windowed"], "");
+    let definition = root.join("Windowed/extension.toml");
+    let text = std::fs::read_to_string(&definition).expect("definition");
+    std::fs::write(&definition, text.replacen("type = \"Boolean\"", "type = \"Bool\"", 1)).expect("broken");
+
+    let tmux = Tmux::new("window");
+    let command = format!(
+        "env XIF_CONFIG_DIR='{}' CARGO_TARGET_DIR='{}' '{}' publish --path '{}'; echo EXIT=$?; sleep 60",
+        config.display(),
+        xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR")).display(),
+        env!("CARGO_BIN_EXE_xif"),
+        root.join("Windowed").display()
+    );
+    tmux.run(&["new-session", "-d", "-s", "window", "-x", "80", "-y", "24", &command]);
+
+    // On a terminal, `xif publish` opens the window; the error stops the run in Verify.
+    let pane = tmux.wait_for("Stopped on errors", Duration::from_secs(60));
+    assert!(pane.contains("1-Click Publish · ") && pane.contains("[FAIL] Verify"), "{pane}");
+    assert!(pane.contains("ERROR XE0201 unknown data type `Bool`"), "the error has its line: {pane}");
+    assert!(pane.contains("24 | type = \"Bool\""), "the details show the source: {pane}");
+    assert!(pane.contains("[v] Verify Again"), "Verify Again is enabled: {pane}");
+    for marker in ["✘ Verify", "· Save", "· Upload", "· Publish", "· Deploy"] {
+        assert!(pane.contains(marker), "`{marker}` in the progress bar: {pane}");
+    }
+
+    // The user fixes the file and presses Verify Again: the run goes on to the end.
+    std::fs::write(&definition, text).expect("fixed");
+    tmux.keys(&["v"]);
+    let pane = tmux.wait_for("DONE   published version 1", Duration::from_secs(180));
+    for marker in ["✔ Verify", "✔ Save", "✔ Upload", "✔ Publish", "✔ Deploy"] {
+        assert!(pane.contains(marker), "`{marker}` in the progress bar: {pane}");
+    }
+    assert!(pane.contains("[-] Verify Again"), "Verify Again is disabled again: {pane}");
+
+    // Selecting a line shows it in Details; a resize is survived.
+    tmux.keys(&["Up"]);
+    tmux.wait_for("Deploy: done", Duration::from_secs(10));
+    tmux.run(&["resize-window", "-t", "window", "-x", "100", "-y", "30"]);
+    tmux.wait_for("DONE   published version 1", Duration::from_secs(10));
+
+    // Close: the terminal is restored and the outcome stays on the normal screen.
+    tmux.keys(&["q"]);
+    let pane = tmux.wait_for("EXIT=", Duration::from_secs(10));
+    assert!(pane.contains("published version 1") && pane.contains("EXIT=0"), "{pane}");
+    assert!(!pane.contains("1-Click Publish · ") && !pane.contains("[q] Close"), "the window is gone: {pane}");
+
+    let output = Command::new("curl")
+        .args(["-sS", "-X", "POST", "-H", "content-type: application/json", "-d"])
+        .arg(format!(r#"{{"user": "admin", "password": "{PASSWORD}"}}"#))
+        .arg(format!("{}/api/v1/login", server.url))
+        .output()
+        .expect("curl runs");
+    let token = serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let called = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["invoke", "Windowed", "Greet", "--input", r#"{"Person": {"Name": "Ada"}}"#, "--server", &server.url])
+        .env("XIF_TOKEN", token)
+        .output()
+        .expect("xif invoke runs");
+    assert_eq!(String::from_utf8_lossy(&called.stdout).trim(), "{\n  \"Greeting\": \"Hello, Ada!\"\n}");
+}
+
+#[test]
+fn with_watch_a_fix_verifies_again_by_itself() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let root = directory.path();
+    let server = xif_testkit::Server::start(env!("CARGO_BIN_EXE_xif"), &root.join("data"), PASSWORD, "warn", &[], drop);
+    let config = root.join("config");
+    xif(root, &config, &["login", &server.url, "--user", "admin", "--password-stdin"], &format!("{PASSWORD}\n"));
+    xif(root, &config, &["new", "Watched"], "");
+    let definition = root.join("Watched/extension.toml");
+    let text = std::fs::read_to_string(&definition).expect("definition");
+    std::fs::write(&definition, text.replacen("name = \"Greet\"", "name = \"Greet!\"", 1)).expect("broken");
+
+    let tmux = Tmux::new("watch");
+    let command = format!(
+        "env NO_COLOR=1 XIF_CONFIG_DIR='{}' CARGO_TARGET_DIR='{}' '{}' publish --watch --path '{}'; echo EXIT=$?; sleep 60",
+        config.display(),
+        xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR")).display(),
+        env!("CARGO_BIN_EXE_xif"),
+        root.join("Watched").display()
+    );
+    tmux.run(&["new-session", "-d", "-s", "window", "-x", "80", "-y", "24", &command]);
+    let pane = tmux.wait_for("Verify Again starts when a file changes", Duration::from_secs(60));
+    assert!(pane.contains("ERROR"), "{pane}");
+    std::fs::write(&definition, text).expect("fixed");
+    tmux.wait_for("DONE   published version 1", Duration::from_secs(180));
+    tmux.keys(&["q"]);
+    let pane = tmux.wait_for("EXIT=", Duration::from_secs(10));
+    assert!(pane.contains("EXIT=0"), "{pane}");
+}
