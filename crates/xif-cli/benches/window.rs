@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 6;
 
-struct Tmux(String);
+struct Tmux(String, std::cell::Cell<usize>);
 
 impl Tmux {
     fn run(&self, arguments: &[&str]) -> String {
@@ -23,10 +23,20 @@ impl Tmux {
 
     /// Runs `command` in a new 100×30 session and waits until it has ended; returns how long.
     fn timed(&self, command: &str) -> Duration {
+        // A session and a channel of its own for each run: the last one may still be closing.
+        let run = self.1.get() + 1;
+        self.1.set(run);
         let started = Instant::now();
-        let script = format!("{command}; tmux -L {} wait-for -S finished", self.0);
-        self.run(&["new-session", "-d", "-s", "bench", "-x", "100", "-y", "30", &script]);
-        self.run(&["wait-for", "finished"]);
+        let script = format!("{command}; tmux -L {} wait-for -S finished-{run}", self.0);
+        let session = format!("bench-{run}");
+        let output = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.0)
+            .args(["new-session", "-d", "-s", &session, "-x", "100", "-y", "30", &script])
+            .output()
+            .expect("tmux runs");
+        assert!(output.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&output.stderr));
+        self.run(&["wait-for", &format!("finished-{run}")]);
         started.elapsed()
     }
 }
@@ -84,8 +94,13 @@ fn main() {
         target.display(),
         stats.display()
     );
-    let publish = |mode: &str| format!("{environment} '{xif}' publish {mode} --path '{}'", project.display());
-    let tmux = Tmux(format!("xif-bench-{}", std::process::id()));
+    let log = root.join("stderr.log");
+    let publish = |mode: &str| {
+        format!("{environment} '{xif}' publish {mode} --path '{}' 2>>'{}'", project.display(), log.display())
+    };
+    let tmux = Tmux(format!("xif-bench-{}", std::process::id()), std::cell::Cell::new(0));
+    // A session that outlives the runs, so the tmux server does not exit between them.
+    tmux.run(&["new-session", "-d", "-s", "keep", "sleep 3600"]);
     tmux.timed(&publish("--plain"));
 
     let main_rs = project.join("src/main.rs");
@@ -103,7 +118,13 @@ fn main() {
         std::fs::remove_file(&stats).ok();
         window.push(tmux.timed(&publish("--window --close-when-done")).as_secs_f64());
         let figures: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&stats).expect("the window wrote its stats")).expect("JSON");
+            serde_json::from_str(&std::fs::read_to_string(&stats).unwrap_or_else(|error| {
+                panic!(
+                    "the window wrote no stats ({error}); its stderr: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            }))
+            .expect("JSON");
         let frames = figures["frames_while_running"].as_f64().unwrap_or_default();
         let seconds = figures["seconds_running"].as_f64().unwrap_or_default();
         rates.push(frames / seconds.max(1e-3));
