@@ -38,6 +38,16 @@ fn bench(criterion: &mut Criterion) {
         bencher.iter(|| xif_bindgen::generate(std::hint::black_box(&definition)));
     });
     group.finish();
+
+    // The figure of the bench runner (`bench/run`): plain timings, median of 21 runs.
+    let runs: Vec<f64> = (0..21)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            std::hint::black_box(xif_bindgen::generate(std::hint::black_box(&definition)));
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    xif_testkit::Figure::new("bindings for 1,000 actions", "ms", &runs, "under 20 ms", |median| median < 20.0).report();
 }
 
 criterion_group!(benches, bench);

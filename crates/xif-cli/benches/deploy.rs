@@ -124,7 +124,9 @@ fn main() {
         let mut publishes = Vec::new();
         let mut callable = Vec::new();
         let mut current = 1;
+        let mut failed_per_round = Vec::new();
         for _ in 0..ROUNDS {
+            let failed_before = failed.load(Ordering::Relaxed);
             let next = 3 - current;
             let started = Instant::now();
             publish(next, Some(current)).await;
@@ -134,11 +136,30 @@ fn main() {
             publishes.push(published);
             current = next;
             tokio::time::sleep(Duration::from_millis(100)).await;
+            failed_per_round.push((failed.load(Ordering::Relaxed) - failed_before) as f64);
         }
         stop.store(true, Ordering::Relaxed);
         for caller in callers {
             caller.await.ok();
         }
+        let milliseconds: Vec<f64> = callable.iter().map(|time| time.as_secs_f64() * 1000.0).collect();
+        xif_testkit::Figure::new(
+            "publish of the sample to the new version's first answer, real server",
+            "ms",
+            &milliseconds,
+            "under 150 ms",
+            |median| median < 150.0,
+        )
+        .report();
+        let worst = failed_per_round.iter().copied().fold(0.0, f64::max);
+        xif_testkit::Figure::new(
+            &format!("calls failed per replacement, {CALLERS} callers calling throughout"),
+            "calls",
+            &failed_per_round,
+            "zero",
+            |_| worst == 0.0,
+        )
+        .report();
         callable.sort_unstable();
         publishes.sort_unstable();
         let median = |values: &[Duration]| values[values.len() / 2];

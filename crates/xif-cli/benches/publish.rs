@@ -70,6 +70,15 @@ fn main() {
     let mut unchanged: Vec<Duration> =
         (0..UNCHANGED_RUNS).map(|_| timed(&mut xif(&["publish", "--path", path]))).collect();
     assert_eq!(versions(), before, "an unchanged extension uploads nothing");
+    let milliseconds = |runs: &[Duration]| -> Vec<f64> { runs.iter().map(|run| run.as_secs_f64() * 1000.0).collect() };
+    xif_testkit::Figure::new(
+        "1-Click Publish of an unchanged extension, end to end, nothing uploaded",
+        "ms",
+        &milliseconds(&unchanged),
+        "under 300 ms",
+        |median| median < 300.0,
+    )
+    .report();
     let (median, min, max) = figures(&mut unchanged);
     println!("xif publish of the sample from `xif new` (first publish, with its build: {first:.2?})");
     println!("unchanged ({UNCHANGED_RUNS} runs): median {median:.1?}, min {min:.1?}, max {max:.1?}; nothing uploaded");
@@ -97,6 +106,16 @@ fn main() {
         publish_runs.push(timed(&mut xif(&["publish", "--path", path])));
     }
     assert_eq!(versions(), before + CHANGED_RUNS, "each change was published as a version");
+    let (cargo_baseline, _, _) = xif_testkit::spread(&milliseconds(&cargo_runs));
+    xif_testkit::Figure::new(
+        "1-Click Publish after a one-line change (baseline: `cargo build --release` of such a change)",
+        "ms",
+        &milliseconds(&publish_runs),
+        "at most the baseline + 250 ms",
+        |median| median <= cargo_baseline + 250.0,
+    )
+    .against(cargo_baseline)
+    .report();
     let (cargo_median, cargo_min, cargo_max) = figures(&mut cargo_runs);
     let (publish_median, publish_min, publish_max) = figures(&mut publish_runs);
     println!("one-line change ({CHANGED_RUNS} rounds, side by side):");

@@ -71,7 +71,9 @@ fn main() {
     let archive = temporary.path().join("BenchSave.xif");
     let archive_text = archive.to_str().expect("UTF-8 path");
     let saves: Vec<Duration> = (0..RUNS).map(|_| xif(&["save", "-o", archive_text], &project)).collect();
+    let saves_for_figures = saves.clone();
     let inspects: Vec<Duration> = (0..RUNS).map(|_| xif(&["inspect", archive_text], temporary.path())).collect();
+    let inspects_for_figures = inspects.clone();
     let size = std::fs::metadata(&archive).expect("archive").len();
 
     // Peak memory of the same library calls, each in a fresh process running this benchmark
@@ -87,7 +89,41 @@ fn main() {
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).trim().parse().expect("a figure")
     };
-    let (save_peak, inspect_peak) = (measure("save"), measure("inspect"));
+    let peaks = |what: &str| -> Vec<f64> { (0..3).map(|_| measure(what) as f64 / 1024.0).collect() };
+    let (save_peaks, inspect_peaks) = (peaks("save"), peaks("inspect"));
+    let (save_peak, inspect_peak) = (save_peaks[0] as i64 * 1024, inspect_peaks[0] as i64 * 1024);
+    let megabytes_per_second: Vec<f64> =
+        saves_for_figures.iter().map(|time| RESOURCE_BYTES as f64 / 1e6 / time.as_secs_f64()).collect();
+    xif_testkit::Figure::new(
+        "`xif save`, 200 MiB of incompressible resources, end to end",
+        "MB/s",
+        &megabytes_per_second,
+        "at least 200 MB/s",
+        |median| median >= 200.0,
+    )
+    .report();
+    let megabytes_per_second: Vec<f64> =
+        inspects_for_figures.iter().map(|time| RESOURCE_BYTES as f64 / 1e6 / time.as_secs_f64()).collect();
+    xif_testkit::Figure::new(
+        "`xif inspect` of that archive, end to end",
+        "MB/s",
+        &megabytes_per_second,
+        "reported",
+        |_| true,
+    )
+    .report();
+    xif_testkit::Figure::new("peak memory of save (fresh process)", "MiB", &save_peaks, "under 64 MiB", |median| {
+        median < 64.0
+    })
+    .report();
+    xif_testkit::Figure::new(
+        "peak memory of inspect (fresh process)",
+        "MiB",
+        &inspect_peaks,
+        "under 64 MiB",
+        |median| median < 64.0,
+    )
+    .report();
 
     let (save_median, save_min, save_max) = median(saves);
     let (inspect_median, inspect_min, inspect_max) = median(inspects);

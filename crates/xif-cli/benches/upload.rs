@@ -116,24 +116,51 @@ fn main() {
     let headers = [format!("authorization: Bearer {token}"), format!("x-xif-sha256: {digest}"), "expect:".to_owned()];
     let upload_url = format!("{url}/api/v1/extensions/BenchUpload/versions");
 
+    let peak = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).expect("the server's status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches(" kB").trim().parse().ok())
+            .expect("VmHWM")
+    };
     let mut raw = Vec::new();
     let mut uploads = Vec::new();
+    let mut peaks = Vec::new();
     for _ in 0..RUNS {
         let (seconds, status) = curl(&archive, &discard_url, &[]);
         assert_eq!(status, "204");
         raw.push(seconds);
+        // Resets the server's peak resident memory (VmHWM), so each upload has its own peak.
+        std::fs::write(format!("/proc/{}/clear_refs", server.id()), "5").ok();
         let (seconds, status) = curl(&archive, &upload_url, &headers);
         assert!(status == "201" || status == "200", "upload answered {status}");
         uploads.push(seconds);
+        peaks.push(peak());
         std::thread::sleep(Duration::from_millis(200));
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).expect("the server's status");
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches(" kB").trim().parse().ok())
-        .expect("VmHWM");
+    let peak_kib = peaks.iter().copied().max().unwrap_or_default();
     drop(server);
+    let throughput = |runs: &[f64]| -> Vec<f64> { runs.iter().map(|seconds| size as f64 / 1e6 / seconds).collect() };
+    let (baseline, _, _) = xif_testkit::spread(&throughput(&raw));
+    xif_testkit::Figure::new(
+        "upload of a 1 GiB XIF to `xif server` (baseline: curl to a discarding handler)",
+        "MB/s",
+        &throughput(&uploads),
+        "at least 70% of the baseline",
+        |median| median >= baseline * 0.7,
+    )
+    .against(baseline)
+    .report();
+    let mebibytes: Vec<f64> = peaks.iter().map(|kib| *kib as f64 / 1024.0).collect();
+    xif_testkit::Figure::new(
+        "the server's peak memory during an upload (VmHWM)",
+        "MiB",
+        &mebibytes,
+        "under 100 MiB",
+        |median| median < 100.0,
+    )
+    .report();
 
     let (raw_median, raw_min, raw_max) = median(raw);
     let (upload_median, upload_min, upload_max) = median(uploads);

@@ -26,6 +26,15 @@ fn main() {
     let median = runs[RUNS / 2];
     println!("xif verify of a project made by `xif new` ({RUNS} runs after a first build of {first:.2?})");
     println!("unchanged, compiled: median {median:.1?}, min {:.1?}, max {:.1?}", runs[0], runs[RUNS - 1]);
+    let milliseconds: Vec<f64> = runs.iter().map(|run| run.as_secs_f64() * 1000.0).collect();
+    xif_testkit::Figure::new(
+        "`xif verify`, unchanged and compiled project",
+        "ms",
+        &milliseconds,
+        "under 300 ms",
+        |median| median < 300.0,
+    )
+    .report();
     let met = median < Duration::from_millis(300);
     println!("bar: under 300 ms -> {}", if met { "met" } else { "NOT met" });
 }

@@ -94,6 +94,32 @@ fn main() {
             host.push(started.elapsed());
         }
     }
+    // The runner's figures: each batch's median and p99 is one run.
+    let batch_figures = |samples: &[Duration], quantile: f64| -> Vec<f64> {
+        samples.chunks(PER_BATCH).map(|batch| percentile(&mut batch.to_vec(), quantile).as_secs_f64() * 1e6).collect()
+    };
+    let (bare_medians, host_medians) = (batch_figures(&bare, 0.5), batch_figures(&host, 0.5));
+    let (baseline, _, _) = xif_testkit::spread(&bare_medians);
+    xif_testkit::Figure::new(
+        "host → extension → host round trip, median (baseline: bare socket ping-pong)",
+        "µs",
+        &host_medians,
+        "at most 1.5× the baseline",
+        |median| median <= baseline * 1.5,
+    )
+    .against(baseline)
+    .report();
+    let (bare_p99s, host_p99s) = (batch_figures(&bare, 0.99), batch_figures(&host, 0.99));
+    let (baseline, _, _) = xif_testkit::spread(&bare_p99s);
+    xif_testkit::Figure::new(
+        "host → extension → host round trip, p99 (baseline: bare socket ping-pong)",
+        "µs",
+        &host_p99s,
+        "reported",
+        |_| true,
+    )
+    .against(baseline)
+    .report();
     let (bare_median, host_median) = (percentile(&mut bare, 0.5), percentile(&mut host, 0.5));
     let (bare_p99, host_p99) = (percentile(&mut bare, 0.99), percentile(&mut host, 0.99));
     let ratio = host_median.as_secs_f64() / bare_median.as_secs_f64();

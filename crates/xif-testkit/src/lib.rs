@@ -104,3 +104,68 @@ pub fn incompressible(path: &Path, bytes: u64, seed: u64) {
     }
     file.flush().expect("flushed");
 }
+
+/// One measured figure of a speed bar, as the benchmark runner (`bench/run`) collects them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Figure {
+    /// What was measured.
+    pub what: String,
+    /// The unit of `median`, `min` and `max` (`ms`, `MB/s`, `%`, ...).
+    pub unit: String,
+    /// The median of the runs.
+    pub median: f64,
+    /// The smallest run.
+    pub min: f64,
+    /// The largest run.
+    pub max: f64,
+    /// How many runs.
+    pub runs: usize,
+    /// The baseline measured in the same run, in the same unit, when the bar has one.
+    pub baseline: Option<f64>,
+    /// The bar, in words (`under 50 ms`, `at least 50% of the baseline`).
+    pub bar: String,
+    /// Whether the bar is met.
+    pub met: bool,
+}
+
+/// The median, minimum and maximum of `runs` (not empty).
+pub fn spread(runs: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (sorted[sorted.len() / 2], sorted[0], sorted[sorted.len() - 1])
+}
+
+impl Figure {
+    /// A figure from `runs`, in `unit`, against `bar`.
+    pub fn new(what: &str, unit: &str, runs: &[f64], bar: &str, met: impl FnOnce(f64) -> bool) -> Self {
+        let (median, min, max) = spread(runs);
+        Self {
+            what: what.into(),
+            unit: unit.into(),
+            median,
+            min,
+            max,
+            runs: runs.len(),
+            baseline: None,
+            bar: bar.into(),
+            met: met(median),
+        }
+    }
+
+    /// The same with the baseline's median.
+    pub fn against(mut self, baseline: f64) -> Self {
+        self.baseline = Some(baseline);
+        self
+    }
+
+    /// Appends the figure as one JSON line to the file named by `XIF_BENCH_RESULTS`, when the
+    /// runner set it; does nothing otherwise.
+    pub fn report(&self) {
+        let Some(path) = std::env::var_os("XIF_BENCH_RESULTS") else { return };
+        let mut line = serde_json::to_string(self).expect("a figure is JSON");
+        line.push('\n');
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).expect("the results file opens");
+        file.write_all(line.as_bytes()).expect("the result is written");
+    }
+}

@@ -68,6 +68,45 @@ fn bench(criterion: &mut Criterion) {
         bencher.iter(|| verify(std::hint::black_box(&definition), &Context::default()));
     });
     group.finish();
+
+    // The figures of the bench runner (`bench/run`): plain timings, median of 15 runs each.
+    let milliseconds = |work: &dyn Fn()| -> Vec<f64> {
+        (0..15)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                work();
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect()
+    };
+    let rules = milliseconds(&|| {
+        std::hint::black_box(verify(std::hint::black_box(&definition), &Context::default()));
+    });
+    xif_testkit::Figure::new(
+        "verify rules, 10,000 actions + 1,000 structures",
+        "ms",
+        &rules,
+        "under 50 ms",
+        |median| median < 50.0,
+    )
+    .report();
+    let from_text = milliseconds(&|| {
+        let definition = xif_definition::parse(std::hint::black_box(&text)).expect("parses");
+        std::hint::black_box(verify(&definition, &Context::default()));
+    });
+    let tree = milliseconds(&|| {
+        std::hint::black_box(toml::de::DeTable::parse(std::hint::black_box(&text)).map(|_| ()).ok());
+    });
+    let (tree, _, _) = xif_testkit::spread(&tree);
+    xif_testkit::Figure::new(
+        "parse + verify the same from its 4 MiB of TOML (baseline: the toml crate's tree alone)",
+        "ms",
+        &from_text,
+        "under 50 ms",
+        |median| median < 50.0,
+    )
+    .against(tree)
+    .report();
 }
 
 criterion_group!(benches, bench);
