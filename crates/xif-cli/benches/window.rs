@@ -104,12 +104,7 @@ fn main() {
     tmux.timed(&publish("--plain"));
 
     let main_rs = project.join("src/main.rs");
-    let change = |round: usize, by: &str| {
-        let text = std::fs::read_to_string(&main_rs).expect("main.rs");
-        let start = text.find("Hello").expect("the greeting");
-        let end = start + text[start..].find(',').expect("a comma after the greeting");
-        std::fs::write(&main_rs, format!("{}Hello{by}{round}{}", &text[..start], &text[end..])).expect("written");
-    };
+    let change = |round: usize, by: &str| xif_testkit::one_line_change(&main_rs, round, by);
     let (mut plain, mut window, mut rates) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         change(round, "plain");

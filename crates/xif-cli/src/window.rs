@@ -169,18 +169,7 @@ impl Window {
         {
             let sender = sender.clone();
             tokio::spawn(async move {
-                let terminate = async {
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                        Ok(mut signal) => {
-                            signal.recv().await;
-                        }
-                        Err(_) => std::future::pending::<()>().await,
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    () = terminate => {}
-                }
+                crate::commands::server::shutdown_signal().await;
                 sender.send(Input::Signal).ok();
             });
         }
@@ -342,16 +331,7 @@ impl Window {
             Input::Pipeline(event) => self.state.apply(&event, Instant::now()),
             Input::Ended(outcome) => {
                 self.cancel = None;
-                self.exit = match &outcome {
-                    Ok(_) => Exit::Success,
-                    Err(stopped) => match stopped.reason {
-                        StopReason::Errors => Exit::Errors,
-                        StopReason::Refused => Exit::Refused,
-                        StopReason::Network => Exit::Network,
-                        StopReason::Cancelled => Exit::Cancelled,
-                        StopReason::Local => Exit::CouldNotRun,
-                    },
-                };
+                self.exit = crate::commands::publish::exit_code(&outcome);
                 self.last_stop = outcome.as_ref().err().cloned();
                 if self.closing || (self.options.close_when_done && outcome.is_ok()) {
                     self.quit = true;

@@ -72,27 +72,38 @@ fn xif(directory: &Path, config: &Path, arguments: &[&str], stdin: &str) -> Stri
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// A server, a login, a project `name` from `xif new` with `breakage` (from, to) made to its
+/// definition, and `xif publish OPTIONS` of it running in an 80×24 tmux session `window`
+/// (`NO_COLOR` set), which prints `EXIT=CODE` when it ends.
+fn publish_in_tmux(root: &Path, name: &str, breakage: (&str, &str), options: &str) -> (xif_testkit::Server, Tmux) {
+    let server = xif_testkit::Server::start(env!("CARGO_BIN_EXE_xif"), &root.join("data"), PASSWORD, "warn", &[], drop);
+    let config = root.join("config");
+    xif(root, &config, &["login", &server.url, "--user", "admin", "--password-stdin"], &format!("{PASSWORD}\n"));
+    xif(root, &config, &["new", name], "");
+    let definition = root.join(name).join("extension.toml");
+    let text = std::fs::read_to_string(&definition).expect("definition");
+    assert!(text.contains(breakage.0));
+    std::fs::write(&definition, text.replacen(breakage.0, breakage.1, 1)).expect("broken");
+    let tmux = Tmux::new(name);
+    let command = format!(
+        "env NO_COLOR=1 XIF_CONFIG_DIR='{}' CARGO_TARGET_DIR='{}' '{}' publish {options} --path '{}'; echo EXIT=$?; sleep 60",
+        config.display(),
+        xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR")).display(),
+        env!("CARGO_BIN_EXE_xif"),
+        root.join(name).display()
+    );
+    tmux.run(&["new-session", "-d", "-s", "window", "-x", "80", "-y", "24", &command]);
+    (server, tmux)
+}
+
 #[test]
 fn a_definition_error_stops_the_run_then_verify_again_publishes() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let root = directory.path();
-    let server = xif_testkit::Server::start(env!("CARGO_BIN_EXE_xif"), &root.join("data"), PASSWORD, "warn", &[], drop);
-    let config = root.join("config");
-    xif(root, &config, &["login", &server.url, "--user", "admin", "--password-stdin"], &format!("{PASSWORD}\n"));
-    xif(root, &config, &["new", "Windowed"], "");
+    let (server, tmux) = publish_in_tmux(root, "Windowed", ("type = \"Boolean\"", "type = \"Bool\""), "");
     let definition = root.join("Windowed/extension.toml");
-    let text = std::fs::read_to_string(&definition).expect("definition");
-    std::fs::write(&definition, text.replacen("type = \"Boolean\"", "type = \"Bool\"", 1)).expect("broken");
-
-    let tmux = Tmux::new("window");
-    let command = format!(
-        "env XIF_CONFIG_DIR='{}' CARGO_TARGET_DIR='{}' '{}' publish --path '{}'; echo EXIT=$?; sleep 60",
-        config.display(),
-        xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR")).display(),
-        env!("CARGO_BIN_EXE_xif"),
-        root.join("Windowed").display()
-    );
-    tmux.run(&["new-session", "-d", "-s", "window", "-x", "80", "-y", "24", &command]);
+    let text =
+        std::fs::read_to_string(&definition).expect("definition").replacen("type = \"Bool\"", "type = \"Boolean\"", 1);
 
     // On a terminal, `xif publish` opens the window; the error stops the run in Verify.
     let pane = tmux.wait_for("Stopped on errors", Duration::from_secs(60));
@@ -147,23 +158,10 @@ fn a_definition_error_stops_the_run_then_verify_again_publishes() {
 fn with_watch_a_fix_verifies_again_by_itself() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let root = directory.path();
-    let server = xif_testkit::Server::start(env!("CARGO_BIN_EXE_xif"), &root.join("data"), PASSWORD, "warn", &[], drop);
-    let config = root.join("config");
-    xif(root, &config, &["login", &server.url, "--user", "admin", "--password-stdin"], &format!("{PASSWORD}\n"));
-    xif(root, &config, &["new", "Watched"], "");
+    let (_server, tmux) = publish_in_tmux(root, "Watched", ("name = \"Greet\"", "name = \"Greet!\""), "--watch");
     let definition = root.join("Watched/extension.toml");
-    let text = std::fs::read_to_string(&definition).expect("definition");
-    std::fs::write(&definition, text.replacen("name = \"Greet\"", "name = \"Greet!\"", 1)).expect("broken");
-
-    let tmux = Tmux::new("watch");
-    let command = format!(
-        "env NO_COLOR=1 XIF_CONFIG_DIR='{}' CARGO_TARGET_DIR='{}' '{}' publish --watch --path '{}'; echo EXIT=$?; sleep 60",
-        config.display(),
-        xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR")).display(),
-        env!("CARGO_BIN_EXE_xif"),
-        root.join("Watched").display()
-    );
-    tmux.run(&["new-session", "-d", "-s", "window", "-x", "80", "-y", "24", &command]);
+    let text =
+        std::fs::read_to_string(&definition).expect("definition").replacen("name = \"Greet!\"", "name = \"Greet\"", 1);
     let pane = tmux.wait_for("Verify Again starts when a file changes", Duration::from_secs(60));
     assert!(pane.contains("ERROR"), "{pane}");
     std::fs::write(&definition, text).expect("fixed");

@@ -105,6 +105,15 @@ pub fn incompressible(path: &Path, bytes: u64, seed: u64) {
     file.flush().expect("flushed");
 }
 
+/// Makes a one-line change to the `src/main.rs` of a project from `xif new`: its greeting
+/// becomes `Hello{by}{round}`, different for each round and each side of a comparison.
+pub fn one_line_change(main_rs: &Path, round: usize, by: &str) {
+    let text = std::fs::read_to_string(main_rs).expect("main.rs");
+    let start = text.find("Hello").expect("the greeting");
+    let end = start + text[start..].find(',').expect("a comma after the greeting");
+    std::fs::write(main_rs, format!("{}Hello{by}{round}{}", &text[..start], &text[end..])).expect("written");
+}
+
 /// One measured figure of a speed bar, as the benchmark runner (`bench/run`) collects them.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Figure {

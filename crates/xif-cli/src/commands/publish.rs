@@ -162,6 +162,11 @@ pub fn publish_with(runtime: &tokio::runtime::Runtime, options: &xif_studio::Opt
         watcher.abort();
         outcome
     });
+    exit_code(&outcome)
+}
+
+/// The exit code of a run's outcome.
+pub fn exit_code(outcome: &Result<xif_studio::Achieved, xif_studio::Stopped>) -> Exit {
     match outcome {
         Ok(_) => Exit::Success,
         Err(stopped) => match stopped.reason {

@@ -1,7 +1,11 @@
 //! `bench-table RESULTS.jsonl OUTPUT.json`: the benchmark runner's last step. Reads the figures
 //! the benchmarks appended, one JSON object per line, prints them as a table (what, figure
 //! with min and max, baseline, ratio, bar, met) and writes them as one JSON document.
-#![expect(clippy::print_stdout, clippy::print_stderr, reason = "a command-line tool: the table on stdout, errors on stderr")]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool: the table on stdout, errors on stderr"
+)]
 
 use xif_testkit::Figure;
 
