@@ -163,14 +163,16 @@ impl Client {
     }
 
     /// Uploads the XIF at `archive` (its SHA-256 is `sha256`) as a new version of `extension`,
-    /// streaming it from the file; `sent` is told the bytes sent so far. Dropping the future
-    /// stops the upload, and the server then keeps nothing of it.
+    /// streaming it from the file; `sent` is told the bytes read for sending so far, and
+    /// answers whether to go on. When it says no, the body ends with an error, the request is
+    /// aborted, and the server keeps nothing of it. (Dropping the future alone is not enough:
+    /// the connection may go on sending the body it was given.)
     pub async fn upload(
         &self,
         extension: &str,
         archive: &std::path::Path,
         sha256: &str,
-        sent: impl Fn(u64) + Send + Sync + 'static,
+        sent: impl Fn(u64) -> bool + Send + Sync + 'static,
     ) -> Result<xif_api::UploadResponse, ClientError> {
         use futures_util::StreamExt as _;
         let local = |error: std::io::Error| ClientError::Network {
@@ -183,7 +185,9 @@ impl Client {
         let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
             if let Ok(chunk) = &chunk {
                 total += chunk.len() as u64;
-                sent(total);
+                if !sent(total) {
+                    return Err(std::io::Error::other("the upload was cancelled"));
+                }
             }
             chunk
         });

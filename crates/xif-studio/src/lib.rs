@@ -401,7 +401,17 @@ impl Run<'_> {
         let total = std::fs::metadata(archive).map(|metadata| metadata.len()).unwrap_or_default();
         let events = self.events.clone();
         let last = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // Cleared when the stage ends, however it ends: the body stops being read (the server
+        // then discards what it received) and no progress follows the stage's end. A lock, not
+        // a flag: a progress event checked before the end must also be sent before it.
+        let open = Arc::new(std::sync::Mutex::new(true));
+        let sending = Arc::clone(&open);
+        let cancel = self.cancel.clone();
         let sent = move |sent: u64| {
+            let open = sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cancel.is_cancelled() || !*open {
+                return false;
+            }
             // At most a few hundred events for any size: every 1% or at the end.
             let step = (total / 100).max(256 * 1024);
             let before = last.load(Ordering::Relaxed);
@@ -409,14 +419,17 @@ impl Run<'_> {
                 last.store(sent, Ordering::Relaxed);
                 events.send(Event::Progress { sent, total }).ok();
             }
+            true
         };
         let response = tokio::select! {
-            response = server.client.upload(name, archive, &digest, sent) => {
-                response.map_err(|error| self.client_error(error))?
+            response = server.client.upload(name, archive, &digest, sent) => response,
+            () = self.cancel.cancelled() => {
+                *open.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+                return Err(self.cancelled());
             }
-            // Dropping the request stops the upload; the server discards what it received.
-            () = self.cancel.cancelled() => return Err(self.cancelled()),
         };
+        *open.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        let response = response.map_err(|error| self.client_error(error))?;
         for warning in &response.warnings {
             self.note(Stage::Upload, format!("warning: {warning}"));
         }
