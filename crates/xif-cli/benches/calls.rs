@@ -90,29 +90,11 @@ fn main() {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 
-    let server = xif_testkit::Server::start(
-        env!("CARGO_BIN_EXE_xif"),
-        &temporary.path().join("data"),
-        "benchmark-password",
-        "warn",
-        &[],
-        drop,
-    );
+    let server = xif_testkit::Server::for_benchmark(env!("CARGO_BIN_EXE_xif"), &temporary.path().join("data"));
     let url = server.url.clone();
+    let token = server.token("admin", xif_testkit::BENCHMARK_PASSWORD);
     let token = runtime.block_on(async {
         let client = reqwest::Client::new();
-        let token = client
-            .post(format!("{url}/api/v1/login"))
-            .json(&serde_json::json!({ "user": "admin", "password": "benchmark-password" }))
-            .send()
-            .await
-            .expect("login")
-            .json::<serde_json::Value>()
-            .await
-            .expect("JSON")["token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
         let bytes = std::fs::read(&archive).expect("archive");
         use sha2::Digest as _;
         let digest: String = hex::encode(sha2::Sha256::digest(&bytes));

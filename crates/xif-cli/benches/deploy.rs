@@ -40,31 +40,13 @@ fn main() {
         })
         .collect();
 
-    let server = xif_testkit::Server::start(
-        env!("CARGO_BIN_EXE_xif"),
-        &temporary.path().join("data"),
-        "benchmark-password",
-        "warn",
-        &[],
-        drop,
-    );
+    let server = xif_testkit::Server::for_benchmark(env!("CARGO_BIN_EXE_xif"), &temporary.path().join("data"));
     let url = server.url.clone();
+    let token = server.token("admin", xif_testkit::BENCHMARK_PASSWORD);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         let client = reqwest::Client::new();
-        let token = client
-            .post(format!("{url}/api/v1/login"))
-            .json(&json!({ "user": "admin", "password": "benchmark-password" }))
-            .send()
-            .await
-            .expect("login")
-            .json::<serde_json::Value>()
-            .await
-            .expect("JSON")["token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
         use sha2::Digest as _;
         for archive in &archives {
             let digest: String = hex::encode(sha2::Sha256::digest(archive));

@@ -31,14 +31,7 @@ fn main() {
     let temporary = tempfile::tempdir().expect("temporary directory");
     let target = xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR"));
     let config = temporary.path().join("config");
-    let server = xif_testkit::Server::start(
-        env!("CARGO_BIN_EXE_xif"),
-        &temporary.path().join("data"),
-        "benchmark-password",
-        "warn",
-        &[],
-        drop,
-    );
+    let server = xif_testkit::Server::for_benchmark(env!("CARGO_BIN_EXE_xif"), &temporary.path().join("data"));
     let xif = |arguments: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xif"));
         command
@@ -55,7 +48,12 @@ fn main() {
         .stdin(Stdio::piped())
         .spawn()
         .expect("xif login runs");
-    login.stdin.take().expect("stdin").write_all(b"benchmark-password\n").expect("written");
+    login
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{}\n", xif_testkit::BENCHMARK_PASSWORD).as_bytes())
+        .expect("written");
     assert!(login.wait().expect("finished").success());
     timed(&mut xif(&["new", "BenchPublish"]));
     let project = temporary.path().join("BenchPublish");

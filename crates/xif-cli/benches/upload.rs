@@ -81,7 +81,7 @@ fn main() {
     let server = xif_testkit::Server::start(
         env!("CARGO_BIN_EXE_xif"),
         &temporary.path().join("data"),
-        "benchmark-password",
+        xif_testkit::BENCHMARK_PASSWORD,
         "info",
         &["--max-upload-mib", "2048"],
         |line| {
@@ -98,21 +98,7 @@ fn main() {
         },
     );
     let url = server.url.clone();
-    let login = Command::new("curl")
-        .args([
-            "-s",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            r#"{"user":"admin","password":"benchmark-password"}"#,
-        ])
-        .arg(format!("{url}/api/v1/login"))
-        .output()
-        .expect("curl");
-    let token = serde_json::from_slice::<serde_json::Value>(&login.stdout).expect("JSON")["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = server.token("admin", xif_testkit::BENCHMARK_PASSWORD);
     let headers = [format!("authorization: Bearer {token}"), format!("x-xif-sha256: {digest}"), "expect:".to_owned()];
     let upload_url = format!("{url}/api/v1/extensions/BenchUpload/versions");
 

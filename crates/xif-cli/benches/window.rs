@@ -68,14 +68,7 @@ fn main() {
     let root = temporary.path();
     let target = xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR"));
     let config = root.join("config");
-    let server = xif_testkit::Server::start(
-        env!("CARGO_BIN_EXE_xif"),
-        &root.join("data"),
-        "benchmark-password",
-        "warn",
-        &[],
-        drop,
-    );
+    let server = xif_testkit::Server::for_benchmark(env!("CARGO_BIN_EXE_xif"), &root.join("data"));
     let xif = env!("CARGO_BIN_EXE_xif");
     let mut login = Command::new(xif)
         .args(["--quiet", "login", &server.url, "--user", "admin", "--password-stdin"])
@@ -83,7 +76,12 @@ fn main() {
         .stdin(Stdio::piped())
         .spawn()
         .expect("xif login runs");
-    login.stdin.take().expect("stdin").write_all(b"benchmark-password\n").expect("written");
+    login
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{}\n", xif_testkit::BENCHMARK_PASSWORD).as_bytes())
+        .expect("written");
     assert!(login.wait().expect("finished").success());
     xif_testkit::xif(xif, &["new", "BenchWindow"], root, &target);
     let project = root.join("BenchWindow");

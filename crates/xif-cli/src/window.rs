@@ -107,7 +107,6 @@ pub fn run(options: WindowOptions) -> anyhow::Result<Exit> {
         verify_again_at: None,
         exit: Exit::Success,
         inputs: None,
-        last_stop: None,
     };
     let (guard, mut terminal) = enter()?;
     let stats = runtime.block_on(window.run_loop(&mut terminal))?;
@@ -136,7 +135,6 @@ struct Window {
     verify_again_at: Option<tokio::time::Instant>,
     exit: Exit,
     inputs: Option<Inputs>,
-    last_stop: Option<Stopped>,
 }
 
 impl Window {
@@ -332,7 +330,6 @@ impl Window {
             Input::Ended(outcome) => {
                 self.cancel = None;
                 self.exit = crate::commands::publish::exit_code(&outcome);
-                self.last_stop = outcome.as_ref().err().cloned();
                 if self.closing || (self.options.close_when_done && outcome.is_ok()) {
                     self.quit = true;
                 }

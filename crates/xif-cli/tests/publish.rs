@@ -98,14 +98,7 @@ impl World {
 
     /// A token of `user`, from the API.
     fn token(&self, user: &str, password: &str) -> String {
-        let output = Command::new("curl")
-            .args(["-sS", "-X", "POST", "-H", "content-type: application/json", "-d"])
-            .arg(json!({ "user": user, "password": password }).to_string())
-            .arg(format!("{}/api/v1/login", self.server.url))
-            .output()
-            .expect("curl runs");
-        let body: Value = serde_json::from_slice(&output.stdout).expect("JSON");
-        body["token"].as_str().expect("a token").to_owned()
+        self.server.token(user, password)
     }
 
     /// `GET PATH` as `token`.

@@ -136,16 +136,7 @@ fn a_definition_error_stops_the_run_then_verify_again_publishes() {
     assert!(pane.contains("published version 1") && pane.contains("EXIT=0"), "{pane}");
     assert!(!pane.contains("1-Click Publish · ") && !pane.contains("[q] Close"), "the window is gone: {pane}");
 
-    let output = Command::new("curl")
-        .args(["-sS", "-X", "POST", "-H", "content-type: application/json", "-d"])
-        .arg(format!(r#"{{"user": "admin", "password": "{PASSWORD}"}}"#))
-        .arg(format!("{}/api/v1/login", server.url))
-        .output()
-        .expect("curl runs");
-    let token = serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON")["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = server.token("admin", PASSWORD);
     let called = Command::new(env!("CARGO_BIN_EXE_xif"))
         .args(["invoke", "Windowed", "Greet", "--input", r#"{"Person": {"Name": "Ada"}}"#, "--server", &server.url])
         .env("XIF_TOKEN", token)

@@ -39,6 +39,9 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The administrator password of [`Server::for_benchmark`].
+pub const BENCHMARK_PASSWORD: &str = "benchmark-password";
+
 /// A running `xif server`.
 pub struct Server {
     /// The process.
@@ -79,6 +82,25 @@ impl Server {
         };
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(&mut on_line));
         Self { process, url }
+    }
+
+    /// `xif server` for a benchmark: a free port, data in `data`, the administrator password
+    /// [`BENCHMARK_PASSWORD`], warnings only, its log dropped.
+    pub fn for_benchmark(binary: &str, data: &Path) -> Self {
+        Self::start(binary, data, BENCHMARK_PASSWORD, "warn", &[], drop)
+    }
+
+    /// A new API token of `user`, by logging in with curl.
+    pub fn token(&self, user: &str, password: &str) -> String {
+        let body = serde_json::json!({ "user": user, "password": password }).to_string();
+        let output = Command::new("curl")
+            .args(["-sS", "-X", "POST", "-H", "content-type: application/json", "-d", &body])
+            .arg(format!("{}/api/v1/login", self.url))
+            .output()
+            .expect("curl runs (apt-get install curl)");
+        let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("the login answered: {}", String::from_utf8_lossy(&output.stdout)));
+        answer["token"].as_str().unwrap_or_else(|| panic!("no token in {answer}")).to_owned()
     }
 
     /// The server's process id.
