@@ -157,7 +157,47 @@ fn with_watch_a_fix_verifies_again_by_itself() {
     assert!(pane.contains("ERROR"), "{pane}");
     std::fs::write(&definition, text).expect("fixed");
     tmux.wait_for("DONE   published version 1", Duration::from_secs(180));
-    tmux.keys(&["q"]);
+
+    // NO_COLOR: the screen has bold and reverse video, but no colour at all.
+    let styled = tmux.run(&["capture-pane", "-p", "-e", "-t", "window"]);
+    let colours: Vec<&str> = styled
+        .split('\x1b')
+        .filter(|sequence| {
+            let parameters = sequence.strip_prefix('[').and_then(|rest| rest.split_once('m')).map(|(codes, _)| codes);
+            parameters.is_some_and(|codes| {
+                codes.split(';').any(|code| {
+                    matches!(
+                        code,
+                        "30" | "31"
+                            | "32"
+                            | "33"
+                            | "34"
+                            | "35"
+                            | "36"
+                            | "37"
+                            | "38"
+                            | "90"
+                            | "91"
+                            | "92"
+                            | "93"
+                            | "94"
+                            | "95"
+                            | "96"
+                            | "97"
+                    )
+                })
+            })
+        })
+        .collect();
+    assert!(colours.is_empty(), "colour codes with NO_COLOR: {colours:?}");
+    assert!(styled.contains("\x1b[1m") || styled.contains(";1m"), "bold is still used: {styled:?}");
+
+    // A signal (SIGTERM) closes the window and restores the terminal.
+    let shell = tmux.run(&["list-panes", "-t", "window", "-F", "#{pane_pid}"]);
+    let children = Command::new("pgrep").args(["-P", shell.trim()]).output().expect("pgrep runs");
+    let xif = String::from_utf8_lossy(&children.stdout).lines().next().expect("xif runs in the pane").to_owned();
+    Command::new("kill").args(["-TERM", &xif]).status().expect("kill runs");
     let pane = tmux.wait_for("EXIT=", Duration::from_secs(10));
-    assert!(pane.contains("EXIT=0"), "{pane}");
+    assert!(pane.contains("EXIT=130"), "{pane}");
+    assert!(!pane.contains("1-Click Publish · ") && !pane.contains("[q] Close"), "the window is gone: {pane}");
 }
