@@ -5,6 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod error;
+
+pub use error::{ErrorClass, ErrorCode};
+
 /// Where the API lives.
 pub const PREFIX: &str = "/api/v1";
 
@@ -58,7 +62,7 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
     /// Stable, for programs: `missing_permission`, `stale_version`, …
-    pub code: String,
+    pub code: ErrorCode,
     /// For people: what was wrong and how to fix it.
     pub message: String,
 }
@@ -260,6 +264,20 @@ pub struct Publication {
     pub by: String,
     /// When, RFC 3339.
     pub at: String,
+}
+
+/// A publication lock, as `GET /locks` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    /// The extension being published.
+    pub extension: String,
+    /// Who publishes it.
+    pub holder: String,
+    /// Since when, RFC 3339.
+    pub since: String,
+    /// When the lock frees itself unless its holder renews it, RFC 3339: a holder that died
+    /// holds it no longer than this.
+    pub lease_until: String,
 }
 
 /// `GET /healthz`.

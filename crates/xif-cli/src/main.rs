@@ -32,6 +32,16 @@ pub enum Exit {
     Cancelled = 130,
 }
 
+impl Exit {
+    /// The exit code for an error the server answered with: the one place that decides it.
+    pub fn of(code: xif_api::ErrorCode) -> Exit {
+        match code.class() {
+            xif_api::ErrorClass::Refused => Exit::Refused,
+            xif_api::ErrorClass::CallFailed => Exit::CallFailed,
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "xif",

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use xif_api::{ErrorBody, Grant, LoginRequest, LoginResponse, NewUser, PREFIX, User};
+use xif_api::{ErrorBody, ErrorCode, Grant, LoginRequest, LoginResponse, NewUser, PREFIX, User};
 
 /// Why a request did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,7 @@ pub enum ClientError {
         /// The HTTP status.
         status: u16,
         /// The server's stable code.
-        code: String,
+        code: ErrorCode,
         /// The server's message.
         message: String,
     },
@@ -157,7 +157,7 @@ impl Client {
     /// The versions of `extension`; none when it has never been uploaded.
     pub async fn versions(&self, extension: &str) -> Result<Vec<xif_api::Version>, ClientError> {
         match self.send(self.http.get(self.url(&format!("/extensions/{extension}/versions")))).await {
-            Err(ClientError::Server { code, .. }) if code == "unknown_extension" => Ok(Vec::new()),
+            Err(ClientError::Server { code: ErrorCode::UnknownExtension, .. }) => Ok(Vec::new()),
             other => other,
         }
     }
@@ -218,5 +218,15 @@ impl Client {
     /// Removes a user.
     pub async fn remove_user(&self, user: &str) -> Result<(), ClientError> {
         self.send::<Option<()>>(self.http.delete(self.url(&format!("/users/{user}")))).await.map(|_| ())
+    }
+
+    /// Every publication lock held (administrators).
+    pub async fn locks(&self) -> Result<Vec<xif_api::Lock>, ClientError> {
+        self.send(self.http.get(self.url("/locks"))).await
+    }
+
+    /// Breaks the publication lock of `extension` (administrators); returns whose it was.
+    pub async fn break_lock(&self, extension: &str) -> Result<xif_api::Lock, ClientError> {
+        self.send(self.http.delete(self.url(&format!("/extensions/{extension}/lock")))).await
     }
 }

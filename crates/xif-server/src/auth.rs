@@ -4,13 +4,13 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::store::UserRecord;
+use xif_api::ErrorCode;
 
 /// The argon2 hash of `password`, with a random salt.
 pub fn hash_password(password: &str) -> Result<String, ApiError> {
@@ -47,8 +47,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
         let Some(token) = header.and_then(|value| value.strip_prefix("Bearer ")).map(str::trim) else {
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
+                ErrorCode::Unauthenticated,
                 "this endpoint needs an API token: log in with `POST /api/v1/login` and send `Authorization: Bearer TOKEN`",
             ));
         };
@@ -62,8 +61,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                 Ok(CurrentUser(user))
             }
             None => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
+                ErrorCode::InvalidToken,
                 "the API token is unknown or was revoked; log in again for a new one",
             )),
         }
@@ -77,8 +75,7 @@ impl CurrentUser {
             Ok(&self.0)
         } else {
             Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "administrator_only",
+                ErrorCode::AdministratorOnly,
                 format!("managing users needs an administrator, and `{}` is not one", self.0.name),
             ))
         }

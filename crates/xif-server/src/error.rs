@@ -5,34 +5,35 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use xif_api::{ErrorBody, ErrorDetail};
+use xif_api::{ErrorBody, ErrorCode, ErrorDetail};
 
 use crate::store::StoreError;
 
-/// An error answered to a client.
+/// An error answered to a client: a code from the API's one table, which also gives the HTTP
+/// status, and a message written for the user.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
-    /// An error with `status`, a stable `code` and a `message` a person can act on.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+    /// An error with a stable `code` and a `message` a person can act on.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), retry_after: None }
     }
 
-    /// 400.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    /// Says when to try again, in seconds (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     /// 403 for a missing permission, naming it.
     pub fn missing_permission(user: &str, permission: &str, action: &str) -> Self {
         Self::new(
-            StatusCode::FORBIDDEN,
-            "missing_permission",
+            ErrorCode::MissingPermission,
             format!(
                 "{action} needs the `{permission}` permission, which user `{user}` does not have; \
                  an administrator can grant it with `xif admin user grant {user} {permission}`"
@@ -40,58 +41,63 @@ impl ApiError {
         )
     }
 
-    /// 404.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
-
-    /// 409.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
-    }
-
     /// 500: logs `error` and answers without it.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the server failed to handle the request; the failure is in its log",
-        )
+        Self::new(ErrorCode::Internal, "the server failed to handle the request; the failure is in its log")
     }
 
     /// The stable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
+        if error.is_storage_full() {
+            tracing::error!(%error, "storage full");
+            return ApiError::new(
+                ErrorCode::StorageFull,
+                "the server has no space left to store this; nothing was kept: try again once an operator has freed space",
+            );
+        }
         ApiError::internal(error)
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        ApiError::new(
-            rejection.status(),
-            "invalid_request",
-            format!("the request body is not what this endpoint takes: {}", rejection.body_text()),
-        )
+        let code = match rejection.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            _ => ErrorCode::InvalidRequest,
+        };
+        ApiError::new(code, format!("the request body is not what this endpoint takes: {}", rejection.body_text()))
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::new(rejection.status(), "invalid_path", rejection.body_text())
+        ApiError::new(ErrorCode::InvalidPath, rejection.body_text())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
-        (self.status, Json(body)).into_response()
+        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.retry_after;
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

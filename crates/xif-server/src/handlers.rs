@@ -2,6 +2,7 @@
 //! stores.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -18,7 +19,9 @@ use xif_api::{
 use crate::AppState;
 use crate::auth::{CurrentUser, hash_password, random_secret, token_hash, verify_password};
 use crate::error::{ApiError, ApiJson, ApiPath};
-use crate::store::{NewVersion, PublishRefusal};
+use crate::publishing::Order;
+use crate::store::NewVersion;
+use xif_api::ErrorCode;
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -37,7 +40,7 @@ pub async fn openapi() -> impl IntoResponse {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::not_found("no_such_endpoint", "there is no such endpoint; the API is described at /api/v1/openapi.json")
+    ApiError::new(ErrorCode::NoSuchEndpoint, "there is no such endpoint; the API is described at /api/v1/openapi.json")
 }
 
 pub async fn login(
@@ -56,7 +59,7 @@ pub async fn login(
         tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(ApiError::internal)?;
     let Some(user) = user.filter(|_| matches) else {
         metrics::counter!("xif_login_failures_total").increment(1);
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong user name or password"));
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, "wrong user name or password"));
     };
     let token = random_secret("xif_")?;
     let token_id = state.metadata.create_token(user.id, &token_hash(&token), request.label.as_deref(), &now()).await?;
@@ -92,7 +95,7 @@ pub async fn revoke_token(
     if revoked {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found("unknown_token", format!("you have no active token {id}")))
+        Err(ApiError::new(ErrorCode::UnknownToken, format!("you have no active token {id}")))
     }
 }
 
@@ -105,8 +108,8 @@ fn permissions(names: &[String]) -> Result<Vec<Permission>, ApiError> {
     let mut permissions = Vec::new();
     for name in names {
         let Some(granted) = Permission::parse(name) else {
-            return Err(ApiError::bad_request(
-                "unknown_permission",
+            return Err(ApiError::new(
+                ErrorCode::UnknownPermission,
                 format!(
                     "`{name}` is not a permission; use `allow-extensions`, `allow-foreign-entities` or the role `change-and-deploy`"
                 ),
@@ -129,13 +132,13 @@ pub async fn add_user(
         && new.name.len() <= 64
         && new.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !valid_name {
-        return Err(ApiError::bad_request(
-            "invalid_user_name",
+        return Err(ApiError::new(
+            ErrorCode::InvalidUserName,
             "user names have 1 to 64 letters, digits, `.`, `_` or `-`",
         ));
     }
     if new.password.chars().count() < 12 {
-        return Err(ApiError::bad_request("weak_password", "passwords have at least 12 characters"));
+        return Err(ApiError::new(ErrorCode::WeakPassword, "passwords have at least 12 characters"));
     }
     let granted = permissions(&new.grant)?;
     let password = new.password.clone();
@@ -145,7 +148,7 @@ pub async fn add_user(
             tracing::info!(by = %user.0.name, user = %created.name, "user added");
             Ok((StatusCode::CREATED, Json(created.api())))
         }
-        None => Err(ApiError::conflict("user_exists", format!("a user `{}` exists already", new.name))),
+        None => Err(ApiError::new(ErrorCode::UserExists, format!("a user `{}` exists already", new.name))),
     }
 }
 
@@ -156,7 +159,7 @@ pub async fn remove_user(
 ) -> Result<StatusCode, ApiError> {
     let administrator = user.administrator()?;
     if administrator.name.eq_ignore_ascii_case(&name) {
-        return Err(ApiError::bad_request("cannot_remove_self", "you cannot remove your own account"));
+        return Err(ApiError::new(ErrorCode::CannotRemoveSelf, "you cannot remove your own account"));
     }
     let removed = state.metadata.remove_user(&name).await?;
     state.tokens.clear();
@@ -164,13 +167,13 @@ pub async fn remove_user(
         tracing::info!(by = %administrator.name, user = %name, "user removed");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found("unknown_user", format!("there is no user `{name}`")))
+        Err(ApiError::new(ErrorCode::UnknownUser, format!("there is no user `{name}`")))
     }
 }
 
 async fn change_grants(state: &AppState, name: &str, grant: &str, add: bool) -> Result<Json<xif_api::User>, ApiError> {
     let Some(target) = state.metadata.user(name).await? else {
-        return Err(ApiError::not_found("unknown_user", format!("there is no user `{name}`")));
+        return Err(ApiError::new(ErrorCode::UnknownUser, format!("there is no user `{name}`")));
     };
     let changed = permissions(&[grant.to_owned()])?;
     let mut held = target.permissions.clone();
@@ -224,7 +227,10 @@ pub async fn versions(
 ) -> Result<Json<Vec<xif_api::Version>>, ApiError> {
     let versions = state.metadata.versions(&name).await?;
     if versions.is_empty() {
-        return Err(ApiError::not_found("unknown_extension", format!("no version of extension `{name}` was uploaded")));
+        return Err(ApiError::new(
+            ErrorCode::UnknownExtension,
+            format!("no version of extension `{name}` was uploaded"),
+        ));
     }
     Ok(Json(versions))
 }
@@ -243,7 +249,7 @@ pub async fn download(
     ApiPath((name, number)): ApiPath<(String, i64)>,
 ) -> Result<Response, ApiError> {
     let Some(version) = state.metadata.version(&name, number).await? else {
-        return Err(ApiError::not_found("unknown_version", format!("extension `{name}` has no version {number}")));
+        return Err(ApiError::new(ErrorCode::UnknownVersion, format!("extension `{name}` has no version {number}")));
     };
     let Some(path) = state.blobs.path(&version.sha256).await? else {
         return Err(ApiError::internal(format!("the blob of `{name}` version {number} is missing")));
@@ -285,22 +291,16 @@ pub async fn upload(
         .and_then(|value| value.to_str().ok())
         .map(str::to_ascii_lowercase)
         .ok_or_else(|| {
-            ApiError::bad_request("missing_digest", format!("send the XIF's SHA-256 in the `{DIGEST_HEADER}` header"))
+            ApiError::new(ErrorCode::MissingDigest, format!("send the XIF's SHA-256 in the `{DIGEST_HEADER}` header"))
         })?;
     if announced.len() != 64 || !announced.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        return Err(ApiError::bad_request(
-            "invalid_digest",
+        return Err(ApiError::new(
+            ErrorCode::InvalidDigest,
             format!("`{DIGEST_HEADER}` must be 64 hexadecimal digits"),
         ));
     }
     let limit = state.limits.max_upload;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "upload_too_large",
-            format!("uploads are limited to {limit} bytes"),
-        )
-    };
+    let too_large = || ApiError::new(ErrorCode::UploadTooLarge, format!("uploads are limited to {limit} bytes"));
     let declared_length =
         headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     if declared_length.is_some_and(|length| length > limit) {
@@ -330,7 +330,7 @@ pub async fn upload(
     let received = async {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|error| {
-                ApiError::bad_request("upload_interrupted", format!("the upload ended before it was complete: {error}"))
+                ApiError::new(ErrorCode::UploadInterrupted, format!("the upload ended before it was complete: {error}"))
             })?;
             size += chunk.len() as u64;
             if size > limit {
@@ -348,8 +348,8 @@ pub async fn upload(
     received?;
     let sha256: String = hex::encode(hasher.finalize());
     if sha256 != announced {
-        return Err(ApiError::bad_request(
-            "digest_mismatch",
+        return Err(ApiError::new(
+            ErrorCode::DigestMismatch,
             format!(
                 "the upload's SHA-256 is {sha256}, not the announced {announced}: it was damaged on the way; upload it again"
             ),
@@ -362,8 +362,8 @@ pub async fn upload(
     let checked = tokio::task::spawn_blocking(move || check_archive(&path)).await.map_err(ApiError::internal)??;
     let checked_ms = started.elapsed().as_millis() - received_ms;
     if !checked.name.eq_ignore_ascii_case(&name) {
-        return Err(ApiError::bad_request(
-            "name_mismatch",
+        return Err(ApiError::new(
+            ErrorCode::NameMismatch,
             format!(
                 "the archive holds extension `{}`, not `{name}`; upload it to /extensions/{}/versions",
                 checked.name, checked.name
@@ -397,11 +397,7 @@ pub async fn upload(
 /// The archive checks of Save and the definition's verification, on an uploaded file.
 fn check_archive(path: &std::path::Path) -> Result<Checked, ApiError> {
     let invalid = |error: xif_archive::ArchiveError| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_archive",
-            format!("the upload is not a valid XIF: {error}"),
-        )
+        ApiError::new(ErrorCode::InvalidArchive, format!("the upload is not a valid XIF: {error}"))
     };
     let mut reader = xif_archive::XifReader::open(path, xif_archive::Limits::default()).map_err(invalid)?;
     reader.check().map_err(invalid)?;
@@ -427,15 +423,13 @@ fn check_archive(path: &std::path::Path) -> Result<Checked, ApiError> {
         let listed: Vec<String> =
             errors.iter().take(5).map(|error| format!("{}: {}", error.code, error.message)).collect();
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_extension",
+            ErrorCode::InvalidExtension,
             format!("the extension does not verify: {}", listed.join("; ")),
         ));
     }
     if manifest.extension.name != definition.extension.name.value {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_archive",
+            ErrorCode::InvalidArchive,
             "the manifest and the definition name different extensions",
         ));
     }
@@ -446,29 +440,22 @@ fn check_archive(path: &std::path::Path) -> Result<Checked, ApiError> {
     })
 }
 
+/// The definition in the stored archive at `path`.
+pub(crate) fn read_definition(path: &std::path::Path) -> Result<xif_definition::Definition, ApiError> {
+    let mut reader = xif_archive::XifReader::open(path, xif_archive::Limits::default()).map_err(ApiError::internal)?;
+    definition_of(&mut reader)
+}
+
 fn definition_of(reader: &mut xif_archive::XifReader) -> Result<xif_definition::Definition, ApiError> {
-    let bytes = reader.read_entry("extension.toml", xif_definition::MAX_DEFINITION_BYTES as u64).map_err(|error| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_archive",
-            format!("the upload is not a valid XIF: {error}"),
-        )
-    })?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_extension",
-            "the definition in the archive is not UTF-8",
-        )
-    })?;
+    let bytes = reader
+        .read_entry("extension.toml", xif_definition::MAX_DEFINITION_BYTES as u64)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidArchive, format!("the upload is not a valid XIF: {error}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidExtension, "the definition in the archive is not UTF-8"))?;
     xif_definition::parse(&text).map_err(|diagnostics| {
         let listed: Vec<String> =
             diagnostics.iter().take(5).map(|error| format!("{}: {}", error.code, error.message)).collect();
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_extension",
-            format!("the definition does not parse: {}", listed.join("; ")),
-        )
+        ApiError::new(ErrorCode::InvalidExtension, format!("the definition does not parse: {}", listed.join("; ")))
     })
 }
 
@@ -478,98 +465,36 @@ pub async fn publish(
     ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<PublishRequest>,
 ) -> Result<Json<PublishResponse>, ApiError> {
-    let user = user.0;
-    if !user.has(Permission::AllowExtensions) {
-        return Err(ApiError::missing_permission(&user.name, "allow-extensions", "publishing an extension"));
-    }
-    let Some(version) = state.metadata.version(&name, request.version).await? else {
-        return Err(ApiError::not_found(
-            "unknown_version",
-            format!("extension `{name}` has no version {}", request.version),
-        ));
+    let order = Order {
+        extension: name,
+        version: request.version,
+        expected: request.expected,
+        validate_only: request.validate_only,
     };
-    let blob =
-        state.blobs.path(&version.sha256).await?.ok_or_else(|| ApiError::internal("a version's blob is missing"))?;
-    let definition = tokio::task::spawn_blocking(move || -> Result<xif_definition::Definition, ApiError> {
-        let mut reader =
-            xif_archive::XifReader::open(&blob, xif_archive::Limits::default()).map_err(ApiError::internal)?;
-        definition_of(&mut reader)
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    if !definition.entities.is_empty() && !user.has(Permission::AllowForeignEntities) {
-        return Err(ApiError::missing_permission(
-            &user.name,
-            "allow-foreign-entities",
-            "publishing an extension that exports entities",
-        ));
-    }
-
-    let extension = version.extension.clone();
-    if let Err((holder, since)) = state.metadata.lock(&extension, &user.name, &now()).await? {
-        return Err(ApiError::conflict(
-            "publication_in_progress",
-            format!(
-                "extension `{extension}` is being published by `{holder}` since {since}; try again when that publication ends"
-            ),
-        ));
-    }
-    let impacts = consumer_impacts(&state, &extension, &definition).await?;
-    let outcome = publish_locked(&state, &user.name, &extension, &request).await;
-    state.metadata.unlock(&extension).await?;
-    let mut response = outcome?;
-    for consumer in impacts
-        .iter()
-        .filter(|consumer| consumer.impact == "incompatible" || consumer.impact == "possibly incompatible")
-    {
-        response.messages.push(format!(
-            "module `{}` is {}: {}",
-            consumer.module,
-            consumer.impact,
-            consumer.changes.join("; ")
-        ));
-    }
-    response.consumers = impacts;
-    Ok(Json(response))
+    // A task of its own: the publication runs to its end even if the client goes away.
+    let publishing = Arc::clone(&state.publishing);
+    let publication = tokio::spawn(async move { publishing.publish(&user.0, &order).await });
+    Ok(Json(publication.await.map_err(ApiError::internal)??))
 }
 
-/// How publishing `definition` affects each module that uses `extension`, each compared with the
-/// version it was built against.
-async fn consumer_impacts(
-    state: &AppState,
-    extension: &str,
-    definition: &xif_definition::Definition,
-) -> Result<Vec<xif_api::ConsumerImpact>, ApiError> {
-    let mut built: std::collections::HashMap<i64, xif_definition::Definition> = std::collections::HashMap::new();
-    let mut impacts = Vec::new();
-    for (module, dependency) in state.metadata.consumers(extension).await? {
-        if let std::collections::hash_map::Entry::Vacant(slot) = built.entry(dependency.version) {
-            let Some(version) = state.metadata.version(extension, dependency.version).await? else { continue };
-            let Some(blob) = state.blobs.path(&version.sha256).await? else { continue };
-            let old = tokio::task::spawn_blocking(move || -> Result<xif_definition::Definition, ApiError> {
-                let mut reader =
-                    xif_archive::XifReader::open(&blob, xif_archive::Limits::default()).map_err(ApiError::internal)?;
-                definition_of(&mut reader)
-            })
-            .await
-            .map_err(ApiError::internal)??;
-            slot.insert(old);
+pub async fn locks(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<xif_api::Lock>>, ApiError> {
+    user.administrator()?;
+    Ok(Json(state.publishing.locks().await?))
+}
+
+pub async fn break_lock(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<xif_api::Lock>, ApiError> {
+    let administrator = user.administrator()?;
+    match state.publishing.break_lock(&name).await? {
+        Some(lock) => {
+            tracing::warn!(by = %administrator.name, extension = %lock.extension, holder = %lock.holder, since = %lock.since, "publication lock broken");
+            Ok(Json(lock))
         }
-        let Some(old) = built.get(&dependency.version) else { continue };
-        let uses = xif_verify::Uses {
-            actions: dependency.actions,
-            structures: dependency.structures,
-            entities: dependency.entities,
-        };
-        let (impact, changes) = xif_verify::impact(old, definition, &uses);
-        impacts.push(xif_api::ConsumerImpact {
-            module,
-            impact: impact.name().to_owned(),
-            built_against: dependency.version,
-            changes,
-        });
+        None => Err(ApiError::new(ErrorCode::NoLock, format!("no publication of `{name}` holds a lock"))),
     }
-    Ok(impacts)
 }
 
 pub async fn dependencies(
@@ -587,131 +512,14 @@ pub async fn dependencies(
     }
     for dependency in &declared.dependencies {
         if state.metadata.version(&dependency.extension, dependency.version).await?.is_none() {
-            return Err(ApiError::not_found(
-                "unknown_version",
+            return Err(ApiError::new(
+                ErrorCode::UnknownVersion,
                 format!("extension `{}` has no version {}", dependency.extension, dependency.version),
             ));
         }
     }
     state.metadata.set_dependencies(&module, &declared.dependencies).await?;
     Ok(Json(declared))
-}
-
-async fn publish_locked(
-    state: &AppState,
-    user: &str,
-    extension: &str,
-    request: &PublishRequest,
-) -> Result<PublishResponse, ApiError> {
-    let current = state
-        .metadata
-        .versions(extension)
-        .await?
-        .into_iter()
-        .find(|version| version.published)
-        .map(|version| version.number);
-    let stale = |actual: Option<i64>| {
-        let shown =
-            |number: Option<i64>| number.map_or_else(|| "none".to_owned(), |number| format!("version {number}"));
-        ApiError::conflict(
-            "stale_version",
-            format!(
-                "the published version of `{extension}` is {}, not the expected {}; another publication happened meanwhile, so look again before publishing",
-                shown(actual),
-                shown(request.expected)
-            ),
-        )
-    };
-    if current != request.expected {
-        return Err(stale(current));
-    }
-    let replaces = current.map_or_else(|| "no published version".to_owned(), |number| format!("version {number}"));
-    if request.validate_only {
-        return Ok(PublishResponse {
-            consumers: Vec::new(),
-            published: false,
-            publication: None,
-            messages: vec![format!(
-                "version {} of `{extension}` can be published; it would replace {replaces}",
-                request.version
-            )],
-        });
-    }
-    if current == Some(request.version) {
-        if state.runtime.running_version(extension).await == Some(request.version) {
-            return Ok(PublishResponse {
-                consumers: Vec::new(),
-                published: false,
-                publication: None,
-                messages: vec![format!(
-                    "version {} of `{extension}` is published already; nothing to do",
-                    request.version
-                )],
-            });
-        }
-        // Published but not running (it was given up on after crashing): start it again.
-        let version = state
-            .metadata
-            .version(extension, request.version)
-            .await?
-            .ok_or_else(|| ApiError::internal("the published version vanished"))?;
-        let blob = state
-            .blobs
-            .path(&version.sha256)
-            .await?
-            .ok_or_else(|| ApiError::internal("a version's blob is missing"))?;
-        state.runtime.deploy(extension, request.version, &blob).await.map_err(|error| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "deploy_failed",
-                format!("version {} of `{extension}` did not start again: {error}", request.version),
-            )
-        })?;
-        return Ok(PublishResponse {
-            consumers: Vec::new(),
-            published: false,
-            publication: None,
-            messages: vec![format!(
-                "version {} of `{extension}` is published already; it was not running and was started again",
-                request.version
-            )],
-        });
-    }
-    // Deploy first: the new version runs, answering its handshake, before the publication is
-    // recorded; if it does not start, nothing changes and the old version keeps serving.
-    let version = state
-        .metadata
-        .version(extension, request.version)
-        .await?
-        .ok_or_else(|| ApiError::internal("a version vanished during its publication"))?;
-    let blob =
-        state.blobs.path(&version.sha256).await?.ok_or_else(|| ApiError::internal("a version's blob is missing"))?;
-    if let Err(error) = state.runtime.deploy(extension, request.version, &blob).await {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "deploy_failed",
-            format!(
-                "version {} of `{extension}` was not published, and {replaces} keeps serving: {error}",
-                request.version
-            ),
-        ));
-    }
-    match state.metadata.publish(extension, request.expected, request.version, user, &now()).await? {
-        Ok(publication) => {
-            metrics::counter!("xif_publications_total").increment(1);
-            tracing::info!(%user, %extension, from = ?publication.from, to = publication.to, "published");
-            Ok(PublishResponse {
-                consumers: Vec::new(),
-                published: true,
-                messages: vec![format!(
-                    "version {} of `{extension}` is published; it replaced {replaces}",
-                    request.version
-                )],
-                publication: Some(publication),
-            })
-        }
-        Err(PublishRefusal::Stale { actual }) => Err(stale(actual)),
-    }
 }
 
 pub async fn call(
@@ -723,45 +531,39 @@ pub async fn call(
     use crate::runtime::RuntimeCallError;
     match state.runtime.call(&name, &action, &inputs).await {
         Ok(outputs) => Ok(Json(outputs)),
-        Err(RuntimeCallError::NotRunning) => Err(ApiError::not_found(
-            "extension_not_running",
+        Err(RuntimeCallError::NotRunning) => Err(ApiError::new(
+            ErrorCode::ExtensionNotRunning,
             format!("no version of extension `{name}` is published and running"),
         )),
         Err(RuntimeCallError::Failed(reason)) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "extension_failed",
+            ErrorCode::ExtensionFailed,
             format!("extension `{name}` was stopped after crashing repeatedly ({reason}); publish a fixed version"),
         )),
         Err(RuntimeCallError::Inputs(errors)) => {
             let unknown_action = errors.iter().any(|error| matches!(error, xif_host::InputError::UnknownAction { .. }));
             let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             if unknown_action {
-                Err(ApiError::not_found("unknown_action", message))
+                Err(ApiError::new(ErrorCode::UnknownAction, message))
             } else {
-                Err(ApiError::bad_request("invalid_input", message))
+                Err(ApiError::new(ErrorCode::InvalidInput, message))
             }
         }
         Err(RuntimeCallError::Call(error)) => Err(match error {
             xif_host::CallError::Action { failure, .. } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "action_failed",
+                ErrorCode::ActionFailed,
                 format!("action `{action}` failed: {} ({})", failure.message, failure.code),
             ),
-            xif_host::CallError::Timeout { limit, .. } => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "action_timeout",
-                format!("action `{action}` did not finish within {limit:?}"),
-            ),
+            xif_host::CallError::Timeout { limit, .. } => {
+                ApiError::new(ErrorCode::ActionTimeout, format!("action `{action}` did not finish within {limit:?}"))
+            }
             xif_host::CallError::Crashed { status, .. } => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "extension_crashed",
+                ErrorCode::ExtensionCrashed,
                 format!(
                     "extension `{name}` ended during the call ({status}); its log is at /api/v1/extensions/{name}/logs"
                 ),
             ),
             xif_host::CallError::Protocol(detail) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "extension_protocol_error",
+                ErrorCode::ExtensionProtocolError,
                 format!("extension `{name}` broke the protocol ({detail}) and was stopped"),
             ),
         }),
@@ -774,7 +576,7 @@ pub async fn logs(
     ApiPath(name): ApiPath<String>,
 ) -> Result<String, ApiError> {
     state.runtime.log(&name).await.ok_or_else(|| {
-        ApiError::not_found("extension_not_running", format!("no version of extension `{name}` is running"))
+        ApiError::new(ErrorCode::ExtensionNotRunning, format!("no version of extension `{name}` is running"))
     })
 }
 

@@ -10,6 +10,7 @@ mod auth;
 mod blobs;
 mod error;
 mod handlers;
+pub mod publishing;
 mod runtime;
 mod sqlite;
 mod store;
@@ -27,7 +28,7 @@ pub use blobs::DirectoryBlobs;
 pub use error::ApiError;
 pub use runtime::{DeployError, Runtime, RuntimeCallError, RuntimeOptions};
 pub use sqlite::SqliteStore;
-pub use store::{BlobStore, MetadataStore, NewVersion, PublishRefusal, StoreError, UserRecord};
+pub use store::{BlobStore, LockRequest, MetadataStore, NewVersion, PublishRefusal, StoreError, UserRecord};
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -49,12 +50,14 @@ pub struct Limits {
     pub max_upload: u64,
     /// How extensions run: time limits, resource limits, calls at once.
     pub runtime: RuntimeOptions,
+    /// How long a publication lock holds unless its holder renews it.
+    pub lock_lease: std::time::Duration,
 }
 
 impl Default for Limits {
-    /// 1 GiB uploads, and the runtime's defaults.
+    /// 1 GiB uploads, the runtime's defaults, and a minute's lease on publication locks.
     fn default() -> Self {
-        Self { max_upload: 1 << 30, runtime: RuntimeOptions::default() }
+        Self { max_upload: 1 << 30, runtime: RuntimeOptions::default(), lock_lease: publishing::DEFAULT_LEASE }
     }
 }
 
@@ -71,6 +74,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Recently seen API tokens.
     pub tokens: Arc<auth::TokenCache>,
+    /// Publications.
+    pub publishing: Arc<publishing::Publishing>,
     metrics: PrometheusHandle,
 }
 
@@ -112,6 +117,15 @@ pub enum ServerError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The database is damaged, or missing while archives are there: the server does not start
+    /// on it rather than lose what it recorded.
+    #[error("{problem}\nhint: {hint}")]
+    Damaged {
+        /// What is wrong, naming the file.
+        problem: String,
+        /// What to do.
+        hint: String,
+    },
     /// The first administrator could not be made.
     #[error("cannot create the first administrator: {0}")]
     Bootstrap(String),
@@ -141,16 +155,35 @@ impl AppState {
     ) -> Result<(Self, Option<Bootstrap>), ServerError> {
         let storage = |source| ServerError::Storage { path: data_dir.to_owned(), source };
         std::fs::create_dir_all(data_dir).map_err(|error| storage(error.into()))?;
-        let metadata = SqliteStore::open(&data_dir.join("metadata.sqlite")).await.map_err(storage)?;
+        let database = data_dir.join("metadata.sqlite");
+        refuse_lost_database(data_dir, &database)?;
+        let damaged = |detail: String| ServerError::Damaged {
+            problem: format!("the database `{}` is damaged: {detail}", database.display()),
+            hint: "restore it from a backup (stop the server, copy the backup over it, start again); \
+                   the server does not start on a damaged database, so that nothing more is lost"
+                .into(),
+        };
+        let metadata = SqliteStore::open(&database).await.map_err(|error| damaged(error.to_string()))?;
+        metadata.check_integrity().await.map_err(|error| damaged(error.to_string()))?;
         let blobs = DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage)?;
         metadata.clear_locks().await.map_err(storage)?;
-        let runtime =
-            Runtime::new(&data_dir.join("runtime"), limits.runtime.clone()).map_err(|error| storage(error.into()))?;
+        let runtime = Arc::new(
+            Runtime::new(&data_dir.join("runtime"), limits.runtime.clone()).map_err(|error| storage(error.into()))?,
+        );
+        let metadata: Arc<dyn MetadataStore> = Arc::new(metadata);
+        let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
+        let publishing = Arc::new(publishing::Publishing::new(
+            Arc::clone(&metadata),
+            Arc::clone(&blobs),
+            Arc::clone(&runtime),
+            limits.lock_lease,
+        ));
         let state = Self {
-            metadata: Arc::new(metadata),
-            blobs: Arc::new(blobs),
+            metadata,
+            blobs,
             limits,
-            runtime: Arc::new(runtime),
+            runtime,
+            publishing,
             tokens: Arc::new(auth::TokenCache::default()),
             metrics: metrics_handle(),
         };
@@ -214,6 +247,31 @@ impl AppState {
     }
 }
 
+/// Refuses a data directory whose database is gone or empty while archives are there: starting
+/// afresh would orphan them and lose every user and version.
+fn refuse_lost_database(data_dir: &Path, database: &Path) -> Result<(), ServerError> {
+    let archives = std::fs::read_dir(data_dir.join("blobs").join("sha256"))
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    let size = std::fs::metadata(database).map(|metadata| metadata.len()).ok();
+    let problem = match size {
+        None if archives => format!(
+            "the data directory `{}` holds uploaded archives but no database `metadata.sqlite`",
+            data_dir.display()
+        ),
+        Some(0) => format!("the database `{}` is empty", database.display()),
+        _ => return Ok(()),
+    };
+    Err(ServerError::Damaged {
+        problem,
+        hint: format!(
+            "restore `metadata.sqlite` from a backup; to start a new server instead, move `{}` away first \
+             (nothing is initialised over existing data)",
+            data_dir.display()
+        ),
+    })
+}
+
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
     use handlers::*;
@@ -233,6 +291,8 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions/{name}/publications", get(publications).post(publish))
         .route("/extensions/{name}/actions/{action}", post(call))
         .route("/extensions/{name}/logs", get(logs))
+        .route("/extensions/{name}/lock", delete(break_lock))
+        .route("/locks", get(locks))
         .route("/modules/{module}/dependencies", axum::routing::put(dependencies));
     Router::new()
         .nest(xif_api::PREFIX, api)

@@ -94,6 +94,22 @@ pub enum DeployError {
     Start(#[from] xif_host::StartError),
 }
 
+impl DeployError {
+    /// What the publisher is told: why the version did not start, without the server's paths or
+    /// system errors, which go to the log.
+    pub fn public_message(&self) -> String {
+        use xif_host::StartError;
+        match self {
+            DeployError::Archive(_) => "its archive cannot be unpacked on the server".into(),
+            DeployError::Start(StartError::Spawn { .. }) => "its binary cannot be run on this server".into(),
+            DeployError::Start(StartError::Limits(_) | StartError::Channel(_)) => {
+                "the server could not set up a process for it".into()
+            }
+            DeployError::Start(error) => format!("it did not start: {error}"),
+        }
+    }
+}
+
 /// Why a call did not return outputs.
 #[derive(Debug)]
 pub enum RuntimeCallError {
@@ -113,6 +129,96 @@ pub struct Runtime {
     options: RuntimeOptions,
     running: RwLock<HashMap<String, Arc<Running>>>,
     failed: RwLock<HashMap<String, String>>,
+    /// Bumped whenever a version starts serving or stops: calls that found their process
+    /// restarting wait for it.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+/// A version started beside the running one, not yet serving calls.
+pub struct Started {
+    key: String,
+    extension: String,
+    running: Arc<Running>,
+}
+
+/// A version serving calls in place of the one before, until the switch is committed (the one
+/// before is drained and stopped) or undone (the one before serves again, and the new one is
+/// stopped). Dropped undecided, it is undone: nothing recorded it.
+pub struct Switch {
+    runtime: Arc<Runtime>,
+    key: String,
+    new: Arc<Running>,
+    old: Option<Arc<Running>>,
+    decided: bool,
+}
+
+impl Switch {
+    /// Keeps the new version: the one before finishes its calls and stops.
+    pub fn commit(mut self) {
+        self.decided = true;
+        if let Some(old) = self.old.take() {
+            tokio::spawn(drain(old, self.runtime.options.call_timeout));
+        }
+    }
+
+    /// Puts the version before back (or none, if there was none) and stops the new one.
+    pub async fn undo(mut self) {
+        self.decided = true;
+        let (runtime, key, new, old) =
+            (Arc::clone(&self.runtime), self.key.clone(), Arc::clone(&self.new), self.old.take());
+        undo(runtime, key, new, old).await;
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        if !self.decided {
+            tracing::warn!(extension = %self.key, number = self.new.number, "a switch was left undecided; undoing it");
+            let (runtime, key, new, old) =
+                (Arc::clone(&self.runtime), self.key.clone(), Arc::clone(&self.new), self.old.take());
+            tokio::spawn(undo(runtime, key, new, old));
+        }
+    }
+}
+
+async fn undo(runtime: Arc<Runtime>, key: String, new: Arc<Running>, old: Option<Arc<Running>>) {
+    {
+        let mut running = runtime.running.write().await;
+        if running.get(&key).is_some_and(|current| Arc::ptr_eq(current, &new)) {
+            match &old {
+                Some(old) => running.insert(key.clone(), Arc::clone(old)),
+                None => running.remove(&key),
+            };
+        }
+    }
+    runtime.changed();
+    tracing::info!(extension = %key, number = new.number, back_to = ?old.as_ref().map(|old| old.number), "switch undone");
+    drain(new, runtime.options.call_timeout).await;
+}
+
+/// A working directory removed on drop unless kept: a deploy that fails or is dropped half-way
+/// leaves nothing behind.
+struct WorkingDirectory {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl WorkingDirectory {
+    fn keep(mut self) -> PathBuf {
+        self.kept = true;
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for WorkingDirectory {
+    fn drop(&mut self) {
+        if !self.kept
+            && self.path.exists()
+            && let Err(error) = std::fs::remove_dir_all(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), %error, "cannot remove the working directory of a failed deploy");
+        }
+    }
 }
 
 impl Runtime {
@@ -128,21 +234,37 @@ impl Runtime {
             options,
             running: RwLock::new(HashMap::new()),
             failed: RwLock::new(HashMap::new()),
+            changes: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
     /// Starts version `number` of `extension` from the XIF at `blob` and, once it answers its
     /// handshake, sends new calls to it; the version it replaces is drained and stopped.
     pub async fn deploy(self: &Arc<Self>, extension: &str, number: i64, blob: &Path) -> Result<(), DeployError> {
-        let directory = self.root.join(extension).join(format!("{number}-{}", unique()));
+        let started = self.start(extension, number, blob).await?;
+        self.switch(started).await.commit();
+        Ok(())
+    }
+
+    /// Starts version `number` of `extension` from the XIF at `blob` beside the running one, and
+    /// waits for its handshake; it serves no call until switched to.
+    pub async fn start(&self, extension: &str, number: i64, blob: &Path) -> Result<Started, DeployError> {
+        let directory = WorkingDirectory {
+            path: self.root.join(extension.to_ascii_lowercase()).join(format!("{number}-{}", unique())),
+            kept: false,
+        };
         let blob = blob.to_owned();
-        let target = directory.clone();
+        let target = directory.path.clone();
         let (definition, binary) = tokio::task::spawn_blocking(move || prepare(&blob, &target))
             .await
             .map_err(|error| DeployError::Archive(error.to_string()))??;
         let mut options = StartOptions::new(
             binary,
-            directory.clone(),
+            directory.path.clone(),
             definition.extension.name.value.clone(),
             definition.extension.version.value.to_string(),
         );
@@ -152,51 +274,61 @@ impl Runtime {
         options.log_capacity = self.options.log_capacity;
         options.limits = self.options.limits;
         options.clean_environment = true;
-        let process = match ExtensionProcess::start(options.clone()).await {
-            Ok(process) => process,
-            Err(error) => {
-                tokio::fs::remove_dir_all(&directory).await.ok();
-                return Err(error.into());
-            }
-        };
+        let process = ExtensionProcess::start(options.clone()).await?;
         let running = Arc::new(Running {
             number,
             definition: Arc::new(definition),
             process,
-            directory,
+            directory: directory.keep(),
             options,
             in_flight: AtomicUsize::new(0),
             places: Arc::new(tokio::sync::Semaphore::new(self.options.max_concurrent_calls.max(1))),
         });
-        let key = extension.to_ascii_lowercase();
+        Ok(Started { key: extension.to_ascii_lowercase(), extension: extension.to_owned(), running })
+    }
+
+    /// Sends new calls to `started` instead of the version running now, which keeps running
+    /// until the switch is committed or undone.
+    pub async fn switch(self: &Arc<Self>, started: Started) -> Switch {
+        let Started { key, extension, running } = started;
         self.failed.write().await.remove(&key);
-        let replaced = self.running.write().await.insert(key.clone(), Arc::clone(&running));
-        tokio::spawn(supervise(Arc::downgrade(self), key, running));
-        if let Some(old) = replaced {
-            tokio::spawn(drain(old, self.options.call_timeout));
-        }
-        tracing::info!(%extension, number, "deployed");
-        Ok(())
+        let old = self.running.write().await.insert(key.clone(), Arc::clone(&running));
+        self.changed();
+        tokio::spawn(supervise(Arc::downgrade(self), key.clone(), Arc::clone(&running)));
+        tracing::info!(%extension, number = running.number, "deployed");
+        Switch { runtime: Arc::clone(self), key, new: running, old, decided: false }
     }
 
     /// Calls `action` of the running version of `extension` with `inputs`, checked against its
     /// definition first.
     pub async fn call(&self, extension: &str, action: &str, inputs: &Value) -> Result<Values, RuntimeCallError> {
         let key = extension.to_ascii_lowercase();
-        let Some(running) = self.running.read().await.get(&key).cloned() else {
-            return Err(match self.failed.read().await.get(&key) {
-                Some(reason) => RuntimeCallError::Failed(reason.clone()),
-                None => RuntimeCallError::NotRunning,
-            });
+        let limit = self.options.call_timeout;
+        let started = tokio::time::Instant::now();
+        let running = loop {
+            // Subscribed before looking, so that a change made after the look is not missed.
+            let mut changes = self.changes.subscribe();
+            let Some(running) = self.running.read().await.get(&key).cloned() else {
+                return Err(match self.failed.read().await.get(&key) {
+                    Some(reason) => RuntimeCallError::Failed(reason.clone()),
+                    None => RuntimeCallError::NotRunning,
+                });
+            };
+            if running.process.ended().is_none() {
+                break running;
+            }
+            // Its process ended and its supervisor is starting it again: wait for that, within
+            // the call's time limit, rather than fail a call that was never sent.
+            if tokio::time::timeout_at(started + limit, changes.changed()).await.is_err() {
+                return Err(RuntimeCallError::Call(CallError::Timeout { action: action.to_owned(), limit }));
+            }
         };
         // The call is counted on the version it started on, which a replacement waits for.
         let _in_flight = InFlight::new(&running.in_flight);
         let (declared, checked) =
             xif_host::validate_inputs(&running.definition, action, inputs).map_err(RuntimeCallError::Inputs)?;
         let name = declared.name.value.clone();
-        let limit = running.options.call_timeout;
         // Waiting for a place counts against the call's time limit.
-        let started = tokio::time::Instant::now();
         let _place = match Arc::clone(&running.places).try_acquire_owned() {
             Ok(place) => place,
             Err(_) => match tokio::time::timeout(limit, Arc::clone(&running.places).acquire_owned()).await {
@@ -225,6 +357,7 @@ impl Runtime {
     /// Stops every process: asks each to finish and exit, and kills those that do not.
     pub async fn stop_all(&self) {
         let running: Vec<Arc<Running>> = self.running.write().await.drain().map(|(_, running)| running).collect();
+        self.changed();
         for running in running {
             drain(running, Duration::from_secs(5)).await;
         }
@@ -274,6 +407,8 @@ async fn supervise(runtime: Weak<Runtime>, key: String, mut current: Arc<Running
             if running.get(&key).is_some_and(|running| Arc::ptr_eq(running, &current)) {
                 running.remove(&key);
                 runtime.failed.write().await.insert(key.clone(), message.clone());
+                drop(running);
+                runtime.changed();
                 tracing::error!(extension = %key, %message, "extension marked failed");
             }
             return;
@@ -298,6 +433,8 @@ async fn supervise(runtime: Weak<Runtime>, key: String, mut current: Arc<Running
         let mut running = runtime.running.write().await;
         if running.get(&key).is_some_and(|running| Arc::ptr_eq(running, &current)) {
             running.insert(key.clone(), Arc::clone(&restarted));
+            drop(running);
+            runtime.changed();
             tracing::info!(extension = %key, number = restarted.number, "extension restarted");
             current = restarted;
         } else {

@@ -10,7 +10,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use xif_api::{Permission, Publication, Version};
 
-use crate::store::{MetadataStore, NewVersion, PublishRefusal, StoreError, UserRecord};
+use crate::store::{LockRequest, MetadataStore, NewVersion, PublishRefusal, StoreError, UserRecord};
 
 /// The schema, in order. Each runs once, in a transaction, and is recorded in
 /// `schema_migrations`. Applied here rather than by `sqlx::migrate!`, whose macro would bring
@@ -18,6 +18,7 @@ use crate::store::{MetadataStore, NewVersion, PublishRefusal, StoreError, UserRe
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_module_dependencies.sql")),
+    (3, include_str!("../migrations/0003_publication_lease.sql")),
 ];
 
 /// SQLite behind [`MetadataStore`].
@@ -26,6 +27,27 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    async fn locks_where(&self, extension: Option<&str>) -> Result<Vec<xif_api::Lock>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT extension, holder, since, lease_until FROM publication_locks \
+             WHERE ?1 IS NULL OR extension = ?1 ORDER BY extension",
+        )
+        .bind(extension)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let lease_until: i64 = row.try_get("lease_until")?;
+                Ok(xif_api::Lock {
+                    extension: row.try_get("extension")?,
+                    holder: row.try_get("holder")?,
+                    since: row.try_get("since")?,
+                    lease_until: crate::store::rfc3339_millis(lease_until),
+                })
+            })
+            .collect()
+    }
+
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
@@ -56,6 +78,16 @@ impl SqliteStore {
             transaction.commit().await?;
         }
         Ok(Self { pool })
+    }
+
+    /// Checks every page of the database (`PRAGMA quick_check`); the problems found, if any.
+    pub async fn check_integrity(&self) -> Result<(), StoreError> {
+        let problems: Vec<String> = sqlx::query_scalar("PRAGMA quick_check").fetch_all(&self.pool).await?;
+        if problems.iter().all(|line| line == "ok") {
+            Ok(())
+        } else {
+            Err(StoreError(problems.into_iter().take(5).collect::<Vec<_>>().join("; ")))
+        }
     }
 }
 
@@ -287,31 +319,61 @@ impl MetadataStore for SqliteStore {
         Ok(extensions)
     }
 
-    async fn lock(&self, extension: &str, holder: &str, now: &str) -> Result<Result<(), (String, String)>, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO publication_locks (extension, holder, since) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    async fn lock(&self, request: &LockRequest<'_>) -> Result<Result<(), xif_api::Lock>, StoreError> {
+        // Taken when free, or when the lease of its holder ran out (the holder died).
+        let taken = sqlx::query(
+            "INSERT INTO publication_locks (extension, holder, since, owner, lease_until) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (extension) DO UPDATE SET holder = excluded.holder, since = excluded.since, \
+             owner = excluded.owner, lease_until = excluded.lease_until \
+             WHERE publication_locks.lease_until < ?",
         )
-        .bind(extension)
-        .bind(holder)
-        .bind(now)
+        .bind(request.extension)
+        .bind(request.holder)
+        .bind(request.now)
+        .bind(request.owner)
+        .bind(request.lease_until)
+        .bind(request.now_millis)
         .execute(&self.pool)
         .await?;
-        if inserted.rows_affected() == 1 {
+        if taken.rows_affected() == 1 {
             return Ok(Ok(()));
         }
-        let row = sqlx::query("SELECT holder, since FROM publication_locks WHERE extension = ?")
-            .bind(extension)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(Err(match row {
-            Some(row) => (row.try_get("holder")?, row.try_get("since")?),
-            None => ("another publication".into(), now.into()),
-        }))
+        let lock = self.locks_where(Some(request.extension)).await?.into_iter().next();
+        Ok(Err(lock.unwrap_or_else(|| xif_api::Lock {
+            extension: request.extension.to_owned(),
+            holder: "another publication".into(),
+            since: request.now.to_owned(),
+            lease_until: request.now.to_owned(),
+        })))
     }
 
-    async fn unlock(&self, extension: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM publication_locks WHERE extension = ?").bind(extension).execute(&self.pool).await?;
+    async fn renew_lock(&self, extension: &str, owner: &str, lease_until: i64) -> Result<bool, StoreError> {
+        let renewed = sqlx::query("UPDATE publication_locks SET lease_until = ? WHERE extension = ? AND owner = ?")
+            .bind(lease_until)
+            .bind(extension)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    async fn unlock(&self, extension: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM publication_locks WHERE extension = ? AND owner = ?")
+            .bind(extension)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+
+    async fn break_lock(&self, extension: &str) -> Result<Option<xif_api::Lock>, StoreError> {
+        let lock = self.locks_where(Some(extension)).await?.into_iter().next();
+        sqlx::query("DELETE FROM publication_locks WHERE extension = ?").bind(extension).execute(&self.pool).await?;
+        Ok(lock)
+    }
+
+    async fn locks(&self) -> Result<Vec<xif_api::Lock>, StoreError> {
+        self.locks_where(None).await
     }
 
     async fn clear_locks(&self) -> Result<(), StoreError> {

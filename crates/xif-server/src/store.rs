@@ -12,6 +12,17 @@ use xif_api::{Permission, Publication, Version};
 #[error("{0}")]
 pub struct StoreError(pub String);
 
+/// What the text of a failure says when a disk or a database is full: `ENOSPC` and `EDQUOT`
+/// from the OS, `SQLITE_FULL` from SQLite.
+const FULL: [&str; 3] = ["No space left on device", "Disk quota exceeded", "database or disk is full"];
+
+impl StoreError {
+    /// Whether storage failed because it is full, which the user is told (nothing else is).
+    pub fn is_storage_full(&self) -> bool {
+        FULL.iter().any(|text| self.0.contains(text))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         StoreError(format!("database: {error}"))
@@ -75,6 +86,30 @@ pub struct NewVersion {
     pub uploaded_at: String,
 }
 
+/// A request for an extension's publication lock.
+#[derive(Debug, Clone)]
+pub struct LockRequest<'a> {
+    /// The extension.
+    pub extension: &'a str,
+    /// Who publishes, as shown to others.
+    pub holder: &'a str,
+    /// This publication's own id, so that only it releases or renews the lock.
+    pub owner: &'a str,
+    /// Now, RFC 3339.
+    pub now: &'a str,
+    /// Now, in milliseconds since the epoch.
+    pub now_millis: i64,
+    /// Until when the lock holds unless renewed, in milliseconds since the epoch.
+    pub lease_until: i64,
+}
+
+/// `millis` since the epoch as RFC 3339.
+pub fn rfc3339_millis(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// Why a publication was not recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishRefusal {
@@ -125,10 +160,18 @@ pub trait MetadataStore: Send + Sync {
     async fn version(&self, extension: &str, number: i64) -> Result<Option<Version>, StoreError>;
     /// Every extension.
     async fn extensions(&self) -> Result<Vec<xif_api::Extension>, StoreError>;
-    /// Takes the extension's publication lock for `holder`, or says who holds it since when.
-    async fn lock(&self, extension: &str, holder: &str, now: &str) -> Result<Result<(), (String, String)>, StoreError>;
-    /// Releases the extension's publication lock.
-    async fn unlock(&self, extension: &str) -> Result<(), StoreError>;
+    /// Takes the extension's publication lock, when it is free or its holder's lease ran out;
+    /// otherwise says who holds it since when.
+    async fn lock(&self, request: &LockRequest<'_>) -> Result<Result<(), xif_api::Lock>, StoreError>;
+    /// Extends the lease of the lock `owner` holds; false when it no longer holds it (broken by
+    /// an administrator, or taken over after its lease ran out).
+    async fn renew_lock(&self, extension: &str, owner: &str, lease_until: i64) -> Result<bool, StoreError>;
+    /// Releases the extension's publication lock if `owner` holds it.
+    async fn unlock(&self, extension: &str, owner: &str) -> Result<(), StoreError>;
+    /// Releases the extension's publication lock whoever holds it, and says who did.
+    async fn break_lock(&self, extension: &str) -> Result<Option<xif_api::Lock>, StoreError>;
+    /// Every publication lock held.
+    async fn locks(&self) -> Result<Vec<xif_api::Lock>, StoreError>;
     /// Releases every lock: a single server starting has none in progress.
     async fn clear_locks(&self) -> Result<(), StoreError>;
     /// Makes `to` the published version, in one transaction, if `expected` is the one published

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 pub use event::{Achieved, DiagnosticReport, Event, Stage, StageOutcome, Step, StopReason};
 pub use tokio_util::sync::CancellationToken;
+use xif_api::ErrorCode;
 use xif_client::{Client, ClientError};
 use xif_project::{BuildOptions, VerifyOptions};
 
@@ -197,11 +198,11 @@ impl Run<'_> {
                 format!("the server did not accept the token: {message}; log in again with `xif login`"),
             ),
             ClientError::Server { code, message, .. } => {
-                let hint = match code.as_str() {
-                    "stale_version" => {
+                let hint = match code {
+                    ErrorCode::StaleVersion => {
                         "; someone published meanwhile: look at `xif versions`, then publish again to replace it"
                     }
-                    "publication_in_progress" => "; wait for that publication to end, then publish again",
+                    ErrorCode::PublicationInProgress => "; wait for that publication to end, then publish again",
                     _ => "",
                 };
                 self.stop(StopReason::Refused, format!("{message} ({code}){hint}"))
@@ -465,7 +466,7 @@ impl Run<'_> {
         };
         let response = match response {
             Ok(response) => response,
-            Err(ClientError::Server { code, message, .. }) if code == "deploy_failed" => {
+            Err(ClientError::Server { code: ErrorCode::DeployFailed, message, .. }) => {
                 self.finish(StageOutcome::Done, format!("version {version} accepted"));
                 self.start(Stage::Deploy);
                 return Err(self.stop(StopReason::Refused, message));

@@ -1,4 +1,5 @@
-//! `xif admin user add|list|grant|revoke|remove`, with an administrator's token.
+//! `xif admin user add|list|grant|revoke|remove` and `xif admin lock list|break`, with an
+//! administrator's token.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -21,6 +22,21 @@ enum AdminCommand {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// See and break publication locks
+    #[command(subcommand)]
+    Lock(LockCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LockCommand {
+    /// List the publication locks held: extension, holder, since when, and when the lease ends
+    List,
+    /// Break the publication lock of an extension, whoever holds it (a publication still running
+    /// goes on, but cannot record its result if it had not yet)
+    Break {
+        /// The extension
+        extension: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,8 +68,31 @@ enum UserCommand {
 pub fn run(args: &AdminArgs) -> anyhow::Result<Exit> {
     let client = args.connection.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let AdminCommand::User(command) = &args.command;
     let outcome = runtime.block_on(async {
+        let command = match &args.command {
+            AdminCommand::User(command) => command,
+            AdminCommand::Lock(LockCommand::List) => {
+                let locks = client.locks().await?;
+                if locks.is_empty() {
+                    output::eprint("no publication lock is held\n");
+                }
+                for lock in locks {
+                    output::print(&format!(
+                        "{}: held by `{}` since {}, lease until {}\n",
+                        lock.extension, lock.holder, lock.since, lock.lease_until
+                    ));
+                }
+                return anyhow::Ok(());
+            }
+            AdminCommand::Lock(LockCommand::Break { extension }) => {
+                let lock = client.break_lock(extension).await?;
+                output::eprint(&format!(
+                    "broke the publication lock of `{}` held by `{}` since {}\n",
+                    lock.extension, lock.holder, lock.since
+                ));
+                return anyhow::Ok(());
+            }
+        };
         match command {
             UserCommand::Add { name, administrator, grant, password_stdin } => {
                 let password = read_password(*password_stdin)?;

@@ -30,12 +30,7 @@ pub fn run(args: &InvokeArgs) -> anyhow::Result<Exit> {
         output::print(&format!("{}\n", serde_json::to_string_pretty(&outputs)?));
         anyhow::Ok(())
     });
-    // The action ran and failed: its own error, a crash or a time-out.
-    let call_failed = outcome.as_ref().err().and_then(|error| error.downcast_ref::<xif_client::ClientError>()).is_some_and(
-        |error| matches!(error, xif_client::ClientError::Server { code, .. } if ["action_failed", "action_timeout", "extension_crashed", "extension_protocol_error"].contains(&code.as_str())),
-    );
-    let exit = refused(outcome)?;
-    Ok(if call_failed { Exit::CallFailed } else { exit })
+    refused(outcome)
 }
 
 #[derive(Debug, Args)]

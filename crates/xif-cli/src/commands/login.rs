@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use xif_api::ErrorCode;
 use xif_client::{Client, ClientError};
 
 use crate::{Exit, output};
@@ -85,13 +86,15 @@ pub fn refused(outcome: anyhow::Result<()>) -> anyhow::Result<Exit> {
     match outcome {
         Ok(()) => Ok(Exit::Success),
         Err(error) => match error.downcast_ref::<ClientError>() {
-            Some(ClientError::Server { status: 401, .. }) => {
-                output::eprint(&format!("error: {error}\nhelp: log in again with `xif login`\n"));
-                Ok(Exit::Refused)
-            }
-            Some(ClientError::Server { .. }) => {
-                output::eprint(&format!("error: {error}\n"));
-                Ok(Exit::Refused)
+            Some(ClientError::Server { code, .. }) => {
+                let hint = match code {
+                    ErrorCode::Unauthenticated | ErrorCode::InvalidToken | ErrorCode::TokenExpired => {
+                        "help: log in again with `xif login`\n"
+                    }
+                    _ => "",
+                };
+                output::eprint(&format!("error: {error}\n{hint}"));
+                Ok(Exit::of(*code))
             }
             Some(ClientError::Network { .. }) => {
                 output::eprint(&format!("error: {error}\n"));

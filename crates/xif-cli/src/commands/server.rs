@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::Args;
 use xif_server::{AppState, Limits, ServerConfig};
 
@@ -13,9 +14,10 @@ pub struct ServerArgs {
     /// The address to listen on; port 0 picks a free port
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8180", env = "XIF_LISTEN")]
     listen: SocketAddr,
-    /// Where the database (SQLite) and the uploaded archives are kept
-    #[arg(long, value_name = "DIR", default_value = "xif-data", env = "XIF_DATA_DIR")]
-    data_dir: PathBuf,
+    /// Where the database (SQLite) and the uploaded archives are kept [default: `xif` in the
+    /// user's data directory, such as `~/.local/share/xif`]
+    #[arg(long, value_name = "DIR", env = "XIF_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// A PEM certificate chain to serve HTTPS with (with --tls-key)
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -35,9 +37,19 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
     // Structured logs on stderr; `XIF_LOG` sets the level (`info` by default).
     let filter = tracing_subscriber::EnvFilter::try_from_env("XIF_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let data_dir = match &args.data_dir {
+        Some(directory) => directory.clone(),
+        None => dirs::data_dir()
+            .context("this system has no data directory for the user (no HOME?); pass `--data-dir DIR`")?
+            .join("xif"),
+    };
+    // Absolute, so that what is derived from it (the extensions' working directories) stays
+    // valid whatever directory a process runs in.
+    let data_dir = std::path::absolute(&data_dir)
+        .with_context(|| format!("cannot resolve the data directory `{}`", data_dir.display()))?;
     let config = ServerConfig {
         listen: args.listen,
-        data_dir: args.data_dir.clone(),
+        data_dir,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         max_upload: args.max_upload_mib << 20,
     };
@@ -64,6 +76,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
                 )),
             }
         }
+        output::eprint(&format!("data directory: {}\n", config.data_dir.display()));
         let scheme = if config.tls.is_some() { "https" } else { "http" };
         let running = state.clone();
         xif_server::serve(
