@@ -32,6 +32,11 @@ impl Server {
         if let Some((certificate, key)) = tls {
             command.arg("--tls-cert").arg(certificate).arg("--tls-key").arg(key);
         }
+        Server::spawn(command)
+    }
+
+    /// Starts `command`, a `xif server`, and waits until it says where it listens.
+    fn spawn(mut command: Command) -> Server {
         let mut child = command
             .env("XIF_ADMIN_PASSWORD", PASSWORD)
             .stdin(Stdio::null())
@@ -489,4 +494,200 @@ fn every_data_type_round_trips_through_the_server() {
             .expect("sent");
         assert_eq!(response.json::<Value>().await.expect("JSON"), json!({ "Total": "5.75" }));
     });
+}
+
+#[test]
+fn a_server_started_with_its_defaults_keeps_its_data_in_the_users_data_directory_and_runs_extensions() {
+    // As a newcomer would: no --data-dir, from a directory of no importance.
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let (home, elsewhere) = (temporary.path().join("home"), temporary.path().join("elsewhere"));
+    std::fs::create_dir_all(&elsewhere).expect("created");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xif"));
+    command
+        .args(["server", "--listen", "127.0.0.1:0"])
+        .current_dir(&elsewhere)
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XIF_DATA_DIR");
+    let server = Server::spawn(command);
+    let data = home.join(".local/share/xif");
+    assert!(server.log().contains(&format!("data directory: {}", data.display())), "{}", server.log());
+    let runtime = runtime();
+    let client = http(None);
+    runtime.block_on(async {
+        let admin = login(&client, &server.url, "admin", PASSWORD).await;
+        assert_eq!(upload(&client, &server.url, &admin, archives()[0].clone()).await.0, 201);
+        let (status, body) = publish(&client, &server.url, &admin, 1, None).await;
+        assert_eq!(status, 200, "{body}");
+        let answer = client
+            .post(format!("{}/api/v1/extensions/Served/actions/Greet", server.url))
+            .bearer_auth(&admin)
+            .json(&json!({ "Person": { "Name": "Ada" } }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.json::<Value>().await.expect("JSON")["Greeting"], "Hello, Ada!");
+    });
+    assert!(data.join("metadata.sqlite").is_file());
+    assert_eq!(std::fs::read_dir(&elsewhere).expect("listed").count(), 0, "nothing written where it started");
+}
+
+/// Starts `xif server` on `data`, which must refuse to start; returns its stderr.
+fn refused_start(data: &Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("XIF_ADMIN_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xif server runs");
+    // A server that starts after all says so, and is then stopped rather than waited for.
+    let mut stderr = String::new();
+    for line in BufReader::new(child.stderr.take().expect("stderr")).lines().map_while(Result::ok) {
+        stderr.push_str(&format!("{line}\n"));
+        if line.starts_with("listening on ") {
+            child.kill().ok();
+            break;
+        }
+    }
+    let status = child.wait().expect("finished");
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_lost_empty_or_corrupt_database_is_refused_at_start_and_nothing_is_initialised_over_it() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let data = temporary.path().join("data");
+    let server = Server::start(&data, None);
+    let runtime = runtime();
+    let client = http(None);
+    runtime.block_on(async {
+        let admin = login(&client, &server.url, "admin", PASSWORD).await;
+        assert_eq!(upload(&client, &server.url, &admin, archives()[0].clone()).await.0, 201);
+    });
+    server.kill();
+    // A backup of the database as the killed server left it (with its write-ahead log).
+    let database = data.join("metadata.sqlite");
+    let backup = temporary.path().join("backup");
+    std::fs::create_dir_all(&backup).expect("created");
+    let files: Vec<String> = ["metadata.sqlite", "metadata.sqlite-wal"]
+        .into_iter()
+        .filter(|name| data.join(name).exists())
+        .map(str::to_owned)
+        .collect();
+    for name in &files {
+        std::fs::copy(data.join(name), backup.join(name)).expect("copied");
+    }
+
+    // Empty: refused, and left empty rather than made a fresh install.
+    std::fs::write(&database, b"").expect("emptied");
+    let stderr = refused_start(&data);
+    assert!(stderr.contains("metadata.sqlite` is empty") && stderr.contains("hint: restore"), "{stderr}");
+    assert_eq!(std::fs::metadata(&database).expect("there").len(), 0);
+
+    // Missing while archives are there.
+    std::fs::remove_file(&database).expect("removed");
+    let stderr = refused_start(&data);
+    assert!(stderr.contains("holds uploaded archives but no database"), "{stderr}");
+    assert!(!database.exists());
+
+    // A damaged first page (and its newer copy in the write-ahead log lost): refused, naming the
+    // file, saying what to do.
+    let wal = data.join("metadata.sqlite-wal");
+    if wal.exists() {
+        std::fs::remove_file(&wal).expect("removed");
+    }
+    let mut bytes = std::fs::read(backup.join("metadata.sqlite")).expect("read");
+    for byte in &mut bytes[..100] {
+        *byte = 0xA5;
+    }
+    std::fs::write(&database, &bytes).expect("damaged");
+    let stderr = refused_start(&data);
+    assert!(stderr.contains("metadata.sqlite` is damaged") && stderr.contains("restore it from a backup"), "{stderr}");
+
+    // Restored from the backup, it starts with everything it had.
+    for name in &files {
+        std::fs::copy(backup.join(name), data.join(name)).expect("restored");
+    }
+    let server = Server::start(&data, None);
+    runtime.block_on(async {
+        let admin = login(&client, &server.url, "admin", PASSWORD).await;
+        assert_eq!(get(&client, &server.url, &admin, "/extensions").await[0]["versions"], 1);
+    });
+}
+
+#[test]
+fn clients_going_away_during_a_publication_leave_no_lock_and_the_running_version_is_the_published_one() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let server = Server::start(&temporary.path().join("data"), None);
+    let runtime = runtime();
+    let client = http(None);
+    let url = server.url.clone();
+    let admin = runtime.block_on(async {
+        let admin = login(&client, &url, "admin", PASSWORD).await;
+        for archive in archives() {
+            assert_eq!(upload(&client, &url, &admin, archive.clone()).await.0, 201);
+        }
+        admin
+    });
+    // The client goes away at several points of the publication: during the deploy, around the
+    // switch and the record.
+    for delay_ms in [0u64, 2, 5, 10, 20, 40] {
+        runtime.block_on(async {
+            let published = get(&client, &url, &admin, "/extensions").await[0]["published"].as_i64();
+            let target = if published == Some(2) { 3 } else { 2 };
+            let before = get(&client, &url, &admin, "/extensions/Served/publications").await;
+            let request = tokio::spawn({
+                let (client, url, admin) = (client.clone(), url.clone(), admin.clone());
+                async move { publish(&client, &url, &admin, target, published).await }
+            });
+            // Once the server holds the publication's lock (or has already recorded it), the
+            // client goes away.
+            let mut waited = 0;
+            while get(&client, &url, &admin, "/locks").await == json!([])
+                && get(&client, &url, &admin, "/extensions/Served/publications").await == before
+            {
+                assert!(waited < 3000, "the publication did not start within 30 s");
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            request.abort();
+            // The publication runs to its end on the server and lets go of its lock.
+            let mut waited = 0;
+            while get(&client, &url, &admin, "/locks").await != json!([]) {
+                assert!(waited < 3000, "the lock is still held after 30 s");
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let extension = get(&client, &url, &admin, "/extensions").await[0].clone();
+            assert_eq!(extension["published"], extension["running"], "{extension}");
+            // At once, the next publication goes through.
+            let now = extension["published"].as_i64();
+            let next = if now == Some(1) { 3 } else { 1 };
+            let (status, body) = publish(&client, &url, &admin, next, now).await;
+            assert_eq!(status, 200, "{body}");
+            let extension = get(&client, &url, &admin, "/extensions").await[0].clone();
+            assert_eq!((&extension["published"], &extension["running"]), (&json!(next), &json!(next)));
+        });
+    }
+    // The administrator's view of locks from the CLI.
+    let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["admin", "--server", &url, "lock", "list"])
+        .env("XIF_TOKEN", &admin)
+        .output()
+        .expect("xif admin runs");
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no publication lock is held"));
+    let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["admin", "--server", &url, "lock", "break", "Served"])
+        .env("XIF_TOKEN", &admin)
+        .output()
+        .expect("xif admin runs");
+    assert_eq!(output.status.code(), Some(4), "refused: no lock");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no publication of `Served` holds a lock (no_lock)"));
 }
