@@ -1,5 +1,5 @@
-//! Passwords (argon2), API tokens (random, stored as their SHA-256), and the extractor that
-//! turns a bearer token into the calling user.
+//! Passwords (argon2, checked on a few threads of their own), API tokens (random, stored as
+//! their SHA-256, expiring), and the extractor that turns a bearer token into the calling user.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -12,17 +12,95 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::store::UserRecord;
 
-/// The argon2 hash of `password`, with a random salt.
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
+/// The argon2 hash of `password`, with a random salt. Only through [`Passwords`].
+fn hash_password(password: &str) -> Result<String, ApiError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|error| ApiError::internal(format!("no randomness: {error}")))?;
     let salt = SaltString::encode_b64(&salt).map_err(ApiError::internal)?;
     Argon2::default().hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string()).map_err(ApiError::internal)
 }
 
-/// Whether `password` matches `hash`.
-pub fn verify_password(password: &str, hash: &str) -> bool {
+/// Whether `password` matches `hash`. Only through [`Passwords`].
+fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+}
+
+/// Where passwords are hashed and checked: a fixed set of threads, entered through a semaphore
+/// that a caller waits on for a short time at most.
+///
+/// Argon2 takes 19 MiB per check with its default parameters. On tokio's blocking pool, which
+/// grows to hundreds of threads, a flood of logins ran as many checks at once, and each thread's
+/// malloc arena kept its 19 MiB afterwards (3.6 GiB were seen). Here at most `threads` checks
+/// run at once, always on the same threads, so the memory they take is bounded and reused.
+pub struct Passwords {
+    jobs: std::sync::mpsc::Sender<Job>,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    wait: std::time::Duration,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl Passwords {
+    /// `threads` threads (at least one), and callers waiting at most `wait` for one of them.
+    pub fn new(threads: usize, wait: std::time::Duration) -> std::io::Result<Self> {
+        let threads = threads.max(1);
+        let (jobs, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        for index in 0..threads {
+            let receiver = receiver.clone();
+            std::thread::Builder::new().name(format!("xif-passwords-{index}")).spawn(move || {
+                loop {
+                    // The lock is held only while taking a job, never while running it.
+                    let job = receiver.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                    // Ends when the server (every sender) is gone.
+                    let Ok(job) = job else { break };
+                    // A panicking job drops its answer's sender, which its caller sees as an
+                    // internal error; the thread goes on.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                        tracing::error!("a password check panicked");
+                    }
+                }
+            })?;
+        }
+        Ok(Self { jobs, permits: std::sync::Arc::new(tokio::sync::Semaphore::new(threads)), wait })
+    }
+
+    /// Runs `work` on one of the threads once one is free, or refuses as busy after the wait.
+    /// The work finishes even when the caller goes away, and only then frees its thread.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let permit = match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(closed)) => return Err(ApiError::internal(closed)),
+            Err(_) => {
+                metrics::counter!("xif_password_checks_refused_total").increment(1);
+                return Err(ApiError::retry_after(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_busy",
+                    "the server is checking as many passwords as it can at once",
+                    std::time::Duration::from_secs(1),
+                ));
+            }
+        };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let result = work();
+            drop(permit);
+            // The caller may have gone away; the work is done regardless.
+            answer.send(result).ok();
+        });
+        self.jobs.send(job).map_err(|_| ApiError::internal("the password threads are gone"))?;
+        answered.await.map_err(|_| ApiError::internal("a password check failed"))
+    }
+
+    /// Whether `password` matches `hash`.
+    pub async fn verify(&self, password: String, hash: String) -> Result<bool, ApiError> {
+        self.run(move || verify_password(&password, &hash)).await
+    }
+
+    /// The argon2 hash of `password`, with a random salt.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        self.run(move || hash_password(&password)).await?
+    }
 }
 
 /// A new secret: `prefix` and 32 random bytes in hex.
@@ -35,6 +113,20 @@ pub fn random_secret(prefix: &str) -> Result<String, ApiError> {
 /// How a token is stored: its SHA-256, so that the database never holds a usable token.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The address of the client that sent the request, when it came over a socket (the server
+/// serves with `ConnectInfo`); unknown for requests made in-process.
+pub struct PeerAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // `ConnectInfo`'s own extractor, which also takes the `MockConnectInfo` of tests.
+        let peer = axum::extract::ConnectInfo::<std::net::SocketAddr>::from_request_parts(parts, state).await;
+        Ok(PeerAddress(peer.ok().map(|info| info.0.ip())))
+    }
 }
 
 /// The user whose token came with the request.
@@ -53,60 +145,97 @@ impl FromRequestParts<AppState> for CurrentUser {
             ));
         };
         let hash = token_hash(token);
-        if let Some(user) = state.tokens.get(&hash) {
-            return Ok(CurrentUser(user));
-        }
-        match state.metadata.token_user(&hash).await? {
-            Some(user) => {
-                state.tokens.put(hash, user.clone());
-                Ok(CurrentUser(user))
+        let (user, expires_at) = match state.tokens.get(&hash) {
+            Some(cached) => cached,
+            None => {
+                let Some(owner) = state.metadata.token_user(&hash).await? else {
+                    return Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_token",
+                        "the API token is unknown or was revoked; log in again for a new one",
+                    ));
+                };
+                let expires_at = match owner.expires_at.as_deref().map(chrono::DateTime::parse_from_rfc3339) {
+                    None => None,
+                    Some(Ok(at)) => Some(at.with_timezone(&chrono::Utc)),
+                    // Unreadable: refused as expired rather than let through.
+                    Some(Err(error)) => {
+                        tracing::error!(%error, user = %owner.user.name, "a token's expiry is unreadable");
+                        Some(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+                    }
+                };
+                state.tokens.put(hash, owner.user.clone(), expires_at);
+                (owner.user, expires_at)
             }
-            None => Err(ApiError::new(
+        };
+        if let Some(expires_at) = expires_at
+            && expires_at <= chrono::Utc::now()
+        {
+            return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "the API token is unknown or was revoked; log in again for a new one",
-            )),
+                "token_expired",
+                format!(
+                    "the API token expired at {}; log in again for a new one",
+                    expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            ));
         }
+        Ok(CurrentUser(user))
     }
 }
 
 impl CurrentUser {
     /// Refuses anyone but administrators.
     pub fn administrator(&self) -> Result<&UserRecord, ApiError> {
+        self.administrator_for("managing users")
+    }
+
+    /// Refuses anyone but administrators, saying that `what` needs one.
+    pub fn administrator_for(&self, what: &str) -> Result<&UserRecord, ApiError> {
         if self.0.administrator {
             Ok(&self.0)
         } else {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "administrator_only",
-                format!("managing users needs an administrator, and `{}` is not one", self.0.name),
+                format!("{what} needs an administrator, and `{}` is not one", self.0.name),
             ))
         }
     }
 }
 
-/// Recently seen tokens and their users, so that each request does not query the database.
-/// Entries live a few seconds; revoking a token, removing a user or changing permissions clears
-/// the whole cache, so those take effect at once.
+/// Recently seen tokens, their users and expiries, so that each request does not query the
+/// database. Entries live a few seconds; revoking a token, removing a user or changing
+/// permissions clears the whole cache, so those take effect at once. The expiry is checked on
+/// every use, cached or not.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (UserRecord, std::time::Instant)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedToken>>,
+}
+
+struct CachedToken {
+    user: UserRecord,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    cached_at: std::time::Instant,
 }
 
 const TOKEN_CACHE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl TokenCache {
-    fn get(&self, hash: &str) -> Option<UserRecord> {
+    fn get(&self, hash: &str) -> Option<(UserRecord, Option<chrono::DateTime<chrono::Utc>>)> {
         let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.get(hash).filter(|(_, at)| at.elapsed() < TOKEN_CACHE_LIFETIME).map(|(user, _)| user.clone())
+        entries
+            .get(hash)
+            .filter(|cached| cached.cached_at.elapsed() < TOKEN_CACHE_LIFETIME)
+            .map(|cached| (cached.user.clone(), cached.expires_at))
     }
 
-    fn put(&self, hash: String, user: UserRecord) {
+    fn put(&self, hash: String, user: UserRecord, expires_at: Option<chrono::DateTime<chrono::Utc>>) {
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() > 10_000 {
             entries.clear();
         }
-        entries.insert(hash, (user, std::time::Instant::now()));
+        entries.insert(hash, CachedToken { user, expires_at, cached_at: std::time::Instant::now() });
     }
 
     /// Forgets every token: after a revocation or a change to a user.

@@ -15,12 +15,23 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds to wait before trying again, sent as `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// An error with `status`, a stable `code` and a `message` a person can act on.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// An error the client may retry after `wait` (at least a second, rounded up), which is sent
+    /// as `Retry-After`; `message` is followed by when.
+    pub fn retry_after(status: StatusCode, code: &'static str, message: &str, wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let seconds = seconds.max(1);
+        let unit = if seconds == 1 { "second" } else { "seconds" };
+        Self { status, code, message: format!("{message}; try again in {seconds} {unit}"), retry_after: Some(seconds) }
     }
 
     /// 400.
@@ -91,7 +102,11 @@ impl From<PathRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
