@@ -73,7 +73,9 @@ pub async fn login(
             Refused::Address(wait) => ("too many login attempts from your address".to_owned(), wait),
             Refused::User(wait) => (format!("too many login attempts for user `{}`", request.user), wait),
         };
-        tracing::warn!(peer = ?peer, "login throttled");
+        tracing::debug!(peer = ?peer, "login throttled");
+        // Tarpit: a flood that does not wait as told waits here, at the cost of a timer.
+        tokio::time::sleep(wait.min(state.limits.login.refusal_delay)).await;
         return Err(ApiError::retry_after(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", &message, wait));
     }
     let user = state.metadata.user(&request.user).await?;

@@ -90,17 +90,21 @@ pub struct LoginLimits {
     /// How long a login or a new user waits for a password check to start before it is refused
     /// as busy (503).
     pub password_wait: Duration,
+    /// How long a refused login (429) waits before it is answered, at most its Retry-After: a
+    /// client that does not wait as told then slows itself down rather than the server.
+    pub refusal_delay: Duration,
 }
 
 impl Default for LoginLimits {
     /// 10 attempts a minute per address, 5 per user name, one password check per core at once,
-    /// waiting at most 2 seconds for one.
+    /// waiting at most 2 seconds for one; refusals answered after a second.
     fn default() -> Self {
         Self {
             per_address: 10,
             per_user: 5,
             password_checks: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             password_wait: Duration::from_secs(2),
+            refusal_delay: Duration::from_secs(1),
         }
     }
 }

@@ -499,8 +499,13 @@ async fn logins_are_throttled_per_address_and_per_user_with_a_time_to_retry() {
 
 #[tokio::test]
 async fn password_checks_beyond_the_threads_and_the_wait_are_refused_as_busy() {
-    let limits =
-        LoginLimits { per_address: 0, per_user: 0, password_checks: 1, password_wait: std::time::Duration::ZERO };
+    let limits = LoginLimits {
+        per_address: 0,
+        per_user: 0,
+        password_checks: 1,
+        password_wait: std::time::Duration::ZERO,
+        ..LoginLimits::default()
+    };
     let server = server(Limits { login: limits, ..Limits::default() }).await;
     let answers = futures_util::future::join_all(
         (0..8u8).map(|index| login_from(&server, [198, 51, 100, index], "admin", "a wrong password")),
