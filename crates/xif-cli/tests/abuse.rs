@@ -35,7 +35,23 @@ async fn login(client: &reqwest::Client, url: &str, user: &str, password: &str) 
 #[test]
 fn a_login_flood_is_throttled_while_a_logged_in_user_is_served_in_bounded_memory() {
     let data = tempfile::tempdir().expect("data directory");
-    let server = xif_testkit::Server::start(env!("CARGO_BIN_EXE_xif"), data.path(), PASSWORD, "warn", &[], drop);
+    let (lines, said) = std::sync::mpsc::channel();
+    let server = xif_testkit::Server::start(
+        env!("CARGO_BIN_EXE_xif"),
+        data.path(),
+        PASSWORD,
+        "warn",
+        &["--metrics-listen", "127.0.0.1:0"],
+        move |line| {
+            lines.send(line).ok();
+        },
+    );
+    let metrics_url = loop {
+        let line = said.recv_timeout(Duration::from_secs(20)).expect("the server says where its metrics are");
+        if let Some(url) = line.strip_prefix("metrics on ") {
+            break url.to_owned();
+        }
+    };
     let url = server.url.clone();
     let server_id = server.id();
     runtime().block_on(async {
@@ -108,6 +124,16 @@ fn a_login_flood_is_throttled_while_a_logged_in_user_is_served_in_bounded_memory
         assert!(statuses.get(&429).is_some_and(|count| *count > 0), "the flood is throttled: {statuses:?}");
         assert!(served >= 20, "bob was served {served} times in 4 seconds");
         assert!(slowest < Duration::from_secs(2), "bob waited {slowest:?}");
+
+        // The metrics: on the API's address for administrators only, on their own without a token.
+        let response = client.get(format!("{url}/metrics")).send().await.expect("answered");
+        assert_eq!(response.status(), 401);
+        let response = client.get(format!("{url}/metrics")).bearer_auth(&bob).send().await.expect("answered");
+        assert_eq!(response.status(), 403);
+        let response = client.get(&metrics_url).send().await.expect("answered");
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.expect("text");
+        assert!(text.contains("xif_login_throttled_total"), "{text}");
     });
     let peak = server.peak_memory_mib();
     eprintln!("the server's peak memory: {peak:.0} MiB");
