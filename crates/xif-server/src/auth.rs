@@ -101,6 +101,7 @@ impl Passwords {
         for index in 0..threads {
             let receiver = receiver.clone();
             std::thread::Builder::new().name(format!("xif-passwords-{index}")).spawn(move || {
+                lower_priority();
                 loop {
                     // The lock is held only while taking a job, never while running it.
                     let job = receiver.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
@@ -152,6 +153,20 @@ impl Passwords {
     /// The argon2 hash of `password`, with a random salt.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
         self.run(move || hash_password(&password)).await?
+    }
+}
+
+/// Niceness of the password threads: when the cores are busy, serving requests goes first, and
+/// a flood of password checks slows logins (which then wait, or are refused as busy) rather than
+/// everyone else's requests.
+const PASSWORD_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to [`PASSWORD_NICENESS`] (on Linux a thread
+/// has a priority of its own).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), PASSWORD_NICENESS) {
+        tracing::warn!(%error, "cannot lower the priority of a password thread");
     }
 }
 

@@ -96,13 +96,14 @@ pub struct LoginLimits {
 }
 
 impl Default for LoginLimits {
-    /// 10 attempts a minute per address, 5 per user name, one password check per core at once,
-    /// waiting at most 2 seconds for one; refusals answered after a second.
+    /// 10 attempts a minute per address, 5 per user name, password checks on half the cores (at
+    /// least one) so that a flood of them leaves the rest to serving, waiting at most 2 seconds
+    /// for one; refusals answered after a second.
     fn default() -> Self {
         Self {
             per_address: 10,
             per_user: 5,
-            password_checks: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            password_checks: std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1)),
             password_wait: Duration::from_secs(2),
             refusal_delay: Duration::from_secs(1),
         }

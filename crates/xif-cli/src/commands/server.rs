@@ -39,7 +39,7 @@ pub struct ServerArgs {
     /// Login attempts a minute for one user name; 0 for no limit
     #[arg(long, value_name = "N", default_value_t = LoginLimits::default().per_user)]
     login_attempts_per_user: u32,
-    /// Passwords checked at once, 19 MiB of memory each [default: the number of cores]
+    /// Passwords checked at once, 19 MiB of memory each [default: half the cores, at least one]
     #[arg(long, value_name = "N")]
     password_checks: Option<usize>,
     /// The lifetime of a login's token, in days, when the login asks for none
