@@ -68,11 +68,15 @@ pub async fn login(
     };
     // Before any password is checked: refusing is what saves the work.
     if let Err(refused) = state.throttle.attempt(peer, &request.user) {
-        metrics::counter!("xif_login_throttled_total").increment(1);
-        let (message, wait) = match refused {
-            Refused::Address(wait) => ("too many login attempts from your address".to_owned(), wait),
-            Refused::User(wait) => (format!("too many login attempts for user `{}`", request.user), wait),
+        let (by, message, wait) = match refused {
+            Refused::Address(wait) => ("address", "too many login attempts from your address".to_owned(), wait),
+            Refused::User(wait) => {
+                // The name as given, cut to the longest a name can be.
+                let name: String = request.user.chars().take(64).collect();
+                ("user", format!("too many login attempts for user `{name}`"), wait)
+            }
         };
+        metrics::counter!("xif_login_throttled_total", "by" => by).increment(1);
         tracing::debug!(peer = ?peer, "login throttled");
         // Tarpit: a flood that does not wait as told waits here, at the cost of a timer.
         tokio::time::sleep(wait.min(state.limits.login.refusal_delay)).await;
