@@ -86,6 +86,7 @@ error_codes! {
     UnknownUser = "unknown_user", 404, Refused, "There is no such user.";
     CannotRemoveSelf = "cannot_remove_self", 400, Refused, "An administrator cannot remove their own account.";
     UnknownToken = "unknown_token", 404, Refused, "The user has no such active token.";
+    InvalidTokenLifetime = "invalid_token_lifetime", 400, Refused, "The token lifetime asked for is not within the server's bounds.";
     // Uploads
     MissingDigest = "missing_digest", 400, Refused, "The upload did not say its SHA-256.";
     InvalidDigest = "invalid_digest", 400, Refused, "The announced SHA-256 is not 64 hexadecimal digits.";

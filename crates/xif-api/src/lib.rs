@@ -77,6 +77,10 @@ pub struct LoginRequest {
     /// What the token is for, shown when tokens are listed.
     #[serde(default)]
     pub label: Option<String>,
+    /// How long the token lasts, in seconds [default: the server's, 30 days unless configured;
+    /// at most the server's maximum, 365 days unless configured].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
 }
 
 /// The answer to a login.
@@ -86,6 +90,9 @@ pub struct LoginResponse {
     pub token: String,
     /// The token's id, to revoke it.
     pub token_id: i64,
+    /// When the token expires, RFC 3339; `None` for a token that does not expire.
+    #[serde(default)]
+    pub expires_at: Option<String>,
     /// Who logged in.
     pub user: User,
 }
@@ -136,6 +143,9 @@ pub struct Token {
     pub created_at: String,
     /// When it was revoked, if it was.
     pub revoked_at: Option<String>,
+    /// When it expires, RFC 3339; `None` for a token that does not expire.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// An extension, as listed.

@@ -103,7 +103,12 @@ impl Client {
 
     /// Logs in and returns the new token.
     pub async fn login(&self, user: &str, password: &str, label: Option<&str>) -> Result<LoginResponse, ClientError> {
-        let request = LoginRequest { user: user.into(), password: password.into(), label: label.map(Into::into) };
+        let request = LoginRequest {
+            user: user.into(),
+            password: password.into(),
+            label: label.map(Into::into),
+            expires_in: None,
+        };
         self.json(reqwest::Method::POST, "/login", &request).await
     }
 

@@ -24,10 +24,12 @@ impl ApiError {
         Self { code, message: message.into(), retry_after: None }
     }
 
-    /// Says when to try again, in seconds (`Retry-After`).
-    pub fn retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after = Some(seconds.max(1));
-        self
+    /// An error the client may retry after `wait` (at least a second, rounded up), which is sent
+    /// as `Retry-After`; `message` is followed by when.
+    pub fn retry_after(code: ErrorCode, message: &str, wait: std::time::Duration) -> Self {
+        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let unit = if seconds == 1 { "second" } else { "seconds" };
+        Self { code, message: format!("{message}; try again in {seconds} {unit}"), retry_after: Some(seconds) }
     }
 
     /// 403 for a missing permission, naming it.

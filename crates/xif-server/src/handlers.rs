@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -17,10 +18,12 @@ use xif_api::{
 };
 
 use crate::AppState;
-use crate::auth::{CurrentUser, hash_password, random_secret, token_hash, verify_password};
+use crate::auth::{CurrentUser, PeerAddress, random_secret, token_hash};
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::publishing::Order;
+use crate::store::NewToken;
 use crate::store::NewVersion;
+use crate::throttle::Refused;
 use xif_api::ErrorCode;
 
 fn now() -> String {
@@ -31,7 +34,15 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
 }
 
-pub async fn metrics(State(state): State<AppState>) -> String {
+/// Prometheus metrics, for administrators only: they tell who is using what.
+pub async fn metrics(State(state): State<AppState>, user: CurrentUser) -> Result<String, ApiError> {
+    user.administrator_for("reading the metrics")?;
+    Ok(state.metrics.render())
+}
+
+/// The same without a token, on the separate metrics address (`--metrics-listen`), which only
+/// those who can reach that address can read.
+pub async fn open_metrics(State(state): State<AppState>) -> String {
     state.metrics.render()
 }
 
@@ -45,35 +56,75 @@ pub async fn not_found() -> ApiError {
 
 pub async fn login(
     State(state): State<AppState>,
+    PeerAddress(peer): PeerAddress,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    let tokens = &state.limits.tokens;
+    let lifetime = match request.expires_in {
+        None => tokens.default_lifetime,
+        Some(seconds) if seconds > 0 && seconds <= tokens.max_lifetime.as_secs() => Duration::from_secs(seconds),
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidTokenLifetime,
+                format!("`expires_in` is between 1 and {} seconds", tokens.max_lifetime.as_secs()),
+            ));
+        }
+    };
+    // Before any password is checked: refusing is what saves the work.
+    if let Err(refused) = state.throttle.attempt(peer, &request.user) {
+        let (by, message, wait) = match refused {
+            Refused::Address(wait) => ("address", "too many login attempts from your address".to_owned(), wait),
+            Refused::User(wait) => {
+                // The name as given, cut to the longest a name can be.
+                let name: String = request.user.chars().take(64).collect();
+                ("user", format!("too many login attempts for user `{name}`"), wait)
+            }
+        };
+        metrics::counter!("xif_login_throttled_total", "by" => by).increment(1);
+        tracing::debug!(peer = ?peer, "login throttled");
+        // Tarpit: a flood that does not wait as told waits here, at the cost of a timer.
+        tokio::time::sleep(wait.min(state.limits.login.refusal_delay)).await;
+        return Err(ApiError::retry_after(ErrorCode::TooManyAttempts, &message, wait));
+    }
     let user = state.metadata.user(&request.user).await?;
     // Both checks cost the same whether or not the user exists, so that timing does not say
     // which names are taken.
     let hash = match &user {
         Some(user) => user.password_hash.clone(),
-        None => dummy_hash()?,
+        None => dummy_hash(&state).await?,
     };
-    let password = request.password.clone();
-    let matches =
-        tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(ApiError::internal)?;
+    let matches = state.passwords.verify(request.password.clone(), hash).await?;
     let Some(user) = user.filter(|_| matches) else {
         metrics::counter!("xif_login_failures_total").increment(1);
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "wrong user name or password"));
     };
     let token = random_secret("xif_")?;
-    let token_id = state.metadata.create_token(user.id, &token_hash(&token), request.label.as_deref(), &now()).await?;
+    let created = chrono::Utc::now();
+    let expires_at = chrono::Duration::from_std(lifetime)
+        .ok()
+        .and_then(|lifetime| created.checked_add_signed(lifetime))
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let token_id = state
+        .metadata
+        .create_token(NewToken {
+            user_id: user.id,
+            hash: &token_hash(&token),
+            label: request.label.as_deref(),
+            created_at: &created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            expires_at: expires_at.as_deref(),
+        })
+        .await?;
     tracing::info!(user = %user.name, token_id, "login");
-    Ok(Json(LoginResponse { token, token_id, user: user.api() }))
+    Ok(Json(LoginResponse { token, token_id, expires_at, user: user.api() }))
 }
 
 /// An argon2 hash of a random password, checked against when the user does not exist.
-fn dummy_hash() -> Result<String, ApiError> {
+async fn dummy_hash(state: &AppState) -> Result<String, ApiError> {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     if let Some(hash) = HASH.get() {
         return Ok(hash.clone());
     }
-    let hash = hash_password(&random_secret("")?)?;
+    let hash = state.passwords.hash(random_secret("")?).await?;
     Ok(HASH.get_or_init(|| hash).clone())
 }
 
@@ -141,8 +192,7 @@ pub async fn add_user(
         return Err(ApiError::new(ErrorCode::WeakPassword, "passwords have at least 12 characters"));
     }
     let granted = permissions(&new.grant)?;
-    let password = new.password.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ApiError::internal)??;
+    let hash = state.passwords.hash(new.password.clone()).await?;
     match state.metadata.create_user(&new.name, &hash, new.administrator, &granted, &now()).await? {
         Some(created) => {
             tracing::info!(by = %user.0.name, user = %created.name, "user added");

@@ -8,16 +8,19 @@
 
 mod auth;
 mod blobs;
+mod connections;
 mod error;
 mod handlers;
 pub mod publishing;
 mod runtime;
 mod sqlite;
 mod store;
+mod throttle;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -25,10 +28,13 @@ use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use blobs::DirectoryBlobs;
+pub use connections::raise_open_file_limit;
 pub use error::ApiError;
 pub use runtime::{DeployError, Runtime, RuntimeCallError, RuntimeOptions};
 pub use sqlite::SqliteStore;
-pub use store::{BlobStore, LockRequest, MetadataStore, NewVersion, PublishRefusal, StoreError, UserRecord};
+pub use store::{
+    BlobStore, LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError, TokenOwner, UserRecord,
+};
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -41,6 +47,9 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The largest upload accepted, in bytes.
     pub max_upload: u64,
+    /// Where to serve `/metrics` without a token, over plain HTTP; on the API's address it needs
+    /// an administrator's token.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Limits the server enforces.
@@ -50,14 +59,96 @@ pub struct Limits {
     pub max_upload: u64,
     /// How extensions run: time limits, resource limits, calls at once.
     pub runtime: RuntimeOptions,
+    /// Login attempts and password checks.
+    pub login: LoginLimits,
+    /// How long tokens last.
+    pub tokens: TokenLimits,
+    /// Connections at once and their time limits.
+    pub connections: ConnectionLimits,
     /// How long a publication lock holds unless its holder renews it.
-    pub lock_lease: std::time::Duration,
+    pub lock_lease: Duration,
 }
 
 impl Default for Limits {
-    /// 1 GiB uploads, the runtime's defaults, and a minute's lease on publication locks.
+    /// 1 GiB uploads, the defaults of the runtime, logins, tokens and connections, and a
+    /// minute's lease on publication locks.
     fn default() -> Self {
-        Self { max_upload: 1 << 30, runtime: RuntimeOptions::default(), lock_lease: publishing::DEFAULT_LEASE }
+        Self {
+            max_upload: 1 << 30,
+            runtime: RuntimeOptions::default(),
+            login: LoginLimits::default(),
+            tokens: TokenLimits::default(),
+            connections: ConnectionLimits::default(),
+            lock_lease: publishing::DEFAULT_LEASE,
+        }
+    }
+}
+
+/// How many login attempts are let through, and how many passwords are checked at once.
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Attempts per minute from one client address (an IPv6 /64 counts as one address), in a
+    /// burst or spread out; 0 for no limit.
+    pub per_address: u32,
+    /// Attempts per minute for one user name; 0 for no limit.
+    pub per_user: u32,
+    /// Passwords checked at once (argon2 takes 19 MiB for each).
+    pub password_checks: usize,
+    /// How long a login or a new user waits for a password check to start before it is refused
+    /// as busy (503).
+    pub password_wait: Duration,
+    /// How long a refused login (429) waits before it is answered, at most its Retry-After: a
+    /// client that does not wait as told then slows itself down rather than the server.
+    pub refusal_delay: Duration,
+}
+
+impl Default for LoginLimits {
+    /// 10 attempts a minute per address, 5 per user name, password checks on half the cores (at
+    /// least one) so that a flood of them leaves the rest to serving, waiting at most 2 seconds
+    /// for one; refusals answered after a second.
+    fn default() -> Self {
+        Self {
+            per_address: 10,
+            per_user: 5,
+            password_checks: std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1)),
+            password_wait: Duration::from_secs(2),
+            refusal_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How long tokens last.
+#[derive(Debug, Clone)]
+pub struct TokenLimits {
+    /// The lifetime of a login's token when the login asks for none.
+    pub default_lifetime: Duration,
+    /// The longest lifetime a login may ask for.
+    pub max_lifetime: Duration,
+}
+
+impl Default for TokenLimits {
+    /// 30 days, and at most 365.
+    fn default() -> Self {
+        Self { default_lifetime: Duration::from_secs(30 * 86_400), max_lifetime: Duration::from_secs(365 * 86_400) }
+    }
+}
+
+/// Connections at once and their time limits.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Connections open at once; those beyond wait to be accepted. Lowered at start when the
+    /// process may not open enough files for them.
+    pub max_connections: usize,
+    /// How long a client has to send a request's headers, counted from when the connection
+    /// opened or its previous response was sent: it closes idle keep-alive connections and
+    /// trickling ones alike.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    /// 1024 connections, 30 seconds.
+    fn default() -> Self {
+        Self { max_connections: 1024, header_read_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -76,6 +167,8 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenCache>,
     /// Publications.
     pub publishing: Arc<publishing::Publishing>,
+    passwords: Arc<auth::Passwords>,
+    throttle: Arc<throttle::LoginThrottle>,
     metrics: PrometheusHandle,
 }
 
@@ -99,6 +192,9 @@ pub enum ServerError {
         /// What failed.
         source: StoreError,
     },
+    /// The threads that check passwords could not be started.
+    #[error("cannot start the threads that check passwords: {0}")]
+    Threads(std::io::Error),
     /// The address could not be bound, or serving failed.
     #[error("cannot serve on {address}: {source}")]
     Serve {
@@ -170,6 +266,8 @@ impl AppState {
         let runtime = Arc::new(
             Runtime::new(&data_dir.join("runtime"), limits.runtime.clone()).map_err(|error| storage(error.into()))?,
         );
+        let passwords = auth::Passwords::new(limits.login.password_checks, limits.login.password_wait)
+            .map_err(ServerError::Threads)?;
         let metadata: Arc<dyn MetadataStore> = Arc::new(metadata);
         let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
         let publishing = Arc::new(publishing::Publishing::new(
@@ -181,10 +279,12 @@ impl AppState {
         let state = Self {
             metadata,
             blobs,
-            limits,
             runtime,
             publishing,
             tokens: Arc::new(auth::TokenCache::default()),
+            passwords: Arc::new(passwords),
+            throttle: Arc::new(throttle::LoginThrottle::new(&limits.login)),
+            limits,
             metrics: metrics_handle(),
         };
         let bootstrap = state.bootstrap(admin_password).await?;
@@ -235,8 +335,11 @@ impl AppState {
                 (secret[..24].to_owned(), true)
             }
         };
-        let hash =
-            auth::hash_password(&password).map_err(|_| ServerError::Bootstrap("cannot hash the password".into()))?;
+        let hash = self
+            .passwords
+            .hash(password.clone())
+            .await
+            .map_err(|_| ServerError::Bootstrap("cannot hash the password".into()))?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         self.metadata
             .create_user("admin", &hash, true, &xif_api::Permission::ALL, &now)
@@ -304,49 +407,97 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `/metrics` without a token, for the separate metrics address.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(handlers::open_metrics)).fallback(handlers::not_found).with_state(state)
+}
+
 async fn count_requests(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let response = next.run(request).await;
     metrics::counter!("xif_http_requests_total", "status" => response.status().as_u16().to_string()).increment(1);
     response
 }
 
-/// Serves `state` on `config.listen`, over TLS when configured, until `shutdown` completes.
-/// `bound` is told the address actually bound (useful with port 0).
+/// Where the server listens, once bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// The API's address.
+    pub api: SocketAddr,
+    /// The address of `/metrics` without a token, when one was asked for.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// How long connections may take to finish their requests once a shutdown began.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `state` on `config.listen`, over TLS when configured, and the metrics on
+/// `config.metrics_listen` when set, until `shutdown` completes. `bound` is told the addresses
+/// actually bound (useful with port 0).
+///
+/// Connections are capped and their headers timed (see [`ConnectionLimits`]); peers' addresses
+/// reach the handlers as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     config: &ServerConfig,
     state: AppState,
-    bound: impl FnOnce(SocketAddr),
+    bound: impl FnOnce(Bound),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let serve_error = |source| ServerError::Serve { address: config.listen, source };
-    let listener = std::net::TcpListener::bind(config.listen).map_err(serve_error)?;
-    listener.set_nonblocking(true).map_err(serve_error)?;
-    let address = listener.local_addr().map_err(serve_error)?;
-    let app = router(state).into_make_service();
+    let limits = state.limits.connections.clone();
+    let bind = |address: SocketAddr, cap: usize| {
+        let serve_error = |source| ServerError::Serve { address, source };
+        let listener = std::net::TcpListener::bind(address).map_err(serve_error)?;
+        listener.set_nonblocking(true).map_err(serve_error)?;
+        let local = listener.local_addr().map_err(serve_error)?;
+        Ok::<_, ServerError>((connections::Listener::new(listener, cap).map_err(serve_error)?, local))
+    };
+    let (listener, api_address) = bind(config.listen, connections::cap(&limits))?;
+    // A few connections are plenty for a metrics scraper.
+    let metrics = config.metrics_listen.map(|address| bind(address, 16)).transpose()?;
     let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    let metrics_handle = axum_server::Handle::new();
+    {
+        let (handle, metrics_handle) = (handle.clone(), metrics_handle.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            handle.graceful_shutdown(Some(GRACE));
+            metrics_handle.graceful_shutdown(Some(GRACE));
+        });
+    }
+    let metrics_address = metrics.as_ref().map(|(_, address)| *address);
+    let metrics_task = metrics.map(|(listener, address)| {
+        let server = connections::configure(axum_server::Server::from_listener(listener), &limits);
+        let app = metrics_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let serving = server.handle(metrics_handle).serve(app);
+        tokio::spawn(async move {
+            if let Err(error) = serving.await {
+                tracing::error!(%error, %address, "serving the metrics failed");
+            }
+        })
     });
-    match &config.tls {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let serve_error = |source| ServerError::Serve { address: config.listen, source };
+    let server = connections::configure(axum_server::Server::from_listener(listener), &limits).handle(handle);
+    let served = match &config.tls {
         None => {
-            bound(address);
-            axum_server::from_tcp(listener).map_err(serve_error)?.handle(handle).serve(app).await.map_err(serve_error)
+            bound(Bound { api: api_address, metrics: metrics_address });
+            server.serve(app).await.map_err(serve_error)
         }
         Some((certificate, key)) => {
             // One crypto provider for the process; installing it twice is harmless.
             rustls::crypto::ring::default_provider().install_default().ok();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(certificate, key)
-                .await
-                .map_err(|source| ServerError::Tls { certificate: certificate.clone(), key: key.clone(), source })?;
-            bound(address);
-            axum_server::from_tcp_rustls(listener, tls)
-                .map_err(serve_error)?
-                .handle(handle)
-                .serve(app)
-                .await
-                .map_err(serve_error)
+            let tls_error = |source| ServerError::Tls { certificate: certificate.clone(), key: key.clone(), source };
+            let loaded =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(certificate, key).await.map_err(tls_error)?;
+            // HTTP/1.1 only, as the server speaks (see `connections::configure`).
+            let mut tls = (*loaded.get_inner()).clone();
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
+            bound(Bound { api: api_address, metrics: metrics_address });
+            server.acceptor(axum_server::tls_rustls::RustlsAcceptor::new(tls)).serve(app).await.map_err(serve_error)
         }
+    };
+    if let Some(task) = metrics_task {
+        task.abort();
     }
+    served
 }

@@ -10,7 +10,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use xif_api::{Permission, Publication, Version};
 
-use crate::store::{LockRequest, MetadataStore, NewVersion, PublishRefusal, StoreError, UserRecord};
+use crate::store::{
+    LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError, TokenOwner, UserRecord,
+};
 
 /// The schema, in order. Each runs once, in a transaction, and is recorded in
 /// `schema_migrations`. Applied here rather than by `sqlx::migrate!`, whose macro would bring
@@ -18,7 +20,8 @@ use crate::store::{LockRequest, MetadataStore, NewVersion, PublishRefusal, Store
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_module_dependencies.sql")),
-    (3, include_str!("../migrations/0003_publication_lease.sql")),
+    (3, include_str!("../migrations/0003_token_expiry.sql")),
+    (4, include_str!("../migrations/0004_publication_lease.sql")),
 ];
 
 /// SQLite behind [`MetadataStore`].
@@ -190,33 +193,38 @@ impl MetadataStore for SqliteStore {
         Ok(removed.rows_affected() > 0)
     }
 
-    async fn create_token(&self, user_id: i64, hash: &str, label: Option<&str>, now: &str) -> Result<i64, StoreError> {
+    async fn create_token(&self, token: NewToken<'_>) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO tokens (user_id, token_hash, label, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO tokens (user_id, token_hash, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
-        .bind(user_id)
-        .bind(hash)
-        .bind(label)
-        .bind(now)
+        .bind(token.user_id)
+        .bind(token.hash)
+        .bind(token.label)
+        .bind(token.created_at)
+        .bind(token.expires_at)
         .fetch_one(&self.pool)
         .await?)
     }
 
-    async fn token_user(&self, hash: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn token_user(&self, hash: &str) -> Result<Option<TokenOwner>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+            "SELECT u.*, t.expires_at AS token_expires_at FROM tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = ? AND t.revoked_at IS NULL",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(user).transpose()?)
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(TokenOwner { user: user(&row)?, expires_at: row.try_get("token_expires_at")? }))
     }
 
     async fn tokens(&self, user_id: i64) -> Result<Vec<xif_api::Token>, StoreError> {
-        let rows = sqlx::query("SELECT id, label, created_at, revoked_at FROM tokens WHERE user_id = ? ORDER BY id")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, label, created_at, revoked_at, expires_at FROM tokens WHERE user_id = ? ORDER BY id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
         let tokens = rows
             .iter()
             .map(|row| {
@@ -225,6 +233,7 @@ impl MetadataStore for SqliteStore {
                     label: row.try_get("label")?,
                     created_at: row.try_get("created_at")?,
                     revoked_at: row.try_get("revoked_at")?,
+                    expires_at: row.try_get("expires_at")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;

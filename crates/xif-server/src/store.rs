@@ -69,6 +69,30 @@ impl UserRecord {
     }
 }
 
+/// A token to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewToken<'a> {
+    /// Whose it is.
+    pub user_id: i64,
+    /// Its SHA-256: the token itself is never stored.
+    pub hash: &'a str,
+    /// What it is for.
+    pub label: Option<&'a str>,
+    /// When it was made, RFC 3339.
+    pub created_at: &'a str,
+    /// When it expires, RFC 3339; `None` for never.
+    pub expires_at: Option<&'a str>,
+}
+
+/// The user of a token, and when the token expires.
+#[derive(Debug, Clone)]
+pub struct TokenOwner {
+    /// The user.
+    pub user: UserRecord,
+    /// When the token expires, RFC 3339; `None` for never.
+    pub expires_at: Option<String>,
+}
+
 /// A version to record.
 #[derive(Debug, Clone)]
 pub struct NewVersion {
@@ -143,9 +167,10 @@ pub trait MetadataStore: Send + Sync {
     /// Removes a user and their tokens; false when there is no such user.
     async fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
     /// Records a token by its hash; returns its id.
-    async fn create_token(&self, user_id: i64, hash: &str, label: Option<&str>, now: &str) -> Result<i64, StoreError>;
-    /// The user of the unrevoked token with this hash.
-    async fn token_user(&self, hash: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn create_token(&self, token: NewToken<'_>) -> Result<i64, StoreError>;
+    /// The user of the unrevoked token with this hash, and when the token expires (expired
+    /// tokens are found too, so that they can be refused as such).
+    async fn token_user(&self, hash: &str) -> Result<Option<TokenOwner>, StoreError>;
     /// A user's tokens.
     async fn tokens(&self, user_id: i64) -> Result<Vec<xif_api::Token>, StoreError>;
     /// Revokes one of a user's tokens; false when they have no such token.

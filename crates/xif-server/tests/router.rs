@@ -5,19 +5,25 @@
 mod fixtures;
 
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt as _;
-use xif_server::{AppState, Limits, LockRequest};
+use xif_server::{AppState, Limits, LockRequest, LoginLimits};
 
 const PASSWORD: &str = "administrator-password";
 
 struct Server {
     state: AppState,
     data: tempfile::TempDir,
+    /// The administrator's token, logged in for once: logins are throttled.
+    admin: tokio::sync::OnceCell<String>,
 }
+
+/// The client address of requests, as `ConnectInfo` gives it when the server serves a socket.
+const PEER: ([u8; 4], u16) = ([192, 0, 2, 1], 40_000);
 
 async fn server(limits: Limits) -> Server {
     let data = tempfile::tempdir().expect("data directory");
@@ -26,7 +32,7 @@ async fn server(limits: Limits) -> Server {
         bootstrap.as_ref().is_some_and(|made| made.user == "admin" && made.generated_password.is_none()),
         "{bootstrap:?}"
     );
-    Server { state, data }
+    Server { state, data, admin: tokio::sync::OnceCell::new() }
 }
 
 impl Server {
@@ -46,15 +52,27 @@ impl Server {
     }
 
     async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
-        let response = xif_server::router(self.state.clone()).oneshot(request).await.expect("a response");
+        let (status, _, body) = self.send_from(PEER.into(), request).await;
+        (status, body)
+    }
+
+    /// Sends `request` as if from `peer`; answers the status, the headers and the body.
+    async fn send_from(
+        &self,
+        peer: std::net::SocketAddr,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let router = xif_server::router(self.state.clone()).layer(MockConnectInfo(peer));
+        let response = router.oneshot(request).await.expect("a response");
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
         let value = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        (status, value)
+        (status, headers, value)
     }
 
     async fn login(&self, user: &str, password: &str) -> String {
@@ -65,7 +83,7 @@ impl Server {
     }
 
     async fn admin(&self) -> String {
-        self.login("admin", PASSWORD).await
+        self.admin.get_or_init(|| self.login("admin", PASSWORD)).await.clone()
     }
 
     async fn user(&self, name: &str, grant: &[&str]) -> String {
@@ -480,9 +498,170 @@ async fn the_api_describes_itself_and_answers_in_one_envelope() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_such_endpoint")));
     let (status, body) = server.call("POST", "/api/v1/login", None, Some(json!({ "name": 3 }))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
-    let (status, metrics) = server.call("GET", "/metrics", None, None).await;
+}
+
+#[tokio::test]
+async fn metrics_need_an_administrators_token_except_on_their_own_address() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    let bob = server.user("bob", &[]).await;
+    let (status, body) = server.call("GET", "/metrics", None, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+    let (status, body) = server.call("GET", "/metrics", Some(&bob), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("administrator_only")));
+    assert!(body["error"]["message"].as_str().is_some_and(|message| message.contains("metrics")), "{body}");
+    let (status, metrics) = server.call("GET", "/metrics", Some(&admin), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(metrics.as_str().is_some_and(|text| text.contains("xif_http_requests_total")), "{metrics}");
+
+    let request = Request::builder().uri("/metrics").body(Body::empty()).expect("request");
+    let response = xif_server::metrics_router(server.state.clone()).oneshot(request).await.expect("a response");
+    assert_eq!(response.status(), StatusCode::OK, "the metrics address needs no token");
+    let request = Request::builder().uri("/api/v1/users").body(Body::empty()).expect("request");
+    let response = xif_server::metrics_router(server.state.clone()).oneshot(request).await.expect("a response");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND, "the metrics address serves nothing else");
+}
+
+async fn login_from(server: &Server, peer: [u8; 4], user: &str, password: &str) -> (StatusCode, Option<u64>, Value) {
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/login")
+        .header("content-type", "application/json")
+        .body(Body::from(json!({ "user": user, "password": password }).to_string()))
+        .expect("request");
+    let (status, headers, body) = server.send_from((peer, 50_000).into(), request).await;
+    let retry_after = headers.get("retry-after").map(|value| {
+        value.to_str().ok().and_then(|text| text.parse().ok()).expect("Retry-After is a number of seconds")
+    });
+    (status, retry_after, body)
+}
+
+#[tokio::test]
+async fn logins_are_throttled_per_address_and_per_user_with_a_time_to_retry() {
+    let limits = LoginLimits { per_address: 3, per_user: 2, ..LoginLimits::default() };
+    let server = server(Limits { login: limits, ..Limits::default() }).await;
+    let admin = server.admin().await;
+
+    // The user name `admin` has 2 attempts a minute, wherever they come from; the right password
+    // does not get past the limit either.
+    let (status, retry_after, _) = login_from(&server, [198, 51, 100, 1], "admin", "a wrong password").await;
+    assert_eq!((status, retry_after), (StatusCode::UNAUTHORIZED, None));
+    let (status, retry_after, body) = login_from(&server, [198, 51, 100, 2], "Admin", PASSWORD).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
+    let retry_after = retry_after.expect("a Retry-After header");
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(
+        message.contains("user `Admin`") && message.contains(&format!("try again in {retry_after} seconds")),
+        "{message}"
+    );
+
+    // One address has 3 attempts a minute, whichever names it tries.
+    for name in ["nobody", "somebody", "anybody"] {
+        let (status, _, _) = login_from(&server, [203, 0, 113, 7], name, "guess").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, retry_after, body) = login_from(&server, [203, 0, 113, 7], "everybody", "guess").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")));
+    assert!(retry_after.is_some_and(|seconds| (1..=20).contains(&seconds)), "{retry_after:?}");
+    assert!(body["error"]["message"].as_str().is_some_and(|message| message.contains("your address")), "{body}");
+    let (status, _, _) = login_from(&server, [203, 0, 113, 8], "everybody", "guess").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "another address is counted apart");
+
+    // Those who are logged in already are not affected.
+    let (status, me) = server.call("GET", "/api/v1/me", Some(&admin), None).await;
+    assert_eq!((status, me["name"].as_str()), (StatusCode::OK, Some("admin")));
+}
+
+#[tokio::test]
+async fn password_checks_beyond_the_threads_and_the_wait_are_refused_as_busy() {
+    let limits = LoginLimits {
+        per_address: 0,
+        per_user: 0,
+        password_checks: 1,
+        password_wait: std::time::Duration::ZERO,
+        ..LoginLimits::default()
+    };
+    let server = server(Limits { login: limits, ..Limits::default() }).await;
+    let answers = futures_util::future::join_all(
+        (0..8u8).map(|index| login_from(&server, [198, 51, 100, index], "admin", "a wrong password")),
+    )
+    .await;
+    let mut busy = 0;
+    for (status, retry_after, body) in answers {
+        match status {
+            StatusCode::UNAUTHORIZED => assert_eq!(body["error"]["code"], "invalid_credentials"),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!((body["error"]["code"].as_str(), retry_after), (Some("server_busy"), Some(1)));
+                busy += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(busy > 0, "eight checks at once on one thread that is never waited for");
+}
+
+#[tokio::test]
+async fn tokens_expire_and_expired_ones_are_refused_even_when_cached() {
+    let server = server(Limits::default()).await;
+    let (status, body) =
+        server.call("POST", "/api/v1/login", None, Some(json!({ "user": "admin", "password": PASSWORD }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    let expires_at =
+        chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().expect("an expiry")).expect("RFC 3339");
+    let lifetime = expires_at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!((29..=30).contains(&lifetime.num_days()), "a login's token lasts 30 days by default: {lifetime}");
+    let (_, tokens) = server.call("GET", "/api/v1/tokens", Some(&token), None).await;
+    assert_eq!(tokens[0]["expires_at"], body["expires_at"], "{tokens}");
+
+    for expires_in in [json!(0), json!(366 * 86_400)] {
+        let request = json!({ "user": "admin", "password": PASSWORD, "expires_in": expires_in });
+        let (status, body) = server.call("POST", "/api/v1/login", None, Some(request)).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_token_lifetime")));
+    }
+
+    // A token whose expiry has passed.
+    let admin = server.state.metadata.user("admin").await.expect("store").expect("admin");
+    let expired = "xif_expired-token-of-the-test";
+    let hash = hex(&Sha256::digest(expired.as_bytes()));
+    server
+        .state
+        .metadata
+        .create_token(xif_server::NewToken {
+            user_id: admin.id,
+            hash: &hash,
+            label: None,
+            created_at: "2020-01-01T00:00:00Z",
+            expires_at: Some("2020-01-31T00:00:00Z"),
+        })
+        .await
+        .expect("stored");
+    let (status, body) = server.call("GET", "/api/v1/me", Some(expired), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_expired")));
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|message| message.contains("2020-01-31T00:00:00Z")),
+        "{body}"
+    );
+
+    // A token of one second, seen (and cached) while valid, is refused once its second is over,
+    // although the cache keeps entries longer.
+    let request = json!({ "user": "admin", "password": PASSWORD, "expires_in": 1 });
+    let (status, body) = server.call("POST", "/api/v1/login", None, Some(request)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let short = body["token"].as_str().expect("token").to_owned();
+    let (status, _) = server.call("GET", "/api/v1/me", Some(&short), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = server.call("GET", "/api/v1/me", Some(&short), None).await;
+        if status != StatusCode::OK {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "a one-second token still works after 10 seconds");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(body["error"]["code"], "token_expired");
 }
 
 /// A XIF whose binary is fixture `binary`, with `definition` as its definition.

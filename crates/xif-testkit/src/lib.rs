@@ -60,9 +60,22 @@ impl Server {
         password: &str,
         log_level: &str,
         extra: &[&str],
+        on_line: impl FnMut(String) + Send + 'static,
+    ) -> Self {
+        Self::start_with(Command::new(binary), data, password, log_level, extra, on_line)
+    }
+
+    /// The same, with `command` standing for the `xif` binary: such as `prlimit --nofile=256
+    /// -- xif`, which runs the server with fewer open files allowed.
+    pub fn start_with(
+        mut command: Command,
+        data: &Path,
+        password: &str,
+        log_level: &str,
+        extra: &[&str],
         mut on_line: impl FnMut(String) + Send + 'static,
     ) -> Self {
-        let mut child = Command::new(binary)
+        let mut child = command
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .args(extra)
@@ -107,6 +120,22 @@ impl Server {
     pub fn id(&self) -> u32 {
         self.process.0.id()
     }
+
+    /// The server's peak resident memory so far (VmHWM), in MiB.
+    pub fn peak_memory_mib(&self) -> f64 {
+        peak_memory_mib(self.id())
+    }
+}
+
+/// The peak resident memory (VmHWM) of process `pid` so far, in MiB.
+pub fn peak_memory_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process's status");
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in kB");
+    kib / 1024.0
 }
 
 /// Writes `bytes` (a multiple of 1 MiB) of xorshift output to `path`, 1 MiB at a time, so that

@@ -326,8 +326,9 @@ pub async fn perform_login(
     });
     credentials.store()?;
     let permissions: Vec<&str> = login.user.permissions.iter().map(|permission| permission.name()).collect();
+    let expiry = login.expires_at.as_deref().map(|at| format!(" until {at}")).unwrap_or_default();
     output::eprint(&format!(
-        "logged in to {url} as {} ({}); the token is kept in `{}`\n",
+        "logged in to {url} as {} ({}); the token is kept in `{}`{expiry}\n",
         login.user.name,
         if permissions.is_empty() { "no permissions".to_owned() } else { permissions.join(", ") },
         Credentials::path()?.display()

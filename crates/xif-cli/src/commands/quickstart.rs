@@ -50,6 +50,7 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<Exit> {
         data_dir: root.join("server-data"),
         tls: None,
         max_upload: 1 << 30,
+        metrics_listen: None,
     };
     let (bound_sender, bound) = std::sync::mpsc::channel();
     let (stop_sender, stop) = tokio::sync::oneshot::channel::<()>();
@@ -59,8 +60,8 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<Exit> {
             xif_server::serve(
                 &config,
                 state,
-                move |address| {
-                    bound_sender.send(address).ok();
+                move |bound| {
+                    bound_sender.send(bound.api).ok();
                 },
                 async {
                     stop.await.ok();

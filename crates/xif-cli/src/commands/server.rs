@@ -1,11 +1,11 @@
-//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F]`
+//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F] [limits]`
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use xif_server::{AppState, Limits, ServerConfig};
+use xif_server::{AppState, ConnectionLimits, Limits, LoginLimits, ServerConfig, TokenLimits};
 
 use crate::{Exit, output};
 
@@ -31,6 +31,67 @@ pub struct ServerArgs {
     /// extensions run in processes of their own and need a core too]
     #[arg(long, value_name = "N", env = "XIF_WORKERS")]
     workers: Option<usize>,
+    /// Where to serve `/metrics` without a token (plain HTTP); on --listen it needs an
+    /// administrator's token
+    #[arg(long, value_name = "ADDR", env = "XIF_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Login attempts a minute from one client address (an IPv6 /64 is one); 0 for no limit
+    #[arg(long, value_name = "N", default_value_t = LoginLimits::default().per_address)]
+    login_attempts_per_address: u32,
+    /// Login attempts a minute for one user name; 0 for no limit
+    #[arg(long, value_name = "N", default_value_t = LoginLimits::default().per_user)]
+    login_attempts_per_user: u32,
+    /// Passwords checked at once, 19 MiB of memory each [default: half the cores, at least one]
+    #[arg(long, value_name = "N")]
+    password_checks: Option<usize>,
+    /// The lifetime of a login's token, in days, when the login asks for none
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    token_lifetime_days: u64,
+    /// The longest token lifetime a login may ask for, in days
+    #[arg(long, value_name = "DAYS", default_value_t = 365)]
+    max_token_lifetime_days: u64,
+    /// Connections open at once; more wait to be accepted (lowered to what the open-file limit
+    /// allows)
+    #[arg(long, value_name = "N", default_value_t = ConnectionLimits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers, from when its connection opened or its
+    /// previous response ended: closes idle and trickling connections
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    header_timeout: f64,
+}
+
+impl ServerArgs {
+    fn limits(&self, max_upload: u64) -> anyhow::Result<Limits> {
+        let day = std::time::Duration::from_secs(86_400);
+        let header_timeout = std::time::Duration::try_from_secs_f64(self.header_timeout)
+            .ok()
+            .filter(|timeout| !timeout.is_zero())
+            .ok_or_else(|| anyhow::anyhow!("--header-timeout is a positive number of seconds"))?;
+        if self.token_lifetime_days == 0 || self.token_lifetime_days > self.max_token_lifetime_days {
+            anyhow::bail!("--token-lifetime-days is at least 1 and at most --max-token-lifetime-days");
+        }
+        let mut login = LoginLimits {
+            per_address: self.login_attempts_per_address,
+            per_user: self.login_attempts_per_user,
+            ..LoginLimits::default()
+        };
+        if let Some(checks) = self.password_checks.filter(|checks| *checks > 0) {
+            login.password_checks = checks;
+        }
+        Ok(Limits {
+            max_upload,
+            login,
+            tokens: TokenLimits {
+                default_lifetime: day * u32::try_from(self.token_lifetime_days)?,
+                max_lifetime: day * u32::try_from(self.max_token_lifetime_days)?,
+            },
+            connections: ConnectionLimits {
+                max_connections: self.max_connections,
+                header_read_timeout: header_timeout,
+            },
+            ..Limits::default()
+        })
+    }
 }
 
 pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
@@ -52,7 +113,10 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         data_dir,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         max_upload: args.max_upload_mib << 20,
+        metrics_listen: args.metrics_listen,
     };
+    let limits = args.limits(config.max_upload)?;
+    xif_server::raise_open_file_limit();
     // Leaving a core to the extensions' processes pays: on 2 cores, calls through the API are a
     // third faster with one worker than with two (`cargo bench -p xif-cli --bench calls`).
     let workers = args.workers.filter(|workers| *workers > 0).unwrap_or_else(|| {
@@ -61,7 +125,6 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
     runtime.block_on(async {
         let admin_password = std::env::var("XIF_ADMIN_PASSWORD").ok();
-        let limits = Limits { max_upload: config.max_upload, ..Limits::default() };
         let (state, bootstrap) = AppState::open(&config.data_dir, limits, admin_password.as_deref()).await?;
         if let Some(bootstrap) = bootstrap {
             // Shown once, here, and never logged.
@@ -82,7 +145,12 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         xif_server::serve(
             &config,
             state,
-            |address| output::eprint(&format!("listening on {scheme}://{address}\n")),
+            |bound| {
+                output::eprint(&format!("listening on {scheme}://{}\n", bound.api));
+                if let Some(metrics) = bound.metrics {
+                    output::eprint(&format!("metrics on http://{metrics}/metrics\n"));
+                }
+            },
             shutdown_signal(),
         )
         .await?;
