@@ -691,3 +691,96 @@ fn clients_going_away_during_a_publication_leave_no_lock_and_the_running_version
     assert_eq!(output.status.code(), Some(4), "refused: no lock");
     assert!(String::from_utf8_lossy(&output.stderr).contains("no publication of `Served` holds a lock (no_lock)"));
 }
+
+/// A small file system of its own (tmpfs), unmounted when dropped.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &Path, megabytes: u64) -> SmallDisk {
+        std::fs::create_dir_all(path).expect("created");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs needs root, as the tests run here and on CI");
+        SmallDisk { path: path.to_owned() }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        Command::new("umount").arg("-l").arg(&self.path).status().ok();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_request_with_a_clear_error_and_keeps_nothing_half_written() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let disk = SmallDisk::mount(&temporary.path().join("disk"), 24);
+    let data = disk.path.join("data");
+    let server = Server::start(&data, None);
+    let runtime = runtime();
+    let client = http(None);
+    runtime.block_on(async {
+        let admin = login(&client, &server.url, "admin", PASSWORD).await;
+        assert_eq!(upload(&client, &server.url, &admin, archives()[0].clone()).await.0, 201);
+
+        // An upload larger than the space left.
+        let mut large = vec![0u8; 40 << 20];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for byte in &mut large {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *byte = state as u8;
+        }
+        let (status, body) = upload(&client, &server.url, &admin, large).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (507, Some("storage_full")), "{body}");
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(message.contains("no space left") && !message.contains(&data.display().to_string()), "{message}");
+        assert_eq!(
+            std::fs::read_dir(data.join("blobs/staging")).expect("staging").count(),
+            0,
+            "nothing staged is left"
+        );
+        assert_eq!(get(&client, &server.url, &admin, "/extensions").await[0]["versions"], 1);
+
+        // The database cannot grow either: the request fails clearly, and works once there is room.
+        let filler = disk.path.join("filler");
+        {
+            let mut file = std::fs::File::create(&filler).expect("created");
+            let block = vec![7u8; 1 << 16];
+            while file.write_all(&block).is_ok() {}
+        }
+        let new_user = json!({ "name": "carol", "password": "a-long-password" });
+        let add = |body: Value| {
+            let (client, url, admin) = (client.clone(), server.url.clone(), admin.clone());
+            async move {
+                let response = client
+                    .post(format!("{url}/api/v1/users"))
+                    .bearer_auth(&admin)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("sent");
+                (response.status().as_u16(), response.json::<Value>().await.expect("JSON"))
+            }
+        };
+        let (status, body) = add(new_user.clone()).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (507, Some("storage_full")), "{body}");
+        std::fs::remove_file(&filler).expect("removed");
+        let (status, body) = add(new_user).await;
+        assert_eq!(status, 201, "{body}");
+    });
+    // The server kept serving throughout, and starts again on the same data.
+    drop(server);
+    let server = Server::start(&data, None);
+    runtime.block_on(async {
+        let admin = login(&client, &server.url, "admin", PASSWORD).await;
+        assert_eq!(get(&client, &server.url, &admin, "/extensions").await[0]["versions"], 1);
+        login(&client, &server.url, "carol", "a-long-password").await;
+    });
+}

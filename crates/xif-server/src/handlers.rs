@@ -21,8 +21,8 @@ use crate::AppState;
 use crate::auth::{CurrentUser, PeerAddress, random_secret, token_hash};
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::publishing::Order;
-use crate::store::NewToken;
 use crate::store::NewVersion;
+use crate::store::{NewToken, StoreError};
 use crate::throttle::Refused;
 use xif_api::ErrorCode;
 
@@ -362,7 +362,10 @@ pub async fn upload(
     // memory holds the queue, whatever the size.
     let started = std::time::Instant::now();
     let staged = state.blobs.stage().await?;
-    let file = std::fs::OpenOptions::new().write(true).open(&staged).map_err(ApiError::internal)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&staged)
+        .map_err(|error| ApiError::from(StoreError::from(error)))?;
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
         use std::io::Write as _;
@@ -394,7 +397,9 @@ pub async fn upload(
     }
     .await;
     drop(sender);
-    let hasher = writer.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+    // A full disk is told as such (and the staged file goes with `staged`); other failures are
+    // internal.
+    let hasher = writer.await.map_err(ApiError::internal)?.map_err(|error| ApiError::from(StoreError::from(error)))?;
     received?;
     let sha256: String = hex::encode(hasher.finalize());
     if sha256 != announced {

@@ -13,7 +13,8 @@ use xif_api::{Permission, Publication, Version};
 pub struct StoreError(pub String);
 
 /// What the text of a failure says when a disk or a database is full: `ENOSPC` and `EDQUOT`
-/// from the OS, `SQLITE_FULL` from SQLite.
+/// from the OS, `SQLITE_FULL` from SQLite. A `StoreError` carries text only (it is logged, never
+/// sent), so this is how fullness is recognised once the error has crossed a store's boundary.
 const FULL: [&str; 3] = ["No space left on device", "Disk quota exceeded", "database or disk is full"];
 
 impl StoreError {
