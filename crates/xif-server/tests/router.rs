@@ -67,6 +67,12 @@ impl Server {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        // The server never tells where it keeps things: every error body is checked for it.
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes);
+            let data = self.data.path().to_string_lossy();
+            assert!(!text.contains(&*data) && !text.contains("/tmp/"), "an error body names a server path: {text}");
+        }
         let value = if bytes.is_empty() {
             Value::Null
         } else {
