@@ -176,7 +176,10 @@ impl Drop for Switch {
             tracing::warn!(extension = %self.key, number = self.new.number, "a switch was left undecided; undoing it");
             let (runtime, key, new, old) =
                 (Arc::clone(&self.runtime), self.key.clone(), Arc::clone(&self.new), self.old.take());
-            tokio::spawn(undo(runtime, key, new, old));
+            // Outside a runtime (the server is gone) there is nothing left to serve calls.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(undo(runtime, key, new, old));
+            }
         }
     }
 }
