@@ -49,12 +49,15 @@ pub struct Limits {
     pub max_upload: u64,
     /// How extensions run: time limits, resource limits, calls at once.
     pub runtime: RuntimeOptions,
+    /// When not empty, only uploads signed by one of these keys are accepted (the signature of
+    /// the whole archive, in the [`xif_api::SIGNATURE_HEADER`] header).
+    pub trusted_keys: Vec<xif_archive::PublicKey>,
 }
 
 impl Default for Limits {
-    /// 1 GiB uploads, and the runtime's defaults.
+    /// 1 GiB uploads, the runtime's defaults, and no signature required.
     fn default() -> Self {
-        Self { max_upload: 1 << 30, runtime: RuntimeOptions::default() }
+        Self { max_upload: 1 << 30, runtime: RuntimeOptions::default(), trusted_keys: Vec::new() }
     }
 }
 

@@ -18,6 +18,7 @@ use crate::store::{MetadataStore, NewVersion, PublishRefusal, StoreError, UserRe
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_module_dependencies.sql")),
+    (3, include_str!("../migrations/0003_version_signatures.sql")),
 ];
 
 /// SQLite behind [`MetadataStore`].
@@ -87,11 +88,12 @@ fn version(row: &SqliteRow) -> Result<Version, sqlx::Error> {
         uploaded_by: row.try_get("uploaded_by")?,
         uploaded_at: row.try_get("uploaded_at")?,
         published: row.try_get::<Option<i64>, _>("published_number")? == Some(row.try_get::<i64, _>("number")?),
+        signed_by: row.try_get("signed_by")?,
     })
 }
 
 const VERSION_COLUMNS: &str = "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, \
-     v.size, v.uploaded_by, v.uploaded_at FROM versions v JOIN extensions e ON e.id = v.extension_id";
+     v.size, v.uploaded_by, v.uploaded_at, v.signed_by FROM versions v JOIN extensions e ON e.id = v.extension_id";
 
 async fn extension_id(transaction: &mut Transaction<'_, Sqlite>, name: &str) -> Result<i64, sqlx::Error> {
     sqlx::query("INSERT INTO extensions (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
@@ -228,8 +230,8 @@ impl MetadataStore for SqliteStore {
                 .fetch_one(&mut *transaction)
                 .await?;
         sqlx::query(
-            "INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at, \
+             signed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(number)
@@ -238,6 +240,7 @@ impl MetadataStore for SqliteStore {
         .bind(new.size)
         .bind(&new.uploaded_by)
         .bind(&new.uploaded_at)
+        .bind(&new.signed_by)
         .execute(&mut *transaction)
         .await?;
         let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.id = ? AND v.number = ?"))

@@ -73,6 +73,8 @@ pub struct NewVersion {
     pub uploaded_by: String,
     /// When.
     pub uploaded_at: String,
+    /// The id of the trusted key whose signature was checked, when the server requires them.
+    pub signed_by: Option<String>,
 }
 
 /// Why a publication was not recorded.
