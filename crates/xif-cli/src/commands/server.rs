@@ -1,4 +1,4 @@
-//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F]`
+//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F] [--trusted-key F]...`
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,9 +29,17 @@ pub struct ServerArgs {
     /// extensions run in processes of their own and need a core too]
     #[arg(long, value_name = "N", env = "XIF_WORKERS")]
     workers: Option<usize>,
+    /// Accept only uploads signed by this minisign public key (made by `xif keygen`); repeat it
+    /// to trust several keys. Without it, signatures are not required
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    trusted_keys: Vec<PathBuf>,
 }
 
 pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
+    // A key that cannot be read stops the server before it starts: it would refuse every
+    // upload signed with it, or, worse, trust fewer keys than its administrator meant.
+    let trusted_keys =
+        args.trusted_keys.iter().map(|path| xif_archive::PublicKey::from_file(path)).collect::<Result<Vec<_>, _>>()?;
     // Structured logs on stderr; `XIF_LOG` sets the level (`info` by default).
     let filter = tracing_subscriber::EnvFilter::try_from_env("XIF_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -49,7 +57,11 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
     runtime.block_on(async {
         let admin_password = std::env::var("XIF_ADMIN_PASSWORD").ok();
-        let limits = Limits { max_upload: config.max_upload, ..Limits::default() };
+        if !trusted_keys.is_empty() {
+            let ids: Vec<String> = trusted_keys.iter().map(|key| format!("`{}`", key.key_id())).collect();
+            output::eprint(&format!("accepting only uploads signed by the key(s) {}\n", ids.join(", ")));
+        }
+        let limits = Limits { max_upload: config.max_upload, trusted_keys, ..Limits::default() };
         let (state, bootstrap) = AppState::open(&config.data_dir, limits, admin_password.as_deref()).await?;
         if let Some(bootstrap) = bootstrap {
             // Shown once, here, and never logged.
