@@ -306,8 +306,16 @@ pub async fn upload(
     if declared_length.is_some_and(|length| length > limit) {
         return Err(too_large());
     }
-    // A signature the server cannot accept is refused before a byte of the body is read.
-    let signer = trusted_signer(&state.limits.trusted_keys, &headers)?;
+    // A signature the server cannot accept is refused before anything is stored. The body is
+    // still read and dropped: a client that is still sending it would otherwise find the
+    // connection reset instead of the answer.
+    let signer = match trusted_signer(&state.limits.trusted_keys, &headers) {
+        Ok(signer) => signer,
+        Err(refusal) => {
+            drain(body, limit).await;
+            return Err(refusal);
+        }
+    };
 
     // Stream to a staged file. Hashing and writing run on a thread of their own, fed through a
     // short queue, so that receiving the next bytes overlaps with handling the last ones;
@@ -403,6 +411,18 @@ pub async fn upload(
     metrics::counter!("xif_upload_bytes_total").increment(size);
     tracing::info!(user = %user.name, extension = %version.extension, number = version.number, size, received_ms, checked_ms, "uploaded");
     Ok((StatusCode::CREATED, Json(UploadResponse { version, created: true, warnings: checked.warnings })))
+}
+
+/// Reads and drops at most `limit` bytes of `body`.
+async fn drain(body: Body, limit: u64) {
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len() as u64;
+        if read > limit {
+            break;
+        }
+    }
 }
 
 /// When the server trusts keys, the signature the upload announces and the trusted key that
