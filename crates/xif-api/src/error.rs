@@ -96,9 +96,9 @@ error_codes! {
     InvalidArchive = "invalid_archive", 422, Refused, "The upload is not a valid XIF.";
     InvalidExtension = "invalid_extension", 422, Refused, "The extension in the archive does not verify.";
     NameMismatch = "name_mismatch", 400, Refused, "The archive holds another extension than the path names.";
-    SignatureRequired = "signature_required", 422, Refused, "The server takes only signed archives, and this one came without a signature.";
+    SignatureRequired = "signature_required", 403, Refused, "The server takes only signed archives, and this one came without a signature.";
     InvalidSignature = "invalid_signature", 422, Refused, "The signature does not verify against the archive.";
-    UntrustedSignature = "untrusted_signature", 422, Refused, "The archive is signed by a key the server does not trust.";
+    UntrustedSignature = "untrusted_signature", 403, Refused, "The archive is signed by a key the server does not trust.";
     StorageFull = "storage_full", 507, Refused, "The server has no space left to store the request; nothing was kept.";
     // Extensions, versions, publications
     UnknownExtension = "unknown_extension", 404, Refused, "No version of the extension was uploaded.";

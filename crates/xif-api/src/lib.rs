@@ -15,6 +15,10 @@ pub const PREFIX: &str = "/api/v1";
 /// The header carrying the SHA-256 of an uploaded XIF, in lower-case hex.
 pub const DIGEST_HEADER: &str = "x-xif-sha256";
 
+/// The header carrying the detached minisign signature of an uploaded XIF: the standard base64
+/// of its whole `.minisig` file. A server started with trusted keys requires it.
+pub const SIGNATURE_HEADER: &str = "x-xif-signature";
+
 /// A permission a user can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -182,6 +186,10 @@ pub struct Version {
     pub uploaded_at: String,
     /// Whether it is the published one.
     pub published: bool,
+    /// The id of the trusted key (minisign's 16 hexadecimal digits) whose signature of the
+    /// archive the server checked at upload; none when it was uploaded unsigned.
+    #[serde(default)]
+    pub signed_by: Option<String>,
 }
 
 /// The answer to an upload.

@@ -126,12 +126,41 @@ pub enum ArchiveError {
         /// The destination.
         path: PathBuf,
     },
-    /// A key or signature that could not be used.
+    /// A key that could not be read or used.
     #[error("{0}")]
     Signature(String),
+    /// A signature file that is not a minisign signature xif accepts.
+    #[error("the signature is not valid: {0}")]
+    InvalidSignature(String),
+    /// A signature made with another key than the one it is checked with.
+    #[error("the signature was made with the key `{signature}`, not with this public key `{public_key}`")]
+    OtherKey {
+        /// The id of the key that made the signature.
+        signature: String,
+        /// The id of the public key it was checked with.
+        public_key: String,
+    },
+    /// A signature by the right key over other bytes: the archive changed after it was signed.
+    #[error("the signature does not match the archive: it was signed by `{key_id}` but its bytes changed since")]
+    SignatureMismatch {
+        /// The id of the key.
+        key_id: String,
+    },
 }
 
 impl ArchiveError {
+    /// The error in words that name no path of this machine: for messages that leave it, such
+    /// as the server's answers about an uploaded archive, whose staging path is its own business
+    /// (and goes to its log). Entry names stay: they are the archive's, not the machine's.
+    pub fn without_paths(&self) -> String {
+        match self {
+            ArchiveError::Io { source, .. } => format!("cannot access the archive: {}", source.kind()),
+            ArchiveError::Corrupt { detail, .. } => format!("the archive is not a readable XIF: {detail}"),
+            ArchiveError::DestinationNotEmpty { .. } => "the destination already exists and is not empty".into(),
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ArchiveError {
         let path = path.into();
         move |source| ArchiveError::Io { path, source }

@@ -10,9 +10,10 @@
 //!
 //! Writing is deterministic (entries sorted by path, fixed times and permissions, compression
 //! chosen from the content alone) and streams: memory stays bounded whatever the sizes.
-//! Reading trusts nothing: see [`ArchiveError`] for every refusal. A detached minisign
-//! signature over `manifest.json` vouches for the whole archive, since the manifest holds the
-//! digest of every entry.
+//! Reading trusts nothing: see [`ArchiveError`] for every refusal; checking and unpacking read
+//! every entry through one path, so that what one refuses the other refuses too. A detached
+//! minisign signature (`NAME.xif.minisig`) covers the whole `.xif` file, so that the standard
+//! `minisign -Vm NAME.xif -p KEY.pub` checks exactly what was downloaded.
 
 mod central;
 mod error;
@@ -24,5 +25,5 @@ mod write;
 pub use error::ArchiveError;
 pub use manifest::{Entry, EntryKind, ExtensionId, FORMAT_VERSION, MANIFEST, Manifest};
 pub use read::{Limits, XifReader};
-pub use sign::{generate_keys, sign_manifest, verify_manifest};
+pub use sign::{PublicKey, Signature, generate_keys, is_signed_by, sign_file, verify_file};
 pub use write::{Input, ManifestHeader, write};

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
 use crate::write::hex;
-use crate::{ArchiveError, EntryKind, FORMAT_VERSION, MANIFEST, Manifest};
+use crate::{ArchiveError, Entry, EntryKind, FORMAT_VERSION, MANIFEST, Manifest};
 
 /// How much a reader accepts.
 #[derive(Debug, Clone, Copy)]
@@ -159,16 +159,30 @@ impl XifReader {
         &self.manifest
     }
 
-    /// The manifest exactly as stored, which a signature covers.
+    /// The manifest exactly as stored.
     pub fn manifest_bytes(&self) -> &[u8] {
         &self.manifest_bytes
     }
 
     /// Reads every entry and checks its size and digest against the manifest.
     pub fn check(&mut self) -> Result<(), ArchiveError> {
+        self.check_each(|_| Ok(None))
+    }
+
+    /// Streams every entry the manifest lists, in its order, into the file `sink` opens for it
+    /// (or nowhere, when it opens none), checking each entry's size and digest. This is the one
+    /// path by which [`XifReader::check`] and [`XifReader::unpack`] read content, so that what
+    /// one refuses the other refuses too, the binary included.
+    fn check_each(
+        &mut self,
+        mut sink: impl FnMut(&Entry) -> Result<Option<File>, ArchiveError>,
+    ) -> Result<(), ArchiveError> {
         let entries = self.manifest.entries.clone();
         for entry in &entries {
-            self.stream(&entry.path, entry.size, &entry.sha256, &mut std::io::sink())?;
+            match sink(entry)? {
+                Some(mut file) => self.stream(&entry.path, entry.size, &entry.sha256, &mut file)?,
+                None => self.stream(&entry.path, entry.size, &entry.sha256, &mut std::io::sink())?,
+            }
         }
         Ok(())
     }
@@ -209,31 +223,31 @@ impl XifReader {
     }
 
     /// Writes the project the archive holds (definition, source, resources; not the binary) into
-    /// `destination`, which must not exist or be empty. Every entry is checked as it is
-    /// written; on any failure, what was written is removed.
+    /// `destination`, which must not exist or be empty. Every entry is checked as it is read,
+    /// the binary too, exactly as [`XifReader::check`] checks it; on any failure, what was
+    /// written is removed.
     pub fn unpack(&mut self, destination: &Path) -> Result<(), ArchiveError> {
         let existed = destination.exists();
         if existed && std::fs::read_dir(destination).map_err(ArchiveError::io(destination))?.next().is_some() {
             return Err(ArchiveError::DestinationNotEmpty { path: destination.to_owned() });
         }
         // Every target is known before anything is written.
-        let mut targets: Vec<(String, String, u64, String)> = Vec::new();
+        let mut targets: HashMap<String, PathBuf> = HashMap::new();
         let mut seen = HashSet::new();
         for entry in &self.manifest.entries {
             let Some(relative) = project_path(&entry.path, entry.kind) else { continue };
             if !seen.insert(relative.to_ascii_lowercase()) {
                 return Err(ArchiveError::Duplicate { name: relative.to_owned() });
             }
-            targets.push((entry.path.clone(), relative.to_owned(), entry.size, entry.sha256.clone()));
+            targets.insert(entry.path.clone(), destination.join(relative));
         }
         std::fs::create_dir_all(destination).map_err(ArchiveError::io(destination))?;
-        let outcome = targets.iter().try_for_each(|(name, relative, size, sha256)| {
-            let target = destination.join(relative);
+        let outcome = self.check_each(|entry| {
+            let Some(target) = targets.get(&entry.path) else { return Ok(None) };
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(ArchiveError::io(parent))?;
             }
-            let mut file = File::create(&target).map_err(ArchiveError::io(&target))?;
-            self.stream(name, *size, sha256, &mut file)
+            File::create(target).map(Some).map_err(ArchiveError::io(target))
         });
         if outcome.is_err() {
             clean(destination, existed);

@@ -67,17 +67,18 @@ fn stored() -> SimpleFileOptions {
     SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored)
 }
 
-/// Opens, checks and unpacks the archive at `path` into a fresh destination, and asserts that
-/// nothing was written anywhere in `sandbox` but the destination (and the archive itself).
+/// Opens and checks the archive at `path`, then, apart, opens and unpacks it (without checking
+/// first) into a fresh destination; asserts that both refuse it with the same error, and that
+/// nothing was left anywhere in `sandbox` (the destination included).
 fn refuse(sandbox: &Path, path: &Path, limits: Limits) -> ArchiveError {
     let before = listing(sandbox);
     let destination = sandbox.join("destination");
-    let outcome = XifReader::open(path, limits).and_then(|mut reader| {
-        reader.check()?;
-        reader.unpack(&destination)
-    });
-    let error = outcome.expect_err("the archive is refused");
-    assert_eq!(listing(sandbox), before, "a refused archive writes nothing: {error}");
+    let checked = XifReader::open(path, limits).and_then(|mut reader| reader.check());
+    let checked = checked.expect_err("checking refuses the archive");
+    let unpacked = XifReader::open(path, limits).and_then(|mut reader| reader.unpack(&destination));
+    let error = unpacked.expect_err("unpacking refuses the archive");
+    assert_eq!(error.to_string(), checked.to_string(), "unpacking refuses exactly what checking refuses");
+    assert_eq!(listing(sandbox), before, "a refused archive leaves nothing: {error}");
     error
 }
 
@@ -109,6 +110,44 @@ fn a_well_formed_archive_is_accepted_and_unpacked() {
     reader.unpack(&sandbox.path().join("project")).expect("unpacks");
     assert_eq!(std::fs::read(sandbox.path().join("project/src/main.rs")).expect("unpacked"), b"fn main() {}\n");
     assert!(!sandbox.path().join("project/binary").exists(), "the binary is not part of the project");
+}
+
+#[test]
+fn a_tampered_binary_is_refused_by_unpacking_too() {
+    // The binary is not unpacked into the project, but it is what the server runs: a reader
+    // that skipped it would hand on an archive whose manifest lies about it.
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("crafted.xif");
+    let mut files = GOOD.to_vec();
+    files[0].1 = &b"\x7fELF not really, and changed"[..];
+    // The manifest keeps the binary's old digest; only its size follows the new content.
+    let mut manifest = manifest_of(GOOD);
+    manifest.entries[0].size = files[0].1.len() as u64;
+    craft(&path, &files, Some(&manifest), stored());
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(&error, ArchiveError::DigestMismatch { name } if name == "binary/crafted"), "{error}");
+    assert!(!sandbox.path().join("destination").exists(), "nothing is left in the destination");
+
+    // Into an existing empty destination, which stays (empty).
+    let destination = sandbox.path().join("empty");
+    std::fs::create_dir(&destination).expect("created");
+    let error = XifReader::open(&path, Limits::default())
+        .and_then(|mut reader| reader.unpack(&destination))
+        .expect_err("refused");
+    assert!(matches!(&error, ArchiveError::DigestMismatch { name } if name == "binary/crafted"), "{error}");
+    assert_eq!(std::fs::read_dir(&destination).expect("listed").count(), 0);
+}
+
+#[test]
+fn refusals_can_be_told_without_the_archive_s_path() {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("crafted.xif");
+    std::fs::write(&path, b"PK\x03\x04 this is not really a zip file at all").expect("written");
+    let error = XifReader::open(&path, Limits::default()).err().expect("refused");
+    let shown = sandbox.path().display().to_string();
+    assert!(error.to_string().contains(&shown), "locally, the path is named: {error}");
+    let told = error.without_paths();
+    assert!(!told.contains(&shown) && told.starts_with("the archive is not a readable XIF: "), "{told}");
 }
 
 #[test]

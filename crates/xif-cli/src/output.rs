@@ -140,10 +140,13 @@ pub fn bytes(count: u64) -> String {
 /// Reports a refused archive and gives the exit code: 2 when the file could not be read at
 /// all, 1 when its content was refused.
 pub fn archive_refused(error: &xif_archive::ArchiveError) -> crate::Exit {
-    eprint(&format!(
-        "error: {error}
-"
-    ));
+    let hint = match error {
+        xif_archive::ArchiveError::SignatureMismatch { .. } => {
+            "hint: the archive was changed or written again after it was signed; sign it again with `xif save --sign KEY`\n"
+        }
+        _ => "",
+    };
+    eprint(&format!("error: {error}\n{hint}"));
     match error {
         xif_archive::ArchiveError::Io { .. } => crate::Exit::CouldNotRun,
         _ => crate::Exit::Errors,

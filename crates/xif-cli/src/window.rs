@@ -50,6 +50,8 @@ pub struct WindowOptions {
     pub watch: bool,
     /// Close the window once a run has finished without errors.
     pub close_when_done: bool,
+    /// A minisign secret key to sign the XIF with; the upload carries the signature.
+    pub sign: Option<PathBuf>,
 }
 
 enum Input {
@@ -275,6 +277,7 @@ impl Window {
             goal,
             build: self.options.build.clone(),
             archive: self.options.archive.clone(),
+            sign: self.options.sign.clone(),
             connection: connection.map(|Resolved { server, token, ca_certificate }| xif_studio::Connection {
                 server,
                 token,

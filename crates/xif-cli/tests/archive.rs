@@ -108,24 +108,11 @@ fn a_signed_archive_is_verified_by_minisign_and_by_inspect() {
     let listing = text(&tool("unzip", &["-Z1", "Signed.xif"], &project).stdout);
     assert!(!listing.contains("signing-material"), "{listing}");
 
-    let manifest = tool("unzip", &["-p", "Signed.xif", "manifest.json"], &project);
-    std::fs::write(temporary.path().join("manifest.json"), &manifest.stdout).expect("written");
-    let signature = project.join("Signed.xif.minisig");
-    let verified = tool(
-        "minisign",
-        &[
-            "-V",
-            "-m",
-            "manifest.json",
-            "-p",
-            project.join("xif.pub").to_str().expect("path"),
-            "-x",
-            signature.to_str().expect("path"),
-        ],
-        temporary.path(),
-    );
+    // The signature covers the file as it is downloaded: the standard tool checks it as is.
+    let verified = tool("minisign", &["-Vm", "Signed.xif", "-p", "xif.pub"], &project);
     assert!(verified.status.success(), "minisign: {}{}", text(&verified.stdout), text(&verified.stderr));
     assert!(text(&verified.stdout).contains("Signature and comment signature verified"), "{}", text(&verified.stdout));
+    assert!(text(&verified.stdout).contains("Trusted comment: Signed 0.1.0 Signed.xif"), "{}", text(&verified.stdout));
 
     let output = xif(&["inspect", "Signed.xif", "--public-key", "xif.pub"], &project);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
@@ -139,11 +126,34 @@ fn a_signed_archive_is_verified_by_minisign_and_by_inspect() {
         "checked: 8 entries match their digests\nsignature `Signed.xif.minisig` is valid for this public key\n"
     );
 
-    // Another key does not vouch for it.
+    // Another key does not vouch for it, for inspect as for unpack.
     xif(&["keygen", "--secret", "other.key", "--public", "other.pub"], &project);
     let output = xif(&["inspect", "Signed.xif", "--public-key", "other.pub"], &project);
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(text(&output.stderr), "error: the signature does not match the manifest and this public key\n");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with("error: the signature was made with the key `")
+            && stderr.contains("not with this public key"),
+        "{stderr}"
+    );
+    let output = xif(&["unpack", "Signed.xif", "unpacked", "--public-key", "other.pub"], &project);
+    assert_eq!((output.status.code(), text(&output.stderr)), (Some(1), stderr));
+    assert!(!project.join("unpacked").exists());
+
+    // Bytes added after signing (the archive still reads as a zip): the signature no longer
+    // matches, and minisign agrees.
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let end = bytes.len();
+    bytes.truncate(end - 2);
+    bytes.extend_from_slice(&[1, 0]);
+    bytes.push(b'!');
+    std::fs::write(&archive, &bytes).expect("written");
+    let output = xif(&["inspect", "Signed.xif", "--public-key", "xif.pub"], &project);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("the signature does not match the archive"), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("hint: "), "{}", text(&output.stderr));
+    let verified = tool("minisign", &["-Vm", "Signed.xif", "-p", "xif.pub"], &project);
+    assert!(!verified.status.success());
 }
 
 #[test]
@@ -242,4 +252,59 @@ fn a_project_with_errors_is_not_saved() {
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).starts_with("error[XE0101]"), "{}", text(&output.stderr));
     assert!(!archive.exists(), "nothing is saved when Verify has errors");
+}
+
+/// Rewrites the zip at `archive` entry for entry, with `change` applied to the data of the
+/// entries it names, keeping everything else (the manifest too) byte for byte.
+fn rewrite(archive: &Path, change: impl Fn(&str, &mut Vec<u8>)) {
+    use std::io::{Read as _, Write as _};
+    let mut reader = zip::ZipArchive::new(std::fs::File::open(archive).expect("opened")).expect("a zip");
+    let rewritten = archive.with_extension("rewritten");
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&rewritten).expect("created"));
+    for index in 0..reader.len() {
+        let name = reader.by_index_raw(index).expect("entry").name().to_owned();
+        let mut data = Vec::new();
+        reader.by_index(index).expect("entry").read_to_end(&mut data).expect("read");
+        let before = data.clone();
+        change(&name, &mut data);
+        if data == before {
+            writer.raw_copy_file(reader.by_index_raw(index).expect("entry")).expect("copied");
+        } else {
+            let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+            writer.start_file(name.as_str(), options).expect("entry");
+            writer.write_all(&data).expect("written");
+        }
+    }
+    writer.finish().expect("finished");
+    std::fs::rename(rewritten, archive).expect("renamed");
+}
+
+#[test]
+fn unpack_refuses_a_tampered_binary_as_inspect_does() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let project = new_project(temporary.path(), "Tampered");
+    let archive = temporary.path().join("Tampered.xif");
+    assert_eq!(save(&project, &archive, &[]).status.code(), Some(0));
+    // Another binary of the same size: the manifest, kept as it was, no longer matches it.
+    rewrite(&archive, |name, data| {
+        if name.starts_with("binary/") {
+            let middle = data.len() / 2;
+            data[middle] ^= 0xff;
+        }
+    });
+    let listing = text(&tool("unzip", &["-Z1", "Tampered.xif"], temporary.path()).stdout);
+    assert!(listing.contains("binary/tampered") && listing.contains("manifest.json"), "{listing}");
+
+    let expected = "error: entry `binary/tampered` does not match its SHA-256 in the manifest\n";
+    let output = xif(&["inspect", "Tampered.xif"], temporary.path());
+    assert_eq!((output.status.code(), text(&output.stderr).as_str()), (Some(1), expected));
+    let output = xif(&["unpack", "Tampered.xif", "unpacked"], temporary.path());
+    assert_eq!((output.status.code(), text(&output.stderr).as_str()), (Some(1), expected));
+    assert!(!temporary.path().join("unpacked").exists(), "nothing is left of a refused unpack");
+
+    // Into an empty directory that exists: it stays, empty.
+    std::fs::create_dir(temporary.path().join("empty")).expect("created");
+    let output = xif(&["unpack", "Tampered.xif", "empty"], temporary.path());
+    assert_eq!((output.status.code(), text(&output.stderr).as_str()), (Some(1), expected));
+    assert_eq!(std::fs::read_dir(temporary.path().join("empty")).expect("listed").count(), 0);
 }

@@ -22,13 +22,18 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::with_server_arguments(&[])
+    }
+
+    /// A world whose server runs with `arguments` besides its port and data directory.
+    fn with_server_arguments(arguments: &[&str]) -> Self {
         let directory = tempfile::tempdir().expect("temporary directory");
         let server = xif_testkit::Server::start(
             env!("CARGO_BIN_EXE_xif"),
             &directory.path().join("data"),
             PASSWORD,
             "warn",
-            &[],
+            arguments,
             drop,
         );
         std::fs::create_dir(directory.path().join("config")).expect("config directory");
@@ -49,6 +54,7 @@ impl World {
             .env("CARGO_TARGET_DIR", target())
             .env_remove("XIF_SERVER")
             .env_remove("XIF_TOKEN")
+            .env_remove("XIF_SIGNING_KEY")
             .stdin(Stdio::null());
         command
     }
@@ -207,6 +213,82 @@ fn log_in_publish_unchanged_change_roll_back_and_log_out() {
     let (code, _, stderr) = world.xif(&["whoami"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("not connected"), "{stderr}");
+}
+
+#[test]
+fn a_server_with_a_trusted_key_takes_only_uploads_signed_by_it() {
+    let keys = tempfile::tempdir().expect("keys");
+    for name in ["trusted", "other"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+            .args(["--quiet", "keygen", "--secret", &format!("{name}.key"), "--public", &format!("{name}.pub")])
+            .current_dir(keys.path())
+            .output()
+            .expect("xif keygen runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let key = |name: &str| keys.path().join(name).to_str().expect("UTF-8 path").to_owned();
+    let world = World::with_server_arguments(&["--trusted-key", &key("trusted.pub")]);
+    let (code, _, stderr) = world.log_in("admin", PASSWORD);
+    assert_eq!(code, Some(0), "{stderr}");
+    let project = world.project("Signing");
+    let path = project.to_str().expect("path");
+    let admin = world.token("admin", PASSWORD);
+
+    // Unsigned: refused at Upload, with the reason and the way out.
+    let (code, _, stderr) = world.xif(&["publish", "--path", path]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("[FAIL] Upload") && stderr.contains("(signature_required)"), "{stderr}");
+    assert!(stderr.contains("--sign KEY") && stderr.contains("XIF_SIGNING_KEY"), "{stderr}");
+    // Signed by a key the server does not trust.
+    let (code, _, stderr) = world.xif(&["upload", "--path", path, "--sign", &key("other.key")]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("(untrusted_signature)"), "{stderr}");
+    assert_eq!(world.get(&admin, "/extensions"), json!([]), "nothing refused is stored");
+
+    // Signed by the trusted key (here through XIF_SIGNING_KEY): uploaded, published, running.
+    let publish_signed = || {
+        finish(
+            world
+                .command(&["publish", "--path", path])
+                .env("XIF_SIGNING_KEY", key("trusted.key"))
+                .output()
+                .expect("xif runs"),
+        )
+    };
+    let (code, _, stderr) = publish_signed();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(", signed") && stderr.contains("published version 1"), "{stderr}");
+    let (code, stdout, stderr) =
+        world.xif(&["invoke", "Signing", "Greet", "--input", r#"{"Person": {"Name": "Ada"}}"#]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(serde_json::from_str::<Value>(&stdout).expect("JSON"), json!({ "Greeting": "Hello, Ada!" }));
+
+    // What the server took is the file next to its signature, which minisign checks as is.
+    let archive = project.join("target/xif/Signing.xif");
+    let minisign = |archive: &Path| {
+        Command::new("minisign")
+            .args(["-Vm"])
+            .arg(archive)
+            .args(["-p", &key("trusted.pub")])
+            .output()
+            .expect("minisign runs (scripts/install-test-tools)")
+    };
+    assert!(minisign(&archive).status.success());
+    let signature = std::fs::read(project.join("target/xif/Signing.xif.minisig")).expect("signature");
+
+    // Unchanged: the archive is kept, and so is its signature, which still matches it.
+    let (code, _, stderr) = publish_signed();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("[skip] Save") && stderr.contains("version 1 is already published"), "{stderr}");
+    assert_eq!(std::fs::read(project.join("target/xif/Signing.xif.minisig")).expect("signature"), signature);
+    assert!(minisign(&archive).status.success());
+
+    // A change: a new archive, signed anew.
+    replace(&project.join("src/main.rs"), "Hello, ", "Welcome, ");
+    let (code, _, stderr) = publish_signed();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("published version 2, replacing version 1"), "{stderr}");
+    assert!(minisign(&archive).status.success());
 }
 
 #[test]

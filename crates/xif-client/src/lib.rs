@@ -168,17 +168,20 @@ impl Client {
     }
 
     /// Uploads the XIF at `archive` (its SHA-256 is `sha256`) as a new version of `extension`,
-    /// streaming it from the file; `sent` is told the bytes read for sending so far, and
-    /// answers whether to go on. When it says no, the body ends with an error, the request is
-    /// aborted, and the server keeps nothing of it. (Dropping the future alone is not enough:
-    /// the connection may go on sending the body it was given.)
+    /// streaming it from the file, with `signature` (the text of its `.minisig` file) when it
+    /// is signed; `sent` is told the bytes read for sending so far, and answers whether to go
+    /// on. When it says no, the body ends with an error, the request is aborted, and the server
+    /// keeps nothing of it. (Dropping the future alone is not enough: the connection may go on
+    /// sending the body it was given.)
     pub async fn upload(
         &self,
         extension: &str,
         archive: &std::path::Path,
         sha256: &str,
+        signature: Option<&str>,
         sent: impl Fn(u64) -> bool + Send + Sync + 'static,
     ) -> Result<xif_api::UploadResponse, ClientError> {
+        use base64::Engine as _;
         use futures_util::StreamExt as _;
         let local = |error: std::io::Error| ClientError::Network {
             url: self.base.clone(),
@@ -196,13 +199,16 @@ impl Client {
             }
             chunk
         });
-        let request = self
+        let mut request = self
             .http
             .post(self.url(&format!("/extensions/{extension}/versions")))
             .header(xif_api::DIGEST_HEADER, sha256)
-            .header(reqwest::header::CONTENT_LENGTH, length)
-            .body(reqwest::Body::wrap_stream(stream));
-        self.send(request).await
+            .header(reqwest::header::CONTENT_LENGTH, length);
+        if let Some(signature) = signature {
+            request =
+                request.header(xif_api::SIGNATURE_HEADER, base64::engine::general_purpose::STANDARD.encode(signature));
+        }
+        self.send(request.body(reqwest::Body::wrap_stream(stream))).await
     }
 
     /// Publishes a version of `extension` (or only checks that it could be, with

@@ -14,7 +14,7 @@ pub struct SaveOptions<'a> {
     pub verify: VerifyOptions<'a>,
     /// Where to write the XIF.
     pub output: PathBuf,
-    /// A minisign secret key to sign the manifest with; the signature goes to `OUTPUT.minisig`.
+    /// A minisign secret key to sign the XIF with; the signature goes to `OUTPUT.minisig`.
     pub sign: Option<PathBuf>,
 }
 
@@ -58,9 +58,11 @@ pub struct Packed {
 }
 
 /// Packs the verified project in `directory` (its `definition` and compiled `binary`) into a XIF
-/// at `output`, signed with the minisign secret key `sign` if given. With `reuse`, a XIF that
-/// was packed from the same files (same paths, sizes and modification times, recorded next to
-/// it in `OUTPUT.inputs`) is kept instead of being written again.
+/// at `output`, signed with the minisign secret key `sign` if given (the whole file, into
+/// `OUTPUT.minisig`). With `reuse`, a XIF that was packed from the same files (same paths, sizes
+/// and modification times, recorded next to it in `OUTPUT.inputs`) is kept instead of being
+/// written again, and so is its signature when `sign` made it; a new archive never keeps an
+/// old signature.
 pub fn pack(
     directory: &Path,
     definition: &Definition,
@@ -75,15 +77,19 @@ pub fn pack(
         name.push(".inputs");
         PathBuf::from(name)
     };
-    let fingerprint = if reuse && sign.is_none() { Some(fingerprint(&inputs)?) } else { None };
+    let fingerprint = if reuse { Some(fingerprint(&inputs)?) } else { None };
     if let Some(fingerprint) = &fingerprint
         && std::fs::read_to_string(&stamp).ok().as_deref() == Some(fingerprint.as_str())
         && let Ok(reader) = xif_archive::XifReader::open(output, xif_archive::Limits::default())
     {
-        return Ok(Packed { manifest: reader.manifest().clone(), signature: None, reused: true });
+        // The archive is kept, so its signature must be too: one made by this key over these
+        // bytes stays, any other is replaced.
+        let signature = sign.map(|key| sign_archive(key, output, reader.manifest())).transpose()?;
+        return Ok(Packed { manifest: reader.manifest().clone(), signature, reused: true });
     }
-    // A stamp must never outlive the archive it describes.
+    // A stamp must never outlive the archive it describes, nor a signature.
     std::fs::remove_file(&stamp).ok();
+    std::fs::remove_file(signature_path(output)).ok();
     let (target, toolchain) = toolchain()?;
     let header = ManifestHeader {
         extension: ExtensionId {
@@ -95,22 +101,27 @@ pub fn pack(
         protocol: xif_protocol::PROTOCOL_VERSION,
     };
     let manifest = xif_archive::write(output, inputs, header)?;
-    let signature = match sign {
-        None => None,
-        Some(key) => {
-            // Sign the manifest exactly as stored, read back from the archive just written.
-            let reader = xif_archive::XifReader::open(output, xif_archive::Limits::default())?;
-            let comment = format!("{} {} {}", manifest.extension.name, manifest.extension.version, file_name(output));
-            let text = xif_archive::sign_manifest(key, reader.manifest_bytes(), &comment)?;
-            let path = signature_path(output);
-            fs_err::write(&path, text)?;
-            Some(path)
-        }
-    };
+    let signature = sign.map(|key| sign_archive(key, output, &manifest)).transpose()?;
     if let Some(fingerprint) = fingerprint {
         fs_err::write(&stamp, fingerprint)?;
     }
     Ok(Packed { manifest, signature, reused: false })
+}
+
+/// Signs the whole XIF at `output` with the secret key `key` into `OUTPUT.minisig`, unless that
+/// file holds a signature by this key over these bytes already (signatures are randomised, so
+/// signing again would change the file for nothing). Returns the signature file.
+fn sign_archive(key: &Path, output: &Path, manifest: &Manifest) -> Result<PathBuf, ProjectError> {
+    let path = signature_path(output);
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && xif_archive::is_signed_by(key, output, &existing)?
+    {
+        return Ok(path);
+    }
+    let comment = format!("{} {} {}", manifest.extension.name, manifest.extension.version, file_name(output));
+    let text = xif_archive::sign_file(key, output, &comment)?;
+    fs_err::write(&path, text)?;
+    Ok(path)
 }
 
 /// Each input's archive path, size and modification time, one line each.

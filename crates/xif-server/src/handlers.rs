@@ -14,7 +14,7 @@ use futures_util::StreamExt as _;
 use sha2::{Digest, Sha256};
 use xif_api::{
     DIGEST_HEADER, Grant, Health, LoginRequest, LoginResponse, NewUser, Permission, PublishRequest, PublishResponse,
-    UploadResponse,
+    SIGNATURE_HEADER, UploadResponse,
 };
 
 use crate::AppState;
@@ -356,6 +356,16 @@ pub async fn upload(
     if declared_length.is_some_and(|length| length > limit) {
         return Err(too_large());
     }
+    // A signature the server cannot accept is refused before anything is stored. The body is
+    // still read and dropped: a client that is still sending it would otherwise find the
+    // connection reset instead of the answer.
+    let signer = match trusted_signer(&state.limits.trusted_keys, &headers) {
+        Ok(signer) => signer,
+        Err(refusal) => {
+            drain(body, limit).await;
+            return Err(refusal);
+        }
+    };
 
     // Stream to a staged file. Hashing and writing run on a thread of their own, fed through a
     // short queue, so that receiving the next bytes overlaps with handling the last ones;
@@ -414,7 +424,15 @@ pub async fn upload(
     // The client is never trusted: the archive and its definition are checked here.
     let received_ms = started.elapsed().as_millis();
     let path: PathBuf = staged.to_path_buf();
-    let checked = tokio::task::spawn_blocking(move || check_archive(&path)).await.map_err(ApiError::internal)??;
+    let signed_by = signer.as_ref().map(|(_, key)| key.key_id());
+    let checked = tokio::task::spawn_blocking(move || {
+        if let Some((signature, key)) = &signer {
+            check_signature(signature, key, &path)?;
+        }
+        check_archive(&path)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let checked_ms = started.elapsed().as_millis() - received_ms;
     if !checked.name.eq_ignore_ascii_case(&name) {
         return Err(ApiError::new(
@@ -441,6 +459,7 @@ pub async fn upload(
             size: i64::try_from(size).unwrap_or(i64::MAX),
             uploaded_by: user.name.clone(),
             uploaded_at: now(),
+            signed_by,
         })
         .await?;
     metrics::counter!("xif_uploads_total").increment(1);
@@ -449,10 +468,95 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(UploadResponse { version, created: true, warnings: checked.warnings })))
 }
 
-/// The archive checks of Save and the definition's verification, on an uploaded file.
+/// Reads and drops at most `limit` bytes of `body`.
+async fn drain(body: Body, limit: u64) {
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len() as u64;
+        if read > limit {
+            break;
+        }
+    }
+}
+
+/// When the server trusts keys, the signature the upload announces and the trusted key that
+/// made it; refused when there is none (`signature_required`), when it cannot be read
+/// (`invalid_signature`), or when no trusted key made it (`untrusted_signature`).
+fn trusted_signer(
+    trusted: &[xif_archive::PublicKey],
+    headers: &HeaderMap,
+) -> Result<Option<(xif_archive::Signature, xif_archive::PublicKey)>, ApiError> {
+    use base64::Engine as _;
+    if trusted.is_empty() {
+        return Ok(None);
+    }
+    let Some(value) = headers.get(SIGNATURE_HEADER) else {
+        return Err(ApiError::new(
+            ErrorCode::SignatureRequired,
+            format!(
+                "this server accepts only archives signed by a trusted key: send the base64 of the archive's \
+                 `.minisig` file in the `{SIGNATURE_HEADER}` header (`xif upload --sign KEY` and \
+                 `xif publish --sign KEY` do)"
+            ),
+        ));
+    };
+    let invalid = |detail: String| {
+        ApiError::new(
+            ErrorCode::InvalidSignature,
+            format!("the `{SIGNATURE_HEADER}` header does not hold a minisign signature: {detail}"),
+        )
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.as_bytes())
+        .map_err(|error| invalid(format!("it is not base64 ({error})")))?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid("it is not text".into()))?;
+    let signature = xif_archive::Signature::parse(&text).map_err(|error| invalid(error.to_string()))?;
+    let key_id = signature.key_id();
+    let Some(key) = trusted.iter().find(|key| key.key_id() == key_id) else {
+        return Err(ApiError::new(
+            ErrorCode::UntrustedSignature,
+            format!(
+                "the archive is signed by the key `{key_id}`, which this server does not trust; an administrator \
+                 can trust it by starting the server with `--trusted-key` and its public key file"
+            ),
+        ));
+    };
+    Ok(Some((signature, key.clone())))
+}
+
+/// Checks `signature` by `key` over the whole staged upload at `path`.
+fn check_signature(
+    signature: &xif_archive::Signature,
+    key: &xif_archive::PublicKey,
+    path: &std::path::Path,
+) -> Result<(), ApiError> {
+    match signature.verify_file(key, path) {
+        Ok(()) => Ok(()),
+        Err(error @ xif_archive::ArchiveError::Io { .. }) => Err(ApiError::internal(error)),
+        Err(error) => {
+            tracing::info!(%error, path = %path.display(), "refused an upload's signature");
+            Err(ApiError::new(
+                ErrorCode::InvalidSignature,
+                format!(
+                    "the signature by the key `{}` does not match the uploaded archive: the archive changed after \
+                     it was signed; sign it again (`xif save --sign KEY`) and upload it with its new signature",
+                    key.key_id()
+                ),
+            ))
+        }
+    }
+}
+
+/// The archive checks of Save and the definition's verification, on an uploaded file. What is
+/// wrong with the archive is answered without the staged file's path, which only the log shows.
 fn check_archive(path: &std::path::Path) -> Result<Checked, ApiError> {
     let invalid = |error: xif_archive::ArchiveError| {
-        ApiError::new(ErrorCode::InvalidArchive, format!("the upload is not a valid XIF: {error}"))
+        if let xif_archive::ArchiveError::Io { .. } = error {
+            return ApiError::internal(error);
+        }
+        tracing::info!(%error, "refused an uploaded archive");
+        ApiError::new(ErrorCode::InvalidArchive, format!("the upload is not a valid XIF: {}", error.without_paths()))
     };
     let mut reader = xif_archive::XifReader::open(path, xif_archive::Limits::default()).map_err(invalid)?;
     reader.check().map_err(invalid)?;
@@ -502,9 +606,13 @@ pub(crate) fn read_definition(path: &std::path::Path) -> Result<xif_definition::
 }
 
 fn definition_of(reader: &mut xif_archive::XifReader) -> Result<xif_definition::Definition, ApiError> {
-    let bytes = reader
-        .read_entry("extension.toml", xif_definition::MAX_DEFINITION_BYTES as u64)
-        .map_err(|error| ApiError::new(ErrorCode::InvalidArchive, format!("the upload is not a valid XIF: {error}")))?;
+    let bytes = reader.read_entry("extension.toml", xif_definition::MAX_DEFINITION_BYTES as u64).map_err(|error| {
+        if let xif_archive::ArchiveError::Io { .. } = error {
+            return ApiError::internal(error);
+        }
+        tracing::info!(%error, "refused an uploaded archive");
+        ApiError::new(ErrorCode::InvalidArchive, format!("the upload is not a valid XIF: {}", error.without_paths()))
+    })?;
     let text = String::from_utf8(bytes)
         .map_err(|_| ApiError::new(ErrorCode::InvalidExtension, "the definition in the archive is not UTF-8"))?;
     xif_definition::parse(&text).map_err(|diagnostics| {

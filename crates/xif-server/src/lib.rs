@@ -67,11 +67,14 @@ pub struct Limits {
     pub connections: ConnectionLimits,
     /// How long a publication lock holds unless its holder renews it.
     pub lock_lease: Duration,
+    /// When not empty, only uploads signed by one of these keys are accepted (the signature of
+    /// the whole archive, in the [`xif_api::SIGNATURE_HEADER`] header).
+    pub trusted_keys: Vec<xif_archive::PublicKey>,
 }
 
 impl Default for Limits {
-    /// 1 GiB uploads, the defaults of the runtime, logins, tokens and connections, and a
-    /// minute's lease on publication locks.
+    /// 1 GiB uploads, the defaults of the runtime, logins, tokens and connections, a minute's
+    /// lease on publication locks, and no signature required.
     fn default() -> Self {
         Self {
             max_upload: 1 << 30,
@@ -80,6 +83,7 @@ impl Default for Limits {
             tokens: TokenLimits::default(),
             connections: ConnectionLimits::default(),
             lock_lease: publishing::DEFAULT_LEASE,
+            trusted_keys: Vec::new(),
         }
     }
 }

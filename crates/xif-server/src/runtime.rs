@@ -452,7 +452,11 @@ async fn supervise(runtime: Weak<Runtime>, key: String, mut current: Arc<Running
 /// Extracts the binary and the deployed resources of the XIF at `blob` into `directory`, and
 /// reads its definition.
 fn prepare(blob: &Path, directory: &Path) -> Result<(Definition, PathBuf), DeployError> {
-    let archive = |error: xif_archive::ArchiveError| DeployError::Archive(error.to_string());
+    let archive = |error: xif_archive::ArchiveError| {
+        // The message reaches clients (`deploy_failed`): the blob's path goes to the log only.
+        tracing::warn!(%error, "cannot read a version's archive to deploy it");
+        DeployError::Archive(error.without_paths())
+    };
     std::fs::create_dir_all(directory).map_err(|error| DeployError::Archive(error.to_string()))?;
     let mut reader = xif_archive::XifReader::open(blob, xif_archive::Limits::default()).map_err(archive)?;
     let text = reader.read_entry("extension.toml", xif_definition::MAX_DEFINITION_BYTES as u64).map_err(archive)?;

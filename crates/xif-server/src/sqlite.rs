@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_module_dependencies.sql")),
     (3, include_str!("../migrations/0003_token_expiry.sql")),
     (4, include_str!("../migrations/0004_publication_lease.sql")),
+    (5, include_str!("../migrations/0005_version_signatures.sql")),
 ];
 
 /// SQLite behind [`MetadataStore`].
@@ -122,11 +123,12 @@ fn version(row: &SqliteRow) -> Result<Version, sqlx::Error> {
         uploaded_by: row.try_get("uploaded_by")?,
         uploaded_at: row.try_get("uploaded_at")?,
         published: row.try_get::<Option<i64>, _>("published_number")? == Some(row.try_get::<i64, _>("number")?),
+        signed_by: row.try_get("signed_by")?,
     })
 }
 
 const VERSION_COLUMNS: &str = "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, \
-     v.size, v.uploaded_by, v.uploaded_at FROM versions v JOIN extensions e ON e.id = v.extension_id";
+     v.size, v.uploaded_by, v.uploaded_at, v.signed_by FROM versions v JOIN extensions e ON e.id = v.extension_id";
 
 async fn extension_id(transaction: &mut Transaction<'_, Sqlite>, name: &str) -> Result<i64, sqlx::Error> {
     sqlx::query("INSERT INTO extensions (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
@@ -269,8 +271,8 @@ impl MetadataStore for SqliteStore {
                 .fetch_one(&mut *transaction)
                 .await?;
         sqlx::query(
-            "INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at, \
+             signed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(number)
@@ -279,6 +281,7 @@ impl MetadataStore for SqliteStore {
         .bind(new.size)
         .bind(&new.uploaded_by)
         .bind(&new.uploaded_at)
+        .bind(&new.signed_by)
         .execute(&mut *transaction)
         .await?;
         let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.id = ? AND v.number = ?"))

@@ -109,6 +109,8 @@ pub struct NewVersion {
     pub uploaded_by: String,
     /// When.
     pub uploaded_at: String,
+    /// The id of the trusted key whose signature was checked, when the server requires them.
+    pub signed_by: Option<String>,
 }
 
 /// A request for an extension's publication lock.

@@ -71,6 +71,9 @@ pub struct Options {
     pub archive: Option<PathBuf>,
     /// The server, for every goal beyond Save.
     pub connection: Option<Connection>,
+    /// A minisign secret key: Save signs the XIF with it (`NAME.xif.minisig`, the whole file)
+    /// and Upload sends the signature, which a server with trusted keys requires.
+    pub sign: Option<PathBuf>,
 }
 
 /// Why a run stopped, as the [`Event::Stopped`] it ended with says.
@@ -203,6 +206,9 @@ impl Run<'_> {
                         "; someone published meanwhile: look at `xif versions`, then publish again to replace it"
                     }
                     ErrorCode::PublicationInProgress => "; wait for that publication to end, then publish again",
+                    ErrorCode::SignatureRequired => {
+                        "; sign the archive: pass `--sign KEY` (a key made by `xif keygen`) or set XIF_SIGNING_KEY"
+                    }
                     _ => "",
                 };
                 self.stop(StopReason::Refused, format!("{message} ({code}){hint}"))
@@ -361,20 +367,25 @@ impl Run<'_> {
                 self.stop(StopReason::Local, format!("cannot create `{}`: {error}", parent.display()))
             })?;
         }
-        let (project, definition, binary, output) =
-            (self.options.project.clone(), definition.clone(), binary.to_owned(), archive.clone());
-        let packed =
-            tokio::task::spawn_blocking(move || xif_project::pack(&project, &definition, &binary, &output, None, true))
-                .await
-                .map_err(|error| self.stop(StopReason::Local, format!("saving stopped unexpectedly: {error}")))?
-                .map_err(|error| {
-                    self.stop(StopReason::Local, format!("cannot save `{}`: {error}", archive.display()))
-                })?;
+        let (project, definition, binary, output, sign) = (
+            self.options.project.clone(),
+            definition.clone(),
+            binary.to_owned(),
+            archive.clone(),
+            self.options.sign.clone(),
+        );
+        let packed = tokio::task::spawn_blocking(move || {
+            xif_project::pack(&project, &definition, &binary, &output, sign.as_deref(), true)
+        })
+        .await
+        .map_err(|error| self.stop(StopReason::Local, format!("saving stopped unexpectedly: {error}")))?
+        .map_err(|error| self.stop(StopReason::Local, format!("cannot save `{}`: {error}", archive.display())))?;
         if self.cancel.is_cancelled() {
             return Err(self.cancelled());
         }
         let size = std::fs::metadata(&archive).map(|metadata| metadata.len()).unwrap_or_default();
-        let what = format!("{}, {}", xif_project::shown(&archive), bytes(size));
+        let signed = if packed.signature.is_some() { ", signed" } else { "" };
+        let what = format!("{}, {}{signed}", xif_project::shown(&archive), bytes(size));
         if packed.reused {
             self.finish(StageOutcome::Skipped, format!("{what}: unchanged since the last save"));
         } else {
@@ -399,6 +410,16 @@ impl Run<'_> {
             self.finish(StageOutcome::Skipped, format!("identical to version {}, not uploaded again", existing.number));
             return Ok((existing.number, false));
         }
+        // Save signed the archive when asked to; the signature travels with it.
+        let signature = match &self.options.sign {
+            None => None,
+            Some(_) => {
+                let path = xif_project::signature_path(archive);
+                Some(std::fs::read_to_string(&path).map_err(|error| {
+                    self.stop(StopReason::Local, format!("cannot read the signature `{}`: {error}", path.display()))
+                })?)
+            }
+        };
         let total = std::fs::metadata(archive).map(|metadata| metadata.len()).unwrap_or_default();
         let events = self.events.clone();
         let last = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -423,7 +444,7 @@ impl Run<'_> {
             true
         };
         let response = tokio::select! {
-            response = server.client.upload(name, archive, &digest, sent) => response,
+            response = server.client.upload(name, archive, &digest, signature.as_deref(), sent) => response,
             () = self.cancel.cancelled() => {
                 *open.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
                 return Err(self.cancelled());

@@ -1,6 +1,6 @@
 //! `xif inspect FILE [--json] [--public-key KEY]`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use xif_archive::{Limits, XifReader};
@@ -14,7 +14,7 @@ pub struct InspectArgs {
     /// Print the manifest as JSON on stdout
     #[arg(long)]
     json: bool,
-    /// Check the signature in FILE.minisig with this minisign public key
+    /// Check the signature of the whole file in FILE.minisig with this minisign public key
     #[arg(long, value_name = "KEY")]
     public_key: Option<PathBuf>,
 }
@@ -29,20 +29,10 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<Exit> {
     }
     let signature = match &args.public_key {
         None => None,
-        Some(key) => {
-            let path = xif_project::signature_path(&args.file);
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(error) => {
-                    output::eprint(&format!("error: cannot read the signature `{}`: {error}\n", path.display()));
-                    return Ok(Exit::Errors);
-                }
-            };
-            if let Err(error) = xif_archive::verify_manifest(key, reader.manifest_bytes(), &text) {
-                return Ok(output::archive_refused(&error));
-            }
-            Some(path)
-        }
+        Some(key) => match check_signature(&args.file, key) {
+            Ok(path) => Some(path),
+            Err(exit) => return Ok(exit),
+        },
     };
     let manifest = reader.manifest();
     if args.json {
@@ -69,4 +59,21 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<Exit> {
     }
     output::eprint(&status);
     Ok(Exit::Success)
+}
+
+/// Checks the signature in `FILE.minisig` of the whole file `file` with the public key `key`;
+/// returns the signature's path, or reports why it is refused and the exit code.
+pub fn check_signature(file: &Path, key: &Path) -> Result<PathBuf, Exit> {
+    let path = xif_project::signature_path(file);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) => {
+            output::eprint(&format!("error: cannot read the signature `{}`: {error}\n", path.display()));
+            return Err(Exit::Errors);
+        }
+    };
+    match xif_archive::verify_file(key, file, &text) {
+        Ok(()) => Ok(path),
+        Err(error) => Err(output::archive_refused(&error)),
+    }
 }

@@ -61,6 +61,10 @@ struct Common {
     /// Where Save writes the XIF [default: `target/xif/NAME.xif` in the project]
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Sign the XIF with this minisign secret key (made by `xif keygen`) and send the signature
+    /// with the upload, as a server started with `--trusted-key` requires
+    #[arg(long, value_name = "KEY", env = "XIF_SIGNING_KEY")]
+    sign: Option<PathBuf>,
     #[command(flatten)]
     connection: Connection,
     #[command(flatten)]
@@ -85,6 +89,7 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<Exit> {
             ca_cert: common.connection.ca_cert.clone(),
             watch: args.watch,
             close_when_done: args.close_when_done,
+            sign: common.sign.clone(),
         });
     }
     run(&args.common, goal)
@@ -95,7 +100,7 @@ pub fn upload(args: &UploadArgs) -> anyhow::Result<Exit> {
 }
 
 fn run(common: &Common, goal: Goal) -> anyhow::Result<Exit> {
-    let Common { path: project, json, output: archive, connection, build } = common;
+    let Common { path: project, json, output: archive, sign, connection, build } = common;
     let json = *json;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let connection = match connection.resolve()? {
@@ -125,6 +130,7 @@ fn run(common: &Common, goal: Goal) -> anyhow::Result<Exit> {
         goal,
         build: build.options(),
         archive: archive.clone(),
+        sign: sign.clone(),
         connection: connection.map(|Resolved { server, token, ca_certificate }| xif_studio::Connection {
             server,
             token,

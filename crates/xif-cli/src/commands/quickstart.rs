@@ -114,6 +114,7 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<Exit> {
             build
         },
         archive: None,
+        sign: None,
         connection: Some(xif_studio::Connection { server: url.clone(), token: token.clone(), ca_certificate: None }),
     };
     let exit = crate::commands::publish::publish_with(&runtime, &options, false);

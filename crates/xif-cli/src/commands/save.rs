@@ -17,8 +17,8 @@ pub struct SaveArgs {
     /// Where to write the archive [default: ./NAME.xif]
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Sign the manifest with this minisign secret key (made by `xif keygen`); the signature
-    /// goes to FILE.minisig
+    /// Sign the archive with this minisign secret key (made by `xif keygen`); the signature of
+    /// the whole file goes to FILE.minisig, which `minisign -Vm FILE -p KEY.pub` checks
     #[arg(long, value_name = "KEY")]
     sign: Option<PathBuf>,
     #[command(flatten)]

@@ -1,4 +1,4 @@
-//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F] [limits]`
+//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F] [--trusted-key F]... [limits]`
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,6 +58,10 @@ pub struct ServerArgs {
     /// previous response ended: closes idle and trickling connections
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     header_timeout: f64,
+    /// Accept only uploads signed by this minisign public key (made by `xif keygen`); repeat it
+    /// to trust several keys. Without it, signatures are not required
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    trusted_keys: Vec<PathBuf>,
 }
 
 impl ServerArgs {
@@ -95,6 +99,10 @@ impl ServerArgs {
 }
 
 pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
+    // A key that cannot be read stops the server before it starts: it would refuse every
+    // upload signed with it, or, worse, trust fewer keys than its administrator meant.
+    let trusted_keys =
+        args.trusted_keys.iter().map(|path| xif_archive::PublicKey::from_file(path)).collect::<Result<Vec<_>, _>>()?;
     // Structured logs on stderr; `XIF_LOG` sets the level (`info` by default).
     let filter = tracing_subscriber::EnvFilter::try_from_env("XIF_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -115,7 +123,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         max_upload: args.max_upload_mib << 20,
         metrics_listen: args.metrics_listen,
     };
-    let limits = args.limits(config.max_upload)?;
+    let limits = Limits { trusted_keys, ..args.limits(config.max_upload)? };
     xif_server::raise_open_file_limit();
     // Leaving a core to the extensions' processes pays: on 2 cores, calls through the API are a
     // third faster with one worker than with two (`cargo bench -p xif-cli --bench calls`).
@@ -125,6 +133,10 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
     runtime.block_on(async {
         let admin_password = std::env::var("XIF_ADMIN_PASSWORD").ok();
+        if !limits.trusted_keys.is_empty() {
+            let ids: Vec<String> = limits.trusted_keys.iter().map(|key| format!("`{}`", key.key_id())).collect();
+            output::eprint(&format!("accepting only uploads signed by the key(s) {}\n", ids.join(", ")));
+        }
         let (state, bootstrap) = AppState::open(&config.data_dir, limits, admin_password.as_deref()).await?;
         if let Some(bootstrap) = bootstrap {
             // Shown once, here, and never logged.
