@@ -555,6 +555,10 @@ async fn a_publication_that_cannot_be_recorded_switches_back() {
     // The lock was released on the way out.
     let admin = server.admin().await;
     assert_eq!(server.call("GET", "/api/v1/locks", Some(&admin), None).await.1, json!([]));
+    // The version switched away from was stopped, and its working directory removed, before the
+    // answer.
+    let left = std::fs::read_dir(server.data.path().join("runtime/greeter")).expect("listed").count();
+    assert_eq!(left, 1, "only the running version's working directory is left");
 }
 
 #[tokio::test]
