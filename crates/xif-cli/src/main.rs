@@ -98,6 +98,9 @@ enum Command {
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Explain a diagnostic code, as `rustc --explain` does; list every code without one
     Explain(commands::explain::ExplainArgs),
+    /// Start an extension confined (run by the server itself, not by people)
+    #[command(name = xif_host::LAUNCH_SUBCOMMAND, hide = true)]
+    LaunchExtension(commands::launch::LaunchArgs),
 }
 
 fn main() -> ExitCode {
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
         Command::Whoami(args) => commands::login::whoami(&args),
         Command::Quickstart(args) => commands::quickstart::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
+        Command::LaunchExtension(args) => commands::launch::run(&args),
     };
     match outcome {
         Ok(exit) => ExitCode::from(exit as u8),

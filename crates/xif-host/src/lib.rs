@@ -6,11 +6,15 @@
 //! hung, spoke another protocol version, wrote garbage on the channel, or implements other
 //! actions than its definition declares), never in a hung host.
 
+mod isolation;
 mod log;
 mod process;
 mod signature;
 mod validate;
 
+pub use isolation::{
+    Isolation, LAUNCH_SUBCOMMAND, LaunchError, LaunchPlan, UserIds, kill_tree, kill_users, landlock_available, launch,
+};
 pub use log::Log;
 pub use process::{CallError, ExtensionProcess, ResourceLimits, StartError, StartOptions};
 pub use signature::{signature_mismatches, signatures};

@@ -18,6 +18,7 @@ use xif_protocol::{
 };
 
 use crate::Log;
+use crate::isolation::{Isolation, LAUNCH_SUBCOMMAND, LaunchPlan, kill_tree};
 use crate::signature::signature_mismatches;
 
 /// How to start an extension.
@@ -44,10 +45,13 @@ pub struct StartOptions {
     /// Start the process with an empty environment but for the channel and a minimal `PATH`
     /// and `LANG`, rather than the host's.
     pub clean_environment: bool,
+    /// Confine the process through the launcher; `None` runs the binary directly, with the
+    /// host's rights (as `xif call` does on the author's own machine).
+    pub isolation: Option<Isolation>,
 }
 
 /// Limits on an extension process's resources; `None` leaves a resource unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceLimits {
     /// Address space, in bytes: allocating beyond it fails, and the process ends.
     pub memory_bytes: Option<u64>,
@@ -55,6 +59,12 @@ pub struct ResourceLimits {
     pub cpu_seconds: Option<u64>,
     /// Open files at once.
     pub open_files: Option<u64>,
+    /// The size of any one file it writes, in bytes: a write beyond it fails (`EFBIG`, after
+    /// `SIGXFSZ`, which ends a process that does not handle it).
+    pub file_size_bytes: Option<u64>,
+    /// Processes and threads at once; applied only under a user of the extension's own
+    /// ([`Isolation::user`]), because the kernel counts them per user.
+    pub processes: Option<u64>,
 }
 
 impl StartOptions {
@@ -71,6 +81,7 @@ impl StartOptions {
             log_capacity: 256 * 1024,
             limits: ResourceLimits::default(),
             clean_environment: false,
+            isolation: None,
         }
     }
 }
@@ -81,6 +92,14 @@ pub enum StartError {
     /// The process's resource limits could not be set.
     #[error("cannot limit the resources of the extension process: {0}")]
     Limits(std::io::Error),
+    /// The extension's directories could not be prepared for its user.
+    #[error("cannot prepare `{path}` for the extension's user: {source}")]
+    Prepare {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The binary could not be run.
     #[error("cannot run extension binary `{path}`: {source}")]
     Spawn {
@@ -177,8 +196,39 @@ pub struct ExtensionProcess {
     call_timeout: Duration,
     reader: tokio::task::JoinHandle<()>,
     ended: tokio::sync::watch::Receiver<bool>,
+    tree: Tree,
     // Holds the socket's directory until the process is dropped.
     _channel_directory: tempfile::TempDir,
+    // Holds its private temporary directory, removed with the process.
+    _temporary: tempfile::TempDir,
+}
+
+/// An extension's process tree: its process group and, under isolation, its own user.
+#[derive(Debug, Clone)]
+struct Tree {
+    group: Option<u32>,
+    user: Option<u32>,
+    /// Killed once its process had ended: the group's id is then free for the system to give
+    /// to another process, so it is not signalled again.
+    killed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Tree {
+    fn kill(&self) {
+        if let Some(group) = self.group {
+            kill_tree(group, self.user);
+        }
+        self.killed.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for ExtensionProcess {
+    /// Whatever the extension started goes with it, on every path.
+    fn drop(&mut self) {
+        if !self.tree.killed.load(Ordering::Acquire) {
+            self.tree.kill();
+        }
+    }
 }
 
 impl ExtensionProcess {
@@ -188,8 +238,39 @@ impl ExtensionProcess {
         let socket = directory.path().join("channel");
         let listener = UnixListener::bind(&socket).map_err(StartError::Channel)?;
         let token = new_token().map_err(StartError::Channel)?;
+        // A temporary directory of its own, which goes with the process: under isolation it is
+        // the only place besides its working directory where it may write.
+        let temporary = tempfile::Builder::new().prefix("xif-tmp-").tempdir().map_err(StartError::Channel)?;
 
-        let mut command = Command::new(&options.binary);
+        let mut command = match &options.isolation {
+            None => Command::new(&options.binary),
+            Some(isolation) => {
+                if let Some(user) = isolation.user {
+                    // Its user must be able to connect to the channel and write in its own
+                    // directories; everything else stays the host's.
+                    for path in [directory.path(), &socket, temporary.path(), &options.working_directory] {
+                        std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+                            .map_err(|source| StartError::Prepare { path: path.to_owned(), source })?;
+                    }
+                }
+                let plan = LaunchPlan {
+                    program: options.binary.clone(),
+                    limits: options.limits,
+                    user: isolation.user,
+                    writable: vec![
+                        options.working_directory.clone(),
+                        temporary.path().to_owned(),
+                        directory.path().to_owned(),
+                    ],
+                    network: isolation.network,
+                    require_landlock: isolation.require_landlock,
+                };
+                let plan = serde_json::to_string(&plan).map_err(|error| StartError::Channel(error.into()))?;
+                let mut command = Command::new(&isolation.launcher);
+                command.arg(LAUNCH_SUBCOMMAND).arg(plan);
+                command
+            }
+        };
         if options.clean_environment {
             command.env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").env("LANG", "C.UTF-8");
         }
@@ -197,17 +278,33 @@ impl ExtensionProcess {
             .current_dir(&options.working_directory)
             .env(CHANNEL_ENV, &socket)
             .env(TOKEN_ENV, &token)
+            .env("TMPDIR", temporary.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A group of its own, so that stopping it kills whatever it started.
+            .process_group(0)
             .kill_on_drop(true);
+        let spawned = match &options.isolation {
+            Some(isolation) => &isolation.launcher,
+            None => &options.binary,
+        };
         let mut child =
-            spawn(&mut command).await.map_err(|source| StartError::Spawn { path: options.binary.clone(), source })?;
-        // Applied to the running child by its pid: setting them between fork and exec would
-        // take `unsafe` code, and the child can do nothing of note before its handshake.
-        if let Err(error) = apply_limits(child.id(), options.limits) {
-            child.kill().await.ok();
-            return Err(StartError::Limits(error));
+            spawn(&mut command).await.map_err(|source| StartError::Spawn { path: spawned.clone(), source })?;
+        let tree = Tree {
+            group: child.id(),
+            user: options.isolation.as_ref().and_then(|isolation| isolation.user).map(|user| user.uid),
+            killed: Arc::default(),
+        };
+        if options.isolation.is_none() {
+            // Applied to the running child by its pid: setting them between fork and exec would
+            // take `unsafe` code, and the child can do nothing of note before its handshake.
+            // The launcher sets them on itself instead.
+            if let Err(error) = apply_limits(child.id(), options.limits) {
+                child.kill().await.ok();
+                tree.kill();
+                return Err(StartError::Limits(error));
+            }
         }
         let log = Arc::new(Log::new(options.log_capacity));
         if let Some(stdout) = child.stdout.take() {
@@ -285,6 +382,7 @@ impl ExtensionProcess {
             Err(error) => {
                 // Stopping a process that may already be gone: nothing to report either way.
                 child.kill().await.ok();
+                tree.kill();
                 return Err(error);
             }
         };
@@ -300,6 +398,7 @@ impl ExtensionProcess {
             Arc::clone(&child),
             Arc::clone(&log),
             ended_sender,
+            tree.clone(),
         ));
         Ok(Self {
             hello,
@@ -311,7 +410,9 @@ impl ExtensionProcess {
             call_timeout: options.call_timeout,
             reader,
             ended,
+            tree,
             _channel_directory: directory,
+            _temporary: temporary,
         })
     }
 
@@ -393,6 +494,8 @@ impl ExtensionProcess {
                 child.wait().await
             }
         };
+        // What it started may outlive it: its group (and its user) go now.
+        self.tree.kill();
         self.reader.abort();
         status
     }
@@ -468,6 +571,7 @@ async fn read_replies(
     child: Arc<tokio::sync::Mutex<Child>>,
     log: Arc<Log>,
     ended: Ended,
+    tree: Tree,
 ) {
     let reason = loop {
         let payload = match read_payload(&mut reader).await {
@@ -505,6 +609,8 @@ async fn read_replies(
             CallError::Crashed { status, log: log.tail(20) }
         }
     };
+    // Crashed or broke the protocol: what it started goes too, before anyone restarts it.
+    tree.kill();
     {
         let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
         for (_, sender) in pending.calls.drain() {

@@ -661,9 +661,10 @@ async fn publish_locked(
             .await?
             .ok_or_else(|| ApiError::internal("a version's blob is missing"))?;
         state.runtime.deploy(extension, request.version, &blob).await.map_err(|error| {
+            let (status, code) = deploy_refusal(&error);
             ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "deploy_failed",
+                status,
+                code,
                 format!("version {} of `{extension}` did not start again: {error}", request.version),
             )
         })?;
@@ -687,9 +688,10 @@ async fn publish_locked(
     let blob =
         state.blobs.path(&version.sha256).await?.ok_or_else(|| ApiError::internal("a version's blob is missing"))?;
     if let Err(error) = state.runtime.deploy(extension, request.version, &blob).await {
+        let (status, code) = deploy_refusal(&error);
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "deploy_failed",
+            status,
+            code,
             format!(
                 "version {} of `{extension}` was not published, and {replaces} keeps serving: {error}",
                 request.version
@@ -711,6 +713,20 @@ async fn publish_locked(
             })
         }
         Err(PublishRefusal::Stale { actual }) => Err(stale(actual)),
+    }
+}
+
+/// The status and code of a deploy that failed: the extension's own fault, or this server
+/// cannot run extensions safely (`isolation_unavailable`) or has no user id left for one.
+fn deploy_refusal(error: &crate::DeployError) -> (StatusCode, &'static str) {
+    match error {
+        crate::DeployError::Unisolated => (StatusCode::SERVICE_UNAVAILABLE, "isolation_unavailable"),
+        crate::DeployError::NoUser { .. } | crate::DeployError::Users { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "deploy_failed")
+        }
+        crate::DeployError::Archive(_) | crate::DeployError::Start(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "deploy_failed")
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use blobs::DirectoryBlobs;
 pub use error::ApiError;
-pub use runtime::{DeployError, Runtime, RuntimeCallError, RuntimeOptions};
+pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, RuntimeOptions};
 pub use sqlite::SqliteStore;
 pub use store::{BlobStore, MetadataStore, NewVersion, PublishRefusal, StoreError, UserRecord};
 

@@ -6,7 +6,8 @@
 //! finishes the calls it has (each call holds the version it started on) and is then stopped.
 //! If the new version fails to start, nothing changes and the old one keeps serving.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -30,19 +31,105 @@ pub struct RuntimeOptions {
     pub limits: xif_host::ResourceLimits,
     /// Calls one extension runs at once; more wait for a free place, within the call limit.
     pub max_concurrent_calls: usize,
+    /// How processes are confined; `None` runs them with the server's rights.
+    pub isolation: Option<IsolationOptions>,
 }
 
 impl Default for RuntimeOptions {
-    /// 10 s to start, 30 s a call, 256 KiB of log, 1 GiB of memory, 1,024 open files, 64 calls
-    /// at once.
+    /// 10 s to start, 30 s a call, 256 KiB of log, 1 GiB of memory, 1,024 open files, files of
+    /// 256 MiB at most, 64 processes and threads, 64 calls at once; not isolated (the server's
+    /// binary turns isolation on: only it can launch extensions confined).
     fn default() -> Self {
         Self {
             handshake_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(30),
             log_capacity: 256 * 1024,
-            limits: xif_host::ResourceLimits { memory_bytes: Some(1 << 30), cpu_seconds: None, open_files: Some(1024) },
+            limits: xif_host::ResourceLimits {
+                memory_bytes: Some(1 << 30),
+                cpu_seconds: None,
+                open_files: Some(1024),
+                file_size_bytes: Some(256 << 20),
+                processes: Some(64),
+            },
             max_concurrent_calls: 64,
+            isolation: None,
         }
+    }
+}
+
+/// How extension processes are confined (see `xif_host::Isolation`).
+#[derive(Debug, Clone)]
+pub struct IsolationOptions {
+    /// The `xif` binary, which launches an extension confined.
+    pub launcher: PathBuf,
+    /// User ids to run extension processes as, one of its own for each process, when the
+    /// server is root; `None` runs them as the server's user.
+    pub users: Option<RangeInclusive<u32>>,
+    /// TCP allowed.
+    pub network: bool,
+    /// The kernel enforces Landlock.
+    pub landlock: bool,
+    /// Run extensions even when the kernel does not enforce Landlock.
+    pub allow_unisolated: bool,
+}
+
+/// The user ids handed to extension processes, one each: the kernel counts processes per
+/// user, and stopping an extension kills every process of its user, so no two processes share
+/// one. Servers on one machine may share a range: each id in use is held by a lock on a file
+/// (`TMPDIR/xif-extension-users/UID`), which the kernel releases when its server dies; a server
+/// that takes an id kills whatever a dead server left running under it.
+struct UserPool {
+    range: RangeInclusive<u32>,
+    locks: PathBuf,
+    taken: std::sync::Mutex<BTreeSet<u32>>,
+}
+
+/// A user id taken from the pool until dropped, which happens after its process is killed.
+struct UserLease {
+    pool: Arc<UserPool>,
+    uid: u32,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl UserPool {
+    fn new(range: RangeInclusive<u32>) -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let locks = std::env::temp_dir().join("xif-extension-users");
+        // Only root may open the lock files: an extension holding one would keep its id.
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&locks)?;
+        Ok(Self { range, locks, taken: std::sync::Mutex::default() })
+    }
+
+    fn take(self: &Arc<Self>) -> Result<UserLease, DeployError> {
+        use nix::fcntl::{Flock, FlockArg};
+        let mut taken = self.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for uid in self.range.clone().filter(|uid| !taken.contains(uid)) {
+            let path = self.locks.join(uid.to_string());
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|source| DeployError::Users { path: path.clone(), source })?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => {
+                    // Nobody alive holds this id: what runs under it was left by a dead server.
+                    xif_host::kill_users(uid..=uid);
+                    taken.insert(uid);
+                    return Ok(UserLease { pool: Arc::clone(self), uid, _lock: lock });
+                }
+                // Another server's.
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
+                Err((_, error)) => return Err(DeployError::Users { path, source: error.into() }),
+            }
+        }
+        Err(DeployError::NoUser { first: *self.range.start(), last: *self.range.end() })
+    }
+}
+
+impl Drop for UserLease {
+    fn drop(&mut self) {
+        self.pool.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.uid);
     }
 }
 
@@ -53,6 +140,8 @@ pub struct Running {
     /// Its definition, to check calls against.
     pub definition: Arc<Definition>,
     process: ExtensionProcess,
+    /// Its user, given back once the process (declared before, so dropped before) is killed.
+    user: Option<Arc<UserLease>>,
     directory: PathBuf,
     /// How to start it again after a crash.
     options: StartOptions,
@@ -92,6 +181,27 @@ pub enum DeployError {
     /// Its process did not start.
     #[error("it did not start: {0}")]
     Start(#[from] xif_host::StartError),
+    /// The kernel cannot isolate it, and running it unisolated is not allowed.
+    #[error(
+        "this kernel does not enforce Landlock, so the extension would run with the server's access to files; the server runs extensions only isolated (an operator can start it with --allow-unisolated-extensions)"
+    )]
+    Unisolated,
+    /// The locks on user ids could not be taken.
+    #[error("cannot lock a user id for the extension with `{path}`: {source}")]
+    Users {
+        /// The lock file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Every user id for extension processes is taken.
+    #[error("all user ids for extension processes ({first}-{last}) are in use")]
+    NoUser {
+        /// The first of the range.
+        first: u32,
+        /// The last.
+        last: u32,
+    },
 }
 
 /// Why a call did not return outputs.
@@ -111,6 +221,7 @@ pub enum RuntimeCallError {
 pub struct Runtime {
     root: PathBuf,
     options: RuntimeOptions,
+    users: Option<Arc<UserPool>>,
     running: RwLock<HashMap<String, Arc<Running>>>,
     failed: RwLock<HashMap<String, String>>,
 }
@@ -123,8 +234,13 @@ impl Runtime {
             std::fs::remove_dir_all(root)?;
         }
         std::fs::create_dir_all(root)?;
+        let users = match options.isolation.as_ref().and_then(|isolation| isolation.users.clone()) {
+            Some(range) => Some(Arc::new(UserPool::new(range)?)),
+            None => None,
+        };
         Ok(Self {
             root: root.to_owned(),
+            users,
             options,
             running: RwLock::new(HashMap::new()),
             failed: RwLock::new(HashMap::new()),
@@ -152,17 +268,25 @@ impl Runtime {
         options.log_capacity = self.options.log_capacity;
         options.limits = self.options.limits;
         options.clean_environment = true;
-        let process = match ExtensionProcess::start(options.clone()).await {
-            Ok(process) => process,
+        let started = match self.isolation() {
+            Ok((isolation, user)) => {
+                options.isolation = isolation;
+                ExtensionProcess::start(options.clone()).await.map(|process| (process, user)).map_err(DeployError::from)
+            }
+            Err(error) => Err(error),
+        };
+        let (process, user) = match started {
+            Ok(started) => started,
             Err(error) => {
                 tokio::fs::remove_dir_all(&directory).await.ok();
-                return Err(error.into());
+                return Err(error);
             }
         };
         let running = Arc::new(Running {
             number,
             definition: Arc::new(definition),
             process,
+            user,
             directory,
             options,
             in_flight: AtomicUsize::new(0),
@@ -177,6 +301,23 @@ impl Runtime {
         }
         tracing::info!(%extension, number, "deployed");
         Ok(())
+    }
+
+    /// How a new process is confined, and the user it takes.
+    fn isolation(&self) -> Result<(Option<xif_host::Isolation>, Option<Arc<UserLease>>), DeployError> {
+        let Some(options) = &self.options.isolation else { return Ok((None, None)) };
+        if !options.landlock && !options.allow_unisolated {
+            return Err(DeployError::Unisolated);
+        }
+        let user = self.users.as_ref().map(UserPool::take).transpose()?.map(Arc::new);
+        let isolation = xif_host::Isolation {
+            launcher: options.launcher.clone(),
+            // A group of the same number: it needs no entry in `/etc/group` either.
+            user: user.as_ref().map(|user| xif_host::UserIds { uid: user.uid, gid: user.uid }),
+            network: options.network,
+            require_landlock: options.landlock,
+        };
+        Ok((Some(isolation), user))
     }
 
     /// Calls `action` of the running version of `extension` with `inputs`, checked against its
@@ -285,6 +426,7 @@ async fn supervise(runtime: Weak<Runtime>, key: String, mut current: Arc<Running
                 number: current.number,
                 definition: Arc::clone(&current.definition),
                 process,
+                user: current.user.clone(),
                 directory: current.directory.clone(),
                 options: current.options.clone(),
                 in_flight: AtomicUsize::new(0),

@@ -1,10 +1,13 @@
-//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F]`
+//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F]`, and how published
+//! extensions are isolated and limited (`--extension-*`).
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use clap::Args;
-use xif_server::{AppState, Limits, ServerConfig};
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use xif_server::{AppState, IsolationOptions, Limits, ServerConfig};
 
 use crate::{Exit, output};
 
@@ -29,6 +32,106 @@ pub struct ServerArgs {
     /// extensions run in processes of their own and need a core too]
     #[arg(long, value_name = "N", env = "XIF_WORKERS")]
     workers: Option<usize>,
+    /// Run published extensions confined (Landlock, a user id of their own when the server is
+    /// root, resource limits); `off` runs them with the server's rights, for development and
+    /// measurements only
+    #[arg(long, value_name = "MODE", default_value = "on")]
+    extension_isolation: Switch,
+    /// Run extensions even when the kernel does not enforce Landlock (they then keep the
+    /// server's access to files); without it the server refuses to run them
+    #[arg(long)]
+    allow_unisolated_extensions: bool,
+    /// Whether extensions may open TCP connections and listen (`deny` needs Landlock ABI 4,
+    /// Linux 6.7)
+    #[arg(long, value_name = "MODE", default_value = "allow")]
+    extension_network: Network,
+    /// User ids for extension processes when the server runs as root, one per process; they
+    /// need no entry in /etc/passwd and must belong to nothing else
+    #[arg(long, value_name = "FIRST-LAST", default_value = "1500000000-1500065535", value_parser = user_ids)]
+    extension_uids: RangeInclusive<u32>,
+    /// Processes and threads each extension may have at once (only under a user of its own,
+    /// that is when the server runs as root); 0 for no limit
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    extension_processes: u64,
+    /// The largest file an extension may write, in MiB; 0 for no limit
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    extension_file_size_mib: u64,
+    /// The address space of each extension process, in MiB; 0 for no limit
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    extension_memory_mib: u64,
+    /// CPU time each extension process may use in its life, in seconds (it is restarted after);
+    /// 0 for no limit
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    extension_cpu_seconds: u64,
+    /// Files each extension process may have open at once; 0 for no limit
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    extension_open_files: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Network {
+    Allow,
+    Deny,
+}
+
+fn user_ids(text: &str) -> Result<RangeInclusive<u32>, String> {
+    let (first, last) = text.split_once('-').ok_or("expected FIRST-LAST, such as 1500000000-1500065535")?;
+    let number = |text: &str| text.trim().parse::<u32>().map_err(|error| format!("`{text}`: {error}"));
+    let (first, last) = (number(first)?, number(last)?);
+    if first == 0 || first > last {
+        return Err("expected 0 < FIRST <= LAST: user 0 is root".into());
+    }
+    Ok(first..=last)
+}
+
+impl ServerArgs {
+    /// The runtime's limits and isolation from the flags; says at start what isolation the
+    /// extensions will have.
+    fn runtime(&self) -> anyhow::Result<xif_server::RuntimeOptions> {
+        let mut options = xif_server::RuntimeOptions::default();
+        let limit = |value: u64| (value > 0).then_some(value);
+        options.limits = xif_host::ResourceLimits {
+            memory_bytes: limit(self.extension_memory_mib << 20),
+            cpu_seconds: limit(self.extension_cpu_seconds),
+            open_files: limit(self.extension_open_files),
+            file_size_bytes: limit(self.extension_file_size_mib << 20),
+            processes: limit(self.extension_processes),
+        };
+        if self.extension_isolation == Switch::Off {
+            output::eprint("warning: --extension-isolation off: published extensions run with the server's rights\n");
+            return Ok(options);
+        }
+        let landlock = xif_host::landlock_available();
+        if !landlock && self.allow_unisolated_extensions {
+            output::eprint(
+                "warning: this kernel does not enforce Landlock: published extensions run without file isolation (--allow-unisolated-extensions)\n",
+            );
+        } else if !landlock {
+            output::eprint(
+                "warning: this kernel does not enforce Landlock: published extensions will not run\nhint: --allow-unisolated-extensions runs them without file isolation\n",
+            );
+        }
+        let root = nix::unistd::geteuid().is_root();
+        if !root {
+            output::eprint(
+                "warning: not running as root: extensions run as the server's user, without a limit on their processes\n",
+            );
+        }
+        options.isolation = Some(IsolationOptions {
+            launcher: std::env::current_exe().context("cannot find the xif binary to launch extensions with")?,
+            users: root.then(|| self.extension_uids.clone()),
+            network: self.extension_network == Network::Allow,
+            landlock,
+            allow_unisolated: self.allow_unisolated_extensions,
+        });
+        Ok(options)
+    }
 }
 
 pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
@@ -46,10 +149,11 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
     let workers = args.workers.filter(|workers| *workers > 0).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1))
     });
+    let extensions = args.runtime()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
     runtime.block_on(async {
         let admin_password = std::env::var("XIF_ADMIN_PASSWORD").ok();
-        let limits = Limits { max_upload: config.max_upload, ..Limits::default() };
+        let limits = Limits { max_upload: config.max_upload, runtime: extensions };
         let (state, bootstrap) = AppState::open(&config.data_dir, limits, admin_password.as_deref()).await?;
         if let Some(bootstrap) = bootstrap {
             // Shown once, here, and never logged.
