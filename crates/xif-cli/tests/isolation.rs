@@ -81,7 +81,7 @@ impl Api {
     fn attempt(&self, action: &str, inputs: Value) -> String {
         let (status, body) =
             self.send(reqwest::Method::POST, &format!("/api/v1/extensions/Escapes/actions/{action}"), Some(inputs));
-        assert_eq!(status, 200, "{action}: {body}");
+        assert_eq!(status, 200, "{action}: {body}\nthe server's log:\n{}", self.log.lock().expect("log"));
         body["Outcome"].as_str().expect("an outcome").to_owned()
     }
 
@@ -173,6 +173,29 @@ fn with_the_network_denied_an_extension_cannot_connect() {
     api.publish("Escapes", escapes("1.0.0"), None);
     assert_refused(&api.attempt("Connect", json!({ "Address": api.address() })), "connecting over TCP");
     assert_eq!(api.attempt("OwnFiles", json!({})), "done: wrote and read its own files");
+}
+
+#[test]
+fn an_extension_over_its_disk_space_is_stopped() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let api = Api::start(&temporary.path().join("data"), &["--extension-disk-mib", "32"]);
+    api.publish("Escapes", escapes("1.0.0"), None);
+    assert_eq!(api.attempt("FillDisk", json!({ "Megabytes": 64 })), "done: wrote 64 MiB");
+    // Stopped within a second or so; its files stay, so each restart is stopped again until the
+    // server gives up on it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let (status, body) =
+            api.send(reqwest::Method::POST, "/api/v1/extensions/Escapes/actions/OwnFiles", Some(json!({})));
+        if status == 503 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "the extension is stopped: {status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(body["error"]["code"], "extension_failed", "{body}");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(message.contains("MiB of disk, over its limit of 32 MiB"), "{message}");
 }
 
 /// The live (not zombie) processes whose command line holds `marker`.

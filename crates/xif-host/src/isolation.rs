@@ -267,7 +267,7 @@ pub fn kill_users(uids: std::ops::RangeInclusive<u32>) -> usize {
     use nix::sys::signal::{Signal, kill};
     let mut killed = 0;
     for _round in 0..100 {
-        let found = processes_of(&uids);
+        let found = processes_of(&uids, false);
         if found.is_empty() {
             break;
         }
@@ -281,8 +281,15 @@ pub fn kill_users(uids: std::ops::RangeInclusive<u32>) -> usize {
     killed
 }
 
-/// The live processes (not zombies, which are already dead) whose real user id is in `uids`.
-fn processes_of(uids: &std::ops::RangeInclusive<u32>) -> Vec<i32> {
+/// Whether no process of user `uid` exists, zombies included: a zombie no one has reaped yet
+/// still counts against the process limit of a new process of that user.
+pub fn user_is_idle(uid: u32) -> bool {
+    processes_of(&(uid..=uid), true).is_empty()
+}
+
+/// The processes whose real user id is in `uids`, zombies (dead, not yet reaped) only when
+/// asked for.
+fn processes_of(uids: &std::ops::RangeInclusive<u32>, zombies: bool) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(Result::ok)
@@ -295,7 +302,7 @@ fn processes_of(uids: &std::ops::RangeInclusive<u32>) -> Vec<i32> {
             };
             let zombie = field("State:").starts_with('Z');
             let uid = field("Uid:").split_whitespace().next().and_then(|uid| uid.parse::<u32>().ok());
-            !zombie && uid.is_some_and(|uid| uids.contains(&uid))
+            (zombies || !zombie) && uid.is_some_and(|uid| uids.contains(&uid))
         })
         .collect()
 }

@@ -14,6 +14,7 @@ mod validate;
 
 pub use isolation::{
     Isolation, LAUNCH_SUBCOMMAND, LaunchError, LaunchPlan, UserIds, kill_tree, kill_users, landlock_available, launch,
+    user_is_idle,
 };
 pub use log::Log;
 pub use process::{CallError, ExtensionProcess, ResourceLimits, StartError, StartOptions};

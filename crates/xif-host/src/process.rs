@@ -48,6 +48,11 @@ pub struct StartOptions {
     /// Confine the process through the launcher; `None` runs the binary directly, with the
     /// host's rights (as `xif call` does on the author's own machine).
     pub isolation: Option<Isolation>,
+    /// Disk space its working directory and temporary directory may use together, in bytes:
+    /// checked every second, and the process is killed past it (no per-directory quota exists
+    /// without root and a file system of its own; the file size limit bounds what one write
+    /// adds between checks).
+    pub disk_bytes: Option<u64>,
 }
 
 /// Limits on an extension process's resources; `None` leaves a resource unlimited.
@@ -82,6 +87,7 @@ impl StartOptions {
             limits: ResourceLimits::default(),
             clean_environment: false,
             isolation: None,
+            disk_bytes: None,
         }
     }
 }
@@ -387,6 +393,10 @@ impl ExtensionProcess {
             }
         };
 
+        if let Some(limit) = options.disk_bytes {
+            let directories = vec![options.working_directory.clone(), temporary.path().to_owned()];
+            tokio::spawn(watch_disk(directories, limit, tree.clone(), Arc::clone(&log)));
+        }
         let pending = Arc::new(Mutex::new(Pending::default()));
         let child = Arc::new(tokio::sync::Mutex::new(child));
         let (ended_sender, ended) = tokio::sync::watch::channel(false);
@@ -528,6 +538,45 @@ fn apply_limits(pid: Option<u32>, limits: ResourceLimits) -> std::io::Result<()>
     set(rlimit::Resource::AS, limits.memory_bytes)?;
     set(rlimit::Resource::CPU, limits.cpu_seconds)?;
     set(rlimit::Resource::NOFILE, limits.open_files)
+}
+
+/// Every second until the process tree is killed: when `directories` use more than `limit`
+/// bytes of disk, says so in the log and kills the tree (the host then sees the process end).
+async fn watch_disk(directories: Vec<PathBuf>, limit: u64, tree: Tree, log: Arc<Log>) {
+    while !tree.killed.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let measured = directories.clone();
+        let Ok(used) =
+            tokio::task::spawn_blocking(move || measured.iter().map(|path| disk_usage(path)).sum::<u64>()).await
+        else {
+            return;
+        };
+        if used > limit && !tree.killed.load(Ordering::Acquire) {
+            log.append(
+                format!(
+                    "xif: the extension uses {} MiB of disk, over its limit of {} MiB; it was stopped\n",
+                    used >> 20,
+                    limit >> 20
+                )
+                .as_bytes(),
+            );
+            tree.kill();
+            return;
+        }
+    }
+}
+
+/// The disk space the files under `path` take (blocks allocated, so sparse files count for
+/// what they hold); links are not followed, and what cannot be read counts as nothing.
+fn disk_usage(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(metadata) = std::fs::symlink_metadata(path) else { return 0 };
+    let own = metadata.blocks() * 512;
+    if !metadata.is_dir() {
+        return own;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else { return own };
+    own + entries.filter_map(Result::ok).map(|entry| disk_usage(&entry.path())).sum::<u64>()
 }
 
 fn new_token() -> std::io::Result<String> {

@@ -33,12 +33,15 @@ pub struct RuntimeOptions {
     pub max_concurrent_calls: usize,
     /// How processes are confined; `None` runs them with the server's rights.
     pub isolation: Option<IsolationOptions>,
+    /// Disk space each process's working and temporary directories may use, in bytes.
+    pub disk_bytes: Option<u64>,
 }
 
 impl Default for RuntimeOptions {
     /// 10 s to start, 30 s a call, 256 KiB of log, 1 GiB of memory, 1,024 open files, files of
-    /// 256 MiB at most, 64 processes and threads, 64 calls at once; not isolated (the server's
-    /// binary turns isolation on: only it can launch extensions confined).
+    /// 256 MiB at most and 1 GiB in all, 64 processes and threads, 64 calls at once; not
+    /// isolated (the server's binary turns isolation on: only it can launch extensions
+    /// confined).
     fn default() -> Self {
         Self {
             handshake_timeout: Duration::from_secs(10),
@@ -53,6 +56,7 @@ impl Default for RuntimeOptions {
             },
             max_concurrent_calls: 64,
             isolation: None,
+            disk_bytes: Some(1 << 30),
         }
     }
 }
@@ -115,6 +119,11 @@ impl UserPool {
                 Ok(lock) => {
                     // Nobody alive holds this id: what runs under it was left by a dead server.
                     xif_host::kill_users(uid..=uid);
+                    // Killed processes count against the limit until they are reaped: such an
+                    // id waits, and the next one is taken.
+                    if !xif_host::user_is_idle(uid) {
+                        continue;
+                    }
                     taken.insert(uid);
                     return Ok(UserLease { pool: Arc::clone(self), uid, _lock: lock });
                 }
@@ -267,6 +276,7 @@ impl Runtime {
         options.call_timeout = self.options.call_timeout;
         options.log_capacity = self.options.log_capacity;
         options.limits = self.options.limits;
+        options.disk_bytes = self.options.disk_bytes;
         options.clean_environment = true;
         let started = match self.isolation() {
             Ok((isolation, user)) => {

@@ -659,8 +659,8 @@ async fn runaway_memory_hangs_and_the_environment_are_contained() {
         server.call("POST", "/api/v1/extensions/Behaviours/actions/Environment", Some(&admin), Some(json!({}))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        body["Names"], "LANG,PATH,XIF_CHANNEL,XIF_CHANNEL_TOKEN",
-        "the extension sees none of the server's environment"
+        body["Names"], "LANG,PATH,TMPDIR,XIF_CHANNEL,XIF_CHANNEL_TOKEN",
+        "the extension sees none of the server's environment (TMPDIR is its own)"
     );
 
     let (status, body) = server

@@ -66,6 +66,10 @@ pub struct ServerArgs {
     /// Files each extension process may have open at once; 0 for no limit
     #[arg(long, value_name = "N", default_value_t = 1024)]
     extension_open_files: u64,
+    /// Disk space an extension's working and temporary directories may use, in MiB, checked
+    /// every second (the process is stopped past it); 0 for no limit
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    extension_disk_mib: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,6 +107,7 @@ impl ServerArgs {
             file_size_bytes: limit(self.extension_file_size_mib << 20),
             processes: limit(self.extension_processes),
         };
+        options.disk_bytes = limit(self.extension_disk_mib << 20);
         if self.extension_isolation == Switch::Off {
             output::eprint("warning: --extension-isolation off: published extensions run with the server's rights\n");
             return Ok(options);
