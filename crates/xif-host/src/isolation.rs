@@ -256,53 +256,46 @@ pub fn kill_tree(group: u32, user: Option<u32>) {
         killpg(nix::unistd::Pid::from_raw(group), Signal::SIGKILL).ok();
     }
     if let Some(uid) = user {
-        kill_users(uid..=uid);
+        clear_user(uid);
     }
 }
 
-/// Kills every process whose real user id is in `uids`, scanning `/proc` until none is left
-/// (a process may fork while the scan runs; the process limit bounds how often). Returns how
-/// many were killed.
-pub fn kill_users(uids: std::ops::RangeInclusive<u32>) -> usize {
+/// Kills every process of user `uid`, scanning `/proc` until none is alive (a process may
+/// fork while the scan runs; the process limit bounds how often). Returns whether none is left
+/// at all: a zombie that no one has reaped yet still counts against the process limit of the
+/// next process of that user. One scan when there is nothing to kill.
+pub fn clear_user(uid: u32) -> bool {
     use nix::sys::signal::{Signal, kill};
-    let mut killed = 0;
     for _round in 0..100 {
-        let found = processes_of(&uids, false);
+        let found = processes_of(uid);
         if found.is_empty() {
-            break;
+            return true;
         }
-        for pid in found {
-            // The process may have ended since the scan.
-            if kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
-                killed += 1;
-            }
+        let alive: Vec<i32> = found.into_iter().filter(|(_, zombie)| !zombie).map(|(pid, _)| pid).collect();
+        if alive.is_empty() {
+            return false;
+        }
+        for pid in alive {
+            // The process may have ended since the scan: nothing to do then.
+            kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).ok();
         }
     }
-    killed
+    false
 }
 
-/// Whether no process of user `uid` exists, zombies included: a zombie no one has reaped yet
-/// still counts against the process limit of a new process of that user.
-pub fn user_is_idle(uid: u32) -> bool {
-    processes_of(&(uid..=uid), true).is_empty()
-}
-
-/// The processes whose real user id is in `uids`, zombies (dead, not yet reaped) only when
-/// asked for.
-fn processes_of(uids: &std::ops::RangeInclusive<u32>, zombies: bool) -> Vec<i32> {
+/// The processes whose real user id is `uid`, each with whether it is a zombie (dead, not yet
+/// reaped by its parent).
+fn processes_of(uid: u32) -> Vec<(i32, bool)> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
+        .filter_map(|pid| {
             // A process that ended since the listing has no status: skipped.
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
-            let field = |name: &str| {
-                status.lines().find_map(|line| line.strip_prefix(name)).map(str::trim).unwrap_or_default().to_owned()
-            };
-            let zombie = field("State:").starts_with('Z');
-            let uid = field("Uid:").split_whitespace().next().and_then(|uid| uid.parse::<u32>().ok());
-            (zombies || !zombie) && uid.is_some_and(|uid| uids.contains(&uid))
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let field = |name: &str| status.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
+            let real = field("Uid:")?.split_whitespace().next()?.parse::<u32>().ok()?;
+            (real == uid).then(|| (pid, field("State:").is_some_and(|state| state.starts_with('Z'))))
         })
         .collect()
 }

@@ -13,8 +13,7 @@ mod signature;
 mod validate;
 
 pub use isolation::{
-    Isolation, LAUNCH_SUBCOMMAND, LaunchError, LaunchPlan, UserIds, kill_tree, kill_users, landlock_available, launch,
-    user_is_idle,
+    Isolation, LAUNCH_SUBCOMMAND, LaunchError, LaunchPlan, UserIds, clear_user, kill_tree, landlock_available, launch,
 };
 pub use log::Log;
 pub use process::{CallError, ExtensionProcess, ResourceLimits, StartError, StartOptions};

@@ -567,16 +567,22 @@ async fn watch_disk(directories: Vec<PathBuf>, limit: u64, tree: Tree, log: Arc<
 }
 
 /// The disk space the files under `path` take (blocks allocated, so sparse files count for
-/// what they hold); links are not followed, and what cannot be read counts as nothing.
+/// what they hold); links are not followed, and what cannot be read counts as nothing. A loop
+/// rather than recursion: the extension decides how deep its directories go.
 fn disk_usage(path: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt as _;
-    let Ok(metadata) = std::fs::symlink_metadata(path) else { return 0 };
-    let own = metadata.blocks() * 512;
-    if !metadata.is_dir() {
-        return own;
+    let mut used = 0;
+    let mut pending = vec![path.to_owned()];
+    while let Some(path) = pending.pop() {
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else { continue };
+        used += metadata.blocks() * 512;
+        if metadata.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            pending.extend(entries.filter_map(Result::ok).map(|entry| entry.path()));
+        }
     }
-    let Ok(entries) = std::fs::read_dir(path) else { return own };
-    own + entries.filter_map(Result::ok).map(|entry| disk_usage(&entry.path())).sum::<u64>()
+    used
 }
 
 fn new_token() -> std::io::Result<String> {

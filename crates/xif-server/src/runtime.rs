@@ -80,12 +80,20 @@ pub struct IsolationOptions {
 /// The user ids handed to extension processes, one each: the kernel counts processes per
 /// user, and stopping an extension kills every process of its user, so no two processes share
 /// one. Servers on one machine may share a range: each id in use is held by a lock on a file
-/// (`TMPDIR/xif-extension-users/UID`), which the kernel releases when its server dies; a server
-/// that takes an id kills whatever a dead server left running under it.
+/// (`TMPDIR/xif-extension-users/UID`), which the kernel releases when its server dies. Ids are
+/// handed out in turn, so that one is seldom reused; a lock file that exists already marks an
+/// id used before, whose leftovers (a dead server's, or zombies not yet reaped) are cleared
+/// first, and an id not yet clear is passed over.
 struct UserPool {
     range: RangeInclusive<u32>,
     locks: PathBuf,
-    taken: std::sync::Mutex<BTreeSet<u32>>,
+    state: std::sync::Mutex<PoolState>,
+}
+
+struct PoolState {
+    taken: BTreeSet<u32>,
+    /// Where the next search starts.
+    next: u32,
 }
 
 /// A user id taken from the pool until dropped, which happens after its process is killed.
@@ -101,44 +109,50 @@ impl UserPool {
         let locks = std::env::temp_dir().join("xif-extension-users");
         // Only root may open the lock files: an extension holding one would keep its id.
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&locks)?;
-        Ok(Self { range, locks, taken: std::sync::Mutex::default() })
+        let next = *range.start();
+        Ok(Self { range, locks, state: std::sync::Mutex::new(PoolState { taken: BTreeSet::new(), next }) })
     }
 
     fn take(self: &Arc<Self>) -> Result<UserLease, DeployError> {
         use nix::fcntl::{Flock, FlockArg};
-        let mut taken = self.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for uid in self.range.clone().filter(|uid| !taken.contains(uid)) {
-            let path = self.locks.join(uid.to_string());
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|source| DeployError::Users { path: path.clone(), source })?;
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => {
-                    // Nobody alive holds this id: what runs under it was left by a dead server.
-                    xif_host::kill_users(uid..=uid);
-                    // Killed processes count against the limit until they are reaped: such an
-                    // id waits, and the next one is taken.
-                    if !xif_host::user_is_idle(uid) {
-                        continue;
-                    }
-                    taken.insert(uid);
-                    return Ok(UserLease { pool: Arc::clone(self), uid, _lock: lock });
-                }
-                // Another server's.
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
-                Err((_, error)) => return Err(DeployError::Users { path, source: error.into() }),
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (first, last) = (*self.range.start(), *self.range.end());
+        let candidates = (state.next..=last).chain(first..state.next);
+        for uid in candidates {
+            if state.taken.contains(&uid) {
+                continue;
             }
+            let path = self.locks.join(uid.to_string());
+            let users = |source| DeployError::Users { path: path.clone(), source };
+            let (file, fresh) = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => (file, true),
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    (std::fs::OpenOptions::new().write(true).open(&path).map_err(users)?, false)
+                }
+                Err(error) => return Err(users(error)),
+            };
+            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                // Another server's.
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => continue,
+                Err((_, error)) => return Err(users(error.into())),
+            };
+            // Never used: nothing can run under it. Used before and unlocked: what runs under
+            // it was left by a dead server.
+            if !fresh && !xif_host::clear_user(uid) {
+                continue;
+            }
+            state.taken.insert(uid);
+            state.next = if uid == last { first } else { uid + 1 };
+            return Ok(UserLease { pool: Arc::clone(self), uid, _lock: lock });
         }
-        Err(DeployError::NoUser { first: *self.range.start(), last: *self.range.end() })
+        Err(DeployError::NoUser { first, last })
     }
 }
 
 impl Drop for UserLease {
     fn drop(&mut self) {
-        self.pool.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.uid);
+        self.pool.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).taken.remove(&self.uid);
     }
 }
 
