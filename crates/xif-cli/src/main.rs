@@ -104,6 +104,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The launcher runs before every extension starts: it skips parsing the whole command line
+    // (and clap's building of every subcommand), which is in the time a deploy takes.
+    let mut arguments = std::env::args_os().skip(1);
+    if arguments.next().is_some_and(|first| first == xif_host::LAUNCH_SUBCOMMAND) {
+        let plan = arguments.next().map(|plan| plan.to_string_lossy().into_owned()).unwrap_or_default();
+        return match commands::launch::run(&commands::launch::LaunchArgs { plan }) {
+            Ok(exit) => ExitCode::from(exit as u8),
+            Err(error) => {
+                output::report_error(&error);
+                ExitCode::from(Exit::CouldNotRun as u8)
+            }
+        };
+    }
     let cli = Cli::parse();
     output::set_quiet(cli.quiet);
     let outcome = match cli.command {

@@ -217,6 +217,8 @@ struct Tree {
     /// Killed once its process had ended: the group's id is then free for the system to give
     /// to another process, so it is not signalled again.
     killed: Arc<std::sync::atomic::AtomicBool>,
+    /// Held while the tree is being killed, so that a second killer waits for the first.
+    killing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Tree {
@@ -225,6 +227,22 @@ impl Tree {
             kill_tree(group, self.user);
         }
         self.killed.store(true, Ordering::Release);
+    }
+
+    /// Kills the tree unless that was done already, on a blocking thread: finding a user's
+    /// processes reads `/proc`, which must not hold up the runtime's workers (a server may have
+    /// only one), and is done once (the reader of a crashed process and `stop` both ask). Returns
+    /// once the tree is dead, whoever killed it.
+    async fn kill_once(&self) {
+        let _killing = self.killing.lock().await;
+        if self.killed.load(Ordering::Acquire) {
+            return;
+        }
+        let tree = self.clone();
+        if tokio::task::spawn_blocking(move || tree.kill()).await.is_err() {
+            // The blocking pool is gone (the runtime is shutting down): kill here.
+            self.kill();
+        }
     }
 }
 
@@ -301,6 +319,7 @@ impl ExtensionProcess {
             group: child.id(),
             user: options.isolation.as_ref().and_then(|isolation| isolation.user).map(|user| user.uid),
             killed: Arc::default(),
+            killing: Arc::default(),
         };
         if options.isolation.is_none() {
             // Applied to the running child by its pid: setting them between fork and exec would
@@ -505,7 +524,7 @@ impl ExtensionProcess {
             }
         };
         // What it started may outlive it: its group (and its user) go now.
-        self.tree.kill();
+        self.tree.kill_once().await;
         self.reader.abort();
         status
     }
@@ -560,7 +579,7 @@ async fn watch_disk(directories: Vec<PathBuf>, limit: u64, tree: Tree, log: Arc<
                 )
                 .as_bytes(),
             );
-            tree.kill();
+            tree.kill_once().await;
             return;
         }
     }
@@ -665,7 +684,7 @@ async fn read_replies(
         }
     };
     // Crashed or broke the protocol: what it started goes too, before anyone restarts it.
-    tree.kill();
+    tree.kill_once().await;
     {
         let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
         for (_, sender) in pending.calls.drain() {

@@ -81,7 +81,7 @@ pub struct IsolationOptions {
 /// user, and stopping an extension kills every process of its user, so no two processes share
 /// one. Servers on one machine may share a range: each id in use is held by a lock on a file
 /// (`TMPDIR/xif-extension-users/UID`), which the kernel releases when its server dies. Ids are
-/// handed out in turn, so that one is seldom reused; a lock file that exists already marks an
+/// handed out in turn from a random start, so that one is seldom reused; a lock file that exists already marks an
 /// id used before, whose leftovers (a dead server's, or zombies not yet reaped) are cleared
 /// first, and an id not yet clear is passed over.
 struct UserPool {
@@ -109,7 +109,13 @@ impl UserPool {
         let locks = std::env::temp_dir().join("xif-extension-users");
         // Only root may open the lock files: an extension holding one would keep its id.
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&locks)?;
-        let next = *range.start();
+        // Starting anywhere in the range makes an id used before (which must be scanned for
+        // leftovers first) rarer after a restart.
+        let mut bytes = [0u8; 4];
+        getrandom::fill(&mut bytes).map_err(|error| std::io::Error::other(error.to_string()))?;
+        let span = u64::from(range.end() - range.start()) + 1;
+        let offset = u32::try_from(u64::from(u32::from_le_bytes(bytes)) % span).unwrap_or(0);
+        let next = range.start() + offset;
         Ok(Self { range, locks, state: std::sync::Mutex::new(PoolState { taken: BTreeSet::new(), next }) })
     }
 
@@ -292,7 +298,7 @@ impl Runtime {
         options.limits = self.options.limits;
         options.disk_bytes = self.options.disk_bytes;
         options.clean_environment = true;
-        let started = match self.isolation() {
+        let started = match self.isolation().await {
             Ok((isolation, user)) => {
                 options.isolation = isolation;
                 ExtensionProcess::start(options.clone()).await.map(|process| (process, user)).map_err(DeployError::from)
@@ -328,12 +334,23 @@ impl Runtime {
     }
 
     /// How a new process is confined, and the user it takes.
-    fn isolation(&self) -> Result<(Option<xif_host::Isolation>, Option<Arc<UserLease>>), DeployError> {
+    async fn isolation(&self) -> Result<(Option<xif_host::Isolation>, Option<Arc<UserLease>>), DeployError> {
         let Some(options) = &self.options.isolation else { return Ok((None, None)) };
         if !options.landlock && !options.allow_unisolated {
             return Err(DeployError::Unisolated);
         }
-        let user = self.users.as_ref().map(UserPool::take).transpose()?.map(Arc::new);
+        let user = match &self.users {
+            // Taking an id used before scans `/proc`: not on the runtime's workers.
+            Some(pool) => {
+                let pool = Arc::clone(pool);
+                let locks = pool.locks.clone();
+                let taken = tokio::task::spawn_blocking(move || pool.take())
+                    .await
+                    .map_err(|error| DeployError::Users { path: locks, source: std::io::Error::other(error) })??;
+                Some(Arc::new(taken))
+            }
+            None => None,
+        };
         let isolation = xif_host::Isolation {
             launcher: options.launcher.clone(),
             // A group of the same number: it needs no entry in `/etc/group` either.

@@ -11,7 +11,7 @@ use crate::Exit;
 #[derive(Debug, Args)]
 pub struct LaunchArgs {
     /// The launch plan, as JSON
-    plan: String,
+    pub plan: String,
 }
 
 pub fn run(args: &LaunchArgs) -> anyhow::Result<Exit> {
