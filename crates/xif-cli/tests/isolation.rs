@@ -278,3 +278,23 @@ fn no_process_an_extension_started_outlives_it() {
     wait_gone("600.103", "the server's stop");
     assert!(second > first);
 }
+
+#[test]
+fn what_a_killed_server_left_running_goes_when_it_starts_again() {
+    if !is_root() {
+        // Not root, extensions run as the server's user: nothing marks what a dead server left.
+        return;
+    }
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let data = temporary.path().join("data");
+    let mut api = Api::start(&data, &[]);
+    api.publish("Escapes", escapes("1.0.0"), None);
+    assert_eq!(api.attempt("SpawnProcesses", json!({ "Count": 3, "Seconds": "600.201" })), "done: started 3 of 3");
+    assert_eq!(api.attempt("SpawnDaemon", json!({ "Seconds": "600.201" })), "done: started a daemon");
+    // SIGKILL: the server cleans nothing up, and what the extension started keeps running (until
+    // a server starts: this one again, or another test's, which may come first).
+    api.server.process.0.kill().expect("killed");
+    api.server.process.0.wait().expect("reaped");
+    let _api = Api::start(&data, &[]);
+    wait_gone("600.201", "the server's next start");
+}

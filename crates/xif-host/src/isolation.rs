@@ -286,6 +286,17 @@ pub fn clear_user(uid: u32) -> bool {
 /// The processes whose real user id is `uid`, each with whether it is a zombie (dead, not yet
 /// reaped by its parent).
 fn processes_of(uid: u32) -> Vec<(i32, bool)> {
+    processes_in(&(uid..=uid)).into_iter().map(|(pid, _, zombie)| (pid, zombie)).collect()
+}
+
+/// The user ids in `uids` that have processes (zombies included), from one scan of `/proc`.
+pub fn users_with_processes(uids: &std::ops::RangeInclusive<u32>) -> std::collections::BTreeSet<u32> {
+    processes_in(uids).into_iter().map(|(_, uid, _)| uid).collect()
+}
+
+/// The processes whose real user id is in `uids`: each with its user id and whether it is a
+/// zombie.
+fn processes_in(uids: &std::ops::RangeInclusive<u32>) -> Vec<(i32, u32, bool)> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(Result::ok)
@@ -295,7 +306,7 @@ fn processes_of(uid: u32) -> Vec<(i32, bool)> {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             let field = |name: &str| status.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
             let real = field("Uid:")?.split_whitespace().next()?.parse::<u32>().ok()?;
-            (real == uid).then(|| (pid, field("State:").is_some_and(|state| state.starts_with('Z'))))
+            uids.contains(&real).then(|| (pid, real, field("State:").is_some_and(|state| state.starts_with('Z'))))
         })
         .collect()
 }

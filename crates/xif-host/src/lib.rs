@@ -14,6 +14,7 @@ mod validate;
 
 pub use isolation::{
     Isolation, LAUNCH_SUBCOMMAND, LaunchError, LaunchPlan, UserIds, clear_user, kill_tree, landlock_available, launch,
+    users_with_processes,
 };
 pub use log::Log;
 pub use process::{CallError, ExtensionProcess, ResourceLimits, StartError, StartOptions};

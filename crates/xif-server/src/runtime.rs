@@ -119,6 +119,24 @@ impl UserPool {
         Ok(Self { range, locks, state: std::sync::Mutex::new(PoolState { taken: BTreeSet::new(), next }) })
     }
 
+    /// Kills what servers killed with SIGKILL left running under ids of the range: an id with
+    /// processes whose lock no live server holds. Without it, such a process would run until
+    /// its id came round again.
+    fn sweep(&self) {
+        use nix::fcntl::{Flock, FlockArg};
+        for uid in xif_host::users_with_processes(&self.range) {
+            let Ok(file) = std::fs::OpenOptions::new().write(true).open(self.locks.join(uid.to_string())) else {
+                // No lock file: not an id any server of this machine handed out.
+                continue;
+            };
+            // Held by a live server: its process, not a leftover. The lock goes after the kill.
+            if let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                xif_host::clear_user(uid);
+                tracing::warn!(uid, "killed the processes a stopped server left running");
+            }
+        }
+    }
+
     fn take(self: &Arc<Self>) -> Result<UserLease, DeployError> {
         use nix::fcntl::{Flock, FlockArg};
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -264,7 +282,11 @@ impl Runtime {
         }
         std::fs::create_dir_all(root)?;
         let users = match options.isolation.as_ref().and_then(|isolation| isolation.users.clone()) {
-            Some(range) => Some(Arc::new(UserPool::new(range)?)),
+            Some(range) => {
+                let pool = UserPool::new(range)?;
+                pool.sweep();
+                Some(Arc::new(pool))
+            }
             None => None,
         };
         Ok(Self {
