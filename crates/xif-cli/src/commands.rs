@@ -7,6 +7,7 @@ pub mod explain;
 pub mod inspect;
 pub mod invoke;
 pub mod keygen;
+pub mod launch;
 pub mod login;
 pub mod new;
 pub mod publish;

@@ -108,9 +108,25 @@ enum Command {
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Explain a diagnostic code, as `rustc --explain` does; list every code without one
     Explain(commands::explain::ExplainArgs),
+    /// Start an extension confined (run by the server itself, not by people)
+    #[command(name = xif_host::LAUNCH_SUBCOMMAND, hide = true)]
+    LaunchExtension(commands::launch::LaunchArgs),
 }
 
 fn main() -> ExitCode {
+    // The launcher runs before every extension starts: it skips parsing the whole command line
+    // (and clap's building of every subcommand), which is in the time a deploy takes.
+    let mut arguments = std::env::args_os().skip(1);
+    if arguments.next().is_some_and(|first| first == xif_host::LAUNCH_SUBCOMMAND) {
+        let plan = arguments.next().map(|plan| plan.to_string_lossy().into_owned()).unwrap_or_default();
+        return match commands::launch::run(&commands::launch::LaunchArgs { plan }) {
+            Ok(exit) => ExitCode::from(exit as u8),
+            Err(error) => {
+                output::report_error(&error);
+                ExitCode::from(Exit::CouldNotRun as u8)
+            }
+        };
+    }
     let cli = Cli::parse();
     output::set_quiet(cli.quiet);
     let outcome = match cli.command {
@@ -135,6 +151,7 @@ fn main() -> ExitCode {
         Command::Whoami(args) => commands::login::whoami(&args),
         Command::Quickstart(args) => commands::quickstart::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
+        Command::LaunchExtension(args) => commands::launch::run(&args),
     };
     match outcome {
         Ok(exit) => ExitCode::from(exit as u8),

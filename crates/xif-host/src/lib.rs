@@ -6,11 +6,16 @@
 //! hung, spoke another protocol version, wrote garbage on the channel, or implements other
 //! actions than its definition declares), never in a hung host.
 
+mod isolation;
 mod log;
 mod process;
 mod signature;
 mod validate;
 
+pub use isolation::{
+    Isolation, LAUNCH_SUBCOMMAND, LaunchError, LaunchPlan, UserIds, clear_user, kill_tree, landlock_available, launch,
+    users_with_processes,
+};
 pub use log::Log;
 pub use process::{CallError, ExtensionProcess, ResourceLimits, StartError, StartOptions};
 pub use signature::{signature_mismatches, signatures};

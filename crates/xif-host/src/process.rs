@@ -18,6 +18,7 @@ use xif_protocol::{
 };
 
 use crate::Log;
+use crate::isolation::{Isolation, LAUNCH_SUBCOMMAND, LaunchPlan, kill_tree};
 use crate::signature::signature_mismatches;
 
 /// How to start an extension.
@@ -44,10 +45,18 @@ pub struct StartOptions {
     /// Start the process with an empty environment but for the channel and a minimal `PATH`
     /// and `LANG`, rather than the host's.
     pub clean_environment: bool,
+    /// Confine the process through the launcher; `None` runs the binary directly, with the
+    /// host's rights (as `xif call` does on the author's own machine).
+    pub isolation: Option<Isolation>,
+    /// Disk space its working directory and temporary directory may use together, in bytes:
+    /// checked every second, and the process is killed past it (no per-directory quota exists
+    /// without root and a file system of its own; the file size limit bounds what one write
+    /// adds between checks).
+    pub disk_bytes: Option<u64>,
 }
 
 /// Limits on an extension process's resources; `None` leaves a resource unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceLimits {
     /// Address space, in bytes: allocating beyond it fails, and the process ends.
     pub memory_bytes: Option<u64>,
@@ -55,6 +64,12 @@ pub struct ResourceLimits {
     pub cpu_seconds: Option<u64>,
     /// Open files at once.
     pub open_files: Option<u64>,
+    /// The size of any one file it writes, in bytes: a write beyond it fails (`EFBIG`, after
+    /// `SIGXFSZ`, which ends a process that does not handle it).
+    pub file_size_bytes: Option<u64>,
+    /// Processes and threads at once; applied only under a user of the extension's own
+    /// ([`Isolation::user`]), because the kernel counts them per user.
+    pub processes: Option<u64>,
 }
 
 impl StartOptions {
@@ -71,6 +86,8 @@ impl StartOptions {
             log_capacity: 256 * 1024,
             limits: ResourceLimits::default(),
             clean_environment: false,
+            isolation: None,
+            disk_bytes: None,
         }
     }
 }
@@ -81,6 +98,14 @@ pub enum StartError {
     /// The process's resource limits could not be set.
     #[error("cannot limit the resources of the extension process: {0}")]
     Limits(std::io::Error),
+    /// The extension's directories could not be prepared for its user.
+    #[error("cannot prepare `{path}` for the extension's user: {source}")]
+    Prepare {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The binary could not be run.
     #[error("cannot run extension binary `{path}`: {source}")]
     Spawn {
@@ -177,8 +202,57 @@ pub struct ExtensionProcess {
     call_timeout: Duration,
     reader: tokio::task::JoinHandle<()>,
     ended: tokio::sync::watch::Receiver<bool>,
+    tree: Tree,
     // Holds the socket's directory until the process is dropped.
     _channel_directory: tempfile::TempDir,
+    // Holds its private temporary directory, removed with the process.
+    _temporary: tempfile::TempDir,
+}
+
+/// An extension's process tree: its process group and, under isolation, its own user.
+#[derive(Debug, Clone)]
+struct Tree {
+    group: Option<u32>,
+    user: Option<u32>,
+    /// Killed once its process had ended: the group's id is then free for the system to give
+    /// to another process, so it is not signalled again.
+    killed: Arc<std::sync::atomic::AtomicBool>,
+    /// Held while the tree is being killed, so that a second killer waits for the first.
+    killing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Tree {
+    fn kill(&self) {
+        if let Some(group) = self.group {
+            kill_tree(group, self.user);
+        }
+        self.killed.store(true, Ordering::Release);
+    }
+
+    /// Kills the tree unless that was done already, on a blocking thread: finding a user's
+    /// processes reads `/proc`, which must not hold up the runtime's workers (a server may have
+    /// only one), and is done once (the reader of a crashed process and `stop` both ask). Returns
+    /// once the tree is dead, whoever killed it.
+    async fn kill_once(&self) {
+        let _killing = self.killing.lock().await;
+        if self.killed.load(Ordering::Acquire) {
+            return;
+        }
+        let tree = self.clone();
+        if tokio::task::spawn_blocking(move || tree.kill()).await.is_err() {
+            // The blocking pool is gone (the runtime is shutting down): kill here.
+            self.kill();
+        }
+    }
+}
+
+impl Drop for ExtensionProcess {
+    /// Whatever the extension started goes with it, on every path.
+    fn drop(&mut self) {
+        if !self.tree.killed.load(Ordering::Acquire) {
+            self.tree.kill();
+        }
+    }
 }
 
 impl ExtensionProcess {
@@ -188,8 +262,39 @@ impl ExtensionProcess {
         let socket = directory.path().join("channel");
         let listener = UnixListener::bind(&socket).map_err(StartError::Channel)?;
         let token = new_token().map_err(StartError::Channel)?;
+        // A temporary directory of its own, which goes with the process: under isolation it is
+        // the only place besides its working directory where it may write.
+        let temporary = tempfile::Builder::new().prefix("xif-tmp-").tempdir().map_err(StartError::Channel)?;
 
-        let mut command = Command::new(&options.binary);
+        let mut command = match &options.isolation {
+            None => Command::new(&options.binary),
+            Some(isolation) => {
+                if let Some(user) = isolation.user {
+                    // Its user must be able to connect to the channel and write in its own
+                    // directories; everything else stays the host's.
+                    for path in [directory.path(), &socket, temporary.path(), &options.working_directory] {
+                        std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+                            .map_err(|source| StartError::Prepare { path: path.to_owned(), source })?;
+                    }
+                }
+                let plan = LaunchPlan {
+                    program: options.binary.clone(),
+                    limits: options.limits,
+                    user: isolation.user,
+                    writable: vec![
+                        options.working_directory.clone(),
+                        temporary.path().to_owned(),
+                        directory.path().to_owned(),
+                    ],
+                    network: isolation.network,
+                    require_landlock: isolation.require_landlock,
+                };
+                let plan = serde_json::to_string(&plan).map_err(|error| StartError::Channel(error.into()))?;
+                let mut command = Command::new(&isolation.launcher);
+                command.arg(LAUNCH_SUBCOMMAND).arg(plan);
+                command
+            }
+        };
         if options.clean_environment {
             command.env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").env("LANG", "C.UTF-8");
         }
@@ -197,17 +302,34 @@ impl ExtensionProcess {
             .current_dir(&options.working_directory)
             .env(CHANNEL_ENV, &socket)
             .env(TOKEN_ENV, &token)
+            .env("TMPDIR", temporary.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A group of its own, so that stopping it kills whatever it started.
+            .process_group(0)
             .kill_on_drop(true);
+        let spawned = match &options.isolation {
+            Some(isolation) => &isolation.launcher,
+            None => &options.binary,
+        };
         let mut child =
-            spawn(&mut command).await.map_err(|source| StartError::Spawn { path: options.binary.clone(), source })?;
-        // Applied to the running child by its pid: setting them between fork and exec would
-        // take `unsafe` code, and the child can do nothing of note before its handshake.
-        if let Err(error) = apply_limits(child.id(), options.limits) {
-            child.kill().await.ok();
-            return Err(StartError::Limits(error));
+            spawn(&mut command).await.map_err(|source| StartError::Spawn { path: spawned.clone(), source })?;
+        let tree = Tree {
+            group: child.id(),
+            user: options.isolation.as_ref().and_then(|isolation| isolation.user).map(|user| user.uid),
+            killed: Arc::default(),
+            killing: Arc::default(),
+        };
+        if options.isolation.is_none() {
+            // Applied to the running child by its pid: setting them between fork and exec would
+            // take `unsafe` code, and the child can do nothing of note before its handshake.
+            // The launcher sets them on itself instead.
+            if let Err(error) = apply_limits(child.id(), options.limits) {
+                child.kill().await.ok();
+                tree.kill();
+                return Err(StartError::Limits(error));
+            }
         }
         let log = Arc::new(Log::new(options.log_capacity));
         if let Some(stdout) = child.stdout.take() {
@@ -285,10 +407,15 @@ impl ExtensionProcess {
             Err(error) => {
                 // Stopping a process that may already be gone: nothing to report either way.
                 child.kill().await.ok();
+                tree.kill();
                 return Err(error);
             }
         };
 
+        if let Some(limit) = options.disk_bytes {
+            let directories = vec![options.working_directory.clone(), temporary.path().to_owned()];
+            tokio::spawn(watch_disk(directories, limit, tree.clone(), Arc::clone(&log)));
+        }
         let pending = Arc::new(Mutex::new(Pending::default()));
         let child = Arc::new(tokio::sync::Mutex::new(child));
         let (ended_sender, ended) = tokio::sync::watch::channel(false);
@@ -300,6 +427,7 @@ impl ExtensionProcess {
             Arc::clone(&child),
             Arc::clone(&log),
             ended_sender,
+            tree.clone(),
         ));
         Ok(Self {
             hello,
@@ -311,7 +439,9 @@ impl ExtensionProcess {
             call_timeout: options.call_timeout,
             reader,
             ended,
+            tree,
             _channel_directory: directory,
+            _temporary: temporary,
         })
     }
 
@@ -393,6 +523,8 @@ impl ExtensionProcess {
                 child.wait().await
             }
         };
+        // What it started may outlive it: its group (and its user) go now.
+        self.tree.kill_once().await;
         self.reader.abort();
         status
     }
@@ -425,6 +557,51 @@ fn apply_limits(pid: Option<u32>, limits: ResourceLimits) -> std::io::Result<()>
     set(rlimit::Resource::AS, limits.memory_bytes)?;
     set(rlimit::Resource::CPU, limits.cpu_seconds)?;
     set(rlimit::Resource::NOFILE, limits.open_files)
+}
+
+/// Every second until the process tree is killed: when `directories` use more than `limit`
+/// bytes of disk, says so in the log and kills the tree (the host then sees the process end).
+async fn watch_disk(directories: Vec<PathBuf>, limit: u64, tree: Tree, log: Arc<Log>) {
+    while !tree.killed.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let measured = directories.clone();
+        let Ok(used) =
+            tokio::task::spawn_blocking(move || measured.iter().map(|path| disk_usage(path)).sum::<u64>()).await
+        else {
+            return;
+        };
+        if used > limit && !tree.killed.load(Ordering::Acquire) {
+            log.append(
+                format!(
+                    "xif: the extension uses {} MiB of disk, over its limit of {} MiB; it was stopped\n",
+                    used >> 20,
+                    limit >> 20
+                )
+                .as_bytes(),
+            );
+            tree.kill_once().await;
+            return;
+        }
+    }
+}
+
+/// The disk space the files under `path` take (blocks allocated, so sparse files count for
+/// what they hold); links are not followed, and what cannot be read counts as nothing. A loop
+/// rather than recursion: the extension decides how deep its directories go.
+fn disk_usage(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut used = 0;
+    let mut pending = vec![path.to_owned()];
+    while let Some(path) = pending.pop() {
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else { continue };
+        used += metadata.blocks() * 512;
+        if metadata.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            pending.extend(entries.filter_map(Result::ok).map(|entry| entry.path()));
+        }
+    }
+    used
 }
 
 fn new_token() -> std::io::Result<String> {
@@ -468,6 +645,7 @@ async fn read_replies(
     child: Arc<tokio::sync::Mutex<Child>>,
     log: Arc<Log>,
     ended: Ended,
+    tree: Tree,
 ) {
     let reason = loop {
         let payload = match read_payload(&mut reader).await {
@@ -505,6 +683,8 @@ async fn read_replies(
             CallError::Crashed { status, log: log.tail(20) }
         }
     };
+    // Crashed or broke the protocol: what it started goes too, before anyone restarts it.
+    tree.kill_once().await;
     {
         let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
         for (_, sender) in pending.calls.drain() {

@@ -30,7 +30,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub use blobs::DirectoryBlobs;
 pub use connections::raise_open_file_limit;
 pub use error::ApiError;
-pub use runtime::{DeployError, Runtime, RuntimeCallError, RuntimeOptions};
+pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, RuntimeOptions};
 pub use sqlite::SqliteStore;
 pub use store::{
     BlobStore, LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError, TokenOwner, UserRecord,

@@ -86,6 +86,9 @@ pub enum PublishError {
         /// Why it did not start, without the server's internals.
         reason: String,
     },
+    /// This server cannot isolate extensions, and may not run them unisolated.
+    #[error("{}", DeployError::Unisolated)]
+    Unisolated,
     /// An administrator broke the lock during the publication: nothing was published.
     #[error("the publication lock of `{extension}` was broken by an administrator during the publication")]
     LockBroken {
@@ -122,6 +125,7 @@ impl From<PublishError> for ApiError {
                 format!("{error}; another publication happened meanwhile, so look again before publishing"),
             ),
             PublishError::DeployFailed { .. } => ApiError::new(ErrorCode::DeployFailed, error.to_string()),
+            PublishError::Unisolated => ApiError::new(ErrorCode::IsolationUnavailable, error.to_string()),
             PublishError::LockBroken { .. } => {
                 ApiError::new(ErrorCode::PublicationInProgress, format!("{error}; nothing was published"))
             }
@@ -318,6 +322,9 @@ impl Publishing {
         let blob = self.blob(&version.sha256).await?;
         let deploy_failed = |error: DeployError, replaces: String| {
             tracing::warn!(%extension, number, %error, "deploy failed");
+            if let DeployError::Unisolated = error {
+                return PublishError::Unisolated;
+            }
             PublishError::DeployFailed {
                 extension: extension.to_owned(),
                 version: number,

@@ -6,7 +6,8 @@
 //! finishes the calls it has (each call holds the version it started on) and is then stopped.
 //! If the new version fails to start, nothing changes and the old one keeps serving.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -30,19 +31,152 @@ pub struct RuntimeOptions {
     pub limits: xif_host::ResourceLimits,
     /// Calls one extension runs at once; more wait for a free place, within the call limit.
     pub max_concurrent_calls: usize,
+    /// How processes are confined; `None` runs them with the server's rights.
+    pub isolation: Option<IsolationOptions>,
+    /// Disk space each process's working and temporary directories may use, in bytes.
+    pub disk_bytes: Option<u64>,
 }
 
 impl Default for RuntimeOptions {
-    /// 10 s to start, 30 s a call, 256 KiB of log, 1 GiB of memory, 1,024 open files, 64 calls
-    /// at once.
+    /// 10 s to start, 30 s a call, 256 KiB of log, 1 GiB of memory, 1,024 open files, files of
+    /// 256 MiB at most and 1 GiB in all, 64 processes and threads, 64 calls at once; not
+    /// isolated (the server's binary turns isolation on: only it can launch extensions
+    /// confined).
     fn default() -> Self {
         Self {
             handshake_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(30),
             log_capacity: 256 * 1024,
-            limits: xif_host::ResourceLimits { memory_bytes: Some(1 << 30), cpu_seconds: None, open_files: Some(1024) },
+            limits: xif_host::ResourceLimits {
+                memory_bytes: Some(1 << 30),
+                cpu_seconds: None,
+                open_files: Some(1024),
+                file_size_bytes: Some(256 << 20),
+                processes: Some(64),
+            },
             max_concurrent_calls: 64,
+            isolation: None,
+            disk_bytes: Some(1 << 30),
         }
+    }
+}
+
+/// How extension processes are confined (see `xif_host::Isolation`).
+#[derive(Debug, Clone)]
+pub struct IsolationOptions {
+    /// The `xif` binary, which launches an extension confined.
+    pub launcher: PathBuf,
+    /// User ids to run extension processes as, one of its own for each process, when the
+    /// server is root; `None` runs them as the server's user.
+    pub users: Option<RangeInclusive<u32>>,
+    /// TCP allowed.
+    pub network: bool,
+    /// The kernel enforces Landlock.
+    pub landlock: bool,
+    /// Run extensions even when the kernel does not enforce Landlock.
+    pub allow_unisolated: bool,
+}
+
+/// The user ids handed to extension processes, one each: the kernel counts processes per
+/// user, and stopping an extension kills every process of its user, so no two processes share
+/// one. Servers on one machine may share a range: each id in use is held by a lock on a file
+/// (`TMPDIR/xif-extension-users/UID`), which the kernel releases when its server dies. Ids are
+/// handed out in turn from a random start, so that one is seldom reused; a lock file that exists already marks an
+/// id used before, whose leftovers (a dead server's, or zombies not yet reaped) are cleared
+/// first, and an id not yet clear is passed over.
+struct UserPool {
+    range: RangeInclusive<u32>,
+    locks: PathBuf,
+    state: std::sync::Mutex<PoolState>,
+}
+
+struct PoolState {
+    taken: BTreeSet<u32>,
+    /// Where the next search starts.
+    next: u32,
+}
+
+/// A user id taken from the pool until dropped, which happens after its process is killed.
+struct UserLease {
+    pool: Arc<UserPool>,
+    uid: u32,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl UserPool {
+    fn new(range: RangeInclusive<u32>) -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let locks = std::env::temp_dir().join("xif-extension-users");
+        // Only root may open the lock files: an extension holding one would keep its id.
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&locks)?;
+        // Starting anywhere in the range makes an id used before (which must be scanned for
+        // leftovers first) rarer after a restart.
+        let mut bytes = [0u8; 4];
+        getrandom::fill(&mut bytes).map_err(|error| std::io::Error::other(error.to_string()))?;
+        let span = u64::from(range.end() - range.start()) + 1;
+        let offset = u32::try_from(u64::from(u32::from_le_bytes(bytes)) % span).unwrap_or(0);
+        let next = range.start() + offset;
+        Ok(Self { range, locks, state: std::sync::Mutex::new(PoolState { taken: BTreeSet::new(), next }) })
+    }
+
+    /// Kills what servers killed with SIGKILL left running under ids of the range: an id with
+    /// processes whose lock no live server holds. Without it, such a process would run until
+    /// its id came round again.
+    fn sweep(&self) {
+        use nix::fcntl::{Flock, FlockArg};
+        for uid in xif_host::users_with_processes(&self.range) {
+            let Ok(file) = std::fs::OpenOptions::new().write(true).open(self.locks.join(uid.to_string())) else {
+                // No lock file: not an id any server of this machine handed out.
+                continue;
+            };
+            // Held by a live server: its process, not a leftover. The lock goes after the kill.
+            if let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                xif_host::clear_user(uid);
+                tracing::warn!(uid, "killed the processes a stopped server left running");
+            }
+        }
+    }
+
+    fn take(self: &Arc<Self>) -> Result<UserLease, DeployError> {
+        use nix::fcntl::{Flock, FlockArg};
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (first, last) = (*self.range.start(), *self.range.end());
+        let candidates = (state.next..=last).chain(first..state.next);
+        for uid in candidates {
+            if state.taken.contains(&uid) {
+                continue;
+            }
+            let path = self.locks.join(uid.to_string());
+            let users = |source| DeployError::Users { path: path.clone(), source };
+            let (file, fresh) = match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => (file, true),
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    (std::fs::OpenOptions::new().write(true).open(&path).map_err(users)?, false)
+                }
+                Err(error) => return Err(users(error)),
+            };
+            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                // Another server's.
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => continue,
+                Err((_, error)) => return Err(users(error.into())),
+            };
+            // Never used: nothing can run under it. Used before and unlocked: what runs under
+            // it was left by a dead server.
+            if !fresh && !xif_host::clear_user(uid) {
+                continue;
+            }
+            state.taken.insert(uid);
+            state.next = if uid == last { first } else { uid + 1 };
+            return Ok(UserLease { pool: Arc::clone(self), uid, _lock: lock });
+        }
+        Err(DeployError::NoUser { first, last })
+    }
+}
+
+impl Drop for UserLease {
+    fn drop(&mut self) {
+        self.pool.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).taken.remove(&self.uid);
     }
 }
 
@@ -53,6 +187,8 @@ pub struct Running {
     /// Its definition, to check calls against.
     pub definition: Arc<Definition>,
     process: ExtensionProcess,
+    /// Its user, given back once the process (declared before, so dropped before) is killed.
+    user: Option<Arc<UserLease>>,
     directory: PathBuf,
     /// How to start it again after a crash.
     options: StartOptions,
@@ -92,6 +228,27 @@ pub enum DeployError {
     /// Its process did not start.
     #[error("it did not start: {0}")]
     Start(#[from] xif_host::StartError),
+    /// The kernel cannot isolate it, and running it unisolated is not allowed.
+    #[error(
+        "this kernel does not enforce Landlock, so the extension would run with the server's access to files; the server runs extensions only isolated (an operator can start it with --allow-unisolated-extensions)"
+    )]
+    Unisolated,
+    /// The locks on user ids could not be taken.
+    #[error("cannot lock a user id for the extension with `{path}`: {source}")]
+    Users {
+        /// The lock file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Every user id for extension processes is taken.
+    #[error("all user ids for extension processes ({first}-{last}) are in use")]
+    NoUser {
+        /// The first of the range.
+        first: u32,
+        /// The last.
+        last: u32,
+    },
 }
 
 impl DeployError {
@@ -102,10 +259,10 @@ impl DeployError {
         match self {
             DeployError::Archive(_) => "its archive cannot be unpacked on the server".into(),
             DeployError::Start(StartError::Spawn { .. }) => "its binary cannot be run on this server".into(),
-            DeployError::Start(StartError::Limits(_) | StartError::Channel(_)) => {
-                "the server could not set up a process for it".into()
-            }
+            DeployError::Start(StartError::Limits(_) | StartError::Channel(_) | StartError::Prepare { .. })
+            | DeployError::Users { .. } => "the server could not set up a process for it".into(),
             DeployError::Start(error) => format!("it did not start: {error}"),
+            DeployError::Unisolated | DeployError::NoUser { .. } => self.to_string(),
         }
     }
 }
@@ -127,6 +284,7 @@ pub enum RuntimeCallError {
 pub struct Runtime {
     root: PathBuf,
     options: RuntimeOptions,
+    users: Option<Arc<UserPool>>,
     running: RwLock<HashMap<String, Arc<Running>>>,
     failed: RwLock<HashMap<String, String>>,
     /// Bumped whenever a version starts serving or stops: calls that found their process
@@ -232,8 +390,17 @@ impl Runtime {
             std::fs::remove_dir_all(root)?;
         }
         std::fs::create_dir_all(root)?;
+        let users = match options.isolation.as_ref().and_then(|isolation| isolation.users.clone()) {
+            Some(range) => {
+                let pool = UserPool::new(range)?;
+                pool.sweep();
+                Some(Arc::new(pool))
+            }
+            None => None,
+        };
         Ok(Self {
             root: root.to_owned(),
+            users,
             options,
             running: RwLock::new(HashMap::new()),
             failed: RwLock::new(HashMap::new()),
@@ -276,12 +443,16 @@ impl Runtime {
         options.call_timeout = self.options.call_timeout;
         options.log_capacity = self.options.log_capacity;
         options.limits = self.options.limits;
+        options.disk_bytes = self.options.disk_bytes;
         options.clean_environment = true;
+        let (isolation, user) = self.isolation().await?;
+        options.isolation = isolation;
         let process = ExtensionProcess::start(options.clone()).await?;
         let running = Arc::new(Running {
             number,
             definition: Arc::new(definition),
             process,
+            user,
             directory: directory.keep(),
             options,
             in_flight: AtomicUsize::new(0),
@@ -300,6 +471,34 @@ impl Runtime {
         tokio::spawn(supervise(Arc::downgrade(self), key.clone(), Arc::clone(&running)));
         tracing::info!(%extension, number = running.number, "deployed");
         Switch { runtime: Arc::clone(self), key, new: running, old, decided: false }
+    }
+
+    /// How a new process is confined, and the user it takes.
+    async fn isolation(&self) -> Result<(Option<xif_host::Isolation>, Option<Arc<UserLease>>), DeployError> {
+        let Some(options) = &self.options.isolation else { return Ok((None, None)) };
+        if !options.landlock && !options.allow_unisolated {
+            return Err(DeployError::Unisolated);
+        }
+        let user = match &self.users {
+            // Taking an id used before scans `/proc`: not on the runtime's workers.
+            Some(pool) => {
+                let pool = Arc::clone(pool);
+                let locks = pool.locks.clone();
+                let taken = tokio::task::spawn_blocking(move || pool.take())
+                    .await
+                    .map_err(|error| DeployError::Users { path: locks, source: std::io::Error::other(error) })??;
+                Some(Arc::new(taken))
+            }
+            None => None,
+        };
+        let isolation = xif_host::Isolation {
+            launcher: options.launcher.clone(),
+            // A group of the same number: it needs no entry in `/etc/group` either.
+            user: user.as_ref().map(|user| xif_host::UserIds { uid: user.uid, gid: user.uid }),
+            network: options.network,
+            require_landlock: options.landlock,
+        };
+        Ok((Some(isolation), user))
     }
 
     /// Calls `action` of the running version of `extension` with `inputs`, checked against its
@@ -423,6 +622,7 @@ async fn supervise(runtime: Weak<Runtime>, key: String, mut current: Arc<Running
                 number: current.number,
                 definition: Arc::clone(&current.definition),
                 process,
+                user: current.user.clone(),
                 directory: current.directory.clone(),
                 options: current.options.clone(),
                 in_flight: AtomicUsize::new(0),

@@ -1005,8 +1005,8 @@ async fn runaway_memory_hangs_and_the_environment_are_contained() {
         server.call("POST", "/api/v1/extensions/Behaviours/actions/Environment", Some(&admin), Some(json!({}))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        body["Names"], "LANG,PATH,XIF_CHANNEL,XIF_CHANNEL_TOKEN",
-        "the extension sees none of the server's environment"
+        body["Names"], "LANG,PATH,TMPDIR,XIF_CHANNEL,XIF_CHANNEL_TOKEN",
+        "the extension sees none of the server's environment (TMPDIR is its own)"
     );
 
     let (status, body) = server
@@ -1195,4 +1195,30 @@ async fn an_extension_flooding_stdout_keeps_answering_and_its_log_stays_bounded(
     let capacity = xif_server::RuntimeOptions::default().log_capacity;
     assert!(log.contains("xxxxxxxx") && log.len() <= capacity + 1024, "bounded: {} bytes", log.len());
     server.state.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_landlock_extensions_run_only_when_the_operator_allows_it() {
+    let mut limits = Limits::default();
+    limits.runtime.isolation = Some(xif_server::IsolationOptions {
+        // Never started: the refusal comes first.
+        launcher: "/nonexistent/xif".into(),
+        users: None,
+        network: true,
+        landlock: false,
+        allow_unisolated: false,
+    });
+    let server = server(limits).await;
+    let admin = server.admin().await;
+    assert_eq!(server.upload(&admin, "Echo", &echo("1.0.0"), None).await.0, StatusCode::CREATED);
+    let (status, body) = server.publish(&admin, "Echo", json!({ "version": 1, "expected": null })).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "isolation_unavailable");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("does not enforce Landlock") && message.contains("--allow-unisolated-extensions"),
+        "{message}"
+    );
+    let (_, extensions) = server.call("GET", "/api/v1/extensions", Some(&admin), None).await;
+    assert!(extensions[0]["published"].is_null(), "nothing was published: {extensions}");
 }

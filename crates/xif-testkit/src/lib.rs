@@ -1,7 +1,7 @@
-//! What xif's benchmarks share: running the real `xif` binary quietly, starting a real
-//! `xif server` and learning where it listens, killing it however the benchmark ends, and
-//! writing incompressible data. A library of its own (used only as a dev-dependency), so that
-//! each benchmark uses what it needs without copies.
+//! What xif's benchmarks and tests share: running the real `xif` binary quietly, starting a
+//! real `xif server` and learning where it listens, killing it however the benchmark ends,
+//! packing a prebuilt extension into a XIF, and writing incompressible data. A library of its
+//! own (used only as a dev-dependency), so that each uses what it needs without copies.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -154,6 +154,31 @@ pub fn incompressible(path: &Path, bytes: u64, seed: u64) {
         file.write_all(&chunk).expect("written");
     }
     file.flush().expect("flushed");
+}
+
+/// A XIF of extension `name` `version` holding `definition` and `binary` (as `binary/run`),
+/// written by xif-archive: for publishing a prebuilt fixture without `xif save`.
+pub fn pack(name: &str, version: &str, definition: &str, binary: &Path) -> Vec<u8> {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let definition_file = directory.path().join("extension.toml");
+    std::fs::write(&definition_file, definition).expect("written");
+    let inputs = vec![
+        xif_archive::Input {
+            path: "extension.toml".into(),
+            file: definition_file,
+            kind: xif_archive::EntryKind::Definition,
+        },
+        xif_archive::Input { path: "binary/run".into(), file: binary.to_owned(), kind: xif_archive::EntryKind::Binary },
+    ];
+    let header = xif_archive::ManifestHeader {
+        extension: xif_archive::ExtensionId { name: name.into(), version: version.into() },
+        target: "x86_64-unknown-linux-gnu".into(),
+        toolchain: "rustc".into(),
+        protocol: 1,
+    };
+    let output = directory.path().join("out.xif");
+    xif_archive::write(&output, inputs, header).expect("the archive is written");
+    std::fs::read(output).expect("read")
 }
 
 /// Makes a one-line change to the `src/main.rs` of a project from `xif new`: its greeting

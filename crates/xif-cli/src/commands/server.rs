@@ -1,11 +1,13 @@
-//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F] [--trusted-key F]... [limits]`
+//! `xif server [--listen ADDR] [--data-dir DIR] [--tls-cert F --tls-key F] [--trusted-key F]... [limits]`,
+//! and how published extensions are isolated and limited (`--extension-*`).
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::Args;
-use xif_server::{AppState, ConnectionLimits, Limits, LoginLimits, ServerConfig, TokenLimits};
+use clap::{Args, ValueEnum};
+use xif_server::{AppState, ConnectionLimits, IsolationOptions, Limits, LoginLimits, ServerConfig, TokenLimits};
 
 use crate::{Exit, output};
 
@@ -62,9 +64,112 @@ pub struct ServerArgs {
     /// to trust several keys. Without it, signatures are not required
     #[arg(long = "trusted-key", value_name = "FILE")]
     trusted_keys: Vec<PathBuf>,
+    /// Run published extensions confined (Landlock, a user id of their own when the server is
+    /// root, resource limits); `off` runs them with the server's rights, for development and
+    /// measurements only
+    #[arg(long, value_name = "MODE", default_value = "on")]
+    extension_isolation: Switch,
+    /// Run extensions even when the kernel does not enforce Landlock (they then keep the
+    /// server's access to files); without it the server refuses to run them
+    #[arg(long)]
+    allow_unisolated_extensions: bool,
+    /// Whether extensions may open TCP connections and listen (`deny` needs Landlock ABI 4,
+    /// Linux 6.7)
+    #[arg(long, value_name = "MODE", default_value = "allow")]
+    extension_network: Network,
+    /// User ids for extension processes when the server runs as root, one per process; they
+    /// need no entry in /etc/passwd and must belong to nothing else
+    #[arg(long, value_name = "FIRST-LAST", default_value = "1500000000-1500065535", value_parser = user_ids)]
+    extension_uids: RangeInclusive<u32>,
+    /// Processes and threads each extension may have at once (only under a user of its own,
+    /// that is when the server runs as root); 0 for no limit
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    extension_processes: u64,
+    /// The largest file an extension may write, in MiB; 0 for no limit
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    extension_file_size_mib: u64,
+    /// The address space of each extension process, in MiB; 0 for no limit
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    extension_memory_mib: u64,
+    /// CPU time each extension process may use in its life, in seconds (it is restarted after);
+    /// 0 for no limit
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    extension_cpu_seconds: u64,
+    /// Files each extension process may have open at once; 0 for no limit
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    extension_open_files: u64,
+    /// Disk space an extension's working and temporary directories may use, in MiB, checked
+    /// every second (the process is stopped past it); 0 for no limit
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    extension_disk_mib: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Network {
+    Allow,
+    Deny,
+}
+
+fn user_ids(text: &str) -> Result<RangeInclusive<u32>, String> {
+    let (first, last) = text.split_once('-').ok_or("expected FIRST-LAST, such as 1500000000-1500065535")?;
+    let number = |text: &str| text.trim().parse::<u32>().map_err(|error| format!("`{text}`: {error}"));
+    let (first, last) = (number(first)?, number(last)?);
+    if first == 0 || first > last {
+        return Err("expected 0 < FIRST <= LAST: user 0 is root".into());
+    }
+    Ok(first..=last)
 }
 
 impl ServerArgs {
+    /// The runtime's limits and isolation from the flags; says at start what isolation the
+    /// extensions will have.
+    fn runtime(&self) -> anyhow::Result<xif_server::RuntimeOptions> {
+        let mut options = xif_server::RuntimeOptions::default();
+        let limit = |value: u64| (value > 0).then_some(value);
+        options.limits = xif_host::ResourceLimits {
+            memory_bytes: limit(self.extension_memory_mib << 20),
+            cpu_seconds: limit(self.extension_cpu_seconds),
+            open_files: limit(self.extension_open_files),
+            file_size_bytes: limit(self.extension_file_size_mib << 20),
+            processes: limit(self.extension_processes),
+        };
+        options.disk_bytes = limit(self.extension_disk_mib << 20);
+        if self.extension_isolation == Switch::Off {
+            output::eprint("warning: --extension-isolation off: published extensions run with the server's rights\n");
+            return Ok(options);
+        }
+        let landlock = xif_host::landlock_available();
+        if !landlock && self.allow_unisolated_extensions {
+            output::eprint(
+                "warning: this kernel does not enforce Landlock: published extensions run without file isolation (--allow-unisolated-extensions)\n",
+            );
+        } else if !landlock {
+            output::eprint(
+                "warning: this kernel does not enforce Landlock: published extensions will not run\nhint: --allow-unisolated-extensions runs them without file isolation\n",
+            );
+        }
+        let root = nix::unistd::geteuid().is_root();
+        if !root {
+            output::eprint(
+                "warning: not running as root: extensions run as the server's user, without a limit on their processes\n",
+            );
+        }
+        options.isolation = Some(IsolationOptions {
+            launcher: std::env::current_exe().context("cannot find the xif binary to launch extensions with")?,
+            users: root.then(|| self.extension_uids.clone()),
+            network: self.extension_network == Network::Allow,
+            landlock,
+            allow_unisolated: self.allow_unisolated_extensions,
+        });
+        Ok(options)
+    }
+
     fn limits(&self, max_upload: u64) -> anyhow::Result<Limits> {
         let day = std::time::Duration::from_secs(86_400);
         let header_timeout = std::time::Duration::try_from_secs_f64(self.header_timeout)
@@ -123,7 +228,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         max_upload: args.max_upload_mib << 20,
         metrics_listen: args.metrics_listen,
     };
-    let limits = Limits { trusted_keys, ..args.limits(config.max_upload)? };
+    let limits = Limits { trusted_keys, runtime: args.runtime()?, ..args.limits(config.max_upload)? };
     xif_server::raise_open_file_limit();
     // Leaving a core to the extensions' processes pays: on 2 cores, calls through the API are a
     // third faster with one worker than with two (`cargo bench -p xif-cli --bench calls`).
