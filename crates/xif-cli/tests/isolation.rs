@@ -119,7 +119,7 @@ fn an_extension_reaches_its_own_files_and_nothing_else() {
     let api = Api::start(&data, &[]);
     api.publish("Escapes", escapes("1.0.0"), None);
     api.publish("Other", other(), None);
-    let other_directory = std::fs::read_dir(data.join("runtime/Other"))
+    let other_directory = std::fs::read_dir(data.join("runtime/other"))
         .expect("the other extension's runtime directory")
         .next()
         .expect("its working directory")
