@@ -11,6 +11,7 @@ mod blobs;
 mod connections;
 mod error;
 mod handlers;
+pub mod names;
 pub mod publishing;
 mod runtime;
 mod sqlite;
