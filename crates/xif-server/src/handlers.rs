@@ -55,6 +55,14 @@ pub async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NoSuchEndpoint, "there is no such endpoint; the API is described at /api/v1/openapi.json")
 }
 
+/// A path that is an endpoint, with a method it does not take; axum adds the `Allow` header.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not take this method; the `Allow` header lists those it takes, and the API is described at /api/v1/openapi.json",
+    )
+}
+
 pub async fn login(
     State(state): State<AppState>,
     PeerAddress(peer): PeerAddress,

@@ -499,6 +499,16 @@ async fn the_api_describes_itself_and_answers_in_one_envelope() {
     }
     let (status, body) = server.call("GET", "/api/v1/nothing", None, None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_such_endpoint")));
+    for path in ["/api/v1/extensions", "/healthz"] {
+        let request = Request::builder().method("DELETE").uri(path).body(Body::empty()).expect("request");
+        let (status, headers, body) = server.send_from(PEER.into(), request).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")),
+            "{path}"
+        );
+        assert_eq!(headers.get("allow").and_then(|allow| allow.to_str().ok()), Some("GET,HEAD"), "{path}");
+    }
     let (status, body) = server.call("POST", "/api/v1/login", None, Some(json!({ "name": 3 }))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
     let request = Request::builder().method("POST").uri("/api/v1/login").body(Body::from("{}")).expect("request");
@@ -561,9 +571,10 @@ async fn the_document_lists_every_status_and_code_the_server_answers() {
             .filter(|(_, _, _, response)| response["description"].as_str().is_some_and(|text| text.contains(&mention)))
             .map(|(_, _, status, _)| status)
             .collect();
-        if *code == xif_api::ErrorCode::NoSuchEndpoint {
+        // Answered where the document has no operation: said once, for every path.
+        if matches!(code, xif_api::ErrorCode::NoSuchEndpoint | xif_api::ErrorCode::MethodNotAllowed) {
             let info = document["info"]["description"].as_str().expect("a description");
-            assert!(info.contains(&mention), "the document says what an unknown path answers");
+            assert!(info.contains(&mention), "the document's description says when {mention} is answered");
             continue;
         }
         assert!(!under.is_empty(), "no operation answers {mention}");
