@@ -85,7 +85,7 @@ pub async fn login(
             Refused::Address(wait) => ("address", "too many login attempts from your address".to_owned(), wait),
             Refused::User(wait) => {
                 // The name as given, cut to the longest a name can be.
-                let name: String = request.user.chars().take(64).collect();
+                let name: String = request.user.chars().take(crate::names::MAX_USER_NAME).collect();
                 ("user", format!("too many login attempts for user `{name}`"), wait)
             }
         };

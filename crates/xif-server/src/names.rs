@@ -54,13 +54,6 @@ macro_rules! path_names {
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name(String);
 
-        impl $name {
-            /// The name.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
         impl From<$name> for String {
             fn from(name: $name) -> String {
                 name.0
@@ -138,5 +131,6 @@ mod tests {
         for bad in ["", "bo b", "bob/", &"x".repeat(65), "bö"] {
             assert!(!is_user_name(bad), "{bad}");
         }
+        assert!(USER_NAME_RULE.contains(&format!(" 1 to {MAX_USER_NAME} ")), "the rule in words is the rule");
     }
 }
