@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -36,6 +36,8 @@ const RUN_LIMIT: Duration = Duration::from_secs(240);
 /// a token of its own, in this order.
 const TAKE_RIGHTS_AWAY: [&str; 2] = ["revokeGrant", "revokeToken"];
 
+/// Runs `command` to its end, its stdout and stderr into `log`; answers whether it succeeded and
+/// what it wrote. One that runs over [`RUN_LIMIT`] is killed and fails the test.
 fn run(mut command: Command, log: &Path) -> (bool, String) {
     let file = std::fs::File::create(log).expect("the log file");
     let mut child = command
@@ -44,19 +46,20 @@ fn run(mut command: Command, log: &Path) -> (bool, String) {
         .stderr(file)
         .spawn()
         .expect("the tool starts");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the tool's status") {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            child.kill().ok();
-            child.wait().ok();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a process id"));
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // The receiver is gone only once the test has failed already.
+        exited.send(child.wait()).ok();
+    });
+    match exit.recv_timeout(RUN_LIMIT) {
+        Ok(status) => (status.expect("the tool's status").success(), std::fs::read_to_string(log).expect("the log")),
+        Err(_) => {
+            // Gone already if it exited just now, which the failure below reports all the same.
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).ok();
             panic!("{command:?} ran over {RUN_LIMIT:?}: {}", std::fs::read_to_string(log).unwrap_or_default());
         }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    (status.success(), std::fs::read_to_string(log).expect("the log"))
+    }
 }
 
 /// An extension uploaded and published, so that the operations on an extension, its versions
