@@ -85,8 +85,31 @@ impl From<JsonRejection> for ApiError {
 }
 
 impl From<PathRejection> for ApiError {
+    /// A name or number in the path that is not valid is the client's error, said in words of
+    /// the API (the names' own rules, `xif_server::names`); a path the router matched but the
+    /// handler cannot read is the server's.
     fn from(rejection: PathRejection) -> Self {
-        ApiError::new(ErrorCode::InvalidPath, rejection.body_text())
+        use axum::extract::path::ErrorKind;
+        let PathRejection::FailedToDeserializePathParams(failed) = &rejection else {
+            return ApiError::internal(rejection.body_text());
+        };
+        let message = match failed.kind() {
+            // A name type's own message, which says the rule.
+            ErrorKind::DeserializeError { message, .. } | ErrorKind::Message(message) => message.clone(),
+            ErrorKind::ParseErrorAtKey { value, expected_type, .. }
+            | ErrorKind::ParseErrorAtIndex { value, expected_type, .. }
+            | ErrorKind::ParseError { value, expected_type } => {
+                let what = match *expected_type {
+                    "i64" => "a whole number from -9223372036854775808 to 9223372036854775807",
+                    other => other,
+                };
+                let value: String = value.chars().take(64).collect();
+                format!("`{value}` in the path is not {what}")
+            }
+            ErrorKind::InvalidUtf8InPathParam { key } => format!("`{key}` in the path is not UTF-8"),
+            _ => return ApiError::internal(rejection.body_text()),
+        };
+        ApiError::new(ErrorCode::InvalidPath, message)
     }
 }
 

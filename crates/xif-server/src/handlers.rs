@@ -20,6 +20,7 @@ use xif_api::{
 use crate::AppState;
 use crate::auth::{CurrentUser, PeerAddress, random_secret, token_hash};
 use crate::error::{ApiError, ApiJson, ApiPath};
+use crate::names::{ActionName, ExtensionName, ModuleName, UserName};
 use crate::publishing::Order;
 use crate::store::NewVersion;
 use crate::store::{NewToken, StoreError};
@@ -54,6 +55,14 @@ pub async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NoSuchEndpoint, "there is no such endpoint; the API is described at /api/v1/openapi.json")
 }
 
+/// A path that is an endpoint, with a method it does not take; axum adds the `Allow` header.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not take this method; the `Allow` header lists those it takes, and the API is described at /api/v1/openapi.json",
+    )
+}
+
 pub async fn login(
     State(state): State<AppState>,
     PeerAddress(peer): PeerAddress,
@@ -76,7 +85,7 @@ pub async fn login(
             Refused::Address(wait) => ("address", "too many login attempts from your address".to_owned(), wait),
             Refused::User(wait) => {
                 // The name as given, cut to the longest a name can be.
-                let name: String = request.user.chars().take(64).collect();
+                let name: String = request.user.chars().take(crate::names::MAX_USER_NAME).collect();
                 ("user", format!("too many login attempts for user `{name}`"), wait)
             }
         };
@@ -179,14 +188,8 @@ pub async fn add_user(
     ApiJson(new): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<xif_api::User>), ApiError> {
     user.administrator()?;
-    let valid_name = !new.name.is_empty()
-        && new.name.len() <= 64
-        && new.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !valid_name {
-        return Err(ApiError::new(
-            ErrorCode::InvalidUserName,
-            "user names have 1 to 64 letters, digits, `.`, `_` or `-`",
-        ));
+    if !crate::names::is_user_name(&new.name) {
+        return Err(ApiError::new(ErrorCode::InvalidUserName, crate::names::USER_NAME_RULE));
     }
     if new.password.chars().count() < 12 {
         return Err(ApiError::new(ErrorCode::WeakPassword, "passwords have at least 12 characters"));
@@ -205,7 +208,7 @@ pub async fn add_user(
 pub async fn remove_user(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<UserName>,
 ) -> Result<StatusCode, ApiError> {
     let administrator = user.administrator()?;
     if administrator.name.eq_ignore_ascii_case(&name) {
@@ -243,7 +246,7 @@ async fn change_grants(state: &AppState, name: &str, grant: &str, add: bool) -> 
 pub async fn grant(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<UserName>,
     ApiJson(grant): ApiJson<Grant>,
 ) -> Result<Json<xif_api::User>, ApiError> {
     user.administrator()?;
@@ -253,7 +256,7 @@ pub async fn grant(
 pub async fn revoke(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiPath((name, permission)): ApiPath<(String, String)>,
+    ApiPath((name, permission)): ApiPath<(UserName, String)>,
 ) -> Result<Json<xif_api::User>, ApiError> {
     user.administrator()?;
     change_grants(&state, &name, &permission, false).await
@@ -273,7 +276,7 @@ pub async fn extensions(
 pub async fn versions(
     State(state): State<AppState>,
     _user: CurrentUser,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<ExtensionName>,
 ) -> Result<Json<Vec<xif_api::Version>>, ApiError> {
     let versions = state.metadata.versions(&name).await?;
     if versions.is_empty() {
@@ -288,7 +291,7 @@ pub async fn versions(
 pub async fn publications(
     State(state): State<AppState>,
     _user: CurrentUser,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<ExtensionName>,
 ) -> Result<Json<Vec<xif_api::Publication>>, ApiError> {
     Ok(Json(state.metadata.publications(&name).await?))
 }
@@ -296,7 +299,7 @@ pub async fn publications(
 pub async fn download(
     State(state): State<AppState>,
     _user: CurrentUser,
-    ApiPath((name, number)): ApiPath<(String, i64)>,
+    ApiPath((name, number)): ApiPath<(ExtensionName, i64)>,
 ) -> Result<Response, ApiError> {
     let Some(version) = state.metadata.version(&name, number).await? else {
         return Err(ApiError::new(ErrorCode::UnknownVersion, format!("extension `{name}` has no version {number}")));
@@ -328,7 +331,7 @@ struct Checked {
 pub async fn upload(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<ExtensionName>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
@@ -625,11 +628,11 @@ fn definition_of(reader: &mut xif_archive::XifReader) -> Result<xif_definition::
 pub async fn publish(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<ExtensionName>,
     ApiJson(request): ApiJson<PublishRequest>,
 ) -> Result<Json<PublishResponse>, ApiError> {
     let order = Order {
-        extension: name,
+        extension: name.into(),
         version: request.version,
         expected: request.expected,
         validate_only: request.validate_only,
@@ -648,7 +651,7 @@ pub async fn locks(State(state): State<AppState>, user: CurrentUser) -> Result<J
 pub async fn break_lock(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<ExtensionName>,
 ) -> Result<Json<xif_api::Lock>, ApiError> {
     let administrator = user.administrator()?;
     match state.publishing.break_lock(&name).await? {
@@ -663,7 +666,7 @@ pub async fn break_lock(
 pub async fn dependencies(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiPath(module): ApiPath<String>,
+    ApiPath(module): ApiPath<ModuleName>,
     ApiJson(declared): ApiJson<xif_api::Dependencies>,
 ) -> Result<Json<xif_api::Dependencies>, ApiError> {
     if !user.0.has(Permission::AllowExtensions) {
@@ -688,7 +691,7 @@ pub async fn dependencies(
 pub async fn call(
     State(state): State<AppState>,
     _user: CurrentUser,
-    ApiPath((name, action)): ApiPath<(String, String)>,
+    ApiPath((name, action)): ApiPath<(ExtensionName, ActionName)>,
     ApiJson(inputs): ApiJson<serde_json::Value>,
 ) -> Result<Json<xif_api_values::Values>, ApiError> {
     use crate::runtime::RuntimeCallError;
@@ -736,7 +739,7 @@ pub async fn call(
 pub async fn logs(
     State(state): State<AppState>,
     _user: CurrentUser,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<ExtensionName>,
 ) -> Result<String, ApiError> {
     state.runtime.log(&name).await.ok_or_else(|| {
         ApiError::new(ErrorCode::ExtensionNotRunning, format!("no version of extension `{name}` is running"))

@@ -11,6 +11,7 @@ mod blobs;
 mod connections;
 mod error;
 mod handlers;
+pub mod names;
 pub mod publishing;
 mod runtime;
 mod sqlite;
@@ -400,11 +401,13 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions/{name}/logs", get(logs))
         .route("/extensions/{name}/lock", delete(break_lock))
         .route("/locks", get(locks))
-        .route("/modules/{module}/dependencies", axum::routing::put(dependencies));
+        .route("/modules/{module}/dependencies", axum::routing::put(dependencies))
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest(xif_api::PREFIX, api)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -413,7 +416,11 @@ pub fn router(state: AppState) -> Router {
 
 /// `/metrics` without a token, for the separate metrics address.
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(handlers::open_metrics)).fallback(handlers::not_found).with_state(state)
+    Router::new()
+        .route("/metrics", get(handlers::open_metrics))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .fallback(handlers::not_found)
+        .with_state(state)
 }
 
 async fn count_requests(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {

@@ -26,7 +26,7 @@ use crate::LoginLimits;
 const MAX_KEYS: usize = 100_000;
 
 /// The longest user name: longer names cannot exist, and are cut to this many characters as keys.
-const MAX_NAME: usize = 64;
+const MAX_NAME: usize = crate::names::MAX_USER_NAME;
 
 /// Who is refused, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -317,6 +317,9 @@ async fn bad_uploads_are_refused_and_nothing_is_stored() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("upload_too_large")));
     let invalid = xif("Bad Name", "1.0.0", false);
     let (status, body) = server.upload(&admin, "Bad%20Name", &invalid, None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_path")), "{body}");
+    // The archive is checked before its name is compared with the path's.
+    let (status, body) = server.upload(&admin, "BadName", &invalid, None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_extension")),
@@ -603,8 +606,182 @@ async fn the_api_describes_itself_and_answers_in_one_envelope() {
     }
     let (status, body) = server.call("GET", "/api/v1/nothing", None, None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_such_endpoint")));
+    for path in ["/api/v1/extensions", "/healthz"] {
+        let request = Request::builder().method("DELETE").uri(path).body(Body::empty()).expect("request");
+        let (status, headers, body) = server.send_from(PEER.into(), request).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")),
+            "{path}"
+        );
+        assert_eq!(headers.get("allow").and_then(|allow| allow.to_str().ok()), Some("GET,HEAD"), "{path}");
+    }
     let (status, body) = server.call("POST", "/api/v1/login", None, Some(json!({ "name": 3 }))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    let request = Request::builder().method("POST").uri("/api/v1/login").body(Body::from("{}")).expect("request");
+    let (status, body) = server.send(request).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type"))
+    );
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/login")
+        .header("content-type", "application/json")
+        .body(Body::from(vec![b' '; 3 << 20]))
+        .expect("request");
+    let (status, body) = server.send(request).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+}
+
+/// Each response of an operation in `document`, by status, with `$ref`s followed.
+fn responses_of(document: &Value) -> Vec<(String, String, String, Value)> {
+    let resolve = |value: &Value| match value["$ref"].as_str() {
+        Some(reference) => document
+            .pointer(reference.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{reference} points nowhere"))
+            .clone(),
+        None => value.clone(),
+    };
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let Some(responses) = operation["responses"].as_object() else { continue };
+            for (status, response) in responses {
+                found.push((
+                    format!("{} {path}", method.to_uppercase()),
+                    method.clone(),
+                    status.clone(),
+                    resolve(response),
+                ));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_document_lists_every_status_and_code_the_server_answers() {
+    let document: Value = serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json is JSON");
+    let names: Vec<&str> = xif_api::ErrorCode::ALL.iter().map(|code| code.name()).collect();
+    assert_eq!(
+        document["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"],
+        json!(names),
+        "the Error schema's codes are xif_api::ErrorCode::ALL, in its order"
+    );
+    let responses = responses_of(&document);
+    // Every code is described under its own status, by some operation, and nowhere under another.
+    for code in xif_api::ErrorCode::ALL {
+        let mention = format!("`{}`", code.name());
+        let under: Vec<&String> = responses
+            .iter()
+            .filter(|(_, _, _, response)| response["description"].as_str().is_some_and(|text| text.contains(&mention)))
+            .map(|(_, _, status, _)| status)
+            .collect();
+        // Answered where the document has no operation: said once, for every path.
+        if matches!(code, xif_api::ErrorCode::NoSuchEndpoint | xif_api::ErrorCode::MethodNotAllowed) {
+            let info = document["info"]["description"].as_str().expect("a description");
+            assert!(info.contains(&mention), "the document's description says when {mention} is answered");
+            continue;
+        }
+        assert!(!under.is_empty(), "no operation answers {mention}");
+        for status in under {
+            assert_eq!(status, &code.status().to_string(), "{mention} is described under {status}");
+        }
+    }
+    // Errors are described by the Error schema.
+    for (operation, _, status, response) in &responses {
+        if status.starts_with('4') || status.starts_with('5') {
+            assert_eq!(
+                response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Error",
+                "{operation} {status}"
+            );
+        }
+    }
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let Some(statuses) = operation["responses"].as_object() else { continue };
+            let name = format!("{} {path}", method.to_uppercase());
+            if operation["security"] != json!([]) {
+                assert!(statuses.contains_key("401"), "{name}: 401 on every operation that takes a token");
+            }
+            if operation["requestBody"]["content"].get("application/json").is_some() {
+                assert_eq!(operation["requestBody"]["required"], true, "{name}");
+                for status in ["400", "413", "415"] {
+                    assert!(statuses.contains_key(status), "{name}: a JSON body may answer {status}");
+                }
+            }
+            let takes_path = operation["parameters"].as_array().is_some_and(|parameters| {
+                parameters.iter().any(|parameter| parameter.get("$ref").is_some() || parameter["in"] == "path")
+            });
+            if takes_path && path.contains('{') {
+                assert!(statuses.contains_key("400"), "{name}: a name or number in the path may answer 400");
+            }
+        }
+    }
+    // The names' constraints are the server's.
+    let schemas = &document["components"]["schemas"];
+    for name in ["ExtensionName", "ActionName", "ModuleName"] {
+        assert_eq!(schemas[name]["maxLength"], xif_verify::MAX_NAME, "{name}");
+    }
+    assert_eq!(schemas["UserName"]["maxLength"], xif_server::names::MAX_USER_NAME);
+    let permissions: Vec<&str> = xif_api::Permission::ALL.iter().map(|permission| permission.name()).collect();
+    assert_eq!(schemas["Permission"]["enum"], json!(permissions));
+}
+
+/// Names and numbers in paths: each refused with `invalid_path` and the rule, and a valid name
+/// that names nothing is simply not found.
+#[tokio::test]
+async fn names_in_paths_follow_their_rules() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    let long = "x".repeat(51);
+    let rule = "names have letters, digits and `_` only, start with a letter, and have at most 50 characters";
+    let users = "user names have 1 to 64 letters, digits, `.`, `_` or `-`";
+    let inputs = Some(json!({}));
+    let dependencies = Some(json!({ "dependencies": [] }));
+    let grant = Some(json!({ "permission": "allow-extensions" }));
+    // (request, body, expected status and code, part of the message)
+    let cases = [
+        (
+            "GET /extensions/1abc/versions",
+            None,
+            "400 invalid_path",
+            format!("`1abc` is not a valid extension name: extension {rule}"),
+        ),
+        (&format!("GET /extensions/{long}/publications"), None, "400 invalid_path", format!("extension {rule}")),
+        ("GET /extensions/a-b/logs", None, "400 invalid_path", format!("extension {rule}")),
+        ("DELETE /extensions/%C3%A9/lock", None, "400 invalid_path", "`é` is not a valid extension name".into()),
+        ("POST /extensions/Echo/actions/say-it", inputs.clone(), "400 invalid_path", format!("action {rule}")),
+        (
+            "PUT /modules/my%20module/dependencies",
+            dependencies,
+            "400 invalid_path",
+            format!("`my module` is not a valid module name: module {rule}"),
+        ),
+        ("DELETE /users/bad%2Fname", None, "400 invalid_path", format!("`bad/name` is not a valid user name: {users}")),
+        ("POST /users/bad%20name/grants", grant, "400 invalid_path", users.into()),
+        (
+            "GET /extensions/Echo/versions/one/xif",
+            None,
+            "400 invalid_path",
+            "`one` in the path is not a whole number".into(),
+        ),
+        ("DELETE /tokens/99999999999999999999", None, "400 invalid_path", "is not a whole number".into()),
+        // Valid names, reserved words too, that name nothing.
+        ("GET /extensions/Ghost/versions", None, "404 unknown_extension", "`Ghost`".into()),
+        ("GET /extensions/Text/versions", None, "404 unknown_extension", "`Text`".into()),
+        ("POST /extensions/Ghost/actions/Say", inputs, "404 extension_not_running", "`Ghost`".into()),
+        ("DELETE /users/ghost.user-1", None, "404 unknown_user", "`ghost.user-1`".into()),
+    ];
+    for (request, body, expected, message) in cases {
+        let (method, path) = request.split_once(' ').expect("METHOD PATH");
+        let (status, answer) = server.call(method, &format!("/api/v1{path}"), Some(&admin), body).await;
+        let answered = format!("{} {}", status.as_u16(), answer["error"]["code"].as_str().unwrap_or("-"));
+        assert_eq!(answered, expected, "{request}: {answer}");
+        let said = answer["error"]["message"].as_str().expect("a message");
+        assert!(said.contains(&message), "{request}: {said}");
+    }
 }
 
 #[tokio::test]

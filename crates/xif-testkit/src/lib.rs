@@ -1,7 +1,8 @@
-//! What xif's benchmarks and tests share: running the real `xif` binary quietly, starting a
-//! real `xif server` and learning where it listens, killing it however the benchmark ends,
-//! packing a prebuilt extension into a XIF, and writing incompressible data. A library of its
-//! own (used only as a dev-dependency), so that each uses what it needs without copies.
+//! What xif's benchmarks and end-to-end tests share: running the real `xif` binary quietly,
+//! starting a real `xif server` and learning where it listens, killing it however the benchmark
+//! ends, packing a prebuilt extension into a XIF, finding the Python test tools, and writing
+//! incompressible data. A library of its own (used only as a dev-dependency), so that each uses
+//! what it needs without copies.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,16 @@ pub fn xif(binary: &str, arguments: &[&str], directory: &Path, target: &Path) ->
     let elapsed = started.elapsed();
     assert!(output.status.success(), "xif {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
     elapsed
+}
+
+/// The Python test tool `name` (`schemathesis`, `openapi-spec-validator`), from the virtual
+/// environment that `scripts/install-test-tools` makes at `$XIF_TEST_TOOLS` (by default
+/// `/opt/xif-test-tools`); panics saying how to install it when it is not there.
+pub fn python_tool(name: &str) -> PathBuf {
+    let root = std::env::var_os("XIF_TEST_TOOLS").map_or_else(|| PathBuf::from("/opt/xif-test-tools"), PathBuf::from);
+    let tool = root.join("bin").join(name);
+    assert!(tool.is_file(), "`{}` is missing: run `scripts/install-test-tools` (as root)", tool.display());
+    tool
 }
 
 /// A child process killed when dropped, however the benchmark ends.
