@@ -9,6 +9,7 @@
 mod fixtures;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,13 @@ impl Api {
 
     /// Uploads and publishes `archive` as the next version of `name`.
     fn publish(&self, name: &str, archive: Vec<u8>, expected: Option<i64>) -> i64 {
+        let (status, body) = self.try_publish(name, archive, expected);
+        assert_eq!(status, 200, "{body}\n{}", self.log.lock().expect("log"));
+        body["publication"]["to"].as_i64().expect("a version number")
+    }
+
+    /// Uploads `archive` as the next version of `name` and tries to publish it; the answer.
+    fn try_publish(&self, name: &str, archive: Vec<u8>, expected: Option<i64>) -> (u16, Value) {
         let digest = hex::encode(Sha256::digest(&archive));
         let (status, body) = self.runtime.block_on(async {
             let response = self
@@ -68,13 +76,11 @@ impl Api {
         });
         assert_eq!(status, 201, "{body}");
         let number = body["version"]["number"].as_i64().expect("a version number");
-        let (status, body) = self.send(
+        self.send(
             reqwest::Method::POST,
             &format!("/api/v1/extensions/{name}/publications"),
             Some(json!({ "version": number, "expected": expected })),
-        );
-        assert_eq!(status, 200, "{body}\n{}", self.log.lock().expect("log"));
-        number
+        )
     }
 
     /// Calls `action` of `Escapes` and returns its outcome.
@@ -297,4 +303,64 @@ fn what_a_killed_server_left_running_goes_when_it_starts_again() {
     api.server.process.0.wait().expect("reaped");
     let _api = Api::start(&data, &[]);
     wait_gone("600.201", "the server's next start");
+}
+
+#[test]
+fn descriptors_the_server_inherited_and_system_v_objects_stay_out_of_reach() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    // The server starts with a secret open on descriptor 9, as a careless service manager or
+    // shell could leave it.
+    let secret = temporary.path().join("secret.txt");
+    std::fs::write(&secret, "root-only secret").expect("written");
+    let wrapper = temporary.path().join("xif-with-a-descriptor");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec 9<\"{}\"\nexec \"{}\" \"$@\"\n", secret.display(), env!("CARGO_BIN_EXE_xif")),
+    )
+    .expect("written");
+    let made_executable = Command::new("chmod").arg("+x").arg(&wrapper).status().expect("chmod runs");
+    assert!(made_executable.success());
+    let log = Arc::new(Mutex::new(String::new()));
+    let kept = Arc::clone(&log);
+    let server = xif_testkit::Server::start(
+        wrapper.to_str().expect("UTF-8"),
+        &temporary.path().join("data"),
+        PASSWORD,
+        "info",
+        &[],
+        move |line| kept.lock().expect("log").push_str(&format!("{line}\n")),
+    );
+    let token = server.token("admin", PASSWORD);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let api = Api { server, log, client: reqwest::Client::new(), token, runtime };
+    api.publish("Escapes", escapes("1.0.0"), None);
+
+    let read = api.attempt("Run", json!({ "Command": "cat <&9" }));
+    assert_refused(&read, "reading a descriptor the server inherited");
+    assert!(!read.contains("secret"), "{read}");
+
+    // A binary that cannot run is refused without the server's paths in the answer, although the
+    // launcher and the shell name the binary in the log that the answer quotes.
+    let script = temporary.path().join("broken");
+    std::fs::write(&script, "#!/nonexistent/interpreter\n").expect("written");
+    let definition = std::fs::read_to_string(fixtures::workspace().join("fixtures/escapes/extension.toml"))
+        .expect("the fixture's definition")
+        .replace("name = \"Escapes\"", "name = \"Broken\"");
+    let (status, body) = api.try_publish("Broken", xif_testkit::pack("Broken", "1.0.0", &definition, &script), None);
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("deploy_failed")), "{body}");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(!message.contains(&temporary.path().to_string_lossy().into_owned()), "{message}");
+
+    if is_root() {
+        // System V objects live in the extension's own IPC namespace: made there, seen there,
+        // never in the machine's, and gone with the extension.
+        let host_segments = || {
+            let output = Command::new("ipcs").arg("-m").output().expect("ipcs runs");
+            String::from_utf8_lossy(&output.stdout).lines().filter(|line| line.starts_with("0x")).count()
+        };
+        let before = host_segments();
+        let made = api.attempt("Run", json!({ "Command": "ipcmk -M 65536 && ipcs -m" }));
+        assert!(made.starts_with("done: Shared memory id:"), "{made}");
+        assert_eq!(host_segments(), before, "the machine's IPC namespace has no new segment");
+    }
 }

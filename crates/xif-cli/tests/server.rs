@@ -60,6 +60,13 @@ impl Server {
         Server { child, url, log }
     }
 
+    /// SIGTERM, as an operator stops it; waits until it has.
+    fn stop(mut self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill runs");
+        assert!(status.success());
+        assert!(self.child.wait().expect("reaped").success(), "a stopped server exits 0");
+    }
+
     /// SIGKILL: no chance to clean up.
     fn kill(mut self) {
         self.child.kill().expect("killed");
@@ -569,19 +576,30 @@ fn a_lost_empty_or_corrupt_database_is_refused_at_start_and_nothing_is_initialis
         let admin = login(&client, &server.url, "admin", PASSWORD).await;
         assert_eq!(upload(&client, &server.url, &admin, archives()[0].clone()).await.0, 201);
     });
-    server.kill();
-    // A backup of the database as the killed server left it (with its write-ahead log).
+    // Stopped as an operator would, its database is one file: a copy of it is a whole backup.
+    server.stop();
     let database = data.join("metadata.sqlite");
+    assert!(!data.join("metadata.sqlite-wal").exists(), "the write-ahead log is checkpointed at stop");
     let backup = temporary.path().join("backup");
     std::fs::create_dir_all(&backup).expect("created");
-    let files: Vec<String> = ["metadata.sqlite", "metadata.sqlite-wal"]
-        .into_iter()
-        .filter(|name| data.join(name).exists())
-        .map(str::to_owned)
-        .collect();
-    for name in &files {
-        std::fs::copy(data.join(name), backup.join(name)).expect("copied");
-    }
+    let files = vec!["metadata.sqlite".to_owned()];
+    std::fs::copy(&database, backup.join("metadata.sqlite")).expect("copied");
+
+    // Another SQLite database (none of this server's tables): refused, and not written to.
+    std::fs::remove_file(&database).expect("removed");
+    let made = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()",
+        ])
+        .arg(&database)
+        .status()
+        .expect("python3 runs");
+    assert!(made.success());
+    let before = std::fs::read(&database).expect("read");
+    let stderr = refused_start(&data);
+    assert!(stderr.contains("holds none of this server's records"), "{stderr}");
+    assert_eq!(std::fs::read(&database).expect("read"), before, "the other database is left as it was");
 
     // Empty: refused, and left empty rather than made a fresh install.
     std::fs::write(&database, b"").expect("emptied");
@@ -595,12 +613,7 @@ fn a_lost_empty_or_corrupt_database_is_refused_at_start_and_nothing_is_initialis
     assert!(stderr.contains("holds uploaded archives but no database"), "{stderr}");
     assert!(!database.exists());
 
-    // A damaged first page (and its newer copy in the write-ahead log lost): refused, naming the
-    // file, saying what to do.
-    let wal = data.join("metadata.sqlite-wal");
-    if wal.exists() {
-        std::fs::remove_file(&wal).expect("removed");
-    }
+    // A damaged first page: refused, naming the file, saying what to do.
     let mut bytes = std::fs::read(backup.join("metadata.sqlite")).expect("read");
     for byte in &mut bytes[..100] {
         *byte = 0xA5;

@@ -101,6 +101,12 @@ pub struct LaunchPlan {
 /// Why the launcher could not run the extension.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
+    /// An IPC namespace of its own could not be made.
+    #[error("cannot give the extension an IPC namespace of its own: {0}")]
+    Namespace(nix::Error),
+    /// Shared memory could not be bounded.
+    #[error("cannot bound the extension's shared memory: {0}")]
+    SharedMemory(std::io::Error),
     /// A resource limit could not be set.
     #[error("cannot set the limit on {resource}: {source}")]
     Limit {
@@ -146,11 +152,30 @@ pub fn launch(plan: &LaunchPlan) -> LaunchError {
     if let Err(error) = confine(plan) {
         return error;
     }
-    let source = std::process::Command::new(&plan.program).exec();
-    LaunchError::Exec { path: plan.program.clone(), source }
+    // Run by its name in the working directory (the launcher's own): neither its arguments nor
+    // a shell's or interpreter's error messages then carry the server's paths.
+    let program = match (plan.program.file_name(), std::env::current_dir()) {
+        (Some(name), Ok(directory)) if plan.program.parent() == Some(directory.as_path()) => Path::new(".").join(name),
+        _ => plan.program.clone(),
+    };
+    let source = std::process::Command::new(&program).exec();
+    LaunchError::Exec { path: program, source }
 }
 
 fn confine(plan: &LaunchPlan) -> Result<(), LaunchError> {
+    // Descriptors the server inherited and did not mark close-on-exec would reach the
+    // extension past Landlock (which checks paths at open, not descriptors held): none but
+    // stdin, stdout and stderr cross the exec.
+    close_fds::CloseFdsBuilder::new().cloexecfrom(3);
+    if plan.user.is_some() {
+        // As root: an IPC namespace of its own, so that System V shared memory, queues and
+        // semaphores are neither shared with other extensions nor left behind: they go with
+        // the namespace, when its last process ends.
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC).map_err(LaunchError::Namespace)?;
+        // Segments no process has attached are removed at once, so that memory kept in them
+        // cannot grow past the address-space limit of the processes that made them.
+        std::fs::write("/proc/sys/kernel/shm_rmid_forced", "1").map_err(LaunchError::SharedMemory)?;
+    }
     // Limits first, while this process may still raise them; the hard limits equal the soft
     // ones so that the extension cannot raise them either.
     set_limits(&plan.limits, plan.user.is_some())?;

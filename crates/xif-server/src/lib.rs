@@ -257,7 +257,7 @@ impl AppState {
         let storage = |source| ServerError::Storage { path: data_dir.to_owned(), source };
         std::fs::create_dir_all(data_dir).map_err(|error| storage(error.into()))?;
         let database = data_dir.join("metadata.sqlite");
-        refuse_lost_database(data_dir, &database)?;
+        refuse_lost_database(data_dir, &database).await?;
         let damaged = |detail: String| ServerError::Damaged {
             problem: format!("the database `{}` is damaged: {detail}", database.display()),
             hint: "restore it from a backup (stop the server, copy the backup over it, start again); \
@@ -326,6 +326,9 @@ impl AppState {
     /// Stops the extension processes.
     pub async fn shutdown(&self) {
         self.runtime.stop_all().await;
+        // Closed, the database is one file again (its write-ahead log checkpointed): a copy of
+        // a stopped server's `metadata.sqlite` is a whole backup.
+        self.metadata.close().await;
     }
 
     async fn bootstrap(&self, admin_password: Option<&str>) -> Result<Option<Bootstrap>, ServerError> {
@@ -357,7 +360,7 @@ impl AppState {
 
 /// Refuses a data directory whose database is gone or empty while archives are there: starting
 /// afresh would orphan them and lose every user and version.
-fn refuse_lost_database(data_dir: &Path, database: &Path) -> Result<(), ServerError> {
+async fn refuse_lost_database(data_dir: &Path, database: &Path) -> Result<(), ServerError> {
     let archives = std::fs::read_dir(data_dir.join("blobs").join("sha256"))
         .map(|mut entries| entries.next().is_some())
         .unwrap_or(false);
@@ -368,13 +371,19 @@ fn refuse_lost_database(data_dir: &Path, database: &Path) -> Result<(), ServerEr
             data_dir.display()
         ),
         Some(0) => format!("the database `{}` is empty", database.display()),
+        // Another SQLite file, or this one without the write-ahead log that held its records:
+        // made afresh, it would orphan the archives.
+        Some(_) if archives && !SqliteStore::initialised(database).await.unwrap_or(true) => format!(
+            "the database `{}` holds none of this server's records, but the data directory holds uploaded archives",
+            database.display()
+        ),
         _ => return Ok(()),
     };
     Err(ServerError::Damaged {
         problem,
         hint: format!(
-            "restore `metadata.sqlite` from a backup; to start a new server instead, move `{}` away first \
-             (nothing is initialised over existing data)",
+            "restore `metadata.sqlite` from a backup (with `metadata.sqlite-wal` if the backup has one); \
+             to start a new server instead, move `{}` away first (nothing is initialised over existing data)",
             data_dir.display()
         ),
     })

@@ -325,11 +325,14 @@ impl Publishing {
             if let DeployError::Unisolated = error {
                 return PublishError::Unisolated;
             }
+            // The extension's log is quoted when it did not start; the server's own paths, which
+            // a launcher or a shell may have written there, are not.
+            let root = self.runtime.root().to_string_lossy().into_owned();
             PublishError::DeployFailed {
                 extension: extension.to_owned(),
                 version: number,
                 replaces,
-                reason: error.public_message(),
+                reason: error.public_message().replace(&root, "…"),
             }
         };
         if current == Some(number) {
@@ -360,8 +363,16 @@ impl Publishing {
             .start(extension, number, &blob)
             .await
             .map_err(|error| deploy_failed(error, replaces.clone()))?;
-        if !lock.still_held().await? {
-            return Err(PublishError::LockBroken { extension: extension.to_owned() });
+        match lock.still_held().await {
+            Ok(true) => {}
+            held => {
+                // Not switched to: it goes, with its working directory.
+                self.runtime.discard(started).await;
+                return Err(match held {
+                    Err(error) => error.into(),
+                    Ok(_) => PublishError::LockBroken { extension: extension.to_owned() },
+                });
+            }
         }
         let switch = self.runtime.switch(started).await;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

@@ -408,6 +408,11 @@ impl Runtime {
         })
     }
 
+    /// Where the working directories are.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn changed(&self) {
         self.changes.send_modify(|generation| *generation = generation.wrapping_add(1));
     }
@@ -459,6 +464,11 @@ impl Runtime {
             places: Arc::new(tokio::sync::Semaphore::new(self.options.max_concurrent_calls.max(1))),
         });
         Ok(Started { key: extension.to_ascii_lowercase(), extension: extension.to_owned(), running })
+    }
+
+    /// Stops a started version that will not serve, and removes its working directory.
+    pub async fn discard(&self, started: Started) {
+        drain(started.running, self.options.call_timeout).await;
     }
 
     /// Sends new calls to `started` instead of the version running now, which keeps running

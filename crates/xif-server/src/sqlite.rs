@@ -84,6 +84,26 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// Whether the database at `path` holds this server's schema (looked at read-only, changing
+    /// nothing); an error when it cannot be read.
+    pub async fn initialised(path: &Path) -> Result<bool, StoreError> {
+        use sqlx::Connection as _;
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?.read_only(true);
+        let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        )
+        .fetch_one(&mut connection)
+        .await?;
+        let applied: i64 = if tables == 0 {
+            0
+        } else {
+            sqlx::query_scalar("SELECT count(*) FROM schema_migrations").fetch_one(&mut connection).await?
+        };
+        connection.close().await?;
+        Ok(applied > 0)
+    }
+
     /// Checks every page of the database (`PRAGMA quick_check`); the problems found, if any.
     pub async fn check_integrity(&self) -> Result<(), StoreError> {
         let problems: Vec<String> = sqlx::query_scalar("PRAGMA quick_check").fetch_all(&self.pool).await?;
@@ -140,6 +160,10 @@ async fn extension_id(transaction: &mut Transaction<'_, Sqlite>, name: &str) -> 
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn user_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&self.pool).await?)
     }

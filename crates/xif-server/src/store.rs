@@ -152,6 +152,8 @@ pub enum PublishRefusal {
 pub trait MetadataStore: Send + Sync {
     /// How many users there are.
     async fn user_count(&self) -> Result<i64, StoreError>;
+    /// Closes the store; nothing is asked of it after.
+    async fn close(&self) {}
     /// Makes a user; `None` when the name is taken.
     async fn create_user(
         &self,
