@@ -68,6 +68,7 @@ error_codes! {
     InvalidPath = "invalid_path", 400, Refused, "A name or number in the path is not valid.";
     NoSuchEndpoint = "no_such_endpoint", 404, Refused, "There is no such endpoint.";
     MethodNotAllowed = "method_not_allowed", 405, Refused, "The endpoint does not take this method; `Allow` lists those it takes.";
+    RequestTimeout = "request_timeout", 408, Refused, "The request's body did not arrive in time, or came too slowly.";
     PayloadTooLarge = "payload_too_large", 413, Refused, "The request body is larger than the endpoint takes.";
     UnsupportedMediaType = "unsupported_media_type", 415, Refused, "The body is not of the content type the endpoint takes.";
     // Authentication

@@ -148,10 +148,23 @@ fn idle_and_trickling_connections_are_closed_while_new_requests_are_answered() {
     let data = tempfile::tempdir().expect("data directory");
     let mut command = Command::new("prlimit");
     command.args(["--nofile=256:256", "--", env!("CARGO_BIN_EXE_xif")]);
-    let server =
-        xif_testkit::Server::start_with(command, data.path(), PASSWORD, "warn", &["--header-timeout", "2"], drop);
+    let server = xif_testkit::Server::start_with(
+        command,
+        data.path(),
+        PASSWORD,
+        "warn",
+        &["--header-timeout", "2", "--body-timeout", "2"],
+        drop,
+    );
     let address: SocketAddr = server.url.strip_prefix("http://").expect("http").parse().expect("an address");
     let url = server.url.clone();
+    let token = server.token("admin", PASSWORD);
+    let upload = format!(
+        "POST /api/v1/extensions/Trickle/versions HTTP/1.1\r\nHost: xif\r\nAuthorization: Bearer {token}\r\n\
+         x-xif-sha256: {}\r\nContent-Length: 10000000\r\n\r\nPK",
+        "0".repeat(64)
+    );
+    let upload: &'static [u8] = upload.into_bytes().leak();
     runtime().block_on(async move {
         let started = Instant::now();
         let mut attackers = tokio::task::JoinSet::new();
@@ -163,8 +176,15 @@ fn idle_and_trickling_connections_are_closed_while_new_requests_are_answered() {
                 else {
                     return None;
                 };
-                let trickle = index % 2 == 1;
-                if trickle && stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: xif\r\nX-Slow: ").await.is_err() {
+                // A quarter send nothing, a quarter trickle their headers, a quarter send whole
+                // headers and then trickle a JSON body, a quarter trickle an upload.
+                let trickle = index % 4 != 0;
+                let start: &[u8] = match index % 4 {
+                    1 => b"GET /healthz HTTP/1.1\r\nHost: xif\r\nX-Slow: ",
+                    2 => b"POST /api/v1/login HTTP/1.1\r\nHost: xif\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+                    _ => upload,
+                };
+                if trickle && stream.write_all(start).await.is_err() {
                     return Some(started.elapsed());
                 }
                 let mut buffer = [0u8; 1024];

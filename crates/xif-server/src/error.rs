@@ -43,6 +43,14 @@ impl ApiError {
         )
     }
 
+    /// 408: the request's body did not arrive within `limit`.
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            ErrorCode::RequestTimeout,
+            format!("the request's body did not arrive within {} seconds; send it again", limit.as_secs()),
+        )
+    }
+
     /// 500: logs `error` and answers without it.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
@@ -126,10 +134,23 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `axum::Json` whose rejections are [`ApiError`]s.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(Json), rejection(ApiError))]
+/// `axum::Json` whose rejections are [`ApiError`]s, and whose body must arrive within the
+/// server's body timeout: a client that sends its body slowly, or not at all, does not hold a
+/// connection for longer.
 pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<crate::AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &crate::AppState) -> Result<Self, ApiError> {
+        let limit = state.limits.connections.body_timeout;
+        match tokio::time::timeout(limit, Json::<T>::from_request(request, state)).await {
+            Ok(Ok(Json(value))) => Ok(ApiJson(value)),
+            Ok(Err(rejection)) => Err(rejection.into()),
+            Err(_) => Err(ApiError::request_timeout(limit)),
+        }
+    }
+}
 
 /// `axum::extract::Path` whose rejections are [`ApiError`]s.
 #[derive(axum::extract::FromRequestParts)]

@@ -321,6 +321,9 @@ pub async fn download(
         .into_response())
 }
 
+/// The slowest an upload may come, in bytes a second, once it has gone on for the body timeout.
+const MIN_UPLOAD_RATE: f64 = 16.0 * 1024.0;
+
 /// What an uploaded archive says of itself, once checked.
 struct Checked {
     name: String,
@@ -394,7 +397,25 @@ pub async fn upload(
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
     let received = async {
-        while let Some(chunk) = stream.next().await {
+        // Each chunk must come within the body timeout, and after the first such span the
+        // upload must keep a minimum rate: a client trickling its bytes does not hold a
+        // connection and a staging file for long.
+        let idle = state.limits.connections.body_timeout;
+        loop {
+            let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
+                return Err(ApiError::request_timeout(idle));
+            };
+            let Some(chunk) = next else { break };
+            let elapsed = started.elapsed();
+            if elapsed > idle && (size as f64) < MIN_UPLOAD_RATE * elapsed.as_secs_f64() {
+                return Err(ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    format!(
+                        "the upload came slower than {} KiB/s; send it again over a better connection",
+                        MIN_UPLOAD_RATE as u64 / 1024
+                    ),
+                ));
+            }
             let chunk = chunk.map_err(|error| {
                 ApiError::new(ErrorCode::UploadInterrupted, format!("the upload ended before it was complete: {error}"))
             })?;

@@ -148,12 +148,19 @@ pub struct ConnectionLimits {
     /// opened or its previous response was sent: it closes idle keep-alive connections and
     /// trickling ones alike.
     pub header_read_timeout: Duration,
+    /// How long a request's body may take to arrive (a JSON body whole; an upload between two
+    /// of its chunks, and at a minimum rate after that long).
+    pub body_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
-    /// 1024 connections, 30 seconds.
+    /// 1024 connections, 30 seconds for the headers and 30 for a body.
     fn default() -> Self {
-        Self { max_connections: 1024, header_read_timeout: Duration::from_secs(30) }
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+        }
     }
 }
 

@@ -60,6 +60,10 @@ pub struct ServerArgs {
     /// previous response ended: closes idle and trickling connections
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     header_timeout: f64,
+    /// Seconds a request's body may take to arrive: a JSON body whole, an upload between two of
+    /// its chunks (and at 16 KiB/s at least after that long); closes trickling bodies
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    body_timeout: f64,
     /// Accept only uploads signed by this minisign public key (made by `xif keygen`); repeat it
     /// to trust several keys. Without it, signatures are not required
     #[arg(long = "trusted-key", value_name = "FILE")]
@@ -172,10 +176,14 @@ impl ServerArgs {
 
     fn limits(&self, max_upload: u64) -> anyhow::Result<Limits> {
         let day = std::time::Duration::from_secs(86_400);
-        let header_timeout = std::time::Duration::try_from_secs_f64(self.header_timeout)
-            .ok()
-            .filter(|timeout| !timeout.is_zero())
-            .ok_or_else(|| anyhow::anyhow!("--header-timeout is a positive number of seconds"))?;
+        let seconds = |value: f64, flag: &str| {
+            std::time::Duration::try_from_secs_f64(value)
+                .ok()
+                .filter(|timeout| !timeout.is_zero())
+                .ok_or_else(|| anyhow::anyhow!("{flag} is a positive number of seconds"))
+        };
+        let header_timeout = seconds(self.header_timeout, "--header-timeout")?;
+        let body_timeout = seconds(self.body_timeout, "--body-timeout")?;
         if self.token_lifetime_days == 0 || self.token_lifetime_days > self.max_token_lifetime_days {
             anyhow::bail!("--token-lifetime-days is at least 1 and at most --max-token-lifetime-days");
         }
@@ -197,6 +205,7 @@ impl ServerArgs {
             connections: ConnectionLimits {
                 max_connections: self.max_connections,
                 header_read_timeout: header_timeout,
+                body_timeout,
             },
             ..Limits::default()
         })
