@@ -509,15 +509,27 @@ fn a_server_started_with_its_defaults_keeps_its_data_in_the_users_data_directory
     let temporary = tempfile::tempdir().expect("temporary directory");
     let (home, elsewhere) = (temporary.path().join("home"), temporary.path().join("elsewhere"));
     std::fs::create_dir_all(&elsewhere).expect("created");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xif"));
-    command
-        .args(["server", "--listen", "127.0.0.1:0"])
-        .current_dir(&elsewhere)
-        .env("HOME", &home)
-        .env_remove("XDG_DATA_HOME")
-        .env_remove("XIF_DATA_DIR");
+    let root = nix::unistd::geteuid().is_root();
+    let mut command = if root {
+        // Root's default is `/var/lib/xif`: the server runs in a mount namespace of its own in
+        // which a fresh file system stands there, so that the machine's is left alone.
+        std::fs::create_dir_all("/var/lib/xif").expect("created");
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg("mount -t tmpfs -o mode=0755 tmpfs /var/lib/xif && exec \"$0\" server --listen 127.0.0.1:0");
+        command.arg(env!("CARGO_BIN_EXE_xif"));
+        command
+    } else {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xif"));
+        command.args(["server", "--listen", "127.0.0.1:0"]);
+        command
+    };
+    command.current_dir(&elsewhere).env("HOME", &home).env_remove("XDG_DATA_HOME").env_remove("XIF_DATA_DIR");
     let server = Server::spawn(command);
-    let data = home.join(".local/share/xif");
+    // As root the extensions run as users of their own, who must reach their working
+    // directories in it: root's home would not do.
+    let data = if root { PathBuf::from("/var/lib/xif") } else { home.join(".local/share/xif") };
     assert!(server.log().contains(&format!("data directory: {}", data.display())), "{}", server.log());
     let runtime = runtime();
     let client = http(None);
@@ -536,7 +548,9 @@ fn a_server_started_with_its_defaults_keeps_its_data_in_the_users_data_directory
         assert_eq!(answer.status(), 200);
         assert_eq!(answer.json::<Value>().await.expect("JSON")["Greeting"], "Hello, Ada!");
     });
-    assert!(data.join("metadata.sqlite").is_file());
+    if !root {
+        assert!(data.join("metadata.sqlite").is_file());
+    }
     assert_eq!(std::fs::read_dir(&elsewhere).expect("listed").count(), 0, "nothing written where it started");
 }
 
@@ -576,6 +590,16 @@ fn a_lost_empty_or_corrupt_database_is_refused_at_start_and_nothing_is_initialis
         let admin = login(&client, &server.url, "admin", PASSWORD).await;
         assert_eq!(upload(&client, &server.url, &admin, archives()[0].clone()).await.0, 201);
     });
+    // Only the server reads its data: others may pass through the directory (to the extensions'
+    // working directories), not list it.
+    let mode = |path: &Path| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).expect("there").permissions().mode() & 0o777
+    };
+    assert_eq!((mode(&data), mode(&data.join("metadata.sqlite")), mode(&data.join("blobs"))), (0o711, 0o600, 0o700));
+    // A second server on the same data directory is refused while the first runs.
+    let stderr = refused_start(&data);
+    assert!(stderr.contains("another server is running on this data directory"), "{stderr}");
     // Stopped as an operator would, its database is one file: a copy of it is a whole backup.
     server.stop();
     let database = data.join("metadata.sqlite");

@@ -15,7 +15,10 @@ impl DirectoryBlobs {
     /// Opens the store at `root`, creating it, and removes what an interrupted upload left in
     /// the staging directory.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
+        use std::os::unix::fs::PermissionsExt as _;
         std::fs::create_dir_all(root.join("sha256"))?;
+        // The archives are the server's alone: no other user of the machine lists or reads them.
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
         let staging = root.join("staging");
         if staging.exists() {
             std::fs::remove_dir_all(&staging)?;

@@ -90,7 +90,8 @@ pub async fn login(
             }
         };
         metrics::counter!("xif_login_throttled_total", "by" => by).increment(1);
-        tracing::debug!(peer = ?peer, "login throttled");
+        // At most one line a refused attempt: a flood is itself what an operator must see.
+        tracing::warn!(peer = ?peer, by, "login refused: too many attempts");
         // Tarpit: a flood that does not wait as told waits here, at the cost of a timer.
         tokio::time::sleep(wait.min(state.limits.login.refusal_delay)).await;
         return Err(ApiError::retry_after(ErrorCode::TooManyAttempts, &message, wait));
@@ -105,6 +106,8 @@ pub async fn login(
     let matches = state.passwords.verify(request.password.clone(), hash).await?;
     let Some(user) = user.filter(|_| matches) else {
         metrics::counter!("xif_login_failures_total").increment(1);
+        let name: String = request.user.chars().take(crate::names::MAX_USER_NAME).collect();
+        tracing::warn!(peer = ?peer, user = %name, "login failed: wrong user name or password");
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "wrong user name or password"));
     };
     let token = random_secret("xif_")?;

@@ -182,6 +182,8 @@ pub struct AppState {
     passwords: Arc<auth::Passwords>,
     throttle: Arc<throttle::LoginThrottle>,
     metrics: PrometheusHandle,
+    /// The data directory's lock, held while any clone of the state lives.
+    _lock: Arc<nix::fcntl::Flock<std::fs::File>>,
 }
 
 /// The first administrator, made when the server started with no users.
@@ -262,7 +264,7 @@ impl AppState {
         admin_password: Option<&str>,
     ) -> Result<(Self, Option<Bootstrap>), ServerError> {
         let storage = |source| ServerError::Storage { path: data_dir.to_owned(), source };
-        std::fs::create_dir_all(data_dir).map_err(|error| storage(error.into()))?;
+        let lock = take_data_directory(data_dir).map_err(storage)?;
         let database = data_dir.join("metadata.sqlite");
         refuse_lost_database(data_dir, &database).await?;
         let damaged = |detail: String| ServerError::Damaged {
@@ -273,6 +275,8 @@ impl AppState {
         };
         let metadata = SqliteStore::open(&database).await.map_err(|error| damaged(error.to_string()))?;
         metadata.check_integrity().await.map_err(|error| damaged(error.to_string()))?;
+        owner_only(data_dir, &["metadata.sqlite", "metadata.sqlite-wal", "metadata.sqlite-shm"], 0o600)
+            .map_err(storage)?;
         let blobs = DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage)?;
         metadata.clear_locks().await.map_err(storage)?;
         let runtime = Arc::new(
@@ -298,6 +302,7 @@ impl AppState {
             throttle: Arc::new(throttle::LoginThrottle::new(&limits.login)),
             limits,
             metrics: metrics_handle(),
+            _lock: lock,
         };
         let bootstrap = state.bootstrap(admin_password).await?;
         state.start_published().await;
@@ -367,6 +372,42 @@ impl AppState {
 
 /// Refuses a data directory whose database is gone or empty while archives are there: starting
 /// afresh would orphan them and lose every user and version.
+/// Makes the data directory (`0711`: others may pass through it to the extensions' working
+/// directories, not list it) and takes its lock, which the kernel releases when the process
+/// ends: a second server on the same directory is refused. Checks that it can be written.
+fn take_data_directory(data_dir: &Path) -> Result<Arc<nix::fcntl::Flock<std::fs::File>>, StoreError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o711))?;
+    let path = data_dir.join("server.lock");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|error| StoreError(format!("cannot write in the data directory: {error}")))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Arc::new(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            Err(StoreError("another server is running on this data directory; stop it first".into()))
+        }
+        Err((_, error)) => Err(StoreError(format!("cannot lock `{}`: {error}", path.display()))),
+    }
+}
+
+/// Makes the named files in `directory` (those that exist) readable by their owner only: the
+/// database holds password hashes.
+fn owner_only(directory: &Path, names: &[&str], mode: u32) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for name in names {
+        let path = directory.join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        }
+    }
+    Ok(())
+}
+
 async fn refuse_lost_database(data_dir: &Path, database: &Path) -> Result<(), ServerError> {
     let archives = std::fs::read_dir(data_dir.join("blobs").join("sha256"))
         .map(|mut entries| entries.next().is_some())

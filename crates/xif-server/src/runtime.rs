@@ -392,6 +392,21 @@ impl Runtime {
         std::fs::create_dir_all(root)?;
         let users = match options.isolation.as_ref().and_then(|isolation| isolation.users.clone()) {
             Some(range) => {
+                // Each extension's user must be able to reach its working directory.
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
+                for ancestor in root.ancestors().skip(1) {
+                    let mode = std::fs::metadata(ancestor)?.permissions().mode();
+                    if mode & 0o001 == 0 {
+                        return Err(std::io::Error::other(format!(
+                            "extensions, which run as users of their own, cannot reach their working directories \
+                             under `{}`: `{}` is closed to other users; choose a data directory they can pass \
+                             through, such as `/var/lib/xif` (the default for root)",
+                            root.display(),
+                            ancestor.display()
+                        )));
+                    }
+                }
                 let pool = UserPool::new(range)?;
                 pool.sweep();
                 Some(Arc::new(pool))

@@ -1025,9 +1025,13 @@ async fn a_published_extension_answers_calls_checked_against_its_definition() {
         server.call("POST", "/api/v1/extensions/Echo/actions/Say", Some(&admin), Some(json!({ "Text": 3 }))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_input")));
 
-    // After a restart on the same data, the published version runs again.
+    // After a restart on the same data, the published version runs again. (The first server
+    // stops first: a data directory serves one server at a time.)
+    let Server { state, data, .. } = server;
+    state.shutdown().await;
+    drop(state);
     let (restarted, bootstrap) =
-        AppState::open(server.data.path(), Limits::default(), Some(PASSWORD)).await.expect("reopened");
+        AppState::open(data.path(), Limits::default(), Some(PASSWORD)).await.expect("reopened");
     assert!(bootstrap.is_none());
     assert_eq!(restarted.runtime.running_version("Echo").await, Some(1));
     restarted.shutdown().await;

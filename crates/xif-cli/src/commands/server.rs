@@ -16,8 +16,8 @@ pub struct ServerArgs {
     /// The address to listen on; port 0 picks a free port
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8180", env = "XIF_LISTEN")]
     listen: SocketAddr,
-    /// Where the database (SQLite) and the uploaded archives are kept [default: `xif` in the
-    /// user's data directory, such as `~/.local/share/xif`]
+    /// Where the database (SQLite) and the uploaded archives are kept [default: `/var/lib/xif`
+    /// for root, else `xif` in the user's data directory, such as `~/.local/share/xif`]
     #[arg(long, value_name = "DIR", env = "XIF_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// A PEM certificate chain to serve HTTPS with (with --tls-key)
@@ -222,6 +222,9 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
     tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
     let data_dir = match &args.data_dir {
         Some(directory) => directory.clone(),
+        // A service run by root keeps its state in `/var/lib`, where the extensions' own users
+        // can reach their working directories (root's home is closed to them).
+        None if nix::unistd::geteuid().is_root() => PathBuf::from("/var/lib/xif"),
         None => dirs::data_dir()
             .context("this system has no data directory for the user (no HOME?); pass `--data-dir DIR`")?
             .join("xif"),
