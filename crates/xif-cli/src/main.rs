@@ -86,7 +86,7 @@ enum Command {
     Keygen(commands::keygen::KeygenArgs),
     /// Run the Platform Server: users, uploads, versions, publishing
     Server(commands::server::ServerArgs),
-    /// Administer a Platform Server (users and permissions)
+    /// Administer a Platform Server (users and permissions, publication locks)
     Admin(commands::admin::AdminArgs),
     /// Call an action of a published extension through the server; prints its outputs as JSON
     Invoke(commands::invoke::InvokeArgs),
