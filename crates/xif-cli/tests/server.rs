@@ -119,7 +119,19 @@ async fn upload(client: &reqwest::Client, url: &str, token: &str, bytes: Vec<u8>
         .send()
         .await
         .expect("sent");
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    answer(response).await
+}
+
+/// A response's status and JSON body; an error body is checked for server paths, which the
+/// server never sends (every data directory of these tests is a temporary one).
+async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    if status >= 400 {
+        let text = body.to_string();
+        assert!(!text.contains(&std::env::temp_dir().display().to_string()), "a server path in {text}");
+    }
+    (status, body)
 }
 
 async fn publish(
@@ -136,7 +148,7 @@ async fn publish(
         .send()
         .await
         .expect("sent");
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    answer(response).await
 }
 
 async fn get(client: &reqwest::Client, url: &str, token: &str, path: &str) -> Value {
