@@ -4,7 +4,6 @@
 //! callers keep calling.
 #![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,25 +19,13 @@ fn main() {
     }
     let temporary = tempfile::tempdir().expect("temporary directory");
     let target = xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR"));
-    let xif = |arguments: &[&str], directory: &Path| {
-        xif_testkit::xif(env!("CARGO_BIN_EXE_xif"), arguments, directory, &target)
-    };
-    xif(&["new", "DeployBench"], temporary.path());
-    let project = temporary.path().join("DeployBench");
-    let definition = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
-    let archives: Vec<Vec<u8>> = ["0.1.0", "0.2.0"]
-        .iter()
-        .map(|version| {
-            std::fs::write(
-                project.join("extension.toml"),
-                definition.replace("version = \"0.1.0\"", &format!("version = \"{version}\"")),
-            )
-            .expect("written");
-            let archive = temporary.path().join(format!("{version}.xif"));
-            xif(&["save", "-o", archive.to_str().expect("path")], &project);
-            std::fs::read(archive).expect("archive")
-        })
-        .collect();
+    let archives = xif_testkit::sample_archives(
+        env!("CARGO_BIN_EXE_xif"),
+        "DeployBench",
+        &["0.1.0", "0.2.0"],
+        temporary.path(),
+        &target,
+    );
 
     let server = xif_testkit::Server::for_benchmark(env!("CARGO_BIN_EXE_xif"), &temporary.path().join("data"));
     let url = server.url.clone();

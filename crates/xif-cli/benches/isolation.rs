@@ -5,7 +5,6 @@
 //! calls per second at least 0.9×.
 #![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,25 +31,13 @@ fn main() {
     }
     let temporary = tempfile::tempdir().expect("temporary directory");
     let target = xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR"));
-    let xif = |arguments: &[&str], directory: &Path| {
-        xif_testkit::xif(env!("CARGO_BIN_EXE_xif"), arguments, directory, &target)
-    };
-    xif(&["new", "IsolationBench"], temporary.path());
-    let project = temporary.path().join("IsolationBench");
-    let definition = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
-    let archives: Vec<Vec<u8>> = ["0.1.0", "0.2.0"]
-        .iter()
-        .map(|version| {
-            std::fs::write(
-                project.join("extension.toml"),
-                definition.replace("version = \"0.1.0\"", &format!("version = \"{version}\"")),
-            )
-            .expect("written");
-            let archive = temporary.path().join(format!("{version}.xif"));
-            xif(&["save", "-o", archive.to_str().expect("path")], &project);
-            std::fs::read(archive).expect("archive")
-        })
-        .collect();
+    let archives = xif_testkit::sample_archives(
+        env!("CARGO_BIN_EXE_xif"),
+        "IsolationBench",
+        &["0.1.0", "0.2.0"],
+        temporary.path(),
+        &target,
+    );
 
     let start = |name: &'static str, extra: &[&str]| {
         let server = xif_testkit::Server::start(

@@ -160,31 +160,14 @@ fn archives() -> &'static [Vec<u8>] {
     static ARCHIVES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     ARCHIVES.get_or_init(|| {
         let temporary = tempfile::tempdir().expect("temporary directory");
-        let xif = |arguments: &[&str], directory: &Path| {
-            let output = Command::new(env!("CARGO_BIN_EXE_xif"))
-                .arg("--quiet")
-                .args(arguments)
-                .current_dir(directory)
-                .env("CARGO_TARGET_DIR", workspace().join("target/extensions"))
-                .output()
-                .expect("xif runs");
-            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        };
-        xif(&["new", "Served"], temporary.path());
-        let project = temporary.path().join("Served");
-        let definition = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
-        (1..=3)
-            .map(|minor| {
-                std::fs::write(
-                    project.join("extension.toml"),
-                    definition.replace("version = \"0.1.0\"", &format!("version = \"0.{minor}.0\"")),
-                )
-                .expect("written");
-                let archive = temporary.path().join(format!("{minor}.xif"));
-                xif(&["save", "-o", archive.to_str().expect("path")], &project);
-                std::fs::read(archive).expect("archive")
-            })
-            .collect()
+        let target = workspace().join("target/extensions");
+        xif_testkit::sample_archives(
+            env!("CARGO_BIN_EXE_xif"),
+            "Served",
+            &["0.1.0", "0.2.0", "0.3.0"],
+            temporary.path(),
+            &target,
+        )
     })
 }
 

@@ -40,6 +40,28 @@ pub fn python_tool(name: &str) -> PathBuf {
     tool
 }
 
+/// Archives of the sample project that `xif new NAME` writes in `directory`, one for each of
+/// `versions` (its definition's version set to it), saved by the real `xif save`, with
+/// extensions built into `target`.
+pub fn sample_archives(binary: &str, name: &str, versions: &[&str], directory: &Path, target: &Path) -> Vec<Vec<u8>> {
+    xif(binary, &["new", name], directory, target);
+    let project = directory.join(name);
+    let definition = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
+    versions
+        .iter()
+        .map(|version| {
+            std::fs::write(
+                project.join("extension.toml"),
+                definition.replace("version = \"0.1.0\"", &format!("version = \"{version}\"")),
+            )
+            .expect("written");
+            let archive = directory.join(format!("{version}.xif"));
+            xif(binary, &["save", "-o", archive.to_str().expect("path")], &project, target);
+            std::fs::read(archive).expect("archive")
+        })
+        .collect()
+}
+
 /// A child process killed when dropped, however the benchmark ends.
 pub struct KillOnDrop(pub Child);
 
