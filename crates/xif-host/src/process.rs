@@ -239,9 +239,24 @@ impl Tree {
             return;
         }
         let tree = self.clone();
-        if tokio::task::spawn_blocking(move || tree.kill()).await.is_err() {
-            // The blocking pool is gone (the runtime is shutting down): kill here.
-            self.kill();
+        let (done, killed) = oneshot::channel();
+        // A thread of its own at the lowest priority: the scan of `/proc` then takes only the
+        // time that serving, and the version that replaces this one, leave over.
+        let spawned = std::thread::Builder::new().name("xif-kill-tree".into()).spawn(move || {
+            // Failing to lower its priority changes only how fast the scan goes.
+            rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19).ok();
+            tree.kill();
+            // The waiter may be gone (the runtime shutting down); the tree is dead regardless.
+            done.send(()).ok();
+        });
+        match spawned {
+            Ok(_) => {
+                if killed.await.is_err() {
+                    self.kill();
+                }
+            }
+            // No thread to be had: kill here.
+            Err(_) => self.kill(),
         }
     }
 }

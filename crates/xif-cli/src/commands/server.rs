@@ -120,6 +120,14 @@ enum Network {
     Deny,
 }
 
+/// The program that launches extensions: `xif-launch` beside this binary (as `cargo install`
+/// and the build put it), quicker to start, else this binary itself.
+fn launcher() -> anyhow::Result<PathBuf> {
+    let this = std::env::current_exe().context("cannot find the xif binary to launch extensions with")?;
+    let small = this.with_file_name("xif-launch");
+    Ok(if small.is_file() { small } else { this })
+}
+
 fn user_ids(text: &str) -> Result<RangeInclusive<u32>, String> {
     let (first, last) = text.split_once('-').ok_or("expected FIRST-LAST, such as 1500000000-1500065535")?;
     let number = |text: &str| text.trim().parse::<u32>().map_err(|error| format!("`{text}`: {error}"));
@@ -165,7 +173,7 @@ impl ServerArgs {
             );
         }
         options.isolation = Some(IsolationOptions {
-            launcher: std::env::current_exe().context("cannot find the xif binary to launch extensions with")?,
+            launcher: launcher()?,
             users: root.then(|| self.extension_uids.clone()),
             network: self.extension_network == Network::Allow,
             landlock,
