@@ -268,8 +268,10 @@ fn over_tls_the_admin_cli_and_a_client_upload_publish_and_download() {
         stderr,
         "error: action `Greet` needs input `Person` (Record of `Person`), which was not given (invalid_input)\n"
     );
-    let (code, _, stderr) = bob_cli(&["logs", "Served"]);
-    assert_eq!(code, Some(0), "{stderr}");
+    // The sample writes nothing: the log is empty, and the command says so on stderr.
+    let (code, stdout, stderr) = bob_cli(&["logs", "Served"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), ""), "{stderr}");
+    assert_eq!(stderr, "the running version of `Served` has written nothing yet\n");
 
     // A client that does not trust the certificate is refused by TLS.
     let untrusting = http(None);

@@ -102,7 +102,7 @@ pub async fn run(options: &Options, events: &Events, cancel: &CancellationToken)
     let started = Instant::now();
     let mut run = Run { options, events, cancel, stage: None, stage_started: Instant::now() };
     run.emit(Event::Started {
-        project: xif_project::shown(&options.project),
+        project: project_name(&options.project),
         server: (options.goal != Goal::Save)
             .then(|| options.connection.as_ref().map(|connection| connection.server.clone()))
             .flatten(),
@@ -567,4 +567,30 @@ pub fn bytes(count: u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{count} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// How the project is named in the operation log: its path as given, or, for the directory the
+/// run started in (`.`), that directory's name.
+fn project_name(path: &Path) -> String {
+    let shown = xif_project::shown(path);
+    if !shown.is_empty() {
+        return shown;
+    }
+    std::fs::canonicalize(path)
+        .ok()
+        .and_then(|absolute| absolute.file_name().map(|name| name.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| ".".into())
+}
+
+#[cfg(test)]
+mod project_name_tests {
+    use super::*;
+
+    #[test]
+    fn the_directory_a_run_starts_in_is_named_by_its_name() {
+        let here = std::env::current_dir().expect("a current directory");
+        let name = here.file_name().expect("a name").to_string_lossy().into_owned();
+        assert_eq!(project_name(Path::new(".")), name);
+        assert_eq!(project_name(Path::new("Shop")), "Shop");
+    }
 }

@@ -45,7 +45,12 @@ pub fn logs(args: &LogsArgs) -> anyhow::Result<Exit> {
     let client = args.connection.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     refused(runtime.block_on(async {
-        output::print(&client.logs(&args.extension).await?);
+        let log = client.logs(&args.extension).await?;
+        if log.is_empty() {
+            // Said on stderr: stdout stays the log itself, empty.
+            output::eprint(&format!("the running version of `{}` has written nothing yet\n", args.extension));
+        }
+        output::print(&log);
         anyhow::Ok(())
     }))
 }
