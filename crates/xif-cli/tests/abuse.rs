@@ -9,24 +9,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const PASSWORD: &str = "administrator-password";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
-
-async fn login(client: &reqwest::Client, url: &str, user: &str, password: &str) -> String {
-    let response = client
-        .post(format!("{url}/api/v1/login"))
-        .json(&json!({ "user": user, "password": password }))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.expect("JSON")["token"].as_str().expect("token").to_owned()
 }
 
 /// 24 clients guess passwords for 4 seconds: half from one address (throttled at once), half
@@ -54,9 +43,9 @@ fn a_login_flood_is_throttled_while_a_logged_in_user_is_served_in_bounded_memory
     };
     let url = server.url.clone();
     let server_id = server.id();
+    let admin = server.token("admin", PASSWORD);
     runtime().block_on(async {
         let client = reqwest::Client::new();
-        let admin = login(&client, &url, "admin", PASSWORD).await;
         let created = client
             .post(format!("{url}/api/v1/users"))
             .bearer_auth(&admin)
@@ -65,7 +54,7 @@ fn a_login_flood_is_throttled_while_a_logged_in_user_is_served_in_bounded_memory
             .await
             .expect("sent");
         assert_eq!(created.status(), 201);
-        let bob = login(&client, &url, "bob", "bobs-long-password").await;
+        let bob = server.token("bob", "bobs-long-password");
 
         eprintln!("the server's peak memory before the flood: {:.0} MiB", xif_testkit::peak_memory_mib(server_id));
         let deadline = Instant::now() + Duration::from_secs(4);

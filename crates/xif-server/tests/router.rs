@@ -146,39 +146,13 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A real XIF of a small extension, written by xif-archive; `entities` adds an entity.
 fn xif(name: &str, version: &str, entities: bool) -> Vec<u8> {
-    let directory = tempfile::tempdir().expect("temporary directory");
     let mut definition = format!(
         "[extension]\nname = \"{name}\"\nversion = \"{version}\"\ndescription = \"Test.\"\n\n[[actions]]\nname = \"Run\"\ndescription = \"Runs.\"\n"
     );
     if entities {
         definition.push_str("\n[[entities]]\nname = \"Customer\"\ndescription = \"A customer.\"\ntable = \"CUSTOMER\"\nattributes = [ { name = \"Id\", type = \"Long Integer\", identifier = true }, { name = \"Name\", type = \"Text\" } ]\n");
     }
-    let files = [
-        ("extension.toml", definition.into_bytes(), xif_archive::EntryKind::Definition),
-        (
-            "binary/run",
-            std::fs::read(fixtures::binary("generic")).expect("the generic fixture"),
-            xif_archive::EntryKind::Binary,
-        ),
-    ];
-    let inputs = files
-        .iter()
-        .enumerate()
-        .map(|(index, (path, bytes, kind))| {
-            let file = directory.path().join(index.to_string());
-            std::fs::write(&file, bytes).expect("written");
-            xif_archive::Input { path: (*path).into(), file, kind: *kind }
-        })
-        .collect();
-    let header = xif_archive::ManifestHeader {
-        extension: xif_archive::ExtensionId { name: name.into(), version: version.into() },
-        target: "x86_64-unknown-linux-gnu".into(),
-        toolchain: "rustc".into(),
-        protocol: 1,
-    };
-    let output = directory.path().join("out.xif");
-    xif_archive::write(&output, inputs, header).expect("written");
-    std::fs::read(output).expect("read")
+    xif_testkit::pack(name, version, &definition, &fixtures::binary("generic"))
 }
 
 #[tokio::test]
@@ -950,30 +924,7 @@ async fn tokens_expire_and_expired_ones_are_refused_even_when_cached() {
 
 /// A XIF whose binary is fixture `binary`, with `definition` as its definition.
 fn xif_with(binary: &str, definition: &str, name: &str, version: &str) -> Vec<u8> {
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let definition_file = directory.path().join("definition");
-    std::fs::write(&definition_file, definition).expect("written");
-    let inputs = vec![
-        xif_archive::Input {
-            path: "extension.toml".into(),
-            file: definition_file,
-            kind: xif_archive::EntryKind::Definition,
-        },
-        xif_archive::Input {
-            path: format!("binary/{binary}"),
-            file: fixtures::binary(binary),
-            kind: xif_archive::EntryKind::Binary,
-        },
-    ];
-    let header = xif_archive::ManifestHeader {
-        extension: xif_archive::ExtensionId { name: name.into(), version: version.into() },
-        target: "x86_64-unknown-linux-gnu".into(),
-        toolchain: "rustc".into(),
-        protocol: 1,
-    };
-    let output = directory.path().join("out.xif");
-    xif_archive::write(&output, inputs, header).expect("written");
-    std::fs::read(output).expect("read")
+    xif_testkit::pack(name, version, definition, &fixtures::binary(binary))
 }
 
 const ECHO: &str = "[extension]\nname = \"Echo\"\nversion = \"VERSION\"\ndescription = \"Echoes.\"\n\n[[actions]]\nname = \"Say\"\ndescription = \"Says it back.\"\ninputs = [ { name = \"Text\", type = \"Text\", length = 10 } ]\noutputs = [ { name = \"Said\", type = \"Text\" } ]\n";
