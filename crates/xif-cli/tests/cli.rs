@@ -275,3 +275,18 @@ fn help_lists_the_commands_and_exit_codes() {
         assert!(help.contains(expected), "`{expected}` missing from:\n{help}");
     }
 }
+
+#[test]
+fn the_readmes_cargo_run_runs_xif() {
+    // `cargo run -q -- quickstart` is the README's first command: with two binaries in the
+    // package (`xif` and the extension launcher), `cargo run` must know which one it means.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new(env!("CARGO"))
+        .args(["run", "-q", "--offline", "--", "--version"])
+        .current_dir(&workspace)
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("xif "), "{stderr}");
+}
