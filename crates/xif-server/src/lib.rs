@@ -53,6 +53,29 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+/// Where the server keeps its state.
+///
+/// The data directory is always local: the lock that makes it one server's, and the working
+/// directories of running extensions. Metadata and archives are kept there too (SQLite and a
+/// directory, the embedded default) unless `database` and `blobs` name other engines.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The local data directory.
+    pub data_dir: PathBuf,
+    /// `postgres://…`: metadata in PostgreSQL; `None` for SQLite in the data directory.
+    pub database: Option<String>,
+    /// `s3://BUCKET?endpoint=…&region=…`: archives in an S3-compatible object store; `None` for
+    /// a directory in the data directory.
+    pub blobs: Option<String>,
+}
+
+impl Storage {
+    /// The embedded default: everything in `data_dir`.
+    pub fn embedded(data_dir: &Path) -> Self {
+        Self { data_dir: data_dir.to_owned(), database: None, blobs: None }
+    }
+}
+
 /// Limits the server enforces.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -255,14 +278,21 @@ fn metrics_handle() -> PrometheusHandle {
 }
 
 impl AppState {
-    /// The state over the embedded stores in `data_dir`, created if needed: at start no
+    /// The state over the stores `storage` names, created if needed: at start no
     /// publication is in progress, and when there are no users the first administrator is made,
     /// with `admin_password` or a generated one.
     pub async fn open(
-        data_dir: &Path,
+        storage: &Storage,
         limits: Limits,
         admin_password: Option<&str>,
     ) -> Result<(Self, Option<Bootstrap>), ServerError> {
+        let data_dir = storage.data_dir.as_path();
+        if let Some(url) = storage.database.as_ref().or(storage.blobs.as_ref()) {
+            return Err(ServerError::Storage {
+                path: data_dir.to_owned(),
+                source: StoreError(format!("`{url}`: only the embedded stores are built so far")),
+            });
+        }
         let storage = |source| ServerError::Storage { path: data_dir.to_owned(), source };
         let lock = take_data_directory(data_dir).map_err(storage)?;
         let database = data_dir.join("metadata.sqlite");

@@ -11,7 +11,7 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt as _;
-use xif_server::{AppState, Limits, LockRequest, LoginLimits};
+use xif_server::{AppState, Limits, LockRequest, LoginLimits, Storage};
 
 const PASSWORD: &str = "administrator-password";
 
@@ -27,7 +27,7 @@ const PEER: ([u8; 4], u16) = ([192, 0, 2, 1], 40_000);
 
 async fn server(limits: Limits) -> Server {
     let data = tempfile::tempdir().expect("data directory");
-    let (state, bootstrap) = AppState::open(data.path(), limits, Some(PASSWORD)).await.expect("the server opens");
+    let (state, bootstrap) = AppState::open(&Storage::embedded(data.path()), limits, Some(PASSWORD)).await.expect("the server opens");
     assert!(
         bootstrap.as_ref().is_some_and(|made| made.user == "admin" && made.generated_password.is_none()),
         "{bootstrap:?}"
@@ -982,7 +982,7 @@ async fn a_published_extension_answers_calls_checked_against_its_definition() {
     state.shutdown().await;
     drop(state);
     let (restarted, bootstrap) =
-        AppState::open(data.path(), Limits::default(), Some(PASSWORD)).await.expect("reopened");
+        AppState::open(&Storage::embedded(data.path()), Limits::default(), Some(PASSWORD)).await.expect("reopened");
     assert!(bootstrap.is_none());
     assert_eq!(restarted.runtime.running_version("Echo").await, Some(1));
     restarted.shutdown().await;

@@ -41,7 +41,7 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<Exit> {
     // The server, in this process, on a free port.
     let admin_password = secret()?;
     let (state, _) = runtime.block_on(xif_server::AppState::open(
-        &root.join("server-data"),
+        &xif_server::Storage::embedded(&root.join("server-data")),
         xif_server::Limits::default(),
         Some(&admin_password),
     ))?;

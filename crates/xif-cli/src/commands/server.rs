@@ -20,6 +20,15 @@ pub struct ServerArgs {
     /// for root, else `xif` in the user's data directory, such as `~/.local/share/xif`]
     #[arg(long, value_name = "DIR", env = "XIF_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep users, versions and publications in this PostgreSQL database
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) instead of SQLite in the data directory;
+    /// every node of a farm names the same one
+    #[arg(long, value_name = "URL", env = "XIF_DATABASE")]
+    database: Option<String>,
+    /// Keep uploaded archives in this S3-compatible bucket (`s3://BUCKET?endpoint=URL&region=R`;
+    /// credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) instead of the data directory
+    #[arg(long, value_name = "URL", env = "XIF_BLOBS")]
+    blobs: Option<String>,
     /// A PEM certificate chain to serve HTTPS with (with --tls-key)
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -248,6 +257,11 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         max_upload: args.max_upload_mib << 20,
         metrics_listen: args.metrics_listen,
     };
+    let storage = xif_server::Storage {
+        data_dir: config.data_dir.clone(),
+        database: args.database.clone(),
+        blobs: args.blobs.clone(),
+    };
     let limits = Limits { trusted_keys, runtime: args.runtime()?, ..args.limits(config.max_upload)? };
     xif_server::raise_open_file_limit();
     // Leaving a core to the extensions' processes pays: on 2 cores, calls through the API are a
@@ -262,7 +276,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
             let ids: Vec<String> = limits.trusted_keys.iter().map(|key| format!("`{}`", key.key_id())).collect();
             output::eprint(&format!("accepting only uploads signed by the key(s) {}\n", ids.join(", ")));
         }
-        let (state, bootstrap) = AppState::open(&config.data_dir, limits, admin_password.as_deref()).await?;
+        let (state, bootstrap) = AppState::open(&storage, limits, admin_password.as_deref()).await?;
         if let Some(bootstrap) = bootstrap {
             // Shown once, here, and never logged.
             match bootstrap.generated_password {
