@@ -102,6 +102,7 @@ error_codes! {
     InvalidSignature = "invalid_signature", 422, Refused, "The signature does not verify against the archive.";
     UntrustedSignature = "untrusted_signature", 403, Refused, "The archive is signed by a key the server does not trust.";
     StorageFull = "storage_full", 507, Refused, "The server has no space left to store the request; nothing was kept.";
+    StorageUnavailable = "storage_unavailable", 503, Refused, "The server cannot reach its database or object store now; retry after the `Retry-After` seconds.";
     // Extensions, versions, publications
     UnknownExtension = "unknown_extension", 404, Refused, "No version of the extension was uploaded.";
     UnknownVersion = "unknown_version", 404, Refused, "The extension has no such version.";

@@ -77,6 +77,14 @@ impl From<StoreError> for ApiError {
                 "the server has no space left to store this; nothing was kept: try again once an operator has freed space",
             );
         }
+        if error.is_unavailable() {
+            tracing::error!(%error, "storage unavailable");
+            return ApiError::retry_after(
+                ErrorCode::StorageUnavailable,
+                "the server cannot reach its storage now; nothing was changed",
+                std::time::Duration::from_secs(5),
+            );
+        }
         ApiError::internal(error)
     }
 }

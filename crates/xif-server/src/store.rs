@@ -17,7 +17,21 @@ pub struct StoreError(pub String);
 /// sent), so this is how fullness is recognised once the error has crossed a store's boundary.
 const FULL: [&str; 3] = ["No space left on device", "Disk quota exceeded", "database or disk is full"];
 
+/// How an unavailable store's failures begin: see [`StoreError::unavailable`].
+const UNAVAILABLE: &str = "unavailable: ";
+
 impl StoreError {
+    /// A store that cannot be reached now (a database or object store down or unreachable), as
+    /// opposed to one that failed: the user is told to retry.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        StoreError(format!("{UNAVAILABLE}{detail}"))
+    }
+
+    /// Whether the store could not be reached (see [`StoreError::unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        self.0.starts_with(UNAVAILABLE)
+    }
+
     /// Whether storage failed because it is full, which the user is told (nothing else is).
     pub fn is_storage_full(&self) -> bool {
         FULL.iter().any(|text| self.0.contains(text))
@@ -26,7 +40,13 @@ impl StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        StoreError(format!("database: {error}"))
+        match error {
+            // The database is down or unreachable, not wrong: a retry may succeed.
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                StoreError::unavailable(format!("database: {error}"))
+            }
+            error => StoreError(format!("database: {error}")),
+        }
     }
 }
 

@@ -27,7 +27,8 @@ const PEER: ([u8; 4], u16) = ([192, 0, 2, 1], 40_000);
 
 async fn server(limits: Limits) -> Server {
     let data = tempfile::tempdir().expect("data directory");
-    let (state, bootstrap) = AppState::open(&Storage::embedded(data.path()), limits, Some(PASSWORD)).await.expect("the server opens");
+    let (state, bootstrap) =
+        AppState::open(&Storage::embedded(data.path()), limits, Some(PASSWORD)).await.expect("the server opens");
     assert!(
         bootstrap.as_ref().is_some_and(|made| made.user == "admin" && made.generated_password.is_none()),
         "{bootstrap:?}"
