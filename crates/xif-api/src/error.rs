@@ -110,6 +110,7 @@ error_codes! {
     StaleVersion = "stale_version", 409, Refused, "Another version is published than the one the request expected.";
     DeployFailed = "deploy_failed", 422, Refused, "The version did not start, so it was not published; the old one keeps serving.";
     NoLock = "no_lock", 404, Refused, "No publication lock is held on the extension.";
+    UnknownNode = "unknown_node", 404, Refused, "No live node of the farm has that name.";
     IsolationUnavailable = "isolation_unavailable", 503, Refused, "This server's kernel cannot isolate extensions, and it may not run them unisolated.";
     // Calls
     ExtensionNotRunning = "extension_not_running", 404, Refused, "No version of the extension is published and running.";

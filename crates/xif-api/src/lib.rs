@@ -228,6 +228,58 @@ pub struct PublishResponse {
     /// How the publication affects each module that uses the extension.
     #[serde(default)]
     pub consumers: Vec<ConsumerImpact>,
+    /// Whether each live node of the farm runs the published version (one entry, the server
+    /// itself, when it runs alone); empty for a validate-only request.
+    #[serde(default)]
+    pub nodes: Vec<NodeDeploy>,
+}
+
+/// How a publication went on one node of the farm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeDeploy {
+    /// The node's name.
+    pub node: String,
+    /// The address other nodes reach it at.
+    pub address: String,
+    /// The version of the extension it runs now, if any.
+    pub running: Option<i64>,
+    /// Whether it runs the published version.
+    pub ok: bool,
+    /// Why it does not, for people: its deploy failed (the failure's public message), or it did
+    /// not report in time.
+    pub error: Option<String>,
+}
+
+/// `GET /nodes`: one node of the farm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Its id, new at each start.
+    pub id: String,
+    /// Its name (the host name and port unless given).
+    pub name: String,
+    /// The address other nodes reach it at.
+    pub address: String,
+    /// The xif version it runs.
+    pub version: String,
+    /// When it started, RFC 3339.
+    pub started: String,
+    /// Its last heartbeat, RFC 3339.
+    pub heartbeat: String,
+    /// Whether its heartbeat is recent (it beats every second, and is live for a few).
+    pub live: bool,
+    /// The extensions it runs, or failed to run.
+    pub extensions: Vec<NodeExtension>,
+}
+
+/// An extension on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeExtension {
+    /// The extension.
+    pub name: String,
+    /// The version that runs there, if one does.
+    pub running: Option<i64>,
+    /// Why the last deploy there failed, when it did (its public message).
+    pub failure: Option<String>,
 }
 
 /// `PUT /modules/{module}/dependencies`: every extension a module uses, replacing what it

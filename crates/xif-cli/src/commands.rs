@@ -10,6 +10,7 @@ pub mod keygen;
 pub mod launch;
 pub mod login;
 pub mod new;
+pub mod nodes;
 pub mod publish;
 pub mod quickstart;
 pub mod save;

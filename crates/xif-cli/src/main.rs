@@ -92,6 +92,8 @@ enum Command {
     Invoke(commands::invoke::InvokeArgs),
     /// Print the log (stdout and stderr) of a published extension's running version
     Logs(commands::invoke::LogsArgs),
+    /// List the nodes of the server's farm: address, version, heartbeat, and the extensions each runs
+    Nodes(commands::nodes::NodesArgs),
     /// The 1-Click Publish: verify, save, upload, publish and deploy the extension in one step
     Publish(commands::publish::PublishArgs),
     /// Verify, save and upload the extension as a new version, without publishing it
@@ -143,6 +145,7 @@ fn main() -> ExitCode {
         Command::Admin(args) => commands::admin::run(&args),
         Command::Invoke(args) => commands::invoke::run(&args),
         Command::Logs(args) => commands::invoke::logs(&args),
+        Command::Nodes(args) => commands::nodes::run(&args),
         Command::Publish(args) => commands::publish::publish(&args),
         Command::Upload(args) => commands::publish::upload(&args),
         Command::Versions(args) => commands::publish::versions(&args),

@@ -231,6 +231,11 @@ impl Client {
         self.send::<Option<()>>(self.http.delete(self.url(&format!("/users/{user}")))).await.map(|_| ())
     }
 
+    /// The nodes of the farm (one, the server itself, when it runs alone), with what each runs.
+    pub async fn nodes(&self) -> Result<Vec<xif_api::Node>, ClientError> {
+        self.send(self.http.get(self.url("/nodes"))).await
+    }
+
     /// Every publication lock held (administrators).
     pub async fn locks(&self) -> Result<Vec<xif_api::Lock>, ClientError> {
         self.send(self.http.get(self.url("/locks"))).await

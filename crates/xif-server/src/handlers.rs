@@ -35,6 +35,26 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
 }
 
+/// For the balancer: 200 once the node runs the published state (after its start, and after it
+/// lost and found the database again), 503 until then. `/healthz` says only that it is alive.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.cluster.ready() {
+        Json(Health { status: "ready".into(), version: env!("CARGO_PKG_VERSION").into() }).into_response()
+    } else {
+        ApiError::retry_after(
+            ErrorCode::StorageUnavailable,
+            "this node is not ready: it is converging to the published state, or cannot reach its database",
+            Duration::from_secs(1),
+        )
+        .into_response()
+    }
+}
+
+/// The nodes of the farm, what each runs, and whether each is live.
+pub async fn nodes(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Vec<xif_api::Node>>, ApiError> {
+    Ok(Json(state.cluster.nodes().await?.iter().map(crate::cluster::NodeInfo::api).collect()))
+}
+
 /// Prometheus metrics, for administrators only: they tell who is using what.
 pub async fn metrics(State(state): State<AppState>, user: CurrentUser) -> Result<String, ApiError> {
     user.administrator_for("reading the metrics")?;
@@ -96,6 +116,27 @@ pub async fn login(
         tokio::time::sleep(wait.min(state.limits.login.refusal_delay)).await;
         return Err(ApiError::retry_after(ErrorCode::TooManyAttempts, &message, wait));
     }
+    // Across the farm: every node's attempts in this minute (a single node has none to add).
+    let keys = crate::throttle::shared_keys(peer, &request.user);
+    if let Some(counts) = state.cluster.count_logins(&keys).await? {
+        let limits = &state.limits.login;
+        let over = |count: i64, limit: u32| limit > 0 && count > i64::from(limit);
+        let refused = if over(counts[0], limits.per_address) {
+            Some(("address", "too many login attempts from your address".to_owned()))
+        } else if over(counts[1], limits.per_user) {
+            let name: String = request.user.chars().take(crate::names::MAX_USER_NAME).collect();
+            Some(("user", format!("too many login attempts for user `{name}`")))
+        } else {
+            None
+        };
+        if let Some((by, message)) = refused {
+            let wait = Duration::from_secs(60 - chrono::Utc::now().timestamp().rem_euclid(60) as u64);
+            metrics::counter!("xif_login_throttled_total", "by" => by).increment(1);
+            tracing::warn!(peer = ?peer, by, "login refused: too many attempts across the farm");
+            tokio::time::sleep(wait.min(state.limits.login.refusal_delay)).await;
+            return Err(ApiError::retry_after(ErrorCode::TooManyAttempts, &message, wait));
+        }
+    }
     let user = state.metadata.user(&request.user).await?;
     // Both checks cost the same whether or not the user exists, so that timing does not say
     // which names are taken.
@@ -154,7 +195,7 @@ pub async fn revoke_token(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     let revoked = state.metadata.revoke_token(user.0.id, id, &now()).await?;
-    state.tokens.clear();
+    state.auth_changed().await;
     if revoked {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -218,7 +259,7 @@ pub async fn remove_user(
         return Err(ApiError::new(ErrorCode::CannotRemoveSelf, "you cannot remove your own account"));
     }
     let removed = state.metadata.remove_user(&name).await?;
-    state.tokens.clear();
+    state.auth_changed().await;
     if removed {
         tracing::info!(by = %administrator.name, user = %name, "user removed");
         Ok(StatusCode::NO_CONTENT)
@@ -241,7 +282,7 @@ async fn change_grants(state: &AppState, name: &str, grant: &str, add: bool) -> 
     held.sort_unstable();
     held.dedup();
     state.metadata.set_permissions(name, &held).await?;
-    state.tokens.clear();
+    state.auth_changed().await;
     let updated = state.metadata.user(name).await?.ok_or_else(|| ApiError::internal("user vanished"))?;
     Ok(Json(updated.api()))
 }
@@ -760,14 +801,99 @@ pub async fn call(
     }
 }
 
+/// `GET /extensions/{name}/logs?node=…`: which node's log.
+#[derive(Debug, serde::Deserialize)]
+pub struct LogsQuery {
+    /// A node's name, or `local` for the node answering; every live node's when absent.
+    node: Option<String>,
+}
+
+/// The log of an extension: on a single node, its process's; in a farm, each live node's
+/// (gathered over their advertised addresses with the caller's token), each part headed by the
+/// node's name, or one node's with `?node=NAME` (`local`: the node answering).
 pub async fn logs(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiPath(name): ApiPath<ExtensionName>,
+    axum::extract::Query(query): axum::extract::Query<LogsQuery>,
+    headers: HeaderMap,
 ) -> Result<String, ApiError> {
-    state.runtime.log(&name).await.ok_or_else(|| {
-        ApiError::new(ErrorCode::ExtensionNotRunning, format!("no version of extension `{name}` is running"))
-    })
+    let local = || async {
+        state.runtime.log(&name).await.ok_or_else(|| {
+            ApiError::new(ErrorCode::ExtensionNotRunning, format!("no version of extension `{name}` is running"))
+        })
+    };
+    let this = state.cluster.identity();
+    if query.node.as_deref().is_some_and(|node| node == "local" || node == this.name) {
+        return local().await;
+    }
+    let nodes = state.cluster.nodes().await?;
+    let live: Vec<_> = nodes
+        .into_iter()
+        .filter(|node| node.live && query.node.as_ref().is_none_or(|wanted| *wanted == node.identity.name))
+        .collect();
+    if let Some(wanted) = &query.node
+        && live.is_empty()
+    {
+        return Err(ApiError::new(
+            ErrorCode::UnknownNode,
+            format!("no live node is called `{wanted}`; `GET /nodes` lists them"),
+        ));
+    }
+    // Alone, the log as it is.
+    if query.node.is_none() && live.iter().all(|node| node.identity.id == this.id) {
+        return local().await;
+    }
+    let authorization = headers.get(header::AUTHORIZATION).cloned();
+    let parts = live.iter().map(|node| {
+        let (state, name, this, authorization) = (&state, &name, &this, authorization.clone());
+        async move {
+            let text = if node.identity.id == this.id {
+                state.runtime.log(name).await.unwrap_or_else(|| "(not running on this node)\n".to_owned())
+            } else {
+                peer_log(state, &node.identity.address, name, authorization).await
+            };
+            format!(
+                "== node {} ({}) ==\n{text}{}",
+                node.identity.name,
+                node.identity.address,
+                if text.ends_with('\n') { "" } else { "\n" }
+            )
+        }
+    });
+    Ok(futures_util::future::join_all(parts).await.concat())
+}
+
+/// The log of `extension` on the node at `address`, asked with the caller's token; what went
+/// wrong otherwise, in words.
+async fn peer_log(
+    state: &AppState,
+    address: &str,
+    extension: &str,
+    authorization: Option<axum::http::HeaderValue>,
+) -> String {
+    let url = format!("{}{}/extensions/{extension}/logs?node=local", address.trim_end_matches('/'), xif_api::PREFIX);
+    let mut request = state.peers.get(&url);
+    if let Some(authorization) = authorization {
+        request = request.header(header::AUTHORIZATION, authorization);
+    }
+    match request.send().await {
+        Ok(response) if response.status().is_success() => {
+            response.text().await.unwrap_or_else(|error| format!("(the log could not be read: {error})\n"))
+        }
+        Ok(response) => {
+            let status = response.status();
+            let body: Option<xif_api::ErrorBody> = response.json().await.ok();
+            match body {
+                Some(body) => format!("({})\n", body.error.message),
+                None => format!("(the node answered {status})\n"),
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%address, error = %error.without_url(), "cannot reach another node for a log");
+            "(the node could not be reached)\n".to_owned()
+        }
+    }
 }
 
 /// The JSON object type of call inputs and outputs.

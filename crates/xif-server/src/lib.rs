@@ -8,6 +8,7 @@
 
 mod auth;
 mod blobs;
+pub mod cluster;
 mod connections;
 mod error;
 mod handlers;
@@ -51,6 +52,11 @@ pub struct ServerConfig {
     /// Where to serve `/metrics` without a token, over plain HTTP; on the API's address it needs
     /// an administrator's token.
     pub metrics_listen: Option<SocketAddr>,
+    /// The URL other nodes of a farm reach this one at (`http://HOST:PORT`); by default made
+    /// from the address bound, unless that is a wildcard.
+    pub advertise: Option<String>,
+    /// This node's name in a farm; by default the host and port it is reached at.
+    pub node_name: Option<String>,
 }
 
 /// Where the server keeps its state.
@@ -202,6 +208,10 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenCache>,
     /// Publications.
     pub publishing: Arc<publishing::Publishing>,
+    /// This node and the farm it is part of (a single node for the embedded stores).
+    pub cluster: Arc<cluster::Cluster>,
+    /// Talks to the other nodes of the farm (to gather logs).
+    pub(crate) peers: reqwest::Client,
     passwords: Arc<auth::Passwords>,
     throttle: Arc<throttle::LoginThrottle>,
     metrics: PrometheusHandle,
@@ -287,6 +297,7 @@ impl AppState {
         admin_password: Option<&str>,
     ) -> Result<(Self, Option<Bootstrap>), ServerError> {
         let data_dir = storage.data_dir.as_path();
+        let database_url = storage.database.clone();
         if let Some(url) = storage.database.as_ref().or(storage.blobs.as_ref()) {
             return Err(ServerError::Storage {
                 path: data_dir.to_owned(),
@@ -316,17 +327,27 @@ impl AppState {
             .map_err(ServerError::Threads)?;
         let metadata: Arc<dyn MetadataStore> = Arc::new(metadata);
         let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
+        let backend = cluster::backend(database_url.as_deref()).await.map_err(storage)?;
+        let cluster = Arc::new(cluster::Cluster::new(Arc::clone(&backend), None));
+        // Known to itself before it listens (and without listening, as in tests): a node of one.
+        backend.register(&cluster.identity()).await.map_err(storage)?;
         let publishing = Arc::new(publishing::Publishing::new(
             Arc::clone(&metadata),
             Arc::clone(&blobs),
             Arc::clone(&runtime),
+            Arc::clone(&cluster),
             limits.lock_lease,
         ));
+        let peers = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|error| {
+            storage(StoreError(format!("cannot make the client that talks to other nodes: {error}")))
+        })?;
         let state = Self {
             metadata,
             blobs,
             runtime,
             publishing,
+            cluster,
+            peers,
             tokens: Arc::new(auth::TokenCache::default()),
             passwords: Arc::new(passwords),
             throttle: Arc::new(throttle::LoginThrottle::new(&limits.login)),
@@ -335,38 +356,42 @@ impl AppState {
             _lock: lock,
         };
         let bootstrap = state.bootstrap(admin_password).await?;
-        state.start_published().await;
+        // The published version of every extension starts before the server listens; a version
+        // that fails to start is logged and reported, the others start regardless.
+        state.publishing.reconcile().await;
         Ok((state, bootstrap))
     }
 
-    /// Starts the published version of every extension, as at the server's start. A version that
-    /// fails to start is logged; the others start regardless.
-    async fn start_published(&self) {
-        let extensions = match self.metadata.extensions().await {
-            Ok(extensions) => extensions,
-            Err(error) => {
-                tracing::error!(%error, "cannot list the extensions to start");
-                return;
+    /// Forgets cached tokens on this node and tells the other nodes to: after a token was
+    /// revoked, a user removed, or permissions changed.
+    pub async fn auth_changed(&self) {
+        self.tokens.clear();
+        self.cluster.notify(cluster::Event::AuthChanged).await;
+    }
+
+    /// Joins the farm at `address`: registers this node, starts its heartbeat, its listener,
+    /// the reconciler, and the clearing of cached tokens on other nodes' changes.
+    pub async fn join(&self, address: String, name: Option<String>) -> Result<(), StoreError> {
+        self.cluster.set_address(address, name);
+        let mut events = self.cluster.subscribe();
+        let tokens = Arc::clone(&self.tokens);
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(cluster::Event::AuthChanged | cluster::Event::Resync)
+                    | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => tokens.clear(),
+                    Ok(cluster::Event::Published { .. }) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
             }
-        };
-        for extension in extensions {
-            let Some(number) = extension.published else { continue };
-            let blob = match self.metadata.version(&extension.name, number).await {
-                Ok(Some(version)) => self.blobs.path(&version.sha256).await.ok().flatten(),
-                _ => None,
-            };
-            let Some(blob) = blob else {
-                tracing::error!(extension = %extension.name, number, "the published version's archive is missing");
-                continue;
-            };
-            if let Err(error) = self.runtime.deploy(&extension.name, number, &blob).await {
-                tracing::error!(extension = %extension.name, number, %error, "the published version did not start");
-            }
-        }
+        });
+        self.publishing.spawn_reconciler();
+        self.cluster.start().await
     }
 
     /// Stops the extension processes.
     pub async fn shutdown(&self) {
+        self.cluster.leave().await;
         self.runtime.stop_all().await;
         // Closed, the database is one file again (its write-ahead log checkpointed): a copy of
         // a stopped server's `metadata.sqlite` is a whole backup.
@@ -488,11 +513,13 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions/{name}/logs", get(logs))
         .route("/extensions/{name}/lock", delete(break_lock))
         .route("/locks", get(locks))
+        .route("/nodes", get(nodes))
         .route("/modules/{module}/dependencies", axum::routing::put(dependencies))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest(xif_api::PREFIX, api)
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
@@ -549,6 +576,19 @@ pub async fn serve(
         Ok::<_, ServerError>((connections::Listener::new(listener, cap).map_err(serve_error)?, local))
     };
     let (listener, api_address) = bind(config.listen, connections::cap(&limits))?;
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let advertised = config.advertise.clone().unwrap_or_else(|| format!("{scheme}://{api_address}"));
+    let name = config.node_name.clone().or_else(|| {
+        config.advertise.is_none().then(|| api_address.to_string()).or_else(|| {
+            reqwest::Url::parse(&advertised)
+                .ok()
+                .and_then(|url| Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?)))
+        })
+    });
+    state
+        .join(advertised, name)
+        .await
+        .map_err(|source| ServerError::Storage { path: config.data_dir.clone(), source })?;
     // A few connections are plenty for a metrics scraper.
     let metrics = config.metrics_listen.map(|address| bind(address, 16)).transpose()?;
     let handle = axum_server::Handle::new();

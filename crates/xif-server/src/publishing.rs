@@ -12,6 +12,13 @@
 //!
 //! Callers run [`Publishing::publish`] as a task of its own, so that a client going away does not
 //! stop a publication half-way.
+//!
+//! In a farm, the node that handles the request deploys and records; it then notifies the
+//! others, each of which deploys the published version with the same switch
+//! ([`Publishing::reconcile`]) and reports what it runs; the answer waits until every live node
+//! runs the new version, or says which did not and why ([`xif_api::NodeDeploy`]). Deploys of
+//! one extension on one node never overlap: the publication and the reconciler take the same
+//! per-extension mutex.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,12 +27,20 @@ use std::time::Duration;
 use xif_api::{ConsumerImpact, ErrorCode, Lock, Permission, PublishResponse};
 use xif_definition::Definition;
 
+use crate::cluster::{Cluster, Event, ExtensionState};
 use crate::error::ApiError;
 use crate::runtime::{DeployError, Runtime};
 use crate::store::{BlobStore, LockRequest, MetadataStore, PublishRefusal, StoreError, UserRecord};
 
 /// How long a publication lock holds unless its holder renews it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// How long a publication waits for the other live nodes to run the new version.
+pub const NODES_WAIT: Duration = Duration::from_secs(60);
+
+/// How long the reconciler leaves a version whose deploy failed on this node before trying it
+/// again.
+const RETRY_FAILED: Duration = Duration::from_secs(30);
 
 /// A request to publish a version.
 #[derive(Debug, Clone)]
@@ -140,19 +155,47 @@ pub struct Publishing {
     metadata: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     runtime: Arc<Runtime>,
+    cluster: Arc<Cluster>,
     lease: Duration,
+    /// One mutex per extension (by lower-case name): a publication's deploy and the
+    /// reconciler's never overlap on this node.
+    deploying: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Versions whose deploy failed here, by lower-case name, and when: retried after
+    /// [`RETRY_FAILED`].
+    failures: std::sync::Mutex<HashMap<String, (i64, tokio::time::Instant)>>,
 }
 
 impl Publishing {
-    /// The service over these stores and this runtime, with locks held for `lease` unless
-    /// renewed.
+    /// The service over these stores, this runtime and this node of the farm, with locks held
+    /// for `lease` unless renewed.
     pub fn new(
         metadata: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,
         runtime: Arc<Runtime>,
+        cluster: Arc<Cluster>,
         lease: Duration,
     ) -> Self {
-        Self { metadata, blobs, runtime, lease }
+        Self {
+            metadata,
+            blobs,
+            runtime,
+            cluster,
+            lease,
+            deploying: std::sync::Mutex::new(HashMap::new()),
+            failures: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The mutex of `extension`'s deploys on this node.
+    fn deploy_mutex(&self, extension: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut deploying = self.deploying.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(deploying.entry(extension.to_ascii_lowercase()).or_default())
+    }
+
+    /// Tells the farm what this node runs of `extension`, and of which version a deploy failed.
+    async fn report(&self, extension: &str, failed: Option<(i64, String)>) {
+        let running = self.runtime.running_version(extension).await;
+        self.cluster.report(ExtensionState { name: extension.to_owned(), running, failed }).await;
     }
 
     /// Publishes (or, for a validate-only order, checks) a version for `user`.
@@ -175,9 +218,18 @@ impl Publishing {
         // The stored spelling of the name, which the lock and the runtime are keyed by.
         let extension = definition.extension.name.value.clone();
         let lock = self.lock(&extension, &user.name).await?;
-        let outcome = async {
+        let outcome: Result<PublishResponse, PublishError> = async {
             let impacts = self.consumer_impacts(&extension, &definition).await?;
-            let mut response = self.publish_locked(&lock, user, &extension, order).await?;
+            let mutex = self.deploy_mutex(&extension);
+            let deploying = mutex.lock().await;
+            let published = self.publish_locked(&lock, user, &extension, order).await;
+            drop(deploying);
+            let failure = match &published {
+                Err(PublishError::DeployFailed { reason, .. }) => Some((order.version, reason.clone())),
+                _ => None,
+            };
+            self.report(&extension, failure).await;
+            let mut response = published?;
             for consumer in impacts
                 .iter()
                 .filter(|consumer| consumer.impact == "incompatible" || consumer.impact == "possibly incompatible")
@@ -194,7 +246,211 @@ impl Publishing {
         }
         .await;
         lock.release().await;
-        outcome
+        let mut response = outcome?;
+        if !order.validate_only {
+            if response.published {
+                self.cluster.notify(Event::Published { extension: extension.clone(), version: order.version }).await;
+            }
+            response.nodes = self.await_nodes(&extension, order.version).await;
+            for node in response.nodes.iter().filter(|node| !node.ok) {
+                response.messages.push(format!(
+                    "node `{}` does not run version {} of `{extension}`: {}",
+                    node.node,
+                    order.version,
+                    node.error.as_deref().unwrap_or("no reason given")
+                ));
+            }
+        }
+        Ok(response)
+    }
+
+    /// Waits until every live node runs `version` of `extension`, or failed to deploy it, or
+    /// [`NODES_WAIT`] passed; says how it went on each.
+    async fn await_nodes(&self, extension: &str, version: i64) -> Vec<xif_api::NodeDeploy> {
+        let deadline = tokio::time::Instant::now() + NODES_WAIT;
+        // The nodes live when the wait began: one that stops beating meanwhile is reported as
+        // such rather than forgotten.
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        loop {
+            let nodes = match self.cluster.nodes().await {
+                Ok(nodes) => nodes,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the nodes of the farm");
+                    if tokio::time::Instant::now() >= deadline {
+                        return Vec::new();
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let timed_out = tokio::time::Instant::now() >= deadline;
+            let mut results = Vec::new();
+            let mut pending = false;
+            for node in &nodes {
+                if !node.live {
+                    if seen.contains(&node.identity.id) {
+                        let state = node.extension(extension);
+                        results.push(xif_api::NodeDeploy {
+                            node: node.identity.name.clone(),
+                            address: node.identity.address.clone(),
+                            running: state.and_then(|state| state.running),
+                            ok: false,
+                            error: Some(format!(
+                                "it stopped answering during the deploy (no heartbeat for {} s); it catches up when it \
+                                 comes back",
+                                crate::cluster::LIVE_FOR.as_secs()
+                            )),
+                        });
+                    }
+                    continue;
+                }
+                seen.insert(node.identity.id.clone());
+                let state = node.extension(extension);
+                let running = state.and_then(|state| state.running);
+                let failure = state.and_then(|state| state.failed.as_ref()).filter(|(failed, _)| *failed == version);
+                let (ok, error) = match (running == Some(version), failure) {
+                    (true, _) => (true, None),
+                    (false, Some((_, message))) => (false, Some(format!("its deploy failed: {message}"))),
+                    (false, None) if timed_out => {
+                        (false, Some(format!("it did not report running it within {} s", NODES_WAIT.as_secs())))
+                    }
+                    (false, None) => {
+                        pending = true;
+                        (false, None)
+                    }
+                };
+                results.push(xif_api::NodeDeploy {
+                    node: node.identity.name.clone(),
+                    address: node.identity.address.clone(),
+                    running,
+                    ok,
+                    error,
+                });
+            }
+            if !pending {
+                return results;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Brings this node to the published state: deploys the published version of every
+    /// extension that runs another (or none), with the zero-downtime switch, and reports what
+    /// runs. A version whose deploy failed here is tried again after a while; a version the
+    /// runtime gave up on after crashes is left as it is (publishing it again starts it).
+    /// Returns whether the whole pass ran (the store answered).
+    pub async fn reconcile(&self) -> bool {
+        let extensions = match self.metadata.extensions().await {
+            Ok(extensions) => extensions,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the published extensions to converge to");
+                return false;
+            }
+        };
+        for extension in extensions {
+            let Some(number) = extension.published else { continue };
+            self.converge(&extension.name, number).await;
+        }
+        true
+    }
+
+    /// Deploys `number` of `extension` unless it runs here already (or failed recently, or was
+    /// given up on).
+    async fn converge(&self, extension: &str, number: i64) {
+        let key = extension.to_ascii_lowercase();
+        let mutex = self.deploy_mutex(extension);
+        let _deploying = mutex.lock().await;
+        let running = self.runtime.running_version(extension).await;
+        if running == Some(number) || (running.is_none() && self.runtime.given_up(extension).await) {
+            self.report(extension, None).await;
+            return;
+        }
+        let recent_failure = {
+            let failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            failures.get(&key).is_some_and(|(failed, at)| *failed == number && at.elapsed() < RETRY_FAILED)
+        };
+        if recent_failure {
+            return;
+        }
+        let blob = match self.metadata.version(extension, number).await {
+            Ok(Some(version)) => self.blob(&version.sha256).await,
+            Ok(None) => Err(PublishError::UnknownVersion { extension: extension.to_owned(), version: number }),
+            Err(error) => Err(error.into()),
+        };
+        let deployed = match blob {
+            Ok(blob) => self.runtime.deploy(extension, number, &blob).await.map_err(|error| {
+                let root = self.runtime.root().to_string_lossy().into_owned();
+                error.public_message().replace(&root, "…")
+            }),
+            Err(error) => {
+                tracing::error!(%extension, number, %error, "the published version's archive cannot be had");
+                Err(match error {
+                    PublishError::Store(error) if error.is_unavailable() => {
+                        "its archive cannot be fetched: the store is unavailable".to_owned()
+                    }
+                    _ => "its archive is missing or unreadable".to_owned(),
+                })
+            }
+        };
+        match deployed {
+            Ok(()) => {
+                tracing::info!(%extension, number, replaced = ?running, "converged to the published version");
+                self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+                self.report(extension, None).await;
+            }
+            Err(message) => {
+                tracing::error!(%extension, number, reason = %message, "the published version did not start here");
+                self.failures
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(key, (number, tokio::time::Instant::now()));
+                self.report(extension, Some((number, message))).await;
+            }
+        }
+    }
+
+    /// Runs the reconciler until the service is dropped: at each event that may change what
+    /// should run (a publication, a reconnection) and every [`crate::cluster::RECONCILE_EVERY`].
+    /// The node is ready once a whole pass ran after its start or a reconnection.
+    pub fn spawn_reconciler(self: &Arc<Self>) {
+        let mut events = self.cluster.subscribe();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(crate::cluster::RECONCILE_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let published = tokio::select! {
+                    _ = ticks.tick() => None,
+                    event = events.recv() => match event {
+                        Ok(Event::Published { extension, version }) => Some((extension, version)),
+                        Ok(Event::AuthChanged) => continue,
+                        Ok(Event::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                };
+                let Some(publishing) = weak.upgrade() else { return };
+                match published {
+                    // The one extension named, at once, to the version published now (a
+                    // later publication may have followed the event).
+                    Some((extension, version)) => {
+                        let published = match publishing.metadata.versions(&extension).await {
+                            Ok(versions) => versions.iter().find(|version| version.published).map(|v| v.number),
+                            Err(_) => Some(version),
+                        };
+                        if let Some(number) = published {
+                            publishing.converge(&extension, number).await;
+                        }
+                    }
+                    None => {
+                        let whole = publishing.reconcile().await;
+                        if whole && !publishing.cluster.ready() {
+                            tracing::info!("converged to the published state: ready");
+                        }
+                        publishing.cluster.set_converged(whole);
+                    }
+                }
+            }
+        });
     }
 
     /// Every publication lock held.
@@ -306,6 +562,7 @@ impl Publishing {
             published,
             publication,
             messages: vec![message],
+            nodes: Vec::new(),
         };
         if order.validate_only {
             return Ok(answer(

@@ -581,6 +581,12 @@ impl Runtime {
         self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| running.number)
     }
 
+    /// Whether the runtime gave up on `extension` after it crashed repeatedly (publishing it again
+    /// starts it).
+    pub async fn given_up(&self, extension: &str) -> bool {
+        self.failed.read().await.contains_key(&extension.to_ascii_lowercase())
+    }
+
     /// Stops every process: asks each to finish and exit, and kills those that do not.
     pub async fn stop_all(&self) {
         let running: Vec<Arc<Running>> = self.running.write().await.drain().map(|(_, running)| running).collect();

@@ -64,6 +64,14 @@ impl LoginThrottle {
     }
 }
 
+/// The keys of a login attempt in the count shared by the nodes of a farm (see
+/// `cluster::Backend::count_logins`): the address as [`address_key`] counts it, and the user
+/// name cut and folded as the local limiter keys it, in that order.
+pub fn shared_keys(address: Option<IpAddr>, user: &str) -> Vec<String> {
+    let name: String = user.chars().take(MAX_NAME).collect();
+    vec![format!("address:{}", address_key(address)), format!("user:{}", name.to_lowercase())]
+}
+
 /// What an address is counted as: IPv4 addresses (also when mapped into IPv6) as they are,
 /// IPv6 addresses by their /64, which one client usually holds whole.
 fn address_key(address: Option<IpAddr>) -> IpAddr {

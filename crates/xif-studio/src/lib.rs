@@ -508,6 +508,30 @@ impl Run<'_> {
         self.finish(StageOutcome::Done, format!("version {version} published"));
 
         self.start(Stage::Deploy);
+        // In a farm, the server answers once every live node runs it, or says which did not.
+        if response.nodes.len() > 1 || response.nodes.iter().any(|node| !node.ok) {
+            for node in &response.nodes {
+                let running =
+                    node.running.map_or_else(|| "no version".to_owned(), |running| format!("version {running}"));
+                self.note(Stage::Deploy, format!("node `{}` ({}) runs {running}", node.node, node.address));
+            }
+            let failed: Vec<String> = response
+                .nodes
+                .iter()
+                .filter(|node| !node.ok)
+                .map(|node| format!("node `{}`: {}", node.node, node.error.as_deref().unwrap_or("no reason given")))
+                .collect();
+            if !failed.is_empty() {
+                return Err(self.stop(
+                    StopReason::Refused,
+                    format!(
+                        "version {version} is published but not every node runs it ({}); the node catches up by \
+                         itself when it can, see `xif nodes` and `xif logs {name}`",
+                        failed.join("; ")
+                    ),
+                ));
+            }
+        }
         let extensions = tokio::select! {
             extensions = server.client.extensions() => extensions.map_err(|error| self.client_error(error))?,
             () = self.cancel.cancelled() => return Err(self.cancelled()),

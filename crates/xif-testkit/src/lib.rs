@@ -4,6 +4,9 @@
 //! incompressible data. A library of its own (used only as a dev-dependency), so that each uses
 //! what it needs without copies.
 
+pub mod farm;
+pub mod haproxy;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -51,6 +51,8 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<Exit> {
         tls: None,
         max_upload: 1 << 30,
         metrics_listen: None,
+        advertise: None,
+        node_name: None,
     };
     let (bound_sender, bound) = std::sync::mpsc::channel();
     let (stop_sender, stop) = tokio::sync::oneshot::channel::<()>();

@@ -29,6 +29,17 @@ pub struct ServerArgs {
     /// credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) instead of the data directory
     #[arg(long, value_name = "URL", env = "XIF_BLOBS")]
     blobs: Option<String>,
+    /// The URL the other nodes of a farm reach this one at (`http://HOST:PORT`) [default: made
+    /// from --listen, which must then not be a wildcard address when --database is given]
+    #[arg(long, value_name = "URL", env = "XIF_ADVERTISE")]
+    advertise: Option<String>,
+    /// This node's name in `xif nodes` [default: the host and port it is reached at]
+    #[arg(long, value_name = "NAME", env = "XIF_NODE_NAME")]
+    node_name: Option<String>,
+    /// Seconds a publication lock holds unless its holder renews it (a third of it): how long
+    /// a killed node's lock blocks others
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    lock_lease: f64,
     /// A PEM certificate chain to serve HTTPS with (with --tls-key)
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -200,6 +211,7 @@ impl ServerArgs {
                 .ok_or_else(|| anyhow::anyhow!("{flag} is a positive number of seconds"))
         };
         let header_timeout = seconds(self.header_timeout, "--header-timeout")?;
+        let lock_lease = seconds(self.lock_lease, "--lock-lease")?;
         let body_timeout = seconds(self.body_timeout, "--body-timeout")?;
         if self.token_lifetime_days == 0 || self.token_lifetime_days > self.max_token_lifetime_days {
             anyhow::bail!("--token-lifetime-days is at least 1 and at most --max-token-lifetime-days");
@@ -224,6 +236,7 @@ impl ServerArgs {
                 header_read_timeout: header_timeout,
                 body_timeout,
             },
+            lock_lease,
             ..Limits::default()
         })
     }
@@ -256,7 +269,16 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         max_upload: args.max_upload_mib << 20,
         metrics_listen: args.metrics_listen,
+        advertise: args.advertise.clone(),
+        node_name: args.node_name.clone(),
     };
+    if args.database.is_some() && args.advertise.is_none() && args.listen.ip().is_unspecified() {
+        anyhow::bail!(
+            "--listen {} is a wildcard address, which the other nodes of the farm cannot reach this node at\n\
+             hint: say where they reach it with `--advertise http://HOST:PORT`",
+            args.listen
+        );
+    }
     let storage = xif_server::Storage {
         data_dir: config.data_dir.clone(),
         database: args.database.clone(),

@@ -1,0 +1,328 @@
+//! The farm: the nodes that serve the same metadata and archives, what each runs, and the events
+//! they tell each other (a publication, a change to users or tokens).
+//!
+//! One abstraction, [`Cluster`], over two back ends ([`Backend`]): PostgreSQL (`postgres.rs`:
+//! tables of nodes and of what each runs, `LISTEN/NOTIFY` through a listener that reconnects,
+//! a login counter shared by every node) and a local one for the embedded server (`local.rs`: a
+//! single node in memory, events in-process). Handlers and the publishing service do not care
+//! which.
+//!
+//! Each node runs three tasks once it listens ([`Cluster::start`]): a heartbeat every second
+//! (a node is live while its heartbeat is under [`LIVE_FOR`] old), the listener that turns
+//! notifications into [`Event`]s, and the reconciler ([`crate::publishing::Publishing::reconcile`]),
+//! which deploys the published version of every extension that does not run it, on each
+//! publication, periodically, and after a (re)connection; only once it has done so after a start
+//! or a lost database does `/readyz` say ready.
+
+mod local;
+mod postgres;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::store::StoreError;
+
+pub use local::LocalBackend;
+pub use postgres::PgBackend;
+
+/// How often a node beats.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long a node counts as live after its last heartbeat.
+pub const LIVE_FOR: Duration = Duration::from_secs(5);
+
+/// How often the reconciler compares what is published with what runs, besides on events.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+
+/// What a node tells the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A version of an extension was published: deploy it.
+    Published {
+        /// The extension.
+        extension: String,
+        /// The version.
+        version: i64,
+    },
+    /// A token was revoked, a user removed or permissions changed: forget cached tokens.
+    AuthChanged,
+    /// This node (re)connected to the shared store and may have missed events: compare
+    /// everything again. Never sent between nodes.
+    Resync,
+}
+
+/// A node as registered.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// New at each start.
+    pub id: String,
+    /// For people.
+    pub name: String,
+    /// Where other nodes reach it (`http://HOST:PORT`).
+    pub address: String,
+    /// The xif version it runs.
+    pub version: String,
+}
+
+/// What a node reported for one extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionState {
+    /// The extension.
+    pub name: String,
+    /// The version that runs there.
+    pub running: Option<i64>,
+    /// The version whose deploy failed there last, and the failure's public message.
+    pub failed: Option<(i64, String)>,
+}
+
+/// A node as the others see it.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// The node.
+    pub identity: NodeIdentity,
+    /// When it started, RFC 3339.
+    pub started: String,
+    /// Its last heartbeat, RFC 3339.
+    pub heartbeat: String,
+    /// Whether the heartbeat is recent.
+    pub live: bool,
+    /// What it runs.
+    pub extensions: Vec<ExtensionState>,
+}
+
+impl NodeInfo {
+    /// The API's view of it.
+    pub fn api(&self) -> xif_api::Node {
+        xif_api::Node {
+            id: self.identity.id.clone(),
+            name: self.identity.name.clone(),
+            address: self.identity.address.clone(),
+            version: self.identity.version.clone(),
+            started: self.started.clone(),
+            heartbeat: self.heartbeat.clone(),
+            live: self.live,
+            extensions: self
+                .extensions
+                .iter()
+                .map(|state| xif_api::NodeExtension {
+                    name: state.name.clone(),
+                    running: state.running,
+                    failure: state.failed.as_ref().map(|(_, message)| message.clone()),
+                })
+                .collect(),
+        }
+    }
+
+    /// What it reported for `extension` (names compare regardless of case).
+    pub fn extension(&self, extension: &str) -> Option<&ExtensionState> {
+        self.extensions.iter().find(|state| state.name.eq_ignore_ascii_case(extension))
+    }
+}
+
+/// Where the farm's shared state lives.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Records this node (again, after a reconnection) with a fresh heartbeat.
+    async fn register(&self, node: &NodeIdentity) -> Result<(), StoreError>;
+    /// Renews this node's heartbeat.
+    async fn heartbeat(&self, node_id: &str) -> Result<(), StoreError>;
+    /// Records what this node runs of `state.name`.
+    async fn report(&self, node_id: &str, state: &ExtensionState) -> Result<(), StoreError>;
+    /// Every node known, live or not, with what each runs.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError>;
+    /// Tells every node (this one included) about `event`.
+    async fn notify(&self, event: &Event) -> Result<(), StoreError>;
+    /// Counts one login attempt under each of `keys` in the current minute, shared by every
+    /// node, and returns the counts, in order; `None` when the back end keeps no shared count
+    /// (a single node, whose own limiter is the whole count).
+    async fn count_logins(&self, keys: &[String]) -> Result<Option<Vec<i64>>, StoreError>;
+    /// Removes this node, as it stops.
+    async fn leave(&self, node_id: &str) -> Result<(), StoreError>;
+    /// Runs until `events` is closed: forwards notifications from other nodes to `events`, and
+    /// [`Event::Resync`] after each (re)connection; reports connectivity to `connected`.
+    async fn listen(self: Arc<Self>, events: tokio::sync::broadcast::Sender<Event>, connected: Arc<AtomicBool>);
+}
+
+/// The back end for the metadata store at `database`: PostgreSQL's tables and notifications
+/// for a `postgres://` URL (over a small pool of its own, beside the store's), the local one
+/// without. The tables come with the store's migrations, which must have run.
+pub async fn backend(database: Option<&str>) -> Result<Arc<dyn Backend>, StoreError> {
+    match database {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await?;
+            Ok(Arc::new(PgBackend::new(pool)))
+        }
+        _ => Ok(Arc::new(LocalBackend::default())),
+    }
+}
+
+/// This node and the farm it is part of.
+pub struct Cluster {
+    backend: Arc<dyn Backend>,
+    identity: std::sync::RwLock<NodeIdentity>,
+    events: tokio::sync::broadcast::Sender<Event>,
+    /// Whether the shared store answered the last time it was asked.
+    connected: Arc<AtomicBool>,
+    /// Whether the node converged to the published state since it started or last lost its
+    /// store.
+    converged: AtomicBool,
+    /// What was last reported for each extension (by lower-case name): reported again only when
+    /// it changes, or after a reconnection.
+    reported: std::sync::Mutex<HashMap<String, ExtensionState>>,
+}
+
+impl Cluster {
+    /// A node on `backend`, not yet registered (see [`Cluster::start`]).
+    pub fn new(backend: Arc<dyn Backend>, name: Option<String>) -> Self {
+        let id = crate::auth::random_secret("").map_or_else(|_| "node".to_owned(), |secret| secret[..16].to_owned());
+        let identity = NodeIdentity {
+            name: name.unwrap_or_else(|| format!("node-{}", &id[..6])),
+            id,
+            address: String::new(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        Self {
+            backend,
+            identity: std::sync::RwLock::new(identity),
+            events: tokio::sync::broadcast::channel(1024).0,
+            connected: Arc::new(AtomicBool::new(true)),
+            converged: AtomicBool::new(false),
+            reported: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This node.
+    pub fn identity(&self) -> NodeIdentity {
+        self.identity.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Sets where other nodes reach this one, and its name when it was given none.
+    pub fn set_address(&self, address: String, name: Option<String>) {
+        let mut identity = self.identity.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        identity.address = address;
+        if let Some(name) = name {
+            identity.name = name;
+        }
+    }
+
+    /// Events from every node, this one's included.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Tells every node about `event`. A failure is logged: the reconciler and the token
+    /// cache's lifetime catch up with what a node missed.
+    pub async fn notify(&self, event: Event) {
+        if let Err(error) = self.backend.notify(&event).await {
+            tracing::warn!(%error, ?event, "cannot notify the other nodes");
+        }
+    }
+
+    /// Every node known, with what each runs.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
+        self.backend.nodes().await
+    }
+
+    /// Counts a login attempt across the farm; see [`Backend::count_logins`].
+    pub async fn count_logins(&self, keys: &[String]) -> Result<Option<Vec<i64>>, StoreError> {
+        self.backend.count_logins(keys).await
+    }
+
+    /// Records what this node runs of `extension`, when it changed since last reported.
+    pub async fn report(&self, state: ExtensionState) {
+        let key = state.name.to_ascii_lowercase();
+        {
+            let reported = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if reported.get(&key) == Some(&state) {
+                return;
+            }
+        }
+        let node = self.identity().id;
+        match self.backend.report(&node, &state).await {
+            Ok(()) => {
+                self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, state);
+            }
+            Err(error) => tracing::warn!(%error, extension = %state.name, "cannot report what this node runs"),
+        }
+    }
+
+    /// Whether the node converged to the published state and reaches the shared store: what
+    /// `/readyz` tells the balancer.
+    pub fn ready(&self) -> bool {
+        self.converged.load(Ordering::Acquire) && self.connected.load(Ordering::Acquire)
+    }
+
+    /// Marks the node converged (by the reconciler, after a whole pass).
+    pub fn set_converged(&self, converged: bool) {
+        self.converged.store(converged, Ordering::Release);
+    }
+
+    /// Registers this node and starts its heartbeat and its listener. Events come through
+    /// [`Cluster::subscribe`]; the first is a [`Event::Resync`].
+    pub async fn start(self: &Arc<Self>) -> Result<(), StoreError> {
+        let identity = self.identity();
+        self.backend.register(&identity).await?;
+        tokio::spawn(Arc::clone(&self.backend).listen(self.events.clone(), Arc::clone(&self.connected)));
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(HEARTBEAT);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut lost = false;
+            loop {
+                ticks.tick().await;
+                let Some(cluster) = weak.upgrade() else { return };
+                let id = cluster.identity().id;
+                // A node forgotten while away (pruned, or its rows lost) registers again.
+                let beat = match cluster.backend.heartbeat(&id).await {
+                    Ok(()) => Ok(()),
+                    Err(error) if error.0 == postgres::NOT_REGISTERED => {
+                        cluster.backend.register(&cluster.identity()).await
+                    }
+                    Err(error) => Err(error),
+                };
+                match beat {
+                    Ok(()) if lost => {
+                        lost = false;
+                        tracing::info!("the shared store answers again");
+                        cluster.connected.store(true, Ordering::Release);
+                        cluster.resync();
+                    }
+                    Ok(()) => {}
+                    Err(error) if !lost => {
+                        lost = true;
+                        tracing::warn!(%error, "the heartbeat failed: this node is not ready until the store answers");
+                        cluster.connected.store(false, Ordering::Release);
+                        cluster.set_converged(false);
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// After a reconnection: report everything again and compare everything again.
+    fn resync(&self) {
+        self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.set_converged(false);
+        // No receiver only while the node shuts down.
+        self.events.send(Event::Resync).ok();
+    }
+
+    /// Removes this node from the farm, as it stops.
+    pub async fn leave(&self) {
+        if let Err(error) = self.backend.leave(&self.identity().id).await {
+            tracing::warn!(%error, "cannot remove this node from the farm");
+        }
+    }
+}

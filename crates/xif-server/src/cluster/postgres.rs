@@ -1,0 +1,236 @@
+//! The farm on PostgreSQL: the tables `nodes` and `node_extensions` (what each node runs),
+//! `login_attempts` (a count per key and minute that every node adds to), and the channel
+//! `xif_events` for `LISTEN/NOTIFY`. Times are the database's own (`now()`), so that the nodes'
+//! clocks need not agree for liveness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row as _;
+use sqlx::postgres::{PgListener, PgPool};
+
+use super::{Backend, Event, ExtensionState, LIVE_FOR, NodeIdentity, NodeInfo};
+use crate::store::StoreError;
+
+/// The channel of events.
+const CHANNEL: &str = "xif_events";
+
+/// How a heartbeat fails when this node's row is gone (pruned while the node was cut off).
+pub const NOT_REGISTERED: &str = "this node is not registered";
+
+/// How long a node that stopped beating stays listed (as not live) before it is forgotten.
+const FORGET_AFTER_SECS: i64 = 600;
+
+/// The farm's tables in the PostgreSQL database of the metadata.
+pub struct PgBackend {
+    pool: PgPool,
+}
+
+impl PgBackend {
+    /// The back end over `pool` (the tables come with the store's migrations).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn failed(error: sqlx::Error) -> StoreError {
+    StoreError::from(error)
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    async fn register(&self, node: &NodeIdentity) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (id, name, address, version, started_at, heartbeat_at) \
+             VALUES ($1, $2, $3, $4, now(), now()) \
+             ON CONFLICT (id) DO UPDATE SET name = $2, address = $3, version = $4, heartbeat_at = now()",
+        )
+        .bind(&node.id)
+        .bind(&node.name)
+        .bind(&node.address)
+        .bind(&node.version)
+        .execute(&self.pool)
+        .await
+        .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
+        let beat =
+            sqlx::query("UPDATE nodes SET heartbeat_at = now() WHERE id = $1").bind(node_id).execute(&self.pool).await;
+        if beat.map_err(failed)?.rows_affected() == 0 {
+            return Err(StoreError(NOT_REGISTERED.into()));
+        }
+        // Tidying, by whichever node beats: nodes long gone, and login counts of past minutes.
+        sqlx::query("DELETE FROM nodes WHERE heartbeat_at < now() - make_interval(secs => $1)")
+            .bind(FORGET_AFTER_SECS as f64)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        sqlx::query("DELETE FROM login_attempts WHERE minute < $1")
+            .bind(current_minute() - 1)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn report(&self, node_id: &str, state: &ExtensionState) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO node_extensions (node_id, extension, running, failed_version, failure) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (node_id, extension) DO UPDATE SET running = $3, failed_version = $4, failure = $5",
+        )
+        .bind(node_id)
+        .bind(&state.name)
+        .bind(state.running)
+        .bind(state.failed.as_ref().map(|(version, _)| *version))
+        .bind(state.failed.as_ref().map(|(_, message)| message.as_str()))
+        .execute(&self.pool)
+        .await
+        .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
+        // RFC 3339 in UTC, made by the database from its own times.
+        let rows = sqlx::query(
+            "SELECT id, name, address, version, \
+             to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS started, \
+             to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS heartbeat, \
+             heartbeat_at > now() - make_interval(secs => $1) AS live \
+             FROM nodes ORDER BY started_at, name",
+        )
+        .bind(LIVE_FOR.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed)?;
+        let extensions = sqlx::query(
+            "SELECT node_id, extension, running, failed_version, failure FROM node_extensions ORDER BY extension",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed)?;
+        let mut nodes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get("id").map_err(failed)?;
+            let mut states = Vec::new();
+            for extension in &extensions {
+                if extension.try_get::<String, _>("node_id").map_err(failed)? != id {
+                    continue;
+                }
+                let failed_version: Option<i64> = extension.try_get("failed_version").map_err(failed)?;
+                let failure: Option<String> = extension.try_get("failure").map_err(failed)?;
+                states.push(ExtensionState {
+                    name: extension.try_get("extension").map_err(failed)?,
+                    running: extension.try_get("running").map_err(failed)?,
+                    failed: failed_version.zip(failure),
+                });
+            }
+            nodes.push(NodeInfo {
+                identity: NodeIdentity {
+                    id,
+                    name: row.try_get("name").map_err(failed)?,
+                    address: row.try_get("address").map_err(failed)?,
+                    version: row.try_get("version").map_err(failed)?,
+                },
+                started: row.try_get("started").map_err(failed)?,
+                heartbeat: row.try_get("heartbeat").map_err(failed)?,
+                live: row.try_get("live").map_err(failed)?,
+                extensions: states,
+            });
+        }
+        Ok(nodes)
+    }
+
+    async fn notify(&self, event: &Event) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(event).map_err(|error| StoreError(error.to_string()))?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn count_logins(&self, keys: &[String]) -> Result<Option<Vec<i64>>, StoreError> {
+        let minute = current_minute();
+        let mut counts = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row = sqlx::query(
+                "INSERT INTO login_attempts (key, minute, attempts) VALUES ($1, $2, 1) \
+                 ON CONFLICT (key, minute) DO UPDATE SET attempts = login_attempts.attempts + 1 \
+                 RETURNING attempts",
+            )
+            .bind(key)
+            .bind(minute)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed)?;
+            counts.push(row.try_get("attempts").map_err(failed)?);
+        }
+        Ok(Some(counts))
+    }
+
+    async fn leave(&self, node_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM nodes WHERE id = $1").bind(node_id).execute(&self.pool).await.map_err(failed)?;
+        Ok(())
+    }
+
+    async fn listen(self: Arc<Self>, events: tokio::sync::broadcast::Sender<Event>, connected: Arc<AtomicBool>) {
+        loop {
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(error = %StoreError::from(error), "cannot listen for the other nodes' events; retrying");
+                    connected.store(false, Ordering::Release);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(error) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %StoreError::from(error), "cannot listen for the other nodes' events; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            // Listening: whatever was missed before is caught up by comparing everything.
+            if events.send(Event::Resync).is_err() {
+                return;
+            }
+            loop {
+                // `None`: the connection was lost; the listener reconnects on the next call,
+                // and what was sent meanwhile is lost, hence a resync.
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => match serde_json::from_str::<Event>(notification.payload()) {
+                        Ok(event) => {
+                            if events.send(event).is_err() {
+                                return;
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "an event from another node cannot be read"),
+                    },
+                    Ok(None) => {
+                        tracing::warn!("lost the connection that listens for events; reconnecting");
+                        // Not ready until the reconnection's resync.
+                        if events.send(Event::Resync).is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %StoreError::from(error), "listening for events failed; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Minutes since the epoch, by this node's clock: a window of the shared login count.
+fn current_minute() -> i64 {
+    chrono::Utc::now().timestamp() / 60
+}
