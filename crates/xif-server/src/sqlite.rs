@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_version_signatures.sql")),
 ];
 
+/// How a transaction that reads and then writes begins: it takes the write lock at once (waiting
+/// for it under the busy timeout), rather than failing with "database is locked" when it
+/// upgrades its read lock while another connection writes.
+const WRITE: &str = "BEGIN IMMEDIATE";
+
 /// SQLite behind [`MetadataStore`].
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -287,7 +292,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn insert_version(&self, new: NewVersion) -> Result<Version, StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(WRITE).await?;
         let id = extension_id(&mut transaction, &new.extension).await?;
         let number: i64 =
             sqlx::query_scalar("SELECT coalesce(max(number), 0) + 1 FROM versions WHERE extension_id = ?")
@@ -425,7 +430,7 @@ impl MetadataStore for SqliteStore {
         by: &str,
         now: &str,
     ) -> Result<Result<Publication, PublishRefusal>, StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(WRITE).await?;
         let row = sqlx::query("SELECT id, published_number FROM extensions WHERE name = ?")
             .bind(extension)
             .fetch_one(&mut *transaction)
