@@ -14,6 +14,7 @@ mod handlers;
 pub mod names;
 pub mod publishing;
 mod runtime;
+mod s3;
 mod sqlite;
 mod store;
 mod throttle;
@@ -32,9 +33,11 @@ pub use blobs::DirectoryBlobs;
 pub use connections::raise_open_file_limit;
 pub use error::ApiError;
 pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, RuntimeOptions};
+pub use s3::S3Blobs;
 pub use sqlite::SqliteStore;
 pub use store::{
-    BlobStore, LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError, TokenOwner, UserRecord,
+    BlobRead, BlobStore, BlobUpload, LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError,
+    TokenOwner, UserRecord,
 };
 
 /// How to run a server.
@@ -229,6 +232,9 @@ pub enum ServerError {
         /// What failed.
         source: StoreError,
     },
+    /// The blob store could not be opened or reached.
+    #[error("cannot use the blob store: {0}")]
+    Blobs(StoreError),
     /// The threads that check passwords could not be started.
     #[error("cannot start the threads that check passwords: {0}")]
     Threads(std::io::Error),
@@ -286,8 +292,9 @@ impl AppState {
         limits: Limits,
         admin_password: Option<&str>,
     ) -> Result<(Self, Option<Bootstrap>), ServerError> {
+        let storage_urls = storage;
         let data_dir = storage.data_dir.as_path();
-        if let Some(url) = storage.database.as_ref().or(storage.blobs.as_ref()) {
+        if let Some(url) = storage.database.as_ref() {
             return Err(ServerError::Storage {
                 path: data_dir.to_owned(),
                 source: StoreError(format!("`{url}`: only the embedded stores are built so far")),
@@ -307,7 +314,10 @@ impl AppState {
         metadata.check_integrity().await.map_err(|error| damaged(error.to_string()))?;
         owner_only(data_dir, &["metadata.sqlite", "metadata.sqlite-wal", "metadata.sqlite-shm"], 0o600)
             .map_err(storage)?;
-        let blobs = DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage)?;
+        let blobs: Arc<dyn BlobStore> = match &storage_urls.blobs {
+            Some(url) => Arc::new(S3Blobs::open(url).await.map_err(ServerError::Blobs)?),
+            None => Arc::new(DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage)?),
+        };
         metadata.clear_locks().await.map_err(storage)?;
         let runtime = Arc::new(
             Runtime::new(&data_dir.join("runtime"), limits.runtime.clone()).map_err(|error| storage(error.into()))?,
@@ -315,7 +325,6 @@ impl AppState {
         let passwords = auth::Passwords::new(limits.login.password_checks, limits.login.password_wait)
             .map_err(ServerError::Threads)?;
         let metadata: Arc<dyn MetadataStore> = Arc::new(metadata);
-        let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
         let publishing = Arc::new(publishing::Publishing::new(
             Arc::clone(&metadata),
             Arc::clone(&blobs),
@@ -352,12 +361,22 @@ impl AppState {
         for extension in extensions {
             let Some(number) = extension.published else { continue };
             let blob = match self.metadata.version(&extension.name, number).await {
-                Ok(Some(version)) => self.blobs.path(&version.sha256).await.ok().flatten(),
-                _ => None,
+                Ok(Some(version)) => {
+                    store::fetch_to_temp(self.blobs.as_ref(), &version.sha256, self.runtime.root()).await
+                }
+                Ok(None) => Ok(None),
+                Err(error) => Err(error),
             };
-            let Some(blob) = blob else {
-                tracing::error!(extension = %extension.name, number, "the published version's archive is missing");
-                continue;
+            let blob = match blob {
+                Ok(Some(blob)) => blob,
+                Ok(None) => {
+                    tracing::error!(extension = %extension.name, number, "the published version's archive is missing");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(extension = %extension.name, number, %error, "cannot fetch the published version's archive");
+                    continue;
+                }
             };
             if let Err(error) = self.runtime.deploy(&extension.name, number, &blob).await {
                 tracing::error!(extension = %extension.name, number, %error, "the published version did not start");

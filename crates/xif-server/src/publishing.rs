@@ -164,7 +164,8 @@ impl Publishing {
                 doing: "publishing an extension",
             });
         }
-        let definition = self.definition(&order.extension, order.version).await?;
+        // Fetched once: its definition is read now, and it is deployed once locked.
+        let (definition, blob) = self.archive(&order.extension, order.version).await?;
         if !definition.entities.is_empty() && !user.has(Permission::AllowForeignEntities) {
             return Err(PublishError::MissingPermission {
                 user: user.name.clone(),
@@ -177,7 +178,7 @@ impl Publishing {
         let lock = self.lock(&extension, &user.name).await?;
         let outcome = async {
             let impacts = self.consumer_impacts(&extension, &definition).await?;
-            let mut response = self.publish_locked(&lock, user, &extension, order).await?;
+            let mut response = self.publish_locked(&lock, user, &extension, order, &blob).await?;
             for consumer in impacts
                 .iter()
                 .filter(|consumer| consumer.impact == "incompatible" || consumer.impact == "possibly incompatible")
@@ -235,19 +236,27 @@ impl Publishing {
     }
 
     async fn definition(&self, extension: &str, number: i64) -> Result<Definition, PublishError> {
+        Ok(self.archive(extension, number).await?.0)
+    }
+
+    /// The definition of a version, and its archive in a temporary file.
+    async fn archive(&self, extension: &str, number: i64) -> Result<(Definition, tempfile::TempPath), PublishError> {
         let Some(version) = self.metadata.version(extension, number).await? else {
             return Err(PublishError::UnknownVersion { extension: extension.to_owned(), version: number });
         };
         let blob = self.blob(&version.sha256).await?;
-        tokio::task::spawn_blocking(move || crate::handlers::read_definition(&blob))
-            .await
-            .map_err(|error| PublishError::Archive(error.to_string()))?
-            .map_err(|error| PublishError::Archive(error.message().to_owned()))
+        tokio::task::spawn_blocking(move || {
+            crate::handlers::read_definition(&blob).map(|definition| (definition, blob))
+        })
+        .await
+        .map_err(|error| PublishError::Archive(error.to_string()))?
+        .map_err(|error| PublishError::Archive(error.message().to_owned()))
     }
 
-    async fn blob(&self, sha256: &str) -> Result<std::path::PathBuf, PublishError> {
-        self.blobs
-            .path(sha256)
+    /// The archive with this digest, fetched into a temporary file in the runtime's directory
+    /// (removed when dropped).
+    async fn blob(&self, sha256: &str) -> Result<tempfile::TempPath, PublishError> {
+        crate::store::fetch_to_temp(self.blobs.as_ref(), sha256, self.runtime.root())
             .await?
             .ok_or_else(|| PublishError::Archive(format!("the archive with SHA-256 {sha256} is missing")))
     }
@@ -292,6 +301,7 @@ impl Publishing {
         user: &UserRecord,
         extension: &str,
         order: &Order,
+        blob: &std::path::Path,
     ) -> Result<PublishResponse, PublishError> {
         let current = self.metadata.versions(extension).await?.into_iter().find(|version| version.published);
         let current = current.map(|version| version.number);
@@ -314,12 +324,6 @@ impl Publishing {
                 format!("version {number} of `{extension}` can be published; it would replace {replaces}"),
             ));
         }
-        let version = self
-            .metadata
-            .version(extension, number)
-            .await?
-            .ok_or_else(|| PublishError::UnknownVersion { extension: extension.to_owned(), version: number })?;
-        let blob = self.blob(&version.sha256).await?;
         let deploy_failed = |error: DeployError, replaces: String| {
             tracing::warn!(%extension, number, %error, "deploy failed");
             if let DeployError::Unisolated = error {
@@ -345,7 +349,7 @@ impl Publishing {
             }
             // Published but not running (it was given up on after crashing): start it again.
             self.runtime
-                .deploy(extension, number, &blob)
+                .deploy(extension, number, blob)
                 .await
                 .map_err(|error| deploy_failed(error, "nothing".to_owned()))?;
             return Ok(answer(
@@ -360,7 +364,7 @@ impl Publishing {
         // take calls, and only once the publication is recorded is the old one let go.
         let started = self
             .runtime
-            .start(extension, number, &blob)
+            .start(extension, number, blob)
             .await
             .map_err(|error| deploy_failed(error, replaces.clone()))?;
         match lock.still_held().await {

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod s3;
+
 /// The workspace's shared target directory for extensions built by tests and benchmarks.
 pub fn extensions_target(manifest_dir: &str) -> PathBuf {
     Path::new(manifest_dir).join("../../target/extensions")
@@ -108,10 +110,9 @@ impl Server {
         extra: &[&str],
         mut on_line: impl FnMut(String) + Send + 'static,
     ) -> Self {
+        command.args(["server", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data).args(extra);
+        s3::configure(&mut command, data);
         let mut child = command
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .args(extra)
             .env("XIF_ADMIN_PASSWORD", password)
             .env("XIF_LOG", log_level)
             .stdout(Stdio::null())
