@@ -29,6 +29,7 @@ impl Server {
     fn start(data: &Path, tls: Option<(&Path, &Path)>) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xif"));
         command.args(["server", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data);
+        xif_testkit::s3::configure(&mut command, data);
         if let Some((certificate, key)) = tls {
             command.arg("--tls-cert").arg(certificate).arg("--tls-key").arg(key);
         }

@@ -348,11 +348,10 @@ pub async fn download(
     let Some(version) = state.metadata.version(&name, number).await? else {
         return Err(ApiError::new(ErrorCode::UnknownVersion, format!("extension `{name}` has no version {number}")));
     };
-    let Some(path) = state.blobs.path(&version.sha256).await? else {
+    let Some(blob) = state.blobs.open(&version.sha256).await? else {
         return Err(ApiError::internal(format!("the blob of `{name}` version {number} is missing")));
     };
-    let file = tokio::fs::File::open(&path).await.map_err(ApiError::internal)?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 16));
+    let body = Body::from_stream(blob.stream);
     let disposition = format!("attachment; filename=\"{}-{}.xif\"", version.extension, version.number);
     Ok((
         [
@@ -421,11 +420,22 @@ pub async fn upload(
     // short queue, so that receiving the next bytes overlaps with handling the last ones;
     // memory holds the queue, whatever the size.
     let started = std::time::Instant::now();
-    let staged = state.blobs.stage().await?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&staged)
-        .map_err(|error| ApiError::from(StoreError::from(error)))?;
+    let mut upload = match state.blobs.begin().await {
+        Ok(upload) => upload,
+        Err(error) => {
+            // Read to its end, so that the client gets the answer rather than a reset.
+            drain(body, limit).await;
+            return Err(error.into());
+        }
+    };
+    let staged = tokio::task::spawn_blocking({
+        let directory = state.runtime.root().to_owned();
+        move || tempfile::Builder::new().prefix("upload-").tempfile_in(directory)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|error| ApiError::from(StoreError::from(error)))?;
+    let (file, staged) = staged.into_parts();
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
         use std::io::Write as _;
@@ -467,9 +477,10 @@ pub async fn upload(
             if size > limit {
                 return Err(too_large());
             }
-            if sender.send(chunk).await.is_err() {
+            if sender.send(chunk.clone()).await.is_err() {
                 break;
             }
+            upload.write(chunk).await?;
         }
         Ok(())
     }
@@ -517,7 +528,7 @@ pub async fn upload(
             Json(UploadResponse { version: existing, created: false, warnings: checked.warnings }),
         ));
     }
-    state.blobs.commit(staged, &sha256).await?;
+    upload.commit(&sha256).await?;
     let version = state
         .metadata
         .insert_version(NewVersion {

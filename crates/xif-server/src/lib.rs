@@ -16,6 +16,7 @@ pub mod names;
 pub mod postgres;
 pub mod publishing;
 mod runtime;
+mod s3;
 mod sqlite;
 mod store;
 mod throttle;
@@ -35,9 +36,11 @@ pub use connections::raise_open_file_limit;
 pub use error::ApiError;
 pub use postgres::PgStore;
 pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, RuntimeOptions};
+pub use s3::S3Blobs;
 pub use sqlite::SqliteStore;
 pub use store::{
-    BlobStore, LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError, TokenOwner, UserRecord,
+    BlobRead, BlobStore, BlobUpload, LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError,
+    TokenOwner, UserRecord,
 };
 
 /// How to run a server.
@@ -241,6 +244,9 @@ pub enum ServerError {
         /// What failed.
         source: StoreError,
     },
+    /// The blob store could not be opened or reached.
+    #[error("cannot use the blob store: {0}")]
+    Blobs(StoreError),
     /// The threads that check passwords could not be started.
     #[error("cannot start the threads that check passwords: {0}")]
     Threads(std::io::Error),
@@ -307,15 +313,6 @@ impl AppState {
         admin_password: Option<&str>,
     ) -> Result<(Self, Option<Bootstrap>), ServerError> {
         let data_dir = storage.data_dir.as_path();
-        if let Some(url) = storage.blobs.as_ref() {
-            return Err(ServerError::Storage {
-                path: data_dir.to_owned(),
-                source: StoreError(format!(
-                    "`{}`: only the embedded blob store is built so far",
-                    postgres::redact(url)
-                )),
-            });
-        }
         let storage_error = |source| ServerError::Storage { path: data_dir.to_owned(), source };
         let lock = take_data_directory(data_dir).map_err(storage_error)?;
         let metadata: Arc<dyn MetadataStore> = match storage.database.as_deref() {
@@ -339,14 +336,16 @@ impl AppState {
             }
             None => Arc::new(open_sqlite(data_dir).await?),
         };
-        let blobs = DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage_error)?;
+        let blobs: Arc<dyn BlobStore> = match &storage.blobs {
+            Some(url) => Arc::new(S3Blobs::open(url).await.map_err(ServerError::Blobs)?),
+            None => Arc::new(DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage_error)?),
+        };
         let runtime = Arc::new(
             Runtime::new(&data_dir.join("runtime"), limits.runtime.clone())
                 .map_err(|error| storage_error(error.into()))?,
         );
         let passwords = auth::Passwords::new(limits.login.password_checks, limits.login.password_wait)
             .map_err(ServerError::Threads)?;
-        let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
         let backend = cluster::backend(storage.database.as_deref()).await.map_err(|source| ServerError::Database {
             url: postgres::redact(storage.database.as_deref().unwrap_or("")),
             source,

@@ -207,7 +207,8 @@ impl Publishing {
                 doing: "publishing an extension",
             });
         }
-        let definition = self.definition(&order.extension, order.version).await?;
+        // Fetched once: its definition is read now, and it is deployed once locked.
+        let (definition, blob) = self.archive(&order.extension, order.version).await?;
         if !definition.entities.is_empty() && !user.has(Permission::AllowForeignEntities) {
             return Err(PublishError::MissingPermission {
                 user: user.name.clone(),
@@ -222,7 +223,7 @@ impl Publishing {
             let impacts = self.consumer_impacts(&extension, &definition).await?;
             let mutex = self.deploy_mutex(&extension);
             let deploying = mutex.lock().await;
-            let published = self.publish_locked(&lock, user, &extension, order).await;
+            let published = self.publish_locked(&lock, user, &extension, order, &blob).await;
             drop(deploying);
             let failure = match &published {
                 Err(PublishError::DeployFailed { reason, .. }) => Some((order.version, reason.clone())),
@@ -491,19 +492,27 @@ impl Publishing {
     }
 
     async fn definition(&self, extension: &str, number: i64) -> Result<Definition, PublishError> {
+        Ok(self.archive(extension, number).await?.0)
+    }
+
+    /// The definition of a version, and its archive in a temporary file.
+    async fn archive(&self, extension: &str, number: i64) -> Result<(Definition, tempfile::TempPath), PublishError> {
         let Some(version) = self.metadata.version(extension, number).await? else {
             return Err(PublishError::UnknownVersion { extension: extension.to_owned(), version: number });
         };
         let blob = self.blob(&version.sha256).await?;
-        tokio::task::spawn_blocking(move || crate::handlers::read_definition(&blob))
-            .await
-            .map_err(|error| PublishError::Archive(error.to_string()))?
-            .map_err(|error| PublishError::Archive(error.message().to_owned()))
+        tokio::task::spawn_blocking(move || {
+            crate::handlers::read_definition(&blob).map(|definition| (definition, blob))
+        })
+        .await
+        .map_err(|error| PublishError::Archive(error.to_string()))?
+        .map_err(|error| PublishError::Archive(error.message().to_owned()))
     }
 
-    async fn blob(&self, sha256: &str) -> Result<std::path::PathBuf, PublishError> {
-        self.blobs
-            .path(sha256)
+    /// The archive with this digest, fetched into a temporary file in the runtime's directory
+    /// (removed when dropped).
+    async fn blob(&self, sha256: &str) -> Result<tempfile::TempPath, PublishError> {
+        crate::store::fetch_to_temp(self.blobs.as_ref(), sha256, self.runtime.root())
             .await?
             .ok_or_else(|| PublishError::Archive(format!("the archive with SHA-256 {sha256} is missing")))
     }
@@ -548,6 +557,7 @@ impl Publishing {
         user: &UserRecord,
         extension: &str,
         order: &Order,
+        blob: &std::path::Path,
     ) -> Result<PublishResponse, PublishError> {
         let current = self.metadata.versions(extension).await?.into_iter().find(|version| version.published);
         let current = current.map(|version| version.number);
@@ -571,12 +581,6 @@ impl Publishing {
                 format!("version {number} of `{extension}` can be published; it would replace {replaces}"),
             ));
         }
-        let version = self
-            .metadata
-            .version(extension, number)
-            .await?
-            .ok_or_else(|| PublishError::UnknownVersion { extension: extension.to_owned(), version: number })?;
-        let blob = self.blob(&version.sha256).await?;
         let deploy_failed = |error: DeployError, replaces: String| {
             tracing::warn!(%extension, number, %error, "deploy failed");
             if let DeployError::Unisolated = error {
@@ -602,7 +606,7 @@ impl Publishing {
             }
             // Published but not running (it was given up on after crashing): start it again.
             self.runtime
-                .deploy(extension, number, &blob)
+                .deploy(extension, number, blob)
                 .await
                 .map_err(|error| deploy_failed(error, "nothing".to_owned()))?;
             return Ok(answer(
@@ -617,7 +621,7 @@ impl Publishing {
         // take calls, and only once the publication is recorded is the old one let go.
         let started = self
             .runtime
-            .start(extension, number, &blob)
+            .start(extension, number, blob)
             .await
             .map_err(|error| deploy_failed(error, replaces.clone()))?;
         match lock.still_held().await {

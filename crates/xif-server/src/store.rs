@@ -2,9 +2,11 @@
 //! handlers know only these traits, so that PostgreSQL and an S3-compatible object store can be
 //! added beside the embedded SQLite and directory implementations.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use xif_api::{Permission, Publication, Version};
 
 /// A storage failure. Its text is logged, never sent to clients.
@@ -252,13 +254,70 @@ pub trait MetadataStore: Send + Sync {
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError>;
 }
 
-/// XIF files by their SHA-256. Uploads are staged in local files, checked there, then committed.
+/// XIF files by their SHA-256, written and read as streams: no store hands out a local path,
+/// so that the archives may live in an object store shared by several servers.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// A new local file to stage an upload in; it disappears unless committed.
-    async fn stage(&self) -> Result<tempfile::TempPath, StoreError>;
-    /// Stores a staged file under its digest. Storing the same digest twice keeps one copy.
-    async fn commit(&self, staged: tempfile::TempPath, sha256: &str) -> Result<(), StoreError>;
-    /// A local path to read the blob with this digest from.
-    async fn path(&self, sha256: &str) -> Result<Option<PathBuf>, StoreError>;
+    /// Starts an upload. Nothing of it is visible until [`BlobUpload::commit`]; an upload
+    /// dropped uncommitted (or whose writing failed) leaves nothing behind.
+    async fn begin(&self) -> Result<Box<dyn BlobUpload>, StoreError>;
+    /// The blob with this digest, as a stream; `None` when there is none.
+    async fn open(&self, sha256: &str) -> Result<Option<BlobRead>, StoreError>;
+    /// Whether a blob with this digest is stored.
+    async fn exists(&self, sha256: &str) -> Result<bool, StoreError>;
+}
+
+/// An upload in progress: bytes written in order, then committed under their digest.
+#[async_trait]
+pub trait BlobUpload: Send {
+    /// Appends `bytes`.
+    async fn write(&mut self, bytes: Bytes) -> Result<(), StoreError>;
+    /// Stores what was written under `sha256`, which the caller computed over exactly those
+    /// bytes. Storing the same digest twice keeps one copy.
+    async fn commit(self: Box<Self>, sha256: &str) -> Result<(), StoreError>;
+}
+
+/// A stored blob being read.
+pub struct BlobRead {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its bytes, in order.
+    pub stream: BoxStream<'static, Result<Bytes, StoreError>>,
+}
+
+/// Whether `text` is a SHA-256 in hexadecimal, as blobs are named: anything else is refused
+/// before it becomes part of a path or a key.
+pub fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+/// Copies the blob `sha256` into a new temporary file in `directory` (removed when the returned
+/// path is dropped), for what needs a local file: reading an archive's entries, unpacking it
+/// to deploy. `None` when there is no such blob. The one way callers turn a blob into a file.
+pub async fn fetch_to_temp(
+    blobs: &dyn BlobStore,
+    sha256: &str,
+    directory: &Path,
+) -> Result<Option<tempfile::TempPath>, StoreError> {
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let Some(mut read) = blobs.open(sha256).await? else { return Ok(None) };
+    let directory = directory.to_owned();
+    let (file, path) =
+        tokio::task::spawn_blocking(move || tempfile::Builder::new().prefix("blob-").tempfile_in(directory))
+            .await
+            .map_err(|error| StoreError(error.to_string()))??
+            .into_parts();
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
+    let mut written = 0u64;
+    while let Some(chunk) = read.stream.next().await {
+        let chunk = chunk?;
+        written += chunk.len() as u64;
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    if written != read.size {
+        return Err(StoreError(format!("the blob {sha256} gave {written} bytes, not the {} it holds", read.size)));
+    }
+    Ok(Some(path))
 }

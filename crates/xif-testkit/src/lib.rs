@@ -7,6 +7,7 @@
 pub mod farm;
 pub mod haproxy;
 pub mod postgres;
+pub mod s3;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -119,6 +120,7 @@ impl Server {
         if let Some(database) = postgres::test_database(data).filter(|_| !extra.contains(&"--database")) {
             command.args(["--database", &database]);
         }
+        s3::configure(&mut command, data);
         let mut child = command
             .args(extra)
             .env("XIF_ADMIN_PASSWORD", password)

@@ -1,0 +1,418 @@
+//! The farm end to end, with real processes only: three `xif server` nodes on one PostgreSQL
+//! cluster (Debian's, a throwaway one) and one moto bucket, behind haproxy checking `/readyz`.
+//! Publications reach every node, calls through the balancer never fail while versions are
+//! replaced, a node killed during a deploy catches up before it says it is ready, a killed lock
+//! holder's lock is taken over when its lease ends, PostgreSQL restarts under the farm, the
+//! object store stops, a revoked token is refused by every node within a second, and `xif
+//! nodes` lists the nodes.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use xif_testkit::farm::Node;
+
+const PASSWORD: &str = "administrator-password";
+const EXTENSION: &str = "Farmed";
+/// Short, so that the lock test waits little.
+const LOCK_LEASE_SECS: f64 = 2.0;
+
+/// A farm of three nodes behind haproxy, on a PostgreSQL cluster and a moto bucket of its own.
+struct Farm {
+    nodes: Vec<Node>,
+    setup: xif_testkit::farm::Setup,
+    balancer: xif_testkit::haproxy::Haproxy,
+    postgres: xif_testkit::postgres::Cluster,
+    moto: xif_testkit::s3::Moto,
+    directory: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Farm {
+    fn new() -> Self {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let postgres = xif_testkit::postgres::Cluster::new();
+        let mut moto = xif_testkit::s3::Moto::start();
+        let setup = xif_testkit::farm::Setup {
+            binary: env!("CARGO_BIN_EXE_xif").to_owned(),
+            database: postgres.database(),
+            blobs: moto.bucket("farm"),
+            password: PASSWORD.to_owned(),
+            extra: ["--extension-isolation", "off", "--lock-lease", &LOCK_LEASE_SECS.to_string()]
+                .map(str::to_owned)
+                .to_vec(),
+            env: xif_testkit::s3::ENV.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect(),
+        };
+        let nodes = setup.nodes(directory.path(), 3);
+        let backends: Vec<String> = nodes.iter().map(Node::url).collect();
+        let balancer = xif_testkit::haproxy::Haproxy::start(&backends.iter().map(String::as_str).collect::<Vec<_>>());
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("a client");
+        Self { nodes, setup, balancer, postgres, moto, directory, http }
+    }
+
+    fn kill(&mut self, index: usize) {
+        self.nodes[index].kill();
+    }
+
+    fn restart(&mut self, index: usize) {
+        self.setup.restart(&mut self.nodes[index]);
+    }
+
+    async fn token(&self, url: &str) -> (String, i64) {
+        let answer: Value = self
+            .http
+            .post(format!("{url}/api/v1/login"))
+            .json(&json!({ "user": "admin", "password": PASSWORD }))
+            .send()
+            .await
+            .expect("the login is answered")
+            .json()
+            .await
+            .expect("JSON");
+        (answer["token"].as_str().expect("a token").to_owned(), answer["token_id"].as_i64().expect("an id"))
+    }
+
+    async fn upload(&self, url: &str, token: &str, archive: &[u8]) -> reqwest::Response {
+        self.http
+            .post(format!("{url}/api/v1/extensions/{EXTENSION}/versions"))
+            .bearer_auth(token)
+            .header("x-xif-sha256", hex::encode(sha2::Sha256::digest(archive)))
+            .body(archive.to_vec())
+            .send()
+            .await
+            .expect("the upload is answered")
+    }
+
+    async fn publish(&self, url: &str, token: &str, version: i64, expected: Option<i64>) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{url}/api/v1/extensions/{EXTENSION}/publications"))
+            .bearer_auth(token)
+            .json(&json!({ "version": version, "expected": expected }))
+            .send()
+            .await
+            .expect("the publication is answered");
+        (response.status().as_u16(), response.json().await.expect("JSON"))
+    }
+
+    /// The greeting of `url`'s running version, or the failure.
+    async fn greet(&self, url: &str, token: &str) -> Result<String, String> {
+        let response = self
+            .http
+            .post(format!("{url}/api/v1/extensions/{EXTENSION}/actions/Greet"))
+            .bearer_auth(token)
+            .json(&json!({ "Person": { "Name": "Ada" } }))
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|error| error.to_string())?;
+        if status.is_success() {
+            Ok(body["Greeting"].as_str().unwrap_or_default().to_owned())
+        } else {
+            Err(format!("{status}: {body}"))
+        }
+    }
+
+    async fn ready(&self, url: &str) -> bool {
+        self.http.get(format!("{url}/readyz")).send().await.is_ok_and(|response| response.status().is_success())
+    }
+}
+
+/// Archives of one extension, version `N` greeting `HellovN, Ada!`, built by `xif new` and
+/// `xif save`. Version `slow` starts only after sleeping `slow_start` (to hold a publication).
+fn archives(directory: &Path, versions: usize, slow: Option<(usize, Duration)>) -> Vec<Vec<u8>> {
+    let binary = env!("CARGO_BIN_EXE_xif");
+    let target = xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR"));
+    xif_testkit::xif(binary, &["new", EXTENSION], directory, &target);
+    let project = directory.join(EXTENSION);
+    let definition = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
+    let main_rs = project.join("src/main.rs");
+    let original_main = std::fs::read_to_string(&main_rs).expect("main.rs");
+    (1..=versions)
+        .map(|version| {
+            std::fs::write(
+                project.join("extension.toml"),
+                definition.replace("version = \"0.1.0\"", &format!("version = \"0.{version}.0\"")),
+            )
+            .expect("written");
+            std::fs::write(&main_rs, &original_main).expect("written");
+            xif_testkit::one_line_change(&main_rs, version, "v");
+            if let Some((slow_version, pause)) = slow
+                && slow_version == version
+            {
+                let text = std::fs::read_to_string(&main_rs).expect("main.rs");
+                let text = text.replace(
+                    "fn main() -> std::process::ExitCode {",
+                    &format!(
+                        "fn main() -> std::process::ExitCode {{\n    std::thread::sleep(std::time::Duration::from_millis({}));",
+                        pause.as_millis()
+                    ),
+                );
+                std::fs::write(&main_rs, text).expect("written");
+            }
+            let archive = directory.join(format!("{version}.xif"));
+            xif_testkit::xif(binary, &["save", "-o", archive.to_str().expect("path")], &project, &target);
+            std::fs::read(archive).expect("archive")
+        })
+        .collect()
+}
+
+/// Polls `check` every 20 ms until it holds or `within` passed; says how long it took.
+async fn eventually<F: Future<Output = bool>>(within: Duration, mut check: impl FnMut() -> F) -> Option<Duration> {
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_farm_of_three_nodes_behind_haproxy() {
+    let farm = Farm::new();
+    // Versions 1 to 4 uploaded now, 5 when the object store is down.
+    let archives = archives(farm.directory.path(), 5, Some((4, Duration::from_secs(4))));
+    let urls: Vec<String> = farm.nodes.iter().map(Node::url).collect();
+    let (a, b, c) = (urls[0].clone(), urls[1].clone(), urls[2].clone());
+    let (token, _) = farm.token(&a).await;
+    for archive in &archives[..4] {
+        let response = farm.upload(&a, &token, archive).await;
+        assert_eq!(response.status().as_u16(), 201, "{:?}", response.text().await);
+    }
+
+    // Published through node A: the answer comes once all three run it, and all three do.
+    let (status, answer) = farm.publish(&a, &token, 1, None).await;
+    assert_eq!(status, 200, "{answer}");
+    let nodes = answer["nodes"].as_array().expect("per-node results");
+    assert_eq!(nodes.len(), 3, "{answer}");
+    assert!(nodes.iter().all(|node| node["ok"] == true && node["running"] == 1), "{answer}");
+    for url in &urls {
+        assert_eq!(farm.greet(url, &token).await.as_deref(), Ok("Hellov1, Ada!"), "node {url}");
+    }
+    for _ in 0..6 {
+        assert_eq!(farm.greet(&farm.balancer.url, &token).await.as_deref(), Ok("Hellov1, Ada!"));
+    }
+
+    // Versions replaced under load through the balancer, each publication through another
+    // node: not one call fails.
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let farm = Arc::new(farm);
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (farm, token, stop, calls, failures) =
+            (Arc::clone(&farm), token.clone(), Arc::clone(&stop), Arc::clone(&calls), Arc::clone(&failures));
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match farm.greet(&farm.balancer.url, &token).await {
+                    Ok(greeting) if greeting.starts_with("Hellov") => {}
+                    other => failures.lock().expect("lock").push(format!("{other:?}")),
+                }
+                calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for (round, (url, version)) in [(&b, 2), (&c, 3), (&a, 2), (&b, 3)].into_iter().enumerate() {
+        let expected = if round == 0 { 1 } else { [2, 3, 2][round - 1] };
+        let (status, answer) = farm.publish(url, &token, version, Some(expected)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer["nodes"].as_array().expect("nodes").iter().all(|node| node["ok"] == true), "{answer}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.expect("the load ran");
+    }
+    let failures = failures.lock().expect("lock").clone();
+    assert!(calls.load(Ordering::Relaxed) > 20, "too few calls to mean anything");
+    assert!(
+        failures.is_empty(),
+        "{} of {} calls failed: {:?}",
+        failures.len(),
+        calls.load(Ordering::Relaxed),
+        failures
+    );
+    let mut farm = Arc::into_inner(farm).expect("the load is over");
+
+    // A token revoked on node A is refused by node B within a second (B had it cached).
+    let (other, other_id) = farm.token(&a).await;
+    let me = |url: &str| farm.http.get(format!("{url}/api/v1/me")).bearer_auth(&other).send();
+    assert_eq!(me(&b).await.expect("answered").status().as_u16(), 200);
+    let revoked =
+        farm.http.delete(format!("{a}/api/v1/tokens/{other_id}")).bearer_auth(&other).send().await.expect("answered");
+    assert_eq!(revoked.status().as_u16(), 204);
+    let refused = eventually(Duration::from_secs(1), || async {
+        me(&b).await.is_ok_and(|response| response.status().as_u16() == 401)
+    })
+    .await;
+    assert!(refused.is_some(), "node B still took the token revoked on node A a second later");
+
+    // `xif nodes` lists three live nodes with the version each runs.
+    let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["nodes", "--json"])
+        .env("XIF_SERVER", &farm.balancer.url)
+        .env("XIF_TOKEN", &token)
+        .env("XIF_CONFIG_DIR", farm.directory.path().join("config"))
+        .output()
+        .expect("xif nodes runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let listed: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let listed = listed.as_array().expect("an array");
+    assert_eq!(listed.iter().filter(|node| node["live"] == true).count(), 3, "{listed:?}");
+    assert!(
+        listed.iter().all(|node| node["extensions"][0]["name"] == EXTENSION && node["extensions"][0]["running"] == 3),
+        "{listed:?}"
+    );
+    let table = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .arg("nodes")
+        .env("XIF_SERVER", &farm.balancer.url)
+        .env("XIF_TOKEN", &token)
+        .env("XIF_CONFIG_DIR", farm.directory.path().join("config"))
+        .output()
+        .expect("xif nodes runs");
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert_eq!(table.lines().filter(|line| line.contains(" live ")).count(), 3, "{table}");
+
+    // The logs of the extension through any node name every node's part.
+    let logs = farm
+        .http
+        .get(format!("{b}/api/v1/extensions/{EXTENSION}/logs"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
+    for port in farm.nodes.iter().map(|node| node.port) {
+        assert!(logs.contains(&format!("== node node-{port} (")), "{logs}");
+    }
+
+    // Node C killed in the middle of a deploy (the slow version 4 takes 4 s to start): the
+    // publication completes for the others or says which node did not, the others serve, and C
+    // restarted runs version 4 before `/readyz` says ready.
+    let publishing = {
+        let (http, a, token) = (farm.http.clone(), a.clone(), token.clone());
+        tokio::spawn(async move {
+            let response = http
+                .post(format!("{a}/api/v1/extensions/{EXTENSION}/publications"))
+                .bearer_auth(&token)
+                .json(&json!({ "version": 4, "expected": 3 }))
+                .send()
+                .await
+                .expect("answered");
+            (response.status().as_u16(), response.json::<Value>().await.expect("JSON"))
+        })
+    };
+    // C is deploying once its runtime has a working directory for version 4.
+    let deploying = eventually(Duration::from_secs(10), || {
+        let runtime = farm.nodes[2].data.join("runtime").join(EXTENSION.to_ascii_lowercase());
+        async move {
+            std::fs::read_dir(runtime).is_ok_and(|mut entries| {
+                entries.any(|entry| entry.is_ok_and(|entry| entry.file_name().to_string_lossy().starts_with("4-")))
+            })
+        }
+    })
+    .await;
+    assert!(deploying.is_some(), "node C never started deploying version 4");
+    farm.kill(2);
+    let (status, answer) = publishing.await.expect("the publication ran");
+    assert_eq!(status, 200, "{answer}");
+    for node in answer["nodes"].as_array().expect("nodes") {
+        let port = farm.nodes[2].port;
+        if node["node"] == format!("node-{port}") {
+            assert!(node["ok"] == false && node["error"].is_string(), "{answer}");
+        } else {
+            assert!(node["ok"] == true, "{answer}");
+        }
+    }
+    for url in [&a, &b] {
+        assert_eq!(farm.greet(url, &token).await.as_deref(), Ok("Hellov4, Ada!"));
+    }
+    for _ in 0..6 {
+        assert_eq!(farm.greet(&farm.balancer.url, &token).await.as_deref(), Ok("Hellov4, Ada!"));
+    }
+    farm.restart(2);
+    let ready = eventually(Duration::from_secs(30), || farm.ready(&c)).await;
+    assert!(ready.is_some(), "node C restarted is not ready within 30 s");
+    assert_eq!(farm.greet(&c, &token).await.as_deref(), Ok("Hellov4, Ada!"), "ready, and behind");
+
+    // Node A killed while it holds the publication lock (deploying the slow version 4 again
+    // after version 1): node B can publish once the lease ends.
+    let (status, answer) = farm.publish(&b, &token, 1, Some(4)).await;
+    assert_eq!(status, 200, "{answer}");
+    let holding = {
+        let (http, a, token) = (farm.http.clone(), a.clone(), token.clone());
+        tokio::spawn(async move {
+            http.post(format!("{a}/api/v1/extensions/{EXTENSION}/publications"))
+                .bearer_auth(&token)
+                .json(&json!({ "version": 4, "expected": 1 }))
+                .send()
+                .await
+                .ok();
+        })
+    };
+    let locked = eventually(Duration::from_secs(10), || async {
+        let locks: Value = match farm.http.get(format!("{b}/api/v1/locks")).bearer_auth(&token).send().await {
+            Ok(response) => response.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        locks.as_array().is_some_and(|locks| !locks.is_empty())
+    })
+    .await;
+    assert!(locked.is_some(), "node A never took the lock");
+    farm.kill(0);
+    holding.await.ok();
+    let (status, answer) = farm.publish(&b, &token, 2, Some(1)).await;
+    assert_eq!(status, 409, "the lock of the killed node still holds: {answer}");
+    let published =
+        eventually(Duration::from_secs(15), || async { farm.publish(&b, &token, 2, Some(1)).await.0 == 200 }).await;
+    let taken_over = published.expect("node B could not publish after the killed holder's lease");
+    assert!(taken_over < Duration::from_secs_f64(LOCK_LEASE_SECS + 5.0), "{taken_over:?}");
+    farm.restart(0);
+    assert!(eventually(Duration::from_secs(30), || farm.ready(&a)).await.is_some(), "node A is not ready again");
+    assert_eq!(farm.greet(&a, &token).await.as_deref(), Ok("Hellov2, Ada!"));
+
+    // PostgreSQL restarted under the farm: every node reconnects, nothing is lost, and a
+    // publication reaches all three again.
+    farm.postgres.restart();
+    for url in &urls {
+        let back = eventually(Duration::from_secs(30), || farm.ready(url)).await;
+        assert!(back.is_some(), "node {url} is not ready after PostgreSQL restarted");
+    }
+    let (token, _) = farm.token(&farm.balancer.url).await;
+    let versions: Value = farm
+        .http
+        .get(format!("{c}/api/v1/extensions/{EXTENSION}/versions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(versions.as_array().map(Vec::len), Some(4), "{versions}");
+    let (status, answer) = farm.publish(&c, &token, 3, Some(2)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["nodes"].as_array().expect("nodes").iter().all(|node| node["ok"] == true), "{answer}");
+    assert_eq!(answer["nodes"].as_array().map(Vec::len), Some(3), "{answer}");
+
+    // The object store stopped: an upload fails saying the store is unavailable; calls go on.
+    farm.moto.stop();
+    let response = farm.upload(&b, &token, &archives[4]).await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status == 503 && body["error"]["code"] == "storage_unavailable", "{status} {body}");
+    for url in &urls {
+        assert_eq!(farm.greet(url, &token).await.as_deref(), Ok("Hellov3, Ada!"));
+    }
+}
