@@ -22,10 +22,12 @@ struct Server {
     admin: tokio::sync::OnceCell<String>,
 }
 
-/// The storage of a server on `data`: embedded, or with the archives in S3 when the suite runs
-/// so (`XIF_TEST_BLOBS=s3`, with moto's dummy keys in the environment, which a test cannot set).
+/// The storage of a server on `data`: embedded; with `XIF_TEST_DATABASE=postgres` a PostgreSQL
+/// database of its own (the same one each time for the same data directory); with the archives
+/// in S3 when the suite runs so (`XIF_TEST_BLOBS=s3`, with moto's dummy keys in the environment,
+/// which a test cannot set).
 fn storage(data: &std::path::Path) -> Storage {
-    let mut storage = Storage::embedded(data);
+    let mut storage = Storage { database: xif_testkit::postgres::test_database(data), ..Storage::embedded(data) };
     if xif_testkit::s3::enabled() {
         for (name, value) in xif_testkit::s3::ENV {
             assert!(
@@ -41,12 +43,6 @@ fn storage(data: &std::path::Path) -> Storage {
 
 /// The client address of requests, as `ConnectInfo` gives it when the server serves a socket.
 const PEER: ([u8; 4], u16) = ([192, 0, 2, 1], 40_000);
-
-/// The storage of a server on `data`: SQLite there, or with `XIF_TEST_DATABASE=postgres` a
-/// PostgreSQL database of its own (the same one each time for the same data directory).
-fn storage(data: &std::path::Path) -> Storage {
-    Storage { database: xif_testkit::postgres::test_database(data), ..Storage::embedded(data) }
-}
 
 async fn server(limits: Limits) -> Server {
     let data = tempfile::tempdir().expect("data directory");
