@@ -39,7 +39,7 @@ pub async fn healthz() -> Json<Health> {
 /// lost and found the database again), 503 until then. `/healthz` says only that it is alive.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.cluster.ready() {
-        Json(Health { status: "ready".into(), version: env!("CARGO_PKG_VERSION").into() }).into_response()
+        Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }).into_response()
     } else {
         ApiError::retry_after(
             ErrorCode::StorageUnavailable,
