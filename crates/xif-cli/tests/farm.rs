@@ -406,6 +406,27 @@ async fn a_farm_of_three_nodes_behind_haproxy() {
     assert!(answer["nodes"].as_array().expect("nodes").iter().all(|node| node["ok"] == true), "{answer}");
     assert_eq!(answer["nodes"].as_array().map(Vec::len), Some(3), "{answer}");
 
+    // Login attempts count across the nodes: five wrong passwords for one name spread over the
+    // three nodes (each node's own limiter sees two at most) use up the name's five a minute,
+    // and the sixth is refused on whichever node it reaches. The shared count is per minute of
+    // the clock: the attempts are made early in one.
+    let into_minute = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs() % 60;
+    if into_minute > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - into_minute)).await;
+    }
+    let mut statuses = Vec::new();
+    for url in urls.iter().cycle().take(6) {
+        let response = farm
+            .http
+            .post(format!("{url}/api/v1/login"))
+            .json(&json!({ "user": "intruder", "password": "not-the-password" }))
+            .send()
+            .await
+            .expect("answered");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429], "the sixth attempt for one name, on its second node");
+
     // The object store stopped: an upload fails saying the store is unavailable; calls go on.
     farm.moto.stop();
     let response = farm.upload(&b, &token, &archives[4]).await;

@@ -247,6 +247,8 @@ impl Publishing {
         }
         .await;
         lock.release().await;
+        // The local copy of the archive is not needed while the other nodes deploy.
+        drop(blob);
         let mut response = outcome?;
         if !order.validate_only {
             if response.published {
