@@ -58,17 +58,17 @@ pub fn redact(url: &str) -> String {
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) and
-    /// brings its schema up to date. Several servers may do so at once: the migrations run under
+    /// brings its schema up to date. Errors do not repeat the URL (the caller names it, through
+    /// [`redact`]). Several servers may do so at once: the migrations run under
     /// an advisory lock of the database.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let shown = redact(url);
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|error| StoreError(format!("the database URL `{shown}` is not valid: {error}")))?;
+        let options =
+            PgConnectOptions::from_str(url).map_err(|error| StoreError(format!("the URL is not valid: {error}")))?;
         // One connection first, whose failure says why (refused, unknown host, authentication),
         // where the pool's would only say that it timed out.
         let connection = PgConnection::connect_with(&options)
             .await
-            .map_err(|error| StoreError(format!("cannot connect to the database `{shown}`: {error}")))?;
+            .map_err(|error| StoreError(format!("cannot connect: {error}")))?;
         connection.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -89,7 +89,7 @@ impl PgStore {
         migrator
             .run(&pool)
             .await
-            .map_err(|error| StoreError(format!("cannot bring the schema of `{shown}` up to date: {error}")))?;
+            .map_err(|error| StoreError(format!("cannot bring its schema up to date: {error}")))?;
         Ok(Self { pool })
     }
 
