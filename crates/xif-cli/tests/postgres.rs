@@ -96,7 +96,20 @@ fn the_server_answers_503_while_postgres_is_down_and_recovers_everything_when_it
         assert!(!message.contains(xif_testkit::postgres::PASSWORD) && !message.contains("127.0.0.1"), "{message}");
         assert!(started.elapsed() < Duration::from_secs(10), "{path} answered in {:?}", started.elapsed());
     }
-    assert!(server.process.0.id() > 0);
+    // Writes too: an upload and a publication are refused the same way, and nothing is kept.
+    let (status, body) =
+        request("POST", &format!("{api}/extensions/Greeter/versions"), &token, None, Some((archive_path, &digest)));
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("storage_unavailable")), "{body}");
+    let (status, body) = request(
+        "POST",
+        &format!("{api}/extensions/Greeter/publications"),
+        &token,
+        Some(json!({ "version": 1, "expected": 1 })),
+        None,
+    );
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("storage_unavailable")), "{body}");
+    let staging = directory.path().join("data/blobs/staging");
+    assert_eq!(std::fs::read_dir(&staging).map(Iterator::count).unwrap_or(0), 0, "nothing staged is left");
     let (status, _) = request("GET", &format!("{}/healthz", server.url), &token, None, None);
     assert_eq!(status, 200, "the server still runs");
 
