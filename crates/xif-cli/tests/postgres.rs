@@ -163,6 +163,7 @@ fn a_database_that_cannot_be_reached_is_named_without_its_password() {
     assert!(!output.status.success(), "{stderr}");
     assert!(!stderr.contains("very-secret"), "{stderr}");
     assert!(stderr.contains(&format!("postgres://xif:***@127.0.0.1:{}/xif", port.port())), "{stderr}");
+    assert!(stderr.contains("hint: check that PostgreSQL runs at that address"), "{stderr}");
     let output = Command::new(env!("CARGO_BIN_EXE_xif"))
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(directory.path().join("data"))
