@@ -107,7 +107,7 @@ fn main() {
                     .unwrap_or("?")
                     .to_owned()
             };
-            println!("  server: received and checked in {} ms, then {} ms", field("received_ms"), field("checked_ms"));
+            println!("  server: received in {} ms, checked {} ms later", field("received_ms"), field("checked_ms"));
         }
     };
 
