@@ -93,6 +93,8 @@ pub struct StreamCheck {
     locals: Vec<Local>,
     /// Local headers seen past the entry limit, counted only.
     uncounted: u64,
+    /// The sizes the local headers declare, added up.
+    declared_total: u64,
     tail: Vec<u8>,
     tail_start: u64,
     error: Option<ArchiveError>,
@@ -142,6 +144,7 @@ impl StreamCheck {
             offset: 0,
             locals: Vec::new(),
             uncounted: 0,
+            declared_total: 0,
             tail: Vec::new(),
             tail_start: 0,
             error: None,
@@ -298,8 +301,11 @@ impl StreamCheck {
                 kept: None,
             });
         }
-        // An entry over a limit is not inflated: the central directory's checks report it.
+        // An entry over a limit is not inflated: the central directory's checks report it. The
+        // declared total bounds the work, as the file reader's does before it reads content.
+        self.declared_total = self.declared_total.saturating_add(size);
         let skip = self.uncounted > 0
+            || self.declared_total > self.limits.max_total_size
             || size > self.limits.max_entry_size
             || (size >= RATIO_FLOOR && size / compressed.max(1) > self.limits.max_ratio);
         let keep =

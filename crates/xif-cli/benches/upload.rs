@@ -54,15 +54,26 @@ fn main() {
     let mut definition = std::fs::OpenOptions::new().append(true).open(project.join("extension.toml")).expect("open");
     writeln!(definition, "\n[[resources]]\npath = \"resources/large.bin\"\ndeploy = \"binaries\"").expect("written");
     drop(definition);
-    let archive = temporary.path().join("BenchUpload.xif");
-    xif(&["save", "-o", archive.to_str().expect("path")], &project);
+    // One archive for each run, so that every upload stores a new version (an upload of bytes
+    // the server holds already is answered without storing them again): the same resource,
+    // the definition's version changed.
+    let text = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
+    let archives: Vec<(std::path::PathBuf, String)> = (0..RUNS.max(S3_RUNS))
+        .map(|run| {
+            std::fs::write(
+                project.join("extension.toml"),
+                text.replacen("version = \"0.1.0\"", &format!("version = \"0.1.{run}\""), 1),
+            )
+            .expect("written");
+            let archive = temporary.path().join(format!("BenchUpload-{run}.xif"));
+            xif(&["save", "-o", archive.to_str().expect("path")], &project);
+            let output = Command::new("sha256sum").arg(&archive).output().expect("sha256sum");
+            let digest = String::from_utf8_lossy(&output.stdout).split(' ').next().expect("digest").to_owned();
+            (archive, digest)
+        })
+        .collect();
     std::fs::remove_file(project.join("resources/large.bin")).expect("removed");
-    let digest = String::from_utf8_lossy(&Command::new("sha256sum").arg(&archive).output().expect("sha256sum").stdout)
-        .split(' ')
-        .next()
-        .expect("digest")
-        .to_owned();
-    let size = std::fs::metadata(&archive).expect("archive").len();
+    let size = std::fs::metadata(&archives[0].0).expect("archive").len();
 
     // The baseline: a handler on the same framework that stores the body to a file while
     // hashing it (on a thread of its own, as a careful handler does), and makes it durable.
@@ -77,20 +88,20 @@ fn main() {
 
     let run = |server: &xif_testkit::Server, runs: usize, with_baseline: bool| -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let token = server.token("admin", xif_testkit::BENCHMARK_PASSWORD);
-        let headers =
-            [format!("authorization: Bearer {token}"), format!("x-xif-sha256: {digest}"), "expect:".to_owned()];
         let upload_url = format!("{}/api/v1/extensions/BenchUpload/versions", server.url);
         let (mut baselines, mut uploads, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..runs {
+        for (archive, digest) in archives.iter().take(runs) {
+            let headers =
+                [format!("authorization: Bearer {token}"), format!("x-xif-sha256: {digest}"), "expect:".to_owned()];
             if with_baseline {
-                let (seconds, status) = curl(&archive, &baseline_url, &[]);
+                let (seconds, status) = curl(archive, &baseline_url, &[]);
                 assert_eq!(status, "201");
                 baselines.push(seconds);
             }
             // Resets the server's peak resident memory (VmHWM), so each upload has its own peak.
             std::fs::write(format!("/proc/{}/clear_refs", server.id()), "5").ok();
-            let (seconds, status) = curl(&archive, &upload_url, &headers);
-            assert!(status == "201" || status == "200", "upload answered {status}");
+            let (seconds, status) = curl(archive, &upload_url, &headers);
+            assert_eq!(status, "201", "each upload stores a new version");
             uploads.push(seconds);
             peaks.push(server.peak_memory_mib());
             std::thread::sleep(Duration::from_millis(200));
