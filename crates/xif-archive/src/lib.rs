@@ -20,10 +20,12 @@ mod error;
 mod manifest;
 mod read;
 mod sign;
+mod stream;
 mod write;
 
 pub use error::ArchiveError;
 pub use manifest::{Entry, EntryKind, ExtensionId, FORMAT_VERSION, MANIFEST, Manifest};
 pub use read::{Limits, XifReader};
 pub use sign::{PublicKey, Signature, generate_keys, is_signed_by, sign_file, verify_file};
+pub use stream::{StreamCheck, StreamChecked};
 pub use write::{Input, ManifestHeader, write};

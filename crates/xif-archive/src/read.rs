@@ -33,9 +33,9 @@ impl Default for Limits {
 
 /// Entries under this size are not checked for their compression ratio: a small file of zeros
 /// compresses a thousand times and harms no one.
-const RATIO_FLOOR: u64 = 1 << 20;
+pub(crate) const RATIO_FLOOR: u64 = 1 << 20;
 /// The manifest is read into memory; it is never this large.
-const MAX_MANIFEST: u64 = 16 << 20;
+pub(crate) const MAX_MANIFEST: u64 = 16 << 20;
 
 /// An opened XIF whose structure and manifest have been checked. Contents are checked as they
 /// are read, by [`XifReader::check`] and [`XifReader::unpack`].
@@ -293,7 +293,7 @@ impl XifReader {
     }
 }
 
-fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
+pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
     // The format version is read first, so that a future format is reported as such even when
     // the rest of its manifest would not parse.
     #[derive(serde::Deserialize)]
@@ -309,7 +309,7 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
 }
 
 /// Why an entry name is not a safe relative path, if it is not.
-fn unsafe_path(name: &str) -> Option<&'static str> {
+pub(crate) fn unsafe_path(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         return Some("it is empty");
     }

@@ -136,6 +136,12 @@ impl Signature {
     /// Checks that this signature was made by `key` over exactly the bytes of the file at
     /// `file`, reading it once.
     pub fn verify_file(&self, key: &PublicKey, file: &Path) -> Result<(), ArchiveError> {
+        self.verify_reader(key, open(file)?)
+    }
+
+    /// Checks this signature by `key` over the bytes `reader` gives, read once, in order: the
+    /// server checks an upload as it arrives.
+    pub fn verify_reader(&self, key: &PublicKey, reader: impl std::io::Read) -> Result<(), ArchiveError> {
         if self.key_id() != key.key_id() {
             return Err(ArchiveError::OtherKey { signature: self.key_id(), public_key: key.key_id() });
         }
@@ -144,7 +150,7 @@ impl Signature {
                 "it is a legacy (not prehashed) minisign signature, which xif does not accept".into(),
             ));
         }
-        minisign::verify(&key.key, &self.boxed, open(file)?, true, false, false)
+        minisign::verify(&key.key, &self.boxed, Forward(reader), true, false, false)
             .map_err(|_| ArchiveError::SignatureMismatch { key_id: key.key_id() })
     }
 }
@@ -154,4 +160,20 @@ impl Signature {
 pub fn verify_file(public_key: &Path, file: &Path, signature: &str) -> Result<(), ArchiveError> {
     let key = PublicKey::from_file(public_key)?;
     Signature::parse(signature)?.verify_file(&key, file)
+}
+
+/// A reader read once, front to back: `minisign::verify` asks for `Seek`, but seeks only to
+/// print the data again, which is never asked of it here.
+struct Forward<R>(R);
+
+impl<R: std::io::Read> std::io::Read for Forward<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buffer)
+    }
+}
+
+impl<R> std::io::Seek for Forward<R> {
+    fn seek(&mut self, _: std::io::SeekFrom) -> std::io::Result<u64> {
+        Err(std::io::Error::other("a signed upload is read once, front to back"))
+    }
 }

@@ -1,5 +1,6 @@
 //! Corrupted archives: random damage to a real XIF never panics the reader, never writes
-//! outside the destination, and never makes it allocate beyond its limits.
+//! outside the destination, and never makes it allocate beyond its limits; the check of a
+//! stream (the server's) never panics either, and accepts nothing the file reader refuses.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -57,6 +58,16 @@ fn read_everything(bytes: &[u8]) {
         reader.check()?;
         reader.unpack(&destination)
     });
+    let mut stream = xif_archive::StreamCheck::new(&path, limits(), &[("extension.toml", 1 << 20)]);
+    for chunk in bytes.chunks(977) {
+        stream.update(chunk);
+    }
+    let streamed = stream.finish();
+    assert!(
+        streamed.is_err() || outcome.is_ok(),
+        "the stream was accepted, the file refused: {:?}",
+        outcome.as_ref().err()
+    );
     let mut written: Vec<_> =
         std::fs::read_dir(sandbox.path()).expect("readable").flatten().map(|entry| entry.file_name()).collect();
     written.sort();

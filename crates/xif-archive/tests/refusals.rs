@@ -6,7 +6,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use xif_archive::{ArchiveError, Entry, EntryKind, ExtensionId, FORMAT_VERSION, Limits, Manifest, XifReader};
+use xif_archive::{
+    ArchiveError, Entry, EntryKind, ExtensionId, FORMAT_VERSION, Limits, Manifest, StreamCheck, StreamChecked,
+    XifReader,
+};
 use zip::write::SimpleFileOptions;
 
 fn sha256(bytes: &[u8]) -> String {
@@ -79,7 +82,32 @@ fn refuse(sandbox: &Path, path: &Path, limits: Limits) -> ArchiveError {
     let error = unpacked.expect_err("unpacking refuses the archive");
     assert_eq!(error.to_string(), checked.to_string(), "unpacking refuses exactly what checking refuses");
     assert_eq!(listing(sandbox), before, "a refused archive leaves nothing: {error}");
+    // The server's check of an upload, as its bytes arrive, refuses it with the same error
+    // (a damaged zip is told in the words of each reader, but as damaged by both).
+    for streamed in streamed(path, limits) {
+        let streamed = streamed.expect_err("checking the stream refuses the archive");
+        match (&streamed, &checked) {
+            (ArchiveError::Corrupt { .. }, ArchiveError::Corrupt { .. }) => {}
+            _ => assert_eq!(streamed.to_string(), checked.to_string(), "the stream is refused as the file is"),
+        }
+    }
     error
+}
+
+/// The archive at `path` checked as a stream, fed in pieces of several sizes (headers split
+/// anywhere, and whole).
+fn streamed(path: &Path, limits: Limits) -> Vec<Result<StreamChecked, ArchiveError>> {
+    let bytes = std::fs::read(path).expect("read");
+    [3, 4093, usize::MAX]
+        .into_iter()
+        .map(|piece| {
+            let mut check = StreamCheck::new(path, limits, &[("extension.toml", 1 << 20)]);
+            for chunk in bytes.chunks(piece.min(bytes.len()).max(1)) {
+                check.update(chunk);
+            }
+            check.finish()
+        })
+        .collect()
 }
 
 fn listing(directory: &Path) -> Vec<PathBuf> {
@@ -109,6 +137,15 @@ fn a_well_formed_archive_is_accepted_and_unpacked() {
     reader.check().expect("checks");
     reader.unpack(&sandbox.path().join("project")).expect("unpacks");
     assert_eq!(std::fs::read(sandbox.path().join("project/src/main.rs")).expect("unpacked"), b"fn main() {}\n");
+    for options in [stored(), SimpleFileOptions::default()] {
+        craft(&path, GOOD, Some(&manifest_of(GOOD)), options);
+        for streamed in streamed(&path, Limits::default()) {
+            let checked = streamed.expect("the stream is accepted");
+            assert_eq!(checked.manifest(), XifReader::open(&path, Limits::default()).expect("opens").manifest());
+            let definition = GOOD.iter().find(|(name, _)| *name == "extension.toml").expect("a definition").1;
+            assert_eq!(checked.entry("extension.toml", 1 << 20).expect("kept"), definition);
+        }
+    }
     assert!(!sandbox.path().join("project/binary").exists(), "the binary is not part of the project");
 }
 

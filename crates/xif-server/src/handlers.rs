@@ -1,7 +1,6 @@
 //! The HTTP handlers: thin, each parsing its request, checking permissions, and calling the
 //! stores.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +21,8 @@ use crate::auth::{CurrentUser, PeerAddress, random_secret, token_hash};
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::names::{ActionName, ExtensionName, ModuleName, UserName};
 use crate::publishing::Order;
+use crate::store::NewToken;
 use crate::store::NewVersion;
-use crate::store::{NewToken, StoreError};
 use crate::throttle::Refused;
 use xif_api::ErrorCode;
 
@@ -416,9 +415,11 @@ pub async fn upload(
         }
     };
 
-    // Stream to a staged file. Hashing and writing run on a thread of their own, fed through a
-    // short queue, so that receiving the next bytes overlaps with handling the last ones;
-    // memory holds the queue, whatever the size.
+    // One pass: each chunk goes, through short queues, to the blob store, to a thread that
+    // hashes the whole upload, to a thread that checks the archive's entries as they arrive
+    // (and, when the server requires signatures, to one that checks the signature), so that
+    // receiving, storing and checking overlap and two cores share the work; memory holds the
+    // queues, whatever the size. Nothing is committed until all of it passed.
     let started = std::time::Instant::now();
     let mut upload = match state.blobs.begin().await {
         Ok(upload) => upload,
@@ -428,32 +429,35 @@ pub async fn upload(
             return Err(error.into());
         }
     };
-    let staged = tokio::task::spawn_blocking({
-        let directory = state.runtime.root().to_owned();
-        move || tempfile::Builder::new().prefix("upload-").tempfile_in(directory)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|error| ApiError::from(StoreError::from(error)))?;
-    let (file, staged) = staged.into_parts();
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
-        use std::io::Write as _;
-        let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
+    let (hash_sender, mut hash_receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let hasher = tokio::task::spawn_blocking(move || {
         let mut hasher = Sha256::new();
-        while let Some(chunk) = receiver.blocking_recv() {
+        while let Some(chunk) = hash_receiver.blocking_recv() {
             hasher.update(&chunk);
-            file.write_all(&chunk)?;
         }
-        file.flush()?;
-        Ok(hasher)
+        hasher
     });
+    let (check_sender, check_receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let checker = tokio::task::spawn_blocking(move || check_archive(check_receiver));
+    let signed_by = signer.as_ref().map(|(_, key)| key.key_id());
+    let (mut signature_sender, signature_check) = match signer {
+        Some((signature, key)) => {
+            let (sender, receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+            let check = tokio::task::spawn_blocking(move || {
+                signature
+                    .verify_reader(&key, ChannelReader { receiver, chunk: bytes::Bytes::new() })
+                    .map_err(|error| (error, key))
+            });
+            (Some(sender), Some(check))
+        }
+        None => (None, None),
+    };
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
     let received = async {
         // Each chunk must come within the body timeout, and after the first such span the
         // upload must keep a minimum rate: a client trickling its bytes does not hold a
-        // connection and a staging file for long.
+        // connection and an upload for long.
         let idle = state.limits.connections.body_timeout;
         loop {
             let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
@@ -477,18 +481,31 @@ pub async fn upload(
             if size > limit {
                 return Err(too_large());
             }
-            if sender.send(chunk.clone()).await.is_err() {
-                break;
+            if hash_sender.send(chunk.clone()).await.is_err() || check_sender.send(chunk.clone()).await.is_err() {
+                return Err(ApiError::internal("a thread checking the upload stopped"));
+            }
+            // A signature check that has decided early reads no more.
+            if let Some(sender) = &signature_sender
+                && sender.send(chunk.clone()).await.is_err()
+            {
+                signature_sender = None;
             }
             upload.write(chunk).await?;
         }
         Ok(())
     }
     .await;
-    drop(sender);
-    // A full disk is told as such (and the staged file goes with `staged`); other failures are
-    // internal.
-    let hasher = writer.await.map_err(ApiError::internal)?.map_err(|error| ApiError::from(StoreError::from(error)))?;
+    // How long receiving took, and how much longer the checks needed once it ended: with the
+    // checks keeping pace, next to nothing.
+    let received_ms = started.elapsed().as_millis();
+    drop((hash_sender, check_sender, signature_sender));
+    let hasher = hasher.await.map_err(ApiError::internal)?;
+    let checked = checker.await.map_err(ApiError::internal)?;
+    let signature_checked = match signature_check {
+        Some(check) => Some(check.await.map_err(ApiError::internal)?),
+        None => None,
+    };
+    let checked_ms = started.elapsed().as_millis() - received_ms;
     received?;
     let sha256: String = hex::encode(hasher.finalize());
     if sha256 != announced {
@@ -500,19 +517,12 @@ pub async fn upload(
         ));
     }
 
-    // The client is never trusted: the archive and its definition are checked here.
-    let received_ms = started.elapsed().as_millis();
-    let path: PathBuf = staged.to_path_buf();
-    let signed_by = signer.as_ref().map(|(_, key)| key.key_id());
-    let checked = tokio::task::spawn_blocking(move || {
-        if let Some((signature, key)) = &signer {
-            check_signature(signature, key, &path)?;
-        }
-        check_archive(&path)
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    let checked_ms = started.elapsed().as_millis() - received_ms;
+    // The client is never trusted: the signature, the archive and its definition were checked
+    // as they came.
+    if let Some(Err((error, key))) = signature_checked {
+        return Err(signature_refusal(error, &key));
+    }
+    let checked = checked?;
     if !checked.name.eq_ignore_ascii_case(&name) {
         return Err(ApiError::new(
             ErrorCode::NameMismatch,
@@ -604,43 +614,72 @@ fn trusted_signer(
     Ok(Some((signature, key.clone())))
 }
 
-/// Checks `signature` by `key` over the whole staged upload at `path`.
-fn check_signature(
-    signature: &xif_archive::Signature,
-    key: &xif_archive::PublicKey,
-    path: &std::path::Path,
-) -> Result<(), ApiError> {
-    match signature.verify_file(key, path) {
-        Ok(()) => Ok(()),
-        Err(error @ xif_archive::ArchiveError::Io { .. }) => Err(ApiError::internal(error)),
-        Err(error) => {
-            tracing::info!(%error, path = %path.display(), "refused an upload's signature");
-            Err(ApiError::new(
-                ErrorCode::InvalidSignature,
-                format!(
-                    "the signature by the key `{}` does not match the uploaded archive: the archive changed after \
-                     it was signed; sign it again (`xif save --sign KEY`) and upload it with its new signature",
-                    key.key_id()
-                ),
-            ))
+/// Why an upload's signature was refused.
+fn signature_refusal(error: xif_archive::ArchiveError, key: &xif_archive::PublicKey) -> ApiError {
+    if let xif_archive::ArchiveError::Io { .. } = error {
+        return ApiError::internal(error);
+    }
+    tracing::info!(%error, "refused an upload's signature");
+    ApiError::new(
+        ErrorCode::InvalidSignature,
+        format!(
+            "the signature by the key `{}` does not match the uploaded archive: the archive changed after \
+             it was signed; sign it again (`xif save --sign KEY`) and upload it with its new signature",
+            key.key_id()
+        ),
+    )
+}
+
+/// The bytes of an upload as they arrive, as a blocking reader for a check that wants one.
+struct ChannelReader {
+    receiver: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(chunk) => self.chunk = chunk,
+                None => return Ok(0),
+            }
         }
+        let count = buffer.len().min(self.chunk.len());
+        buffer[..count].copy_from_slice(&self.chunk.split_to(count));
+        Ok(count)
     }
 }
 
-/// The archive checks of Save and the definition's verification, on an uploaded file. What is
-/// wrong with the archive is answered without the staged file's path, which only the log shows.
-fn check_archive(path: &std::path::Path) -> Result<Checked, ApiError> {
-    let invalid = |error: xif_archive::ArchiveError| {
-        if let xif_archive::ArchiveError::Io { .. } = error {
-            return ApiError::internal(error);
-        }
-        tracing::info!(%error, "refused an uploaded archive");
-        ApiError::new(ErrorCode::InvalidArchive, format!("the upload is not a valid XIF: {}", error.without_paths()))
-    };
-    let mut reader = xif_archive::XifReader::open(path, xif_archive::Limits::default()).map_err(invalid)?;
-    reader.check().map_err(invalid)?;
-    let manifest = reader.manifest().clone();
-    let definition = definition_of(&mut reader)?;
+/// The archive checks of Save and the definition's verification, on an upload as its bytes
+/// arrive through `receiver` (see `xif_archive::StreamCheck`). What is wrong with the archive
+/// is answered without the server's paths, which only the log shows.
+fn check_archive(mut receiver: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Result<Checked, ApiError> {
+    let max_definition = xif_definition::MAX_DEFINITION_BYTES as u64;
+    let mut check = xif_archive::StreamCheck::new(
+        std::path::Path::new("upload"),
+        xif_archive::Limits::default(),
+        &[("extension.toml", max_definition)],
+    );
+    while let Some(chunk) = receiver.blocking_recv() {
+        check.update(&chunk);
+    }
+    let checked = check.finish().map_err(invalid_archive)?;
+    let manifest = checked.manifest().clone();
+    let definition = parse_definition(checked.entry("extension.toml", max_definition).map_err(invalid_archive)?)?;
+    verified(&manifest, &definition)
+}
+
+/// An archive's refusal as the API answers it.
+fn invalid_archive(error: xif_archive::ArchiveError) -> ApiError {
+    if let xif_archive::ArchiveError::Io { .. } = error {
+        return ApiError::internal(error);
+    }
+    tracing::info!(%error, "refused an uploaded archive");
+    ApiError::new(ErrorCode::InvalidArchive, format!("the upload is not a valid XIF: {}", error.without_paths()))
+}
+
+/// The definition verified, with the archive's files as the facts about the files it names.
+fn verified(manifest: &xif_archive::Manifest, definition: &xif_definition::Definition) -> Result<Checked, ApiError> {
     let files = definition
         .resources
         .iter()
@@ -655,7 +694,7 @@ fn check_archive(path: &std::path::Path) -> Result<Checked, ApiError> {
             (path.to_owned(), fact)
         })
         .collect();
-    let diagnostics = xif_verify::verify(&definition, &xif_verify::Context { files, ..Default::default() });
+    let diagnostics = xif_verify::verify(definition, &xif_verify::Context { files, ..Default::default() });
     let (errors, warnings): (Vec<_>, Vec<_>) = diagnostics.into_iter().partition(xif_diagnostics::Diagnostic::is_error);
     if !errors.is_empty() {
         let listed: Vec<String> =
@@ -685,13 +724,12 @@ pub(crate) fn read_definition(path: &std::path::Path) -> Result<xif_definition::
 }
 
 fn definition_of(reader: &mut xif_archive::XifReader) -> Result<xif_definition::Definition, ApiError> {
-    let bytes = reader.read_entry("extension.toml", xif_definition::MAX_DEFINITION_BYTES as u64).map_err(|error| {
-        if let xif_archive::ArchiveError::Io { .. } = error {
-            return ApiError::internal(error);
-        }
-        tracing::info!(%error, "refused an uploaded archive");
-        ApiError::new(ErrorCode::InvalidArchive, format!("the upload is not a valid XIF: {}", error.without_paths()))
-    })?;
+    let bytes =
+        reader.read_entry("extension.toml", xif_definition::MAX_DEFINITION_BYTES as u64).map_err(invalid_archive)?;
+    parse_definition(bytes)
+}
+
+fn parse_definition(bytes: Vec<u8>) -> Result<xif_definition::Definition, ApiError> {
     let text = String::from_utf8(bytes)
         .map_err(|_| ApiError::new(ErrorCode::InvalidExtension, "the definition in the archive is not UTF-8"))?;
     xif_definition::parse(&text).map_err(|diagnostics| {
