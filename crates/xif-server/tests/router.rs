@@ -1039,6 +1039,53 @@ async fn a_published_extension_answers_calls_checked_against_its_definition() {
 }
 
 #[tokio::test]
+async fn a_server_alone_is_a_farm_of_one_node() {
+    let server = server(Limits::default()).await;
+    let admin = server.admin().await;
+    assert_eq!(server.upload(&admin, "Echo", &echo("1.0.0"), None).await.0, StatusCode::CREATED);
+    let (status, body) = server.publish(&admin, "Echo", json!({ "version": 1, "expected": null })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let nodes = body["nodes"].as_array().expect("the nodes' results");
+    assert_eq!(nodes.len(), 1, "{body}");
+    assert_eq!((&nodes[0]["ok"], &nodes[0]["running"], &nodes[0]["error"]), (&json!(true), &json!(1), &Value::Null));
+    let (status, body) =
+        server.publish(&admin, "Echo", json!({ "version": 1, "expected": 1, "validate_only": true })).await;
+    assert_eq!((status, &body["nodes"]), (StatusCode::OK, &json!([])), "validate-only deploys nowhere: {body}");
+
+    let (status, nodes) = server.call("GET", "/api/v1/nodes", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let nodes = nodes.as_array().expect("an array");
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0]["live"], true);
+    assert_eq!(nodes[0]["extensions"], json!([{ "name": "Echo", "running": 1, "failure": null }]));
+    assert_eq!(server.call("GET", "/api/v1/nodes", None, None).await.0, StatusCode::UNAUTHORIZED);
+
+    // Alone, a node's log is the extension's log as it is; asked of a node that is not there,
+    // it says so.
+    let (status, _) = server.call("GET", "/api/v1/extensions/Echo/logs", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = server.call("GET", "/api/v1/extensions/Echo/logs?node=elsewhere", Some(&admin), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_node")), "{body}");
+
+    // Not ready until it has joined the farm (which serving does) and converged.
+    let (status, body) = server.call("GET", "/readyz", None, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("storage_unavailable"))
+    );
+    server.state.join("http://127.0.0.1:1".into(), None).await.expect("joined");
+    let mut ready = false;
+    for _ in 0..500 {
+        if server.call("GET", "/readyz", None, None).await.0 == StatusCode::OK {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(ready, "the node never said it was ready");
+}
+
+#[tokio::test]
 async fn an_actions_error_and_a_crash_have_their_own_status() {
     let server = server(Limits::default()).await;
     let admin = server.admin().await;
