@@ -35,6 +35,10 @@ struct Farm {
 impl Farm {
     fn new() -> Self {
         let directory = tempfile::tempdir().expect("a temporary directory");
+        // Extensions confined under users of their own (one node, once) reach their working
+        // directories through it.
+        std::fs::set_permissions(directory.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711))
+            .expect("permissions");
         let postgres = xif_testkit::postgres::Cluster::new();
         let mut moto = xif_testkit::s3::Moto::start();
         let setup = xif_testkit::farm::Setup {
@@ -179,8 +183,9 @@ async fn eventually<F: Future<Output = bool>>(within: Duration, mut check: impl 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_farm_of_three_nodes_behind_haproxy() {
     let farm = Farm::new();
-    // Versions 1 to 4 uploaded now, 5 when the object store is down.
-    let archives = archives(farm.directory.path(), 5, Some((4, Duration::from_secs(4))));
+    // Versions 1 to 4 uploaded now, 5 by `xif publish` of the project as it is left, 6 when the
+    // object store is down.
+    let archives = archives(farm.directory.path(), 6, Some((4, Duration::from_secs(4))));
     let urls: Vec<String> = farm.nodes.iter().map(Node::url).collect();
     let (a, b, c) = (urls[0].clone(), urls[1].clone(), urls[2].clone());
     let (token, _) = farm.token(&a).await;
@@ -427,13 +432,56 @@ async fn a_farm_of_three_nodes_behind_haproxy() {
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429], "the sixth attempt for one name, on its second node");
 
+    // `xif publish` through node A while node C cannot start any version (restarted with 1 MiB
+    // of address space for its extensions): the publication is made, and the command names
+    // node C and why, and fails; C restarted as it was catches up.
+    farm.kill(2);
+    let restricted = xif_testkit::farm::Setup {
+        extra: ["--extension-isolation", "on", "--allow-unisolated-extensions", "--extension-memory-mib", "1"]
+            .map(str::to_owned)
+            .to_vec(),
+        ..farm.setup.clone()
+    };
+    farm.nodes[2] = restricted.start(&farm.nodes[2].data.clone(), farm.nodes[2].port);
+    let project = farm.directory.path().join(EXTENSION);
+    std::fs::write(project.join("extension.toml"), {
+        let text = std::fs::read_to_string(project.join("extension.toml")).expect("definition");
+        text.replace("version = \"0.6.0\"", "version = \"0.5.0\"")
+    })
+    .expect("written");
+    xif_testkit::one_line_change(&project.join("src/main.rs"), 5, "v");
+    let published = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["publish", "--plain", "--path"])
+        .arg(&project)
+        .env("XIF_SERVER", &a)
+        .env("XIF_TOKEN", &token)
+        .env("XIF_CONFIG_DIR", farm.directory.path().join("config"))
+        .env("CARGO_TARGET_DIR", xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR")))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("xif publish runs");
+    let stderr = String::from_utf8_lossy(&published.stderr).into_owned();
+    assert_eq!(published.status.code(), Some(4), "{stderr}");
+    let restricted_name = farm.nodes[2].name();
+    assert!(
+        stderr.contains(&format!("node `{restricted_name}`")) && stderr.contains("not every node runs it"),
+        "{stderr}"
+    );
+    for url in [&a, &b] {
+        assert_eq!(farm.greet(url, &token).await.as_deref(), Ok("Hellov5, Ada!"));
+    }
+    farm.kill(2);
+    farm.restart(2);
+    assert!(eventually(Duration::from_secs(30), || farm.ready(&c)).await.is_some(), "node C is not ready again");
+    assert_eq!(farm.greet(&c, &token).await.as_deref(), Ok("Hellov5, Ada!"));
+
     // The object store stopped: an upload fails saying the store is unavailable; calls go on.
     farm.moto.stop();
-    let response = farm.upload(&b, &token, &archives[4]).await;
+    let response = farm.upload(&b, &token, &archives[5]).await;
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     assert!(status == 503 && body["error"]["code"] == "storage_unavailable", "{status} {body}");
     for url in &urls {
-        assert_eq!(farm.greet(url, &token).await.as_deref(), Ok("Hellov3, Ada!"));
+        assert_eq!(farm.greet(url, &token).await.as_deref(), Ok("Hellov5, Ada!"));
     }
 }
