@@ -134,8 +134,9 @@ pub trait Backend: Send + Sync {
     async fn heartbeat(&self, node_id: &str) -> Result<(), StoreError>;
     /// Records what this node runs of `state.name`.
     async fn report(&self, node_id: &str, state: &ExtensionState) -> Result<(), StoreError>;
-    /// Every node known, live or not, with what each runs.
-    async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError>;
+    /// Every node known, live or not, with what each runs: every extension, or only
+    /// `extension` (names compare regardless of case).
+    async fn nodes(&self, extension: Option<&str>) -> Result<Vec<NodeInfo>, StoreError>;
     /// Tells every node (this one included) about `event`.
     async fn notify(&self, event: &Event) -> Result<(), StoreError>;
     /// Counts one login attempt under each of `keys` in the current minute, shared by every
@@ -228,9 +229,9 @@ impl Cluster {
         }
     }
 
-    /// Every node known, with what each runs.
-    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
-        self.backend.nodes().await
+    /// Every node known, with what each runs (of every extension, or only of `extension`).
+    pub async fn nodes(&self, extension: Option<&str>) -> Result<Vec<NodeInfo>, StoreError> {
+        self.backend.nodes(extension).await
     }
 
     /// Counts a login attempt across the farm; see [`Backend::count_logins`].

@@ -51,7 +51,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// The nodes of the farm, what each runs, and whether each is live.
 pub async fn nodes(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Vec<xif_api::Node>>, ApiError> {
-    Ok(Json(state.cluster.nodes().await?.iter().map(crate::cluster::NodeInfo::api).collect()))
+    Ok(Json(state.cluster.nodes(None).await?.iter().map(crate::cluster::NodeInfo::api).collect()))
 }
 
 /// Prometheus metrics, for administrators only: they tell who is using what.
@@ -116,13 +116,15 @@ pub async fn login(
         return Err(ApiError::retry_after(ErrorCode::TooManyAttempts, &message, wait));
     }
     // Across the farm: every node's attempts in this minute (a single node has none to add).
+    let limited = state.limits.login.per_address > 0 || state.limits.login.per_user > 0;
     let keys = crate::throttle::shared_keys(peer, &request.user);
-    if let Some(counts) = state.cluster.count_logins(&keys).await? {
+    if limited && let Some(counts) = state.cluster.count_logins(&keys).await? {
         let limits = &state.limits.login;
-        let over = |count: i64, limit: u32| limit > 0 && count > i64::from(limit);
-        let refused = if over(counts[0], limits.per_address) {
+        let over =
+            |index: usize, limit: u32| limit > 0 && counts.get(index).is_some_and(|count| *count > i64::from(limit));
+        let refused = if over(0, limits.per_address) {
             Some(("address", "too many login attempts from your address".to_owned()))
-        } else if over(counts[1], limits.per_user) {
+        } else if over(1, limits.per_user) {
             let name: String = request.user.chars().take(crate::names::MAX_USER_NAME).collect();
             Some(("user", format!("too many login attempts for user `{name}`")))
         } else {
@@ -876,7 +878,7 @@ pub async fn logs(
     if query.node.as_deref().is_some_and(|node| node == "local" || node == this.name) {
         return local().await;
     }
-    let nodes = state.cluster.nodes().await?;
+    let nodes = state.cluster.nodes(Some(&name)).await?;
     let live: Vec<_> = nodes
         .into_iter()
         .filter(|node| node.live && query.node.as_ref().is_none_or(|wanted| *wanted == node.identity.name))

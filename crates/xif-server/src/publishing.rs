@@ -275,7 +275,7 @@ impl Publishing {
         // such rather than forgotten.
         let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
-            let nodes = match self.cluster.nodes().await {
+            let nodes = match self.cluster.nodes(Some(extension)).await {
                 Ok(nodes) => nodes,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the nodes of the farm");

@@ -52,13 +52,14 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
-    async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
+    async fn nodes(&self, extension: Option<&str>) -> Result<Vec<NodeInfo>, StoreError> {
         let Some((identity, started)) = self.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
         else {
             return Ok(Vec::new());
         };
         let mut extensions: Vec<ExtensionState> =
             self.extensions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();
+        extensions.retain(|state| extension.is_none_or(|wanted| state.name.eq_ignore_ascii_case(wanted)));
         extensions.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(vec![NodeInfo { identity, started, heartbeat: now(), live: true, extensions }])
     }

@@ -94,7 +94,7 @@ impl Backend for PgBackend {
         Ok(())
     }
 
-    async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
+    async fn nodes(&self, extension: Option<&str>) -> Result<Vec<NodeInfo>, StoreError> {
         // RFC 3339 in UTC, made by the database from its own times.
         let rows = sqlx::query(
             "SELECT id, name, address, version, \
@@ -108,8 +108,10 @@ impl Backend for PgBackend {
         .await
         .map_err(failed)?;
         let extensions = sqlx::query(
-            "SELECT node_id, extension, running, failed_version, failure FROM node_extensions ORDER BY extension",
+            "SELECT node_id, extension, running, failed_version, failure FROM node_extensions \
+             WHERE $1::text IS NULL OR lower(extension) = lower($1) ORDER BY extension",
         )
+        .bind(extension)
         .fetch_all(&self.pool)
         .await
         .map_err(failed)?;
@@ -157,20 +159,24 @@ impl Backend for PgBackend {
     }
 
     async fn count_logins(&self, keys: &[String]) -> Result<Option<Vec<i64>>, StoreError> {
-        let minute = current_minute();
-        let mut counts = Vec::with_capacity(keys.len());
-        for key in keys {
-            let row = sqlx::query(
-                "INSERT INTO login_attempts (key, minute, attempts) VALUES ($1, $2, 1) \
-                 ON CONFLICT (key, minute) DO UPDATE SET attempts = login_attempts.attempts + 1 \
-                 RETURNING attempts",
-            )
-            .bind(key)
-            .bind(minute)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(failed)?;
-            counts.push(row.try_get("attempts").map_err(failed)?);
+        // Every key in one statement: one round trip a login, whatever the keys.
+        let rows = sqlx::query(
+            "INSERT INTO login_attempts (key, minute, attempts) SELECT key, $2, 1 FROM unnest($1::text[]) AS key \
+             ON CONFLICT (key, minute) DO UPDATE SET attempts = login_attempts.attempts + 1 \
+             RETURNING key, attempts",
+        )
+        .bind(keys)
+        .bind(current_minute())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed)?;
+        let mut counts = vec![0; keys.len()];
+        for row in rows {
+            let key: String = row.try_get("key").map_err(failed)?;
+            let attempts: i64 = row.try_get("attempts").map_err(failed)?;
+            if let Some(index) = keys.iter().position(|wanted| *wanted == key) {
+                counts[index] = attempts;
+            }
         }
         Ok(Some(counts))
     }
