@@ -37,7 +37,7 @@ pub use s3::S3Blobs;
 pub use sqlite::SqliteStore;
 pub use store::{
     BlobRead, BlobStore, BlobUpload, LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError,
-    TokenOwner, UserRecord,
+    TokenOwner, UserRecord, fetch_to_temp,
 };
 
 /// How to run a server.
@@ -361,9 +361,7 @@ impl AppState {
         for extension in extensions {
             let Some(number) = extension.published else { continue };
             let blob = match self.metadata.version(&extension.name, number).await {
-                Ok(Some(version)) => {
-                    store::fetch_to_temp(self.blobs.as_ref(), &version.sha256, self.runtime.root()).await
-                }
+                Ok(Some(version)) => fetch_to_temp(self.blobs.as_ref(), &version.sha256, self.runtime.root()).await,
                 Ok(None) => Ok(None),
                 Err(error) => Err(error),
             };
