@@ -425,9 +425,20 @@ impl StreamCheck {
             .find(|&at| u32_at(tail, at) == Some(END_SIGNATURE))
             .ok_or_else(|| self.corrupt("no end of central directory record"))?;
         let short = || self.corrupt("a short end of central directory record");
+        let disk = u16_at(tail, end + 4).ok_or_else(short)?;
+        let directory_disk = u16_at(tail, end + 6).ok_or_else(short)?;
+        let on_disk = u16_at(tail, end + 8).ok_or_else(short)?;
         let mut count = u64::from(u16_at(tail, end + 10).ok_or_else(short)?);
         let mut size = u64::from(u32_at(tail, end + 12).ok_or_else(short)?);
         let mut offset = u64::from(u32_at(tail, end + 16).ok_or_else(short)?);
+        let comment = usize::from(u16_at(tail, end + 20).ok_or_else(short)?);
+        // One disk, and nothing after the record but its comment: the end record the file
+        // reader finds is this one.
+        if comment != tail.len() - end - 22 {
+            return Err(self.corrupt("the end of central directory record is not at the archive's end"));
+        }
+        // Where the central directory must end: at the zip64 end record, or at this one.
+        let mut directory_end = end as u64;
         if (count == 0xffff || size == 0xffff_ffff || offset == 0xffff_ffff)
             && end >= 20
             && u32_at(tail, end - 20) == Some(ZIP64_LOCATOR_SIGNATURE)
@@ -439,9 +450,18 @@ impl StreamCheck {
                 .filter(|at| u32_at(tail, *at) == Some(ZIP64_END_SIGNATURE))
                 .ok_or_else(|| self.corrupt("a damaged zip64 end record"))?;
             let short = || self.corrupt("a short zip64 end record");
+            if u32_at(tail, at + 16) != Some(0)
+                || u32_at(tail, at + 20) != Some(0)
+                || u64_at(tail, at + 24) != u64_at(tail, at + 32)
+            {
+                return Err(self.corrupt("the archive spans several disks"));
+            }
             count = u64_at(tail, at + 32).ok_or_else(short)?;
             size = u64_at(tail, at + 40).ok_or_else(short)?;
             offset = u64_at(tail, at + 48).ok_or_else(short)?;
+            directory_end = at as u64;
+        } else if disk != 0 || directory_disk != 0 || u64::from(on_disk) != count {
+            return Err(self.corrupt("the archive spans several disks"));
         }
         if count > self.limits.max_entries as u64 {
             return Err(ArchiveError::TooManyEntries {
@@ -450,7 +470,7 @@ impl StreamCheck {
             });
         }
         // The central directory starts where the entries end, and ends before the end records.
-        if offset != self.tail_start || size > end as u64 {
+        if offset != self.tail_start || size != directory_end {
             return Err(self.corrupt("the central directory is not where its end record says"));
         }
         let directory = &tail[..usize::try_from(size).map_err(|_| short())?];

@@ -1,6 +1,8 @@
 //! The embedded blob store: a directory of files named by their SHA-256.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -53,6 +55,8 @@ impl BlobStore for DirectoryBlobs {
         // Writing runs on a thread of its own, fed through a short queue, so that the next
         // bytes are received while the last ones are written; memory holds the queue.
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let committing = Arc::new(AtomicBool::new(false));
+        let durable = Arc::clone(&committing);
         let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use std::io::Write as _;
             let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -60,10 +64,17 @@ impl BlobStore for DirectoryBlobs {
                 file.write_all(&chunk)?;
             }
             file.flush()?;
-            // The blob is durable before any metadata points at it.
-            file.get_ref().sync_all()
+            // The blob is durable before any metadata points at it; a dropped upload, whose
+            // file is gone already, is not worth the wait.
+            if durable.load(Ordering::Acquire) { file.get_ref().sync_all() } else { Ok(()) }
         });
-        Ok(Box::new(DirectoryUpload { root: self.root.clone(), staged: path, sender: Some(sender), writer }))
+        Ok(Box::new(DirectoryUpload {
+            root: self.root.clone(),
+            staged: path,
+            sender: Some(sender),
+            committing,
+            writer,
+        }))
     }
 
     async fn open(&self, sha256: &str) -> Result<Option<BlobRead>, StoreError> {
@@ -89,6 +100,9 @@ struct DirectoryUpload {
     root: PathBuf,
     staged: tempfile::TempPath,
     sender: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    /// Set before the queue closes when the upload is committed: the writer then makes the file
+    /// durable.
+    committing: Arc<AtomicBool>,
     writer: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -118,6 +132,7 @@ impl BlobUpload for DirectoryUpload {
         if !is_sha256(sha256) {
             return Err(StoreError(format!("`{sha256}` is not a SHA-256")));
         }
+        self.committing.store(true, Ordering::Release);
         self.sender = None;
         (&mut self.writer).await.map_err(joined)??;
         let DirectoryUpload { root, staged, .. } = *self;

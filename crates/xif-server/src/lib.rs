@@ -40,7 +40,7 @@ pub use s3::S3Blobs;
 pub use sqlite::SqliteStore;
 pub use store::{
     BlobRead, BlobStore, BlobUpload, LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError,
-    TokenOwner, UserRecord,
+    TokenOwner, UserRecord, fetch_to_temp,
 };
 
 /// How to run a server.
