@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::auth::{CurrentUser, PeerAddress, random_secret, token_hash};
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::names::{ActionName, ExtensionName, ModuleName, UserName};
+use crate::paging::{Listed, Paging};
 use crate::publishing::Order;
 use crate::store::NewVersion;
 use crate::store::{NewToken, StoreError};
@@ -162,9 +163,14 @@ pub async fn revoke_token(
     }
 }
 
-pub async fn users(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<xif_api::User>>, ApiError> {
+pub async fn users(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    paging: Paging<String>,
+) -> Result<Listed<xif_api::User>, ApiError> {
     user.administrator()?;
-    Ok(Json(state.metadata.users().await?.iter().map(crate::store::UserRecord::api).collect()))
+    let users = state.metadata.users(&paging.page()).await?;
+    Ok(paging.answer(users, |user| user.name.clone(), |user| user.api()))
 }
 
 fn permissions(names: &[String]) -> Result<Vec<Permission>, ApiError> {
@@ -268,35 +274,41 @@ pub async fn revoke(
 pub async fn extensions(
     State(state): State<AppState>,
     _user: CurrentUser,
-) -> Result<Json<Vec<xif_api::Extension>>, ApiError> {
-    let mut extensions = state.metadata.extensions().await?;
-    for extension in &mut extensions {
+    paging: Paging<String>,
+) -> Result<Listed<xif_api::Extension>, ApiError> {
+    let extensions = state.metadata.extensions(&paging.page()).await?;
+    let mut listed = paging.answer(extensions, |extension| extension.name.clone(), |extension| extension);
+    for extension in &mut listed.items {
         extension.running = state.runtime.running_version(&extension.name).await;
     }
-    Ok(Json(extensions))
+    Ok(listed)
 }
 
 pub async fn versions(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiPath(name): ApiPath<ExtensionName>,
-) -> Result<Json<Vec<xif_api::Version>>, ApiError> {
-    let versions = state.metadata.versions(&name).await?;
-    if versions.is_empty() {
+    paging: Paging<i64>,
+) -> Result<Listed<xif_api::Version>, ApiError> {
+    let versions = state.metadata.versions(&name, &paging.page()).await?;
+    // An empty page after the last version is a page; an extension never uploaded is not.
+    if versions.is_empty() && (paging.is_first() || state.metadata.extension(&name).await?.is_none()) {
         return Err(ApiError::new(
             ErrorCode::UnknownExtension,
             format!("no version of extension `{name}` was uploaded"),
         ));
     }
-    Ok(Json(versions))
+    Ok(paging.answer(versions, |version| version.number.to_string(), |version| version))
 }
 
 pub async fn publications(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiPath(name): ApiPath<ExtensionName>,
-) -> Result<Json<Vec<xif_api::Publication>>, ApiError> {
-    Ok(Json(state.metadata.publications(&name).await?))
+    paging: Paging<i64>,
+) -> Result<Listed<xif_api::Publication>, ApiError> {
+    let publications = state.metadata.publications(&name, &paging.page()).await?;
+    Ok(paging.answer(publications, |record| record.id.to_string(), |record| record.publication))
 }
 
 pub async fn download(

@@ -12,6 +12,7 @@ mod connections;
 mod error;
 mod handlers;
 pub mod names;
+mod paging;
 pub mod publishing;
 mod runtime;
 mod sqlite;
@@ -34,7 +35,8 @@ pub use error::ApiError;
 pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, RuntimeOptions};
 pub use sqlite::SqliteStore;
 pub use store::{
-    BlobStore, LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError, TokenOwner, UserRecord,
+    BlobStore, LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError,
+    TokenOwner, UserRecord,
 };
 
 /// How to run a server.
@@ -342,13 +344,24 @@ impl AppState {
     /// Starts the published version of every extension, as at the server's start. A version that
     /// fails to start is logged; the others start regardless.
     async fn start_published(&self) {
-        let extensions = match self.metadata.extensions().await {
-            Ok(extensions) => extensions,
-            Err(error) => {
-                tracing::error!(%error, "cannot list the extensions to start");
-                return;
+        let mut extensions = Vec::new();
+        let mut page = Page::first(xif_api::PAGE_LIMIT_MAX);
+        loop {
+            match self.metadata.extensions(&page).await {
+                Ok(found) => {
+                    let done = found.len() < xif_api::PAGE_LIMIT_MAX as usize;
+                    page.after = found.last().map(|last| last.name.clone());
+                    extensions.extend(found);
+                    if done {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot list the extensions to start");
+                    return;
+                }
             }
-        };
+        }
         for extension in extensions {
             let Some(number) = extension.published else { continue };
             let blob = match self.metadata.version(&extension.name, number).await {

@@ -293,8 +293,7 @@ impl Publishing {
         extension: &str,
         order: &Order,
     ) -> Result<PublishResponse, PublishError> {
-        let current = self.metadata.versions(extension).await?.into_iter().find(|version| version.published);
-        let current = current.map(|version| version.number);
+        let current = self.metadata.extension(extension).await?.and_then(|found| found.published);
         let stale = |actual| PublishError::Stale { extension: extension.to_owned(), actual, expected: order.expected };
         if current != order.expected {
             return Err(stale(current));

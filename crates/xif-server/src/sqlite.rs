@@ -11,7 +11,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use xif_api::{Permission, Publication, Version};
 
 use crate::store::{
-    LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError, TokenOwner, UserRecord,
+    LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError, TokenOwner,
+    UserRecord,
 };
 
 /// The schema, in order. Each runs once, in a transaction, and is recorded in
@@ -23,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_token_expiry.sql")),
     (4, include_str!("../migrations/0004_publication_lease.sql")),
     (5, include_str!("../migrations/0005_version_signatures.sql")),
+    (6, include_str!("../migrations/0006_growth.sql")),
 ];
 
 /// SQLite behind [`MetadataStore`].
@@ -147,6 +149,15 @@ fn version(row: &SqliteRow) -> Result<Version, sqlx::Error> {
     })
 }
 
+fn extension(row: &SqliteRow) -> Result<xif_api::Extension, sqlx::Error> {
+    Ok(xif_api::Extension {
+        name: row.try_get("name")?,
+        published: row.try_get("published_number")?,
+        versions: row.try_get("version_count")?,
+        running: None,
+    })
+}
+
 const VERSION_COLUMNS: &str = "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, \
      v.size, v.uploaded_by, v.uploaded_at, v.signed_by FROM versions v JOIN extensions e ON e.id = v.extension_id";
 
@@ -199,8 +210,14 @@ impl MetadataStore for SqliteStore {
         Ok(row.as_ref().map(user).transpose()?)
     }
 
-    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY name").fetch_all(&self.pool).await?;
+    async fn users(&self, page: &Page<String>) -> Result<Vec<UserRecord>, StoreError> {
+        // Names are never empty: '' is before the first. The range is read by the name's index,
+        // in its collation (case-insensitive), which the order uses too.
+        let rows = sqlx::query("SELECT * FROM users WHERE name > ? ORDER BY name LIMIT ?")
+            .bind(page.after.as_deref().unwrap_or(""))
+            .bind(page.limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
     }
 
@@ -289,11 +306,16 @@ impl MetadataStore for SqliteStore {
     async fn insert_version(&self, new: NewVersion) -> Result<Version, StoreError> {
         let mut transaction = self.pool.begin().await?;
         let id = extension_id(&mut transaction, &new.extension).await?;
+        // The last number, read from the end of the (extension, number) index.
         let number: i64 =
             sqlx::query_scalar("SELECT coalesce(max(number), 0) + 1 FROM versions WHERE extension_id = ?")
                 .bind(id)
                 .fetch_one(&mut *transaction)
                 .await?;
+        sqlx::query("UPDATE extensions SET version_count = version_count + 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
         sqlx::query(
             "INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at, \
              signed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -317,11 +339,15 @@ impl MetadataStore for SqliteStore {
         Ok(version(&row)?)
     }
 
-    async fn versions(&self, extension: &str) -> Result<Vec<Version>, StoreError> {
-        let rows = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? ORDER BY v.number"))
-            .bind(extension)
-            .fetch_all(&self.pool)
-            .await?;
+    async fn versions(&self, extension: &str, page: &Page<i64>) -> Result<Vec<Version>, StoreError> {
+        // Numbers start at 1. Read by the (extension, number) index from the cursor on.
+        let rows =
+            sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? AND v.number > ? ORDER BY v.number LIMIT ?"))
+                .bind(extension)
+                .bind(page.after.unwrap_or(0))
+                .bind(page.limit)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(version).collect::<Result<_, _>>()?)
     }
 
@@ -334,25 +360,23 @@ impl MetadataStore for SqliteStore {
         Ok(row.as_ref().map(version).transpose()?)
     }
 
-    async fn extensions(&self) -> Result<Vec<xif_api::Extension>, StoreError> {
+    async fn extensions(&self, page: &Page<String>) -> Result<Vec<xif_api::Extension>, StoreError> {
         let rows = sqlx::query(
-            "SELECT e.name, e.published_number, count(v.id) AS versions FROM extensions e \
-             LEFT JOIN versions v ON v.extension_id = e.id GROUP BY e.id ORDER BY e.name",
+            "SELECT name, published_number, version_count FROM extensions WHERE name > ? ORDER BY name LIMIT ?",
         )
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(page.limit)
         .fetch_all(&self.pool)
         .await?;
-        let extensions = rows
-            .iter()
-            .map(|row| {
-                Ok(xif_api::Extension {
-                    name: row.try_get("name")?,
-                    published: row.try_get("published_number")?,
-                    versions: row.try_get("versions")?,
-                    running: None,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(extensions)
+        Ok(rows.iter().map(extension).collect::<Result<_, _>>()?)
+    }
+
+    async fn extension(&self, name: &str) -> Result<Option<xif_api::Extension>, StoreError> {
+        let row = sqlx::query("SELECT name, published_number, version_count FROM extensions WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(extension).transpose()?)
     }
 
     async fn lock(&self, request: &LockRequest<'_>) -> Result<Result<(), xif_api::Lock>, StoreError> {
@@ -486,23 +510,29 @@ impl MetadataStore for SqliteStore {
             .collect()
     }
 
-    async fn publications(&self, extension: &str) -> Result<Vec<Publication>, StoreError> {
+    async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
+        // Ids start at 1. Read by the (extension, id) index from the cursor on.
         let rows = sqlx::query(
-            "SELECT e.name, p.from_number, p.to_number, p.published_by, p.published_at FROM publications p \
-             JOIN extensions e ON e.id = p.extension_id WHERE e.name = ? ORDER BY p.id",
+            "SELECT p.id, e.name, p.from_number, p.to_number, p.published_by, p.published_at FROM publications p \
+             JOIN extensions e ON e.id = p.extension_id WHERE e.name = ? AND p.id > ? ORDER BY p.id LIMIT ?",
         )
         .bind(extension)
+        .bind(page.after.unwrap_or(0))
+        .bind(page.limit)
         .fetch_all(&self.pool)
         .await?;
         let publications = rows
             .iter()
             .map(|row| {
-                Ok(Publication {
-                    extension: row.try_get("name")?,
-                    from: row.try_get("from_number")?,
-                    to: row.try_get("to_number")?,
-                    by: row.try_get("published_by")?,
-                    at: row.try_get("published_at")?,
+                Ok(PublicationRecord {
+                    id: row.try_get("id")?,
+                    publication: Publication {
+                        extension: row.try_get("name")?,
+                        from: row.try_get("from_number")?,
+                        to: row.try_get("to_number")?,
+                        by: row.try_get("published_by")?,
+                        at: row.try_get("published_at")?,
+                    },
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
