@@ -7,6 +7,6 @@ UPDATE extensions SET version_count = (SELECT count(*) FROM versions v WHERE v.e
 -- An extension's publications in order, a page at a time.
 CREATE INDEX publications_by_extension ON publications (extension_id, id);
 -- The modules that use an extension, read at each of its publications.
-CREATE INDEX module_dependencies_by_extension ON module_dependencies (extension);
+CREATE INDEX module_dependencies_by_extension ON module_dependencies (extension, module);
 -- A user's tokens.
 CREATE INDEX tokens_by_user ON tokens (user_id, id);

@@ -158,8 +158,60 @@ fn extension(row: &SqliteRow) -> Result<xif_api::Extension, sqlx::Error> {
     })
 }
 
-const VERSION_COLUMNS: &str = "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, \
-     v.size, v.uploaded_by, v.uploaded_at, v.signed_by FROM versions v JOIN extensions e ON e.id = v.extension_id";
+/// A query of versions with their extension's name and published number, `WHERE …` and the rest
+/// appended.
+macro_rules! versions_where {
+    ($rest:literal) => {
+        concat!(
+            "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, v.size, \
+             v.uploaded_by, v.uploaded_at, v.signed_by FROM versions v JOIN extensions e ON e.id = v.extension_id ",
+            $rest
+        )
+    };
+}
+
+/// The queries on the paths of listing and publishing, each answered through an index (a
+/// test checks their plans), so that they cost the same with 10,000 versions as with ten.
+mod hot {
+    /// The version of an extension with a digest (upload: is it there already?).
+    pub const VERSION_BY_DIGEST: &str = versions_where!("WHERE e.name = ? AND v.sha256 = ?");
+    /// The number of an extension's next version: the end of the (extension, number) index.
+    pub const NEXT_NUMBER: &str = "SELECT coalesce(max(number), 0) + 1 FROM versions WHERE extension_id = ?";
+    /// One version by extension id.
+    pub const VERSION_BY_ID: &str = versions_where!("WHERE e.id = ? AND v.number = ?");
+    /// One version by extension name.
+    pub const VERSION: &str = versions_where!("WHERE e.name = ? AND v.number = ?");
+    /// A page of an extension's versions. Numbers start at 1: 0 is before the first.
+    pub const VERSIONS_PAGE: &str = versions_where!("WHERE e.name = ? AND v.number > ? ORDER BY v.number LIMIT ?");
+    /// A page of the extensions. Names are never empty: '' is before the first. The range and
+    /// the order are the name's index, in its collation (case-insensitive).
+    pub const EXTENSIONS_PAGE: &str =
+        "SELECT name, published_number, version_count FROM extensions WHERE name > ? ORDER BY name LIMIT ?";
+    /// One extension.
+    pub const EXTENSION: &str = "SELECT name, published_number, version_count FROM extensions WHERE name = ?";
+    /// A page of an extension's publications. Ids start at 1.
+    pub const PUBLICATIONS_PAGE: &str = "SELECT p.id, e.name, p.from_number, p.to_number, p.published_by, \
+         p.published_at FROM publications p JOIN extensions e ON e.id = p.extension_id \
+         WHERE e.name = ? AND p.id > ? ORDER BY p.id LIMIT ?";
+    /// A page of the users, as [`EXTENSIONS_PAGE`].
+    pub const USERS_PAGE: &str = "SELECT * FROM users WHERE name > ? ORDER BY name LIMIT ?";
+    /// The modules that use an extension.
+    pub const CONSUMERS: &str = "SELECT module, uses FROM module_dependencies WHERE extension = ? ORDER BY module";
+    /// Every one of them, for the test of their plans.
+    #[cfg(test)]
+    pub const ALL: [&str; 10] = [
+        VERSION_BY_DIGEST,
+        NEXT_NUMBER,
+        VERSION_BY_ID,
+        VERSION,
+        VERSIONS_PAGE,
+        EXTENSIONS_PAGE,
+        EXTENSION,
+        PUBLICATIONS_PAGE,
+        USERS_PAGE,
+        CONSUMERS,
+    ];
+}
 
 async fn extension_id(transaction: &mut Transaction<'_, Sqlite>, name: &str) -> Result<i64, sqlx::Error> {
     sqlx::query("INSERT INTO extensions (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
@@ -213,7 +265,7 @@ impl MetadataStore for SqliteStore {
     async fn users(&self, page: &Page<String>) -> Result<Vec<UserRecord>, StoreError> {
         // Names are never empty: '' is before the first. The range is read by the name's index,
         // in its collation (case-insensitive), which the order uses too.
-        let rows = sqlx::query("SELECT * FROM users WHERE name > ? ORDER BY name LIMIT ?")
+        let rows = sqlx::query(hot::USERS_PAGE)
             .bind(page.after.as_deref().unwrap_or(""))
             .bind(page.limit)
             .fetch_all(&self.pool)
@@ -295,11 +347,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn version_by_digest(&self, extension: &str, sha256: &str) -> Result<Option<Version>, StoreError> {
-        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? AND v.sha256 = ?"))
-            .bind(extension)
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(hot::VERSION_BY_DIGEST).bind(extension).bind(sha256).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(version).transpose()?)
     }
 
@@ -307,11 +355,7 @@ impl MetadataStore for SqliteStore {
         let mut transaction = self.pool.begin().await?;
         let id = extension_id(&mut transaction, &new.extension).await?;
         // The last number, read from the end of the (extension, number) index.
-        let number: i64 =
-            sqlx::query_scalar("SELECT coalesce(max(number), 0) + 1 FROM versions WHERE extension_id = ?")
-                .bind(id)
-                .fetch_one(&mut *transaction)
-                .await?;
+        let number: i64 = sqlx::query_scalar(hot::NEXT_NUMBER).bind(id).fetch_one(&mut *transaction).await?;
         sqlx::query("UPDATE extensions SET version_count = version_count + 1 WHERE id = ?")
             .bind(id)
             .execute(&mut *transaction)
@@ -330,52 +374,38 @@ impl MetadataStore for SqliteStore {
         .bind(&new.signed_by)
         .execute(&mut *transaction)
         .await?;
-        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.id = ? AND v.number = ?"))
-            .bind(id)
-            .bind(number)
-            .fetch_one(&mut *transaction)
-            .await?;
+        let row = sqlx::query(hot::VERSION_BY_ID).bind(id).bind(number).fetch_one(&mut *transaction).await?;
         transaction.commit().await?;
         Ok(version(&row)?)
     }
 
     async fn versions(&self, extension: &str, page: &Page<i64>) -> Result<Vec<Version>, StoreError> {
         // Numbers start at 1. Read by the (extension, number) index from the cursor on.
-        let rows =
-            sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? AND v.number > ? ORDER BY v.number LIMIT ?"))
-                .bind(extension)
-                .bind(page.after.unwrap_or(0))
-                .bind(page.limit)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(hot::VERSIONS_PAGE)
+            .bind(extension)
+            .bind(page.after.unwrap_or(0))
+            .bind(page.limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(version).collect::<Result<_, _>>()?)
     }
 
     async fn version(&self, extension: &str, number: i64) -> Result<Option<Version>, StoreError> {
-        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? AND v.number = ?"))
-            .bind(extension)
-            .bind(number)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(hot::VERSION).bind(extension).bind(number).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(version).transpose()?)
     }
 
     async fn extensions(&self, page: &Page<String>) -> Result<Vec<xif_api::Extension>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, published_number, version_count FROM extensions WHERE name > ? ORDER BY name LIMIT ?",
-        )
-        .bind(page.after.as_deref().unwrap_or(""))
-        .bind(page.limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(hot::EXTENSIONS_PAGE)
+            .bind(page.after.as_deref().unwrap_or(""))
+            .bind(page.limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(extension).collect::<Result<_, _>>()?)
     }
 
     async fn extension(&self, name: &str) -> Result<Option<xif_api::Extension>, StoreError> {
-        let row = sqlx::query("SELECT name, published_number, version_count FROM extensions WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(hot::EXTENSION).bind(name).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(extension).transpose()?)
     }
 
@@ -496,10 +526,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError> {
-        let rows = sqlx::query("SELECT module, uses FROM module_dependencies WHERE extension = ? ORDER BY module")
-            .bind(extension)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(hot::CONSUMERS).bind(extension).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let module: String = row.try_get("module")?;
@@ -512,15 +539,12 @@ impl MetadataStore for SqliteStore {
 
     async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
         // Ids start at 1. Read by the (extension, id) index from the cursor on.
-        let rows = sqlx::query(
-            "SELECT p.id, e.name, p.from_number, p.to_number, p.published_by, p.published_at FROM publications p \
-             JOIN extensions e ON e.id = p.extension_id WHERE e.name = ? AND p.id > ? ORDER BY p.id LIMIT ?",
-        )
-        .bind(extension)
-        .bind(page.after.unwrap_or(0))
-        .bind(page.limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(hot::PUBLICATIONS_PAGE)
+            .bind(extension)
+            .bind(page.after.unwrap_or(0))
+            .bind(page.limit)
+            .fetch_all(&self.pool)
+            .await?;
         let publications = rows
             .iter()
             .map(|row| {
@@ -537,5 +561,34 @@ impl MetadataStore for SqliteStore {
             })
             .collect::<Result<_, sqlx::Error>>()?;
         Ok(publications)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SqliteStore, hot};
+
+    /// Each query on the paths of listing and publishing is answered through an index: its
+    /// plan scans no table and sorts nothing (`SCAN` without an index, `USE TEMP B-TREE`).
+    #[tokio::test]
+    async fn the_hot_queries_are_answered_through_indexes() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(&directory.path().join("metadata.sqlite")).await.expect("opens");
+        // Statistics as in a grown database, so that the planner chooses as it would there.
+        sqlx::query("ANALYZE").execute(&store.pool).await.expect("analysed");
+        for query in hot::ALL {
+            let parameters = query.matches('?').count();
+            let explain = format!("EXPLAIN QUERY PLAN {query}");
+            let mut plan = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+            for _ in 0..parameters {
+                plan = plan.bind(1_i64);
+            }
+            let steps: Vec<String> =
+                plan.fetch_all(&store.pool).await.expect("a plan").into_iter().map(|step| step.3).collect();
+            for step in &steps {
+                let scan = step.starts_with("SCAN") && !step.contains("USING");
+                assert!(!scan && !step.contains("TEMP B-TREE"), "{query}\n{steps:#?}");
+            }
+        }
     }
 }
