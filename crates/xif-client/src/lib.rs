@@ -201,6 +201,30 @@ impl Client {
         }
     }
 
+    /// One extension, with its published and running versions; `None` when it has never been
+    /// uploaded.
+    pub async fn extension(&self, extension: &str) -> Result<Option<xif_api::Extension>, ClientError> {
+        match self.send(self.http.get(self.url(&format!("/extensions/{extension}")))).await {
+            Err(ClientError::Server { code: ErrorCode::UnknownExtension, .. }) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// The version of `extension` whose archive has SHA-256 `sha256` (lower-case hex), if one
+    /// was uploaded: one request however many versions there are.
+    pub async fn version_with_digest(
+        &self,
+        extension: &str,
+        sha256: &str,
+    ) -> Result<Option<xif_api::Version>, ClientError> {
+        let request =
+            self.http.get(self.url(&format!("/extensions/{extension}/versions"))).query(&[("sha256", sha256)]);
+        match self.send::<Vec<xif_api::Version>>(request).await {
+            Err(ClientError::Server { code: ErrorCode::UnknownExtension, .. }) => Ok(None),
+            other => other.map(|versions| versions.into_iter().next()),
+        }
+    }
+
     /// Every publication of `extension`, oldest first.
     pub async fn publications(&self, extension: &str) -> Result<Vec<xif_api::Publication>, ClientError> {
         self.list(&format!("/extensions/{extension}/publications")).await

@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::auth::{CurrentUser, PeerAddress, random_secret, token_hash};
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::names::{ActionName, ExtensionName, ModuleName, UserName};
-use crate::paging::{Listed, Paging};
+use crate::paging::{DigestFilter, Listed, Paging};
 use crate::publishing::Order;
 use crate::store::NewVersion;
 use crate::store::{NewToken, StoreError};
@@ -284,15 +284,37 @@ pub async fn extensions(
     Ok(listed)
 }
 
+/// One extension, with its running version.
+pub async fn extension(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(name): ApiPath<ExtensionName>,
+) -> Result<Json<xif_api::Extension>, ApiError> {
+    let Some(mut extension) = state.metadata.extension(&name).await? else {
+        return Err(ApiError::new(
+            ErrorCode::UnknownExtension,
+            format!("no version of extension `{name}` was uploaded"),
+        ));
+    };
+    extension.running = state.runtime.running_version(&extension.name).await;
+    Ok(Json(extension))
+}
+
 pub async fn versions(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiPath(name): ApiPath<ExtensionName>,
     paging: Paging<i64>,
+    DigestFilter(sha256): DigestFilter,
 ) -> Result<Listed<xif_api::Version>, ApiError> {
-    let versions = state.metadata.versions(&name, &paging.page()).await?;
-    // An empty page after the last version is a page; an extension never uploaded is not.
-    if versions.is_empty() && (paging.is_first() || state.metadata.extension(&name).await?.is_none()) {
+    let versions = match &sha256 {
+        // At most one: digests are unique among an extension's versions.
+        Some(sha256) => state.metadata.version_by_digest(&name, sha256).await?.into_iter().collect(),
+        None => state.metadata.versions(&name, &paging.page()).await?,
+    };
+    // An empty page (after the last version, or no version with the digest) is a page; an
+    // extension never uploaded is not.
+    if versions.is_empty() && state.metadata.extension(&name).await?.is_none() {
         return Err(ApiError::new(
             ErrorCode::UnknownExtension,
             format!("no version of extension `{name}` was uploaded"),

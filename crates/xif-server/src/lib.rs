@@ -494,6 +494,7 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{name}/grants", post(grant))
         .route("/users/{name}/grants/{permission}", delete(revoke))
         .route("/extensions", get(extensions))
+        .route("/extensions/{name}", get(extension))
         .route("/extensions/{name}/versions", get(versions).post(upload).layer(DefaultBodyLimit::disable()))
         .route("/extensions/{name}/versions/{number}/xif", get(download))
         .route("/extensions/{name}/publications", get(publications).post(publish))

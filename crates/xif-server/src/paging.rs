@@ -92,6 +92,37 @@ impl<K: Cursor, S: Send + Sync> FromRequestParts<S> for Paging<K> {
     }
 }
 
+/// The `sha256` query parameter of an extension's versions: only the version whose archive has
+/// this SHA-256 (lower-case hex), found by index, so that a client learns whether an archive was
+/// uploaded without reading every version. `None` when not given.
+#[derive(Debug, Clone)]
+pub struct DigestFilter(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for DigestFilter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let mut found = None;
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            if key != "sha256" {
+                continue;
+            }
+            if found.is_some() {
+                return Err(invalid("`sha256` is given twice; give it once".into()));
+            }
+            if value.len() != 64 || !value.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')) {
+                return Err(invalid(format!(
+                    "`sha256` is a SHA-256 in 64 lower-case hexadecimal digits, not `{}`",
+                    shown(&value)
+                )));
+            }
+            found = Some(value.into_owned());
+        }
+        Ok(DigestFilter(found))
+    }
+}
+
 /// `value` as quoted in a message: cut, so that a long parameter does not make a long answer.
 fn shown(value: &str) -> String {
     const SHOWN: usize = 32;
@@ -107,11 +138,6 @@ impl<K: Clone> Paging<K> {
     /// another page follows.
     pub fn page(&self) -> Page<K> {
         Page { after: self.after.clone(), limit: self.limit + 1 }
-    }
-
-    /// Whether this is the first page.
-    pub fn is_first(&self) -> bool {
-        self.after.is_none()
     }
 
     /// The answer with `items` (read with [`Paging::page`]): the first `limit` of them, each

@@ -194,3 +194,33 @@ async fn bad_page_parameters_are_refused_saying_what_is_taken() {
     let (status, _, _) = server.get("/api/v1/extensions?sort=name").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn one_extension_and_a_version_by_its_digest_are_read_without_a_list() {
+    let server = server().await;
+    let (status, _, body) = server.get("/api/v1/extensions/big").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({ "name": "Big", "published": 5, "versions": 7, "running": null }));
+    let (status, _, body) = server.get("/api/v1/extensions/Nothing").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_extension")));
+
+    let (status, link, body) = server.get(&format!("/api/v1/extensions/Big/versions?sha256={:064x}", 4)).await;
+    assert_eq!((status, link), (StatusCode::OK, None));
+    assert_eq!(
+        body.as_array().map(|versions| versions.iter().map(|version| &version["number"]).collect()),
+        Some(vec![&json!(4)])
+    );
+    let (status, _, body) = server.get(&format!("/api/v1/extensions/Big/versions?sha256={:064x}", 99)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!([])), "no such version: an empty list");
+    let (status, _, body) = server.get(&format!("/api/v1/extensions/Nothing/versions?sha256={:064x}", 4)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_extension")));
+    for digest in ["ABC", &format!("{:064X}", 0xab), &format!("{:065x}", 4)] {
+        let (status, _, body) = server.get(&format!("/api/v1/extensions/Big/versions?sha256={digest}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{digest}"
+        );
+        assert!(body["error"]["message"].as_str().is_some_and(|text| text.starts_with("`sha256` is a SHA-256 in 64")));
+    }
+}
