@@ -1,6 +1,6 @@
 //! The bar of growth (issue 14): with 1,000 extensions and 10,000 versions, listing and
-//! publishing take at most 1.5× what they take with 10 versions, on each back end, in the same
-//! run.
+//! publishing take at most 1.5× what they take with 10 versions, on each back end (SQLite, and
+//! PostgreSQL in a throwaway cluster of `xif_testkit::postgres`), in the same run.
 //!
 //! Two real `xif server`s run side by side: the small one holds extension `Bench` with 10
 //! versions and 9 other extensions with one each; the large one `Bench` with 9,001 versions and
@@ -44,30 +44,36 @@ struct Size {
 const SMALL: Size = Size { label: "10 versions", bench_versions: 10, others: 9 };
 const LARGE: Size = Size { label: "1,000 extensions, 10,000 versions", bench_versions: 9_001, others: 999 };
 
-/// A metadata store to seed, and the arguments that make `xif server` use it.
+/// Where the metadata is kept.
 enum Backend {
+    /// In the data directory.
     Sqlite,
+    /// In a database of its own of this cluster (`xif_testkit::postgres`), for each server.
+    Postgres(xif_testkit::postgres::Cluster),
 }
 
 impl Backend {
     fn name(&self) -> &'static str {
         match self {
             Backend::Sqlite => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
         }
     }
 
-    async fn open(&self, data: &Path) -> Box<dyn MetadataStore> {
+    /// The URL of a new database for a server, on PostgreSQL.
+    fn database(&self) -> Option<String> {
         match self {
-            Backend::Sqlite => {
-                Box::new(xif_server::SqliteStore::open(&data.join("metadata.sqlite")).await.expect("the store opens"))
-            }
+            Backend::Sqlite => None,
+            Backend::Postgres(cluster) => Some(cluster.database()),
         }
     }
+}
 
-    fn server_arguments(&self) -> Vec<String> {
-        match self {
-            Backend::Sqlite => Vec::new(),
-        }
+/// The store of a server on `data` and `database` (see [`Backend::database`]).
+async fn open(data: &Path, database: Option<&str>) -> Box<dyn MetadataStore> {
+    match database {
+        Some(url) => Box::new(xif_server::PgStore::open(url).await.expect("the database opens")),
+        None => Box::new(xif_server::SqliteStore::open(&data.join("metadata.sqlite")).await.expect("the store opens")),
     }
 }
 
@@ -96,13 +102,13 @@ struct Seeded {
 
 async fn seeded(backend: &Backend, size: &Size, data: &Path, first: &Path) -> Seeded {
     let binary = env!("CARGO_BIN_EXE_xif");
-    let arguments = backend.server_arguments();
-    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    let database = backend.database();
+    let arguments: Vec<&str> = database.iter().flat_map(|url| ["--database", url.as_str()]).collect();
     let start = || xif_testkit::Server::start(binary, data, xif_testkit::BENCHMARK_PASSWORD, "warn", &arguments, drop);
     // Started once to make its administrator, which it does only while it has no users.
     drop(start());
     let started = Instant::now();
-    let store = backend.open(data).await;
+    let store = open(data, database.as_deref()).await;
     seed::versions(&*store, "Bench", size.bench_versions).await;
     for other in 0..size.others {
         seed::versions(&*store, &format!("Other{other:04}"), 1).await;
@@ -201,4 +207,5 @@ fn main() {
     let temporary = tempfile::tempdir().expect("temporary directory");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(bench(Backend::Sqlite, temporary.path()));
+    runtime.block_on(bench(Backend::Postgres(xif_testkit::postgres::Cluster::new()), temporary.path()));
 }

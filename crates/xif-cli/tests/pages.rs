@@ -19,10 +19,10 @@ fn the_cli_lists_every_page() {
     drop(xif_testkit::Server::start(env!("CARGO_BIN_EXE_xif"), &data, PASSWORD, "warn", &[], drop));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     runtime.block_on(async {
-        let store = xif_server::SqliteStore::open(&data.join("metadata.sqlite")).await.expect("the store opens");
-        seed::versions(&store, "Big", MORE_THAN_A_PAGE).await;
-        seed::users(&store, MORE_THAN_A_PAGE).await;
-        xif_server::MetadataStore::close(&store).await;
+        let store = seed::open(&data).await;
+        seed::versions(&*store, "Big", MORE_THAN_A_PAGE).await;
+        seed::users(&*store, MORE_THAN_A_PAGE).await;
+        store.close().await;
     });
     let server = xif_testkit::Server::start(env!("CARGO_BIN_EXE_xif"), &data, PASSWORD, "warn", &[], drop);
     let token = server.token("admin", PASSWORD);

@@ -13,6 +13,7 @@ mod error;
 mod handlers;
 pub mod names;
 mod paging;
+pub mod postgres;
 pub mod publishing;
 mod runtime;
 mod sqlite;
@@ -32,6 +33,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub use blobs::DirectoryBlobs;
 pub use connections::raise_open_file_limit;
 pub use error::ApiError;
+pub use postgres::PgStore;
 pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, RuntimeOptions};
 pub use sqlite::SqliteStore;
 pub use store::{
@@ -261,6 +263,14 @@ pub enum ServerError {
         /// What to do.
         hint: String,
     },
+    /// The database named by `--database` could not be used.
+    #[error("cannot use the database `{url}`: {source}")]
+    Database {
+        /// Its URL, without its password.
+        url: String,
+        /// What failed.
+        source: StoreError,
+    },
     /// The first administrator could not be made.
     #[error("cannot create the first administrator: {0}")]
     Bootstrap(String),
@@ -289,34 +299,45 @@ impl AppState {
         admin_password: Option<&str>,
     ) -> Result<(Self, Option<Bootstrap>), ServerError> {
         let data_dir = storage.data_dir.as_path();
-        if let Some(url) = storage.database.as_ref().or(storage.blobs.as_ref()) {
+        if let Some(url) = storage.blobs.as_ref() {
             return Err(ServerError::Storage {
                 path: data_dir.to_owned(),
-                source: StoreError(format!("`{url}`: only the embedded stores are built so far")),
+                source: StoreError(format!(
+                    "`{}`: only the embedded blob store is built so far",
+                    postgres::redact(url)
+                )),
             });
         }
-        let storage = |source| ServerError::Storage { path: data_dir.to_owned(), source };
-        let lock = take_data_directory(data_dir).map_err(storage)?;
-        let database = data_dir.join("metadata.sqlite");
-        refuse_lost_database(data_dir, &database).await?;
-        let damaged = |detail: String| ServerError::Damaged {
-            problem: format!("the database `{}` is damaged: {detail}", database.display()),
-            hint: "restore it from a backup (stop the server, copy the backup over it, start again); \
-                   the server does not start on a damaged database, so that nothing more is lost"
-                .into(),
+        let storage_error = |source| ServerError::Storage { path: data_dir.to_owned(), source };
+        let lock = take_data_directory(data_dir).map_err(storage_error)?;
+        let metadata: Arc<dyn MetadataStore> = match storage.database.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                // Shared by a farm: locks are not cleared at start (another server may be
+                // publishing); the leases of dead holders run out instead.
+                let metadata = PgStore::open(url)
+                    .await
+                    .map_err(|source| ServerError::Database { url: postgres::redact(url), source })?;
+                Arc::new(metadata)
+            }
+            Some(url) => {
+                return Err(ServerError::Database {
+                    url: postgres::redact(url),
+                    source: StoreError(
+                        "not a database this server knows: give `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, \
+                         or no --database for SQLite in the data directory"
+                            .into(),
+                    ),
+                });
+            }
+            None => Arc::new(open_sqlite(data_dir).await?),
         };
-        let metadata = SqliteStore::open(&database).await.map_err(|error| damaged(error.to_string()))?;
-        metadata.check_integrity().await.map_err(|error| damaged(error.to_string()))?;
-        owner_only(data_dir, &["metadata.sqlite", "metadata.sqlite-wal", "metadata.sqlite-shm"], 0o600)
-            .map_err(storage)?;
-        let blobs = DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage)?;
-        metadata.clear_locks().await.map_err(storage)?;
+        let blobs = DirectoryBlobs::open(&data_dir.join("blobs")).map_err(storage_error)?;
         let runtime = Arc::new(
-            Runtime::new(&data_dir.join("runtime"), limits.runtime.clone()).map_err(|error| storage(error.into()))?,
+            Runtime::new(&data_dir.join("runtime"), limits.runtime.clone())
+                .map_err(|error| storage_error(error.into()))?,
         );
         let passwords = auth::Passwords::new(limits.login.password_checks, limits.login.password_wait)
             .map_err(ServerError::Threads)?;
-        let metadata: Arc<dyn MetadataStore> = Arc::new(metadata);
         let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
         let publishing = Arc::new(publishing::Publishing::new(
             Arc::clone(&metadata),
@@ -404,13 +425,39 @@ impl AppState {
             .await
             .map_err(|_| ServerError::Bootstrap("cannot hash the password".into()))?;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        self.metadata
+        let made = self
+            .metadata
             .create_user("admin", &hash, true, &xif_api::Permission::ALL, &now)
             .await
             .map_err(|error| failed(&error))?;
+        if made.is_none() {
+            // Another server of the farm, starting at the same time, made it first.
+            return Ok(None);
+        }
         tracing::info!(user = "admin", "created the first administrator");
         Ok(Some(Bootstrap { user: "admin".into(), generated_password: generated.then_some(password) }))
     }
+}
+
+/// The embedded metadata store, `metadata.sqlite` in the data directory, after the checks that
+/// only a database file needs (lost, emptied or damaged), with no publication lock left: a
+/// single server starting has none in progress.
+async fn open_sqlite(data_dir: &Path) -> Result<SqliteStore, ServerError> {
+    let storage_error = |source| ServerError::Storage { path: data_dir.to_owned(), source };
+    let database = data_dir.join("metadata.sqlite");
+    refuse_lost_database(data_dir, &database).await?;
+    let damaged = |detail: String| ServerError::Damaged {
+        problem: format!("the database `{}` is damaged: {detail}", database.display()),
+        hint: "restore it from a backup (stop the server, copy the backup over it, start again); \
+               the server does not start on a damaged database, so that nothing more is lost"
+            .into(),
+    };
+    let metadata = SqliteStore::open(&database).await.map_err(|error| damaged(error.to_string()))?;
+    metadata.check_integrity().await.map_err(|error| damaged(error.to_string()))?;
+    owner_only(data_dir, &["metadata.sqlite", "metadata.sqlite-wal", "metadata.sqlite-shm"], 0o600)
+        .map_err(storage_error)?;
+    metadata.clear_locks().await.map_err(storage_error)?;
+    Ok(metadata)
 }
 
 /// Refuses a data directory whose database is gone or empty while archives are there: starting

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_growth.sql")),
 ];
 
+/// How a transaction that reads and then writes begins: it takes the write lock at once (waiting
+/// for it under the busy timeout), rather than failing with "database is locked" when it
+/// upgrades its read lock while another connection writes.
+const WRITE: &str = "BEGIN IMMEDIATE";
+
 /// SQLite behind [`MetadataStore`].
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -352,7 +357,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn insert_version(&self, new: NewVersion) -> Result<Version, StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(WRITE).await?;
         let id = extension_id(&mut transaction, &new.extension).await?;
         // The last number, read from the end of the (extension, number) index.
         let number: i64 = sqlx::query_scalar(hot::NEXT_NUMBER).bind(id).fetch_one(&mut *transaction).await?;
@@ -479,7 +484,7 @@ impl MetadataStore for SqliteStore {
         by: &str,
         now: &str,
     ) -> Result<Result<Publication, PublishRefusal>, StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with(WRITE).await?;
         let row = sqlx::query("SELECT id, published_number FROM extensions WHERE name = ?")
             .bind(extension)
             .fetch_one(&mut *transaction)

@@ -42,9 +42,19 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
             // The database is down or unreachable, not wrong: a retry may succeed.
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::unavailable(format!("database: {error}")),
+            // PostgreSQL going down or starting up: the connection exceptions (class 08), the
+            // server shutting down (57P01 to 57P03), or its connection lost mid-protocol.
+            sqlx::Error::Database(ref database)
+                if database.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")) =>
+            {
                 StoreError::unavailable(format!("database: {error}"))
             }
+            sqlx::Error::Protocol(_) => StoreError::unavailable(format!("database: {error}")),
             error => StoreError(format!("database: {error}")),
         }
     }

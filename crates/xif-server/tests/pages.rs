@@ -23,8 +23,10 @@ struct Server {
 /// each, `Big` seven, published three times) and users `admin`, `carol`, `Dave`, `erin`.
 async fn server() -> Server {
     let data = tempfile::tempdir().expect("data directory");
-    let (state, _) =
-        AppState::open(&Storage::embedded(data.path()), Limits::default(), Some(PASSWORD)).await.expect("opens");
+    // SQLite, or with `XIF_TEST_DATABASE=postgres` a PostgreSQL database of its own.
+    let storage =
+        Storage { database: xif_testkit::postgres::test_database(data.path()), ..Storage::embedded(data.path()) };
+    let (state, _) = AppState::open(&storage, Limits::default(), Some(PASSWORD)).await.expect("opens");
     let metadata = &state.metadata;
     let now = "2026-11-30T12:00:00Z";
     for (extension, versions) in [("Gamma", 1), ("beta", 1), ("Big", 7), ("Alpha", 1), ("Epsilon", 1), ("delta", 1)] {

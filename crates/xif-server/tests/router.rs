@@ -25,10 +25,16 @@ struct Server {
 /// The client address of requests, as `ConnectInfo` gives it when the server serves a socket.
 const PEER: ([u8; 4], u16) = ([192, 0, 2, 1], 40_000);
 
+/// The storage of a server on `data`: SQLite there, or with `XIF_TEST_DATABASE=postgres` a
+/// PostgreSQL database of its own (the same one each time for the same data directory).
+fn storage(data: &std::path::Path) -> Storage {
+    Storage { database: xif_testkit::postgres::test_database(data), ..Storage::embedded(data) }
+}
+
 async fn server(limits: Limits) -> Server {
     let data = tempfile::tempdir().expect("data directory");
     let (state, bootstrap) =
-        AppState::open(&Storage::embedded(data.path()), limits, Some(PASSWORD)).await.expect("the server opens");
+        AppState::open(&storage(data.path()), limits, Some(PASSWORD)).await.expect("the server opens");
     assert!(
         bootstrap.as_ref().is_some_and(|made| made.user == "admin" && made.generated_password.is_none()),
         "{bootstrap:?}"
@@ -510,11 +516,20 @@ async fn a_publication_that_cannot_be_recorded_switches_back() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // Recording fails after the switch: the table it records in is gone.
-    let database = server.data.path().join("metadata.sqlite");
-    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .expect("a second connection");
-    sqlx::query("DROP TABLE publications").execute(&mut other).await.expect("dropped");
+    match xif_testkit::postgres::test_database(server.data.path()) {
+        Some(url) => {
+            let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.expect("a second connection");
+            sqlx::query("DROP TABLE publications").execute(&mut other).await.expect("dropped");
+        }
+        None => {
+            let database = server.data.path().join("metadata.sqlite");
+            let mut other =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", database.display()))
+                    .await
+                    .expect("a second connection");
+            sqlx::query("DROP TABLE publications").execute(&mut other).await.expect("dropped");
+        }
+    }
 
     let (status, body) = server.publish(&alice, "Greeter", json!({ "version": 2, "expected": 1 })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("internal")));
@@ -983,7 +998,7 @@ async fn a_published_extension_answers_calls_checked_against_its_definition() {
     state.shutdown().await;
     drop(state);
     let (restarted, bootstrap) =
-        AppState::open(&Storage::embedded(data.path()), Limits::default(), Some(PASSWORD)).await.expect("reopened");
+        AppState::open(&storage(data.path()), Limits::default(), Some(PASSWORD)).await.expect("reopened");
     assert!(bootstrap.is_none());
     assert_eq!(restarted.runtime.running_version("Echo").await, Some(1));
     restarted.shutdown().await;

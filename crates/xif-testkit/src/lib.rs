@@ -4,6 +4,8 @@
 //! incompressible data. A library of its own (used only as a dev-dependency), so that each uses
 //! what it needs without copies.
 
+pub mod postgres;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -85,7 +87,8 @@ pub struct Server {
 
 impl Server {
     /// Starts `xif server` on a free port with its data in `data`, the administrator password
-    /// `password`, logs at `log_level`, and `extra` arguments; every line of its stderr after
+    /// `password`, logs at `log_level`, and `extra` arguments (with `XIF_TEST_DATABASE=postgres`,
+    /// and `--database` a database of its own: see [`postgres::test_database`]); every line of its stderr after
     /// the one that says where it listens goes to `on_line`.
     pub fn start(
         binary: &str,
@@ -108,9 +111,13 @@ impl Server {
         extra: &[&str],
         mut on_line: impl FnMut(String) + Send + 'static,
     ) -> Self {
+        command.args(["server", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data);
+        // The suites run on PostgreSQL too (see `postgres::test_database`), unless the test
+        // chose a database itself.
+        if let Some(database) = postgres::test_database(data).filter(|_| !extra.contains(&"--database")) {
+            command.args(["--database", &database]);
+        }
         let mut child = command
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
             .args(extra)
             .env("XIF_ADMIN_PASSWORD", password)
             .env("XIF_LOG", log_level)

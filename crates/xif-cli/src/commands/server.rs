@@ -23,7 +23,7 @@ pub struct ServerArgs {
     /// Keep users, versions and publications in this PostgreSQL database
     /// (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) instead of SQLite in the data directory;
     /// every node of a farm names the same one
-    #[arg(long, value_name = "URL", env = "XIF_DATABASE")]
+    #[arg(long, value_name = "URL", env = "XIF_DATABASE", hide_env_values = true)]
     database: Option<String>,
     /// Keep uploaded archives in this S3-compatible bucket (`s3://BUCKET?endpoint=URL&region=R`;
     /// credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) instead of the data directory

@@ -9,6 +9,15 @@
 
 use xif_server::{MetadataStore, NewVersion};
 
+/// The store of the server whose data directory is `data`, as `xif_testkit::Server` starts it:
+/// SQLite there, or with `XIF_TEST_DATABASE=postgres` its PostgreSQL database.
+pub async fn open(data: &std::path::Path) -> Box<dyn MetadataStore> {
+    match xif_testkit::postgres::test_database(data) {
+        Some(url) => Box::new(xif_server::PgStore::open(&url).await.expect("the database opens")),
+        None => Box::new(xif_server::SqliteStore::open(&data.join("metadata.sqlite")).await.expect("the store opens")),
+    }
+}
+
 /// When the seeded versions were uploaded.
 const SEEDED_AT: &str = "2026-11-30T00:00:00Z";
 

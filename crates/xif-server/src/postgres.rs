@@ -1,0 +1,589 @@
+//! Metadata in PostgreSQL, for a farm of servers sharing one database: the same behaviour as
+//! [`SqliteStore`](crate::SqliteStore), made safe for several processes at once by the database
+//! itself (row locks, unique constraints, atomic upserts), with its schema in
+//! `migrations/postgres/`.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection as _, Postgres, Row, Transaction};
+use xif_api::{Permission, Publication, Version};
+
+use crate::store::{
+    LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError, TokenOwner,
+    UserRecord,
+};
+
+/// The schema, in order: (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
+    (2, "growth", include_str!("../migrations/postgres/0002_growth.sql")),
+];
+
+/// How long a request waits for a connection before the database counts as unavailable (503):
+/// short, so that an outage is reported at once rather than hanging every request.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connections each server keeps at most.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// PostgreSQL behind [`MetadataStore`].
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// `url` with its password (in the user part or the `password` parameter) replaced by `***`,
+/// to be shown in errors and logs.
+pub fn redact(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        // Not a URL: nothing of it is shown but its scheme, which may hold no secret.
+        return url.split("://").next().map_or_else(|| "(a database URL)".into(), |scheme| format!("{scheme}://…"));
+    };
+    if parsed.password().is_some() {
+        // Fails only for URLs that cannot have a password, which this one has.
+        parsed.set_password(Some("***")).ok();
+    }
+    if parsed.query_pairs().any(|(key, _)| key == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key == "password" { "***".to_owned() } else { value.into_owned() };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) and
+    /// brings its schema up to date. Several servers may do so at once: the migrations run under
+    /// an advisory lock of the database.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let shown = redact(url);
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|error| StoreError(format!("the database URL `{shown}` is not valid: {error}")))?;
+        // One connection first, whose failure says why (refused, unknown host, authentication),
+        // where the pool's would only say that it timed out.
+        let connection = PgConnection::connect_with(&options)
+            .await
+            .map_err(|error| StoreError(format!("cannot connect to the database `{shown}`: {error}")))?;
+        connection.close().await.ok();
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false)
+            })
+            .collect::<Vec<_>>();
+        // Built by hand rather than by `sqlx::migrate!`, whose macro would bring sqlx's
+        // compile-time query machinery into every build; the migrator is sqlx's all the same
+        // (its `_sqlx_migrations` table, checksums, and an advisory lock against concurrent
+        // starts).
+        let migrator =
+            Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError(format!("cannot bring the schema of `{shown}` up to date: {error}")))?;
+        Ok(Self { pool })
+    }
+
+    async fn locks_where(&self, extension: Option<&str>) -> Result<Vec<xif_api::Lock>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT extension, holder, since, lease_until FROM publication_locks \
+             WHERE $1::text IS NULL OR lower(extension) = lower($1) ORDER BY lower(extension) COLLATE \"C\"",
+        )
+        .bind(extension)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let lease_until: i64 = row.try_get("lease_until")?;
+                Ok(xif_api::Lock {
+                    extension: row.try_get("extension")?,
+                    holder: row.try_get("holder")?,
+                    since: row.try_get("since")?,
+                    lease_until: crate::store::rfc3339_millis(lease_until),
+                })
+            })
+            .collect()
+    }
+}
+
+fn user(row: &PgRow) -> Result<UserRecord, sqlx::Error> {
+    let mut permissions = Vec::new();
+    if row.try_get::<bool, _>("allow_extensions")? {
+        permissions.push(Permission::AllowExtensions);
+    }
+    if row.try_get::<bool, _>("allow_foreign_entities")? {
+        permissions.push(Permission::AllowForeignEntities);
+    }
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        password_hash: row.try_get("password_hash")?,
+        administrator: row.try_get("administrator")?,
+        permissions,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn version(row: &PgRow) -> Result<Version, sqlx::Error> {
+    Ok(Version {
+        extension: row.try_get("extension")?,
+        number: row.try_get("number")?,
+        declared_version: row.try_get("declared_version")?,
+        sha256: row.try_get("sha256")?,
+        size: row.try_get("size")?,
+        uploaded_by: row.try_get("uploaded_by")?,
+        uploaded_at: row.try_get("uploaded_at")?,
+        published: row.try_get::<Option<i64>, _>("published_number")? == Some(row.try_get::<i64, _>("number")?),
+        signed_by: row.try_get("signed_by")?,
+    })
+}
+
+fn extension(row: &PgRow) -> Result<xif_api::Extension, sqlx::Error> {
+    Ok(xif_api::Extension {
+        name: row.try_get("name")?,
+        published: row.try_get("published_number")?,
+        versions: row.try_get("version_count")?,
+        running: None,
+    })
+}
+
+const VERSION_COLUMNS: &str = "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, \
+     v.size, v.uploaded_by, v.uploaded_at, v.signed_by FROM versions v JOIN extensions e ON e.id = v.extension_id";
+
+/// The id of the extension `name`, made if new, with its row locked until `transaction` ends:
+/// uploads of one extension are numbered one after the other, whichever server takes them.
+async fn lock_extension(transaction: &mut Transaction<'_, Postgres>, name: &str) -> Result<i64, sqlx::Error> {
+    // `DO UPDATE` (to the same value) rather than `DO NOTHING`, because it locks the existing row
+    // and returns its id; a concurrent insert of the same name waits for this one, then updates.
+    sqlx::query_scalar(
+        "INSERT INTO extensions (name) VALUES ($1) ON CONFLICT ((lower(name))) DO UPDATE SET name = extensions.name \
+         RETURNING id",
+    )
+    .bind(name)
+    .fetch_one(&mut **transaction)
+    .await
+}
+
+#[async_trait]
+impl MetadataStore for PgStore {
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn user_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&self.pool).await?)
+    }
+
+    async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        administrator: bool,
+        permissions: &[Permission],
+        now: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        // A concurrent insert of the same name waits for this one, then does nothing: exactly one
+        // of several servers bootstrapping at once makes the first administrator.
+        let row = sqlx::query(
+            "INSERT INTO users (name, password_hash, administrator, allow_extensions, allow_foreign_entities, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT ((lower(name))) DO NOTHING RETURNING *",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .bind(administrator)
+        .bind(permissions.contains(&Permission::AllowExtensions))
+        .bind(permissions.contains(&Permission::AllowForeignEntities))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user).transpose()?)
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE lower(name) = lower($1)")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user).transpose()?)
+    }
+
+    async fn users(&self, page: &Page<String>) -> Result<Vec<UserRecord>, StoreError> {
+        // Names are never empty: '' is before the first. The range and the order are those of
+        // the index `users_name_order` (migration 2).
+        let rows = sqlx::query(
+            "SELECT * FROM users WHERE lower(name) COLLATE \"C\" > lower($1) COLLATE \"C\" \
+             ORDER BY lower(name) COLLATE \"C\" LIMIT $2",
+        )
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
+    }
+
+    async fn set_permissions(&self, name: &str, permissions: &[Permission]) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE users SET allow_extensions = $1, allow_foreign_entities = $2 WHERE lower(name) = lower($3)",
+        )
+        .bind(permissions.contains(&Permission::AllowExtensions))
+        .bind(permissions.contains(&Permission::AllowForeignEntities))
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        let removed =
+            sqlx::query("DELETE FROM users WHERE lower(name) = lower($1)").bind(name).execute(&self.pool).await?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn create_token(&self, token: NewToken<'_>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO tokens (user_id, token_hash, label, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING id",
+        )
+        .bind(token.user_id)
+        .bind(token.hash)
+        .bind(token.label)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn token_user(&self, hash: &str) -> Result<Option<TokenOwner>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.*, t.expires_at AS token_expires_at FROM tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(TokenOwner { user: user(&row)?, expires_at: row.try_get("token_expires_at")? }))
+    }
+
+    async fn tokens(&self, user_id: i64) -> Result<Vec<xif_api::Token>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, label, created_at, revoked_at, expires_at FROM tokens WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let tokens = rows
+            .iter()
+            .map(|row| {
+                Ok(xif_api::Token {
+                    id: row.try_get("id")?,
+                    label: row.try_get("label")?,
+                    created_at: row.try_get("created_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(tokens)
+    }
+
+    async fn revoke_token(&self, user_id: i64, token_id: i64, now: &str) -> Result<bool, StoreError> {
+        let revoked =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(token_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(revoked.rows_affected() > 0)
+    }
+
+    async fn version_by_digest(&self, extension: &str, sha256: &str) -> Result<Option<Version>, StoreError> {
+        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE lower(e.name) = lower($1) AND v.sha256 = $2"))
+            .bind(extension)
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(version).transpose()?)
+    }
+
+    async fn insert_version(&self, new: NewVersion) -> Result<Version, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        // The extension's row stays locked until the commit: the next number is read and used
+        // by one upload at a time (read committed: each statement sees what committed before it).
+        let id = lock_extension(&mut transaction, &new.extension).await?;
+        let number: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(number), 0) + 1 FROM versions WHERE extension_id = $1")
+                .bind(id)
+                .fetch_one(&mut *transaction)
+                .await?;
+        sqlx::query("UPDATE extensions SET version_count = version_count + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at, \
+             signed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(number)
+        .bind(&new.declared_version)
+        .bind(&new.sha256)
+        .bind(new.size)
+        .bind(&new.uploaded_by)
+        .bind(&new.uploaded_at)
+        .bind(&new.signed_by)
+        .execute(&mut *transaction)
+        .await?;
+        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.id = $1 AND v.number = $2"))
+            .bind(id)
+            .bind(number)
+            .fetch_one(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(version(&row)?)
+    }
+
+    async fn versions(&self, extension: &str, page: &Page<i64>) -> Result<Vec<Version>, StoreError> {
+        // Numbers start at 1. Read by the (extension, number) index from the cursor on.
+        let rows = sqlx::query(&format!(
+            "{VERSION_COLUMNS} WHERE lower(e.name) = lower($1) AND v.number > $2 ORDER BY v.number LIMIT $3"
+        ))
+        .bind(extension)
+        .bind(page.after.unwrap_or(0))
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(version).collect::<Result<_, _>>()?)
+    }
+
+    async fn version(&self, extension: &str, number: i64) -> Result<Option<Version>, StoreError> {
+        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE lower(e.name) = lower($1) AND v.number = $2"))
+            .bind(extension)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(version).transpose()?)
+    }
+
+    async fn extensions(&self, page: &Page<String>) -> Result<Vec<xif_api::Extension>, StoreError> {
+        // As `users`: by the index `extensions_name_order` (migration 2).
+        let rows = sqlx::query(
+            "SELECT name, published_number, version_count FROM extensions \
+             WHERE lower(name) COLLATE \"C\" > lower($1) COLLATE \"C\" ORDER BY lower(name) COLLATE \"C\" LIMIT $2",
+        )
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(extension).collect::<Result<_, _>>()?)
+    }
+
+    async fn extension(&self, name: &str) -> Result<Option<xif_api::Extension>, StoreError> {
+        let row =
+            sqlx::query("SELECT name, published_number, version_count FROM extensions WHERE lower(name) = lower($1)")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.as_ref().map(extension).transpose()?)
+    }
+
+    async fn lock(&self, request: &LockRequest<'_>) -> Result<Result<(), xif_api::Lock>, StoreError> {
+        // One statement, atomic: taken when free, or when the lease of its holder ran out (the
+        // holder died); a concurrent taker waits for this one and then finds the lease alive.
+        let taken = sqlx::query(
+            "INSERT INTO publication_locks (extension, holder, since, owner, lease_until) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT ((lower(extension))) DO UPDATE SET extension = excluded.extension, holder = excluded.holder, \
+             since = excluded.since, owner = excluded.owner, lease_until = excluded.lease_until \
+             WHERE publication_locks.lease_until < $6",
+        )
+        .bind(request.extension)
+        .bind(request.holder)
+        .bind(request.now)
+        .bind(request.owner)
+        .bind(request.lease_until)
+        .bind(request.now_millis)
+        .execute(&self.pool)
+        .await?;
+        if taken.rows_affected() == 1 {
+            return Ok(Ok(()));
+        }
+        let lock = self.locks_where(Some(request.extension)).await?.into_iter().next();
+        Ok(Err(lock.unwrap_or_else(|| xif_api::Lock {
+            extension: request.extension.to_owned(),
+            holder: "another publication".into(),
+            since: request.now.to_owned(),
+            lease_until: request.now.to_owned(),
+        })))
+    }
+
+    async fn renew_lock(&self, extension: &str, owner: &str, lease_until: i64) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(
+            "UPDATE publication_locks SET lease_until = $1 WHERE lower(extension) = lower($2) AND owner = $3",
+        )
+        .bind(lease_until)
+        .bind(extension)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    async fn unlock(&self, extension: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM publication_locks WHERE lower(extension) = lower($1) AND owner = $2")
+            .bind(extension)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn break_lock(&self, extension: &str) -> Result<Option<xif_api::Lock>, StoreError> {
+        // What was removed is what is reported, read in the same statement.
+        let row = sqlx::query(
+            "DELETE FROM publication_locks WHERE lower(extension) = lower($1) \
+             RETURNING extension, holder, since, lease_until",
+        )
+        .bind(extension)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let lease_until: i64 = row.try_get("lease_until")?;
+        Ok(Some(xif_api::Lock {
+            extension: row.try_get("extension")?,
+            holder: row.try_get("holder")?,
+            since: row.try_get("since")?,
+            lease_until: crate::store::rfc3339_millis(lease_until),
+        }))
+    }
+
+    async fn locks(&self) -> Result<Vec<xif_api::Lock>, StoreError> {
+        self.locks_where(None).await
+    }
+
+    async fn clear_locks(&self) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM publication_locks").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        extension: &str,
+        expected: Option<i64>,
+        to: i64,
+        by: &str,
+        now: &str,
+    ) -> Result<Result<Publication, PublishRefusal>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        // Locked until the commit: a concurrent publication reads the published number after
+        // this one's change, and is refused as stale if it expected the old one.
+        let row = sqlx::query("SELECT id, published_number FROM extensions WHERE lower(name) = lower($1) FOR UPDATE")
+            .bind(extension)
+            .fetch_one(&mut *transaction)
+            .await?;
+        let id: i64 = row.try_get("id")?;
+        let actual: Option<i64> = row.try_get("published_number")?;
+        if actual != expected {
+            return Ok(Err(PublishRefusal::Stale { actual }));
+        }
+        sqlx::query("UPDATE extensions SET published_number = $1 WHERE id = $2")
+            .bind(to)
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "INSERT INTO publications (extension_id, from_number, to_number, published_by, published_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(actual)
+        .bind(to)
+        .bind(by)
+        .bind(now)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(Ok(Publication { extension: extension.to_owned(), from: actual, to, by: by.to_owned(), at: now.to_owned() }))
+    }
+
+    async fn set_dependencies(&self, module: &str, dependencies: &[xif_api::Dependency]) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query("DELETE FROM module_dependencies WHERE lower(module) = lower($1)")
+            .bind(module)
+            .execute(&mut *transaction)
+            .await?;
+        for dependency in dependencies {
+            let uses = serde_json::to_string(dependency).map_err(|error| StoreError(error.to_string()))?;
+            sqlx::query("INSERT INTO module_dependencies (module, extension, version, uses) VALUES ($1, $2, $3, $4)")
+                .bind(module)
+                .bind(&dependency.extension)
+                .bind(dependency.version)
+                .bind(uses)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT module, uses FROM module_dependencies WHERE lower(extension) = lower($1) \
+             ORDER BY lower(module) COLLATE \"C\"",
+        )
+        .bind(extension)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let module: String = row.try_get("module")?;
+                let uses: String = row.try_get("uses")?;
+                let dependency = serde_json::from_str(&uses).map_err(|error| StoreError(error.to_string()))?;
+                Ok((module, dependency))
+            })
+            .collect()
+    }
+
+    async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
+        // Ids start at 1. Read by the (extension, id) index from the cursor on.
+        let rows = sqlx::query(
+            "SELECT p.id, e.name, p.from_number, p.to_number, p.published_by, p.published_at FROM publications p \
+             JOIN extensions e ON e.id = p.extension_id WHERE lower(e.name) = lower($1) AND p.id > $2 \
+             ORDER BY p.id LIMIT $3",
+        )
+        .bind(extension)
+        .bind(page.after.unwrap_or(0))
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let publications = rows
+            .iter()
+            .map(|row| {
+                Ok(PublicationRecord {
+                    id: row.try_get("id")?,
+                    publication: Publication {
+                        extension: row.try_get("name")?,
+                        from: row.try_get("from_number")?,
+                        to: row.try_get("to_number")?,
+                        by: row.try_get("published_by")?,
+                        at: row.try_get("published_at")?,
+                    },
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(publications)
+    }
+}
