@@ -9,8 +9,9 @@
 //! 10,000 versions would take the whole run); the seeded versions' archives do not exist and are
 //! never read. Then a real archive of `Bench` is uploaded and published on each, and, alternating
 //! between the two so that the machine's drift hits both alike:
-//! - listing: the first page of `/extensions` and the last page of `Bench`'s versions, 10 items
-//!   each on both servers (the same answer size, so that only the store's work differs);
+//! - listing: the first page of `/extensions`, and the first and the last page of `Bench`'s
+//!   versions, 10 items each on both servers (the same answer size, so that only the store's
+//!   work differs);
 //! - publishing: the upload of a new version of `Bench` and its publication (its deploy
 //!   included), through the client library.
 #![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
@@ -175,17 +176,20 @@ async fn bench(backend: Backend, directory: &Path) {
     let mut small = small;
     let http = reqwest::Client::new();
 
-    let (mut extensions, mut versions) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let [mut extensions, mut first, mut last] = [0; 3].map(|_| [Vec::new(), Vec::new()]);
     for _ in 0..LISTING_RUNS {
         for (side, server) in [&small, &large].into_iter().enumerate() {
             extensions[side].push(timed_get(&http, server, &format!("/api/v1/extensions?limit={PAGE}")).await);
+            let path = format!("/api/v1/extensions/Bench/versions?limit={PAGE}");
+            first[side].push(timed_get(&http, server, &path).await);
             let after = server.versions - PAGE as i64;
             let path = format!("/api/v1/extensions/Bench/versions?after={after}&limit={PAGE}");
-            versions[side].push(timed_get(&http, server, &path).await);
+            last[side].push(timed_get(&http, server, &path).await);
         }
     }
     report("listing: the first page of extensions", &backend, &extensions[0], &extensions[1]);
-    report("listing: the last page of an extension's versions", &backend, &versions[0], &versions[1]);
+    report("listing: the first page of an extension's versions", &backend, &first[0], &first[1]);
+    report("listing: the last page of an extension's versions", &backend, &last[0], &last[1]);
 
     let archives: Vec<PathBuf> = (1..=PUBLISHING_RUNS).map(|run| archive(directory, &format!("1.0.{run}"))).collect();
     let mut publishing = [Vec::new(), Vec::new()];
