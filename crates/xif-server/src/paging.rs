@@ -26,8 +26,13 @@ pub trait Cursor: Sized + Clone + Send {
 impl Cursor for String {
     const WHAT: &'static str = "the last name of the previous page";
 
+    /// A name's characters (those of user names, which include those of extension names), so
+    /// that what reaches the database is only ever a possible name.
     fn parse(text: &str) -> Option<Self> {
-        (!text.is_empty()).then(|| text.to_owned())
+        (!text.is_empty()
+            && text.len() <= crate::names::MAX_USER_NAME
+            && text.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-')))
+        .then(|| text.to_owned())
     }
 }
 
@@ -93,7 +98,7 @@ impl<K: Cursor, S: Send + Sync> FromRequestParts<S> for Paging<K> {
 }
 
 /// The `sha256` query parameter of an extension's versions: only the version whose archive has
-/// this SHA-256 (lower-case hex), found by index, so that a client learns whether an archive was
+/// this SHA-256 (hex, in either case), found by index, so that a client learns whether an archive was
 /// uploaded without reading every version. `None` when not given.
 #[derive(Debug, Clone)]
 pub struct DigestFilter(pub Option<String>);
@@ -111,13 +116,14 @@ impl<S: Send + Sync> FromRequestParts<S> for DigestFilter {
             if found.is_some() {
                 return Err(invalid("`sha256` is given twice; give it once".into()));
             }
-            if value.len() != 64 || !value.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')) {
+            if value.len() != 64 || !value.bytes().all(|byte| byte.is_ascii_hexdigit()) {
                 return Err(invalid(format!(
-                    "`sha256` is a SHA-256 in 64 lower-case hexadecimal digits, not `{}`",
+                    "`sha256` is a SHA-256 in 64 hexadecimal digits, not `{}`",
                     shown(&value)
                 )));
             }
-            found = Some(value.into_owned());
+            // Stored in lower case, as the server computes them.
+            found = Some(value.to_ascii_lowercase());
         }
         Ok(DigestFilter(found))
     }

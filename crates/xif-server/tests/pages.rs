@@ -180,6 +180,8 @@ async fn bad_page_parameters_are_refused_saying_what_is_taken() {
         ("/api/v1/extensions/Big/versions?after=three", "`after` is the last number of the previous page"),
         ("/api/v1/extensions/Big/publications?after=-2", "`after` is the last number of the previous page"),
         ("/api/v1/extensions?after=", "`after` is the last name of the previous page"),
+        ("/api/v1/users?after=a%00b", "`after` is the last name of the previous page"),
+        ("/api/v1/users?after=%C3%A9", "`after` is the last name of the previous page"),
         ("/api/v1/extensions?limit=2&limit=3", "`limit` is given twice"),
     ];
     for (path, message) in cases {
@@ -216,13 +218,19 @@ async fn one_extension_and_a_version_by_its_digest_are_read_without_a_list() {
     assert_eq!((status, body), (StatusCode::OK, json!([])), "no such version: an empty list");
     let (status, _, body) = server.get(&format!("/api/v1/extensions/Nothing/versions?sha256={:064x}", 4)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_extension")));
-    for digest in ["ABC", &format!("{:064X}", 0xab), &format!("{:065x}", 4)] {
+    let (status, _, body) = server.get(&format!("/api/v1/extensions/Big/versions?sha256={:064X}", 0xab)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!([])), "upper case is hex too");
+    for digest in ["ABC", &"g".repeat(64), &format!("{:065x}", 4)] {
         let (status, _, body) = server.get(&format!("/api/v1/extensions/Big/versions?sha256={digest}")).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_request")),
             "{digest}"
         );
-        assert!(body["error"]["message"].as_str().is_some_and(|text| text.starts_with("`sha256` is a SHA-256 in 64")));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|text| text.starts_with("`sha256` is a SHA-256 in 64 hexadecimal digits"))
+        );
     }
 }
