@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use xif_server::MetadataStore;
 
-const LISTING_RUNS: usize = 41;
+const LISTING_RUNS: usize = 301;
 const PUBLISHING_RUNS: usize = 11;
 /// Items per page when listing, on both servers.
 const PAGE: usize = 10;
