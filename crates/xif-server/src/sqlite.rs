@@ -571,7 +571,61 @@ impl MetadataStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{SqliteStore, hot};
+    use super::{MIGRATIONS, SqliteStore, hot};
+    use crate::store::{MetadataStore as _, Page};
+
+    /// A database made before the growth migration (6) has its extensions' numbers of versions
+    /// counted by it, and kept from then on.
+    #[tokio::test]
+    async fn the_growth_migration_counts_the_versions_already_there() {
+        use sqlx::Connection as _;
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let path = directory.path().join("metadata.sqlite");
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let mut connection = sqlx::SqliteConnection::connect_with(&options).await.expect("a connection");
+        sqlx::raw_sql("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            .execute(&mut connection)
+            .await
+            .expect("made");
+        for (version, sql) in MIGRATIONS.iter().take_while(|(version, _)| *version < 6) {
+            sqlx::raw_sql(sql).execute(&mut connection).await.expect("migrated");
+            sqlx::query("INSERT INTO schema_migrations VALUES (?, 'then')")
+                .bind(version)
+                .execute(&mut connection)
+                .await
+                .expect("recorded");
+        }
+        sqlx::raw_sql(
+            "INSERT INTO extensions (id, name) VALUES (1, 'Old'), (2, 'Empty'); \
+             INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at) \
+             VALUES (1, 1, '1', 'a', 1, 'x', 'then'), (1, 2, '2', 'b', 1, 'x', 'then'), (1, 3, '3', 'c', 1, 'x', 'then');",
+        )
+        .execute(&mut connection)
+        .await
+        .expect("inserted");
+        connection.close().await.expect("closed");
+
+        let store = SqliteStore::open(&path).await.expect("opens and migrates");
+        let counts = |extensions: Vec<xif_api::Extension>| {
+            extensions.into_iter().map(|extension| (extension.name, extension.versions)).collect::<Vec<_>>()
+        };
+        let listed = store.extensions(&Page::first(10)).await.expect("listed");
+        assert_eq!(counts(listed), [("Empty".to_owned(), 0), ("Old".to_owned(), 3)]);
+        store
+            .insert_version(crate::store::NewVersion {
+                extension: "old".into(),
+                declared_version: "4".into(),
+                sha256: "d".into(),
+                size: 1,
+                uploaded_by: "x".into(),
+                uploaded_at: "now".into(),
+                signed_by: None,
+            })
+            .await
+            .expect("inserted");
+        let old = store.extension("OLD").await.expect("read").expect("there");
+        assert_eq!((old.name.as_str(), old.versions), ("Old", 4));
+    }
 
     /// Each query on the paths of listing and publishing is answered through an index: its
     /// plan scans no table and sorts nothing (`SCAN` without an index, `USE TEMP B-TREE`).
