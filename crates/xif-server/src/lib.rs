@@ -264,12 +264,14 @@ pub enum ServerError {
         hint: String,
     },
     /// The database named by `--database` could not be used.
-    #[error("cannot use the database `{url}`: {source}")]
+    #[error("cannot use the database `{url}`: {reason}\nhint: {hint}")]
     Database {
         /// Its URL, without its password.
         url: String,
-        /// What failed.
-        source: StoreError,
+        /// What failed (in the message, so not a `source` that would be shown twice).
+        reason: StoreError,
+        /// What to do.
+        hint: &'static str,
     },
     /// The first administrator could not be made.
     #[error("cannot create the first administrator: {0}")]
@@ -314,19 +316,23 @@ impl AppState {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 // Shared by a farm: locks are not cleared at start (another server may be
                 // publishing); the leases of dead holders run out instead.
-                let metadata = PgStore::open(url)
-                    .await
-                    .map_err(|source| ServerError::Database { url: postgres::redact(url), source })?;
+                let metadata = PgStore::open(url).await.map_err(|reason| ServerError::Database {
+                    url: postgres::redact(url),
+                    reason,
+                    hint: "check that PostgreSQL runs at that address and that the database exists and \
+                               accepts that user and password (the server makes its tables itself)",
+                })?;
                 Arc::new(metadata)
             }
             Some(url) => {
                 return Err(ServerError::Database {
                     url: postgres::redact(url),
-                    source: StoreError(
+                    reason: StoreError(
                         "not a database this server knows: give `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, \
                          or no --database for SQLite in the data directory"
                             .into(),
                     ),
+                    hint: "PostgreSQL is the only database a farm of servers can share",
                 });
             }
             None => Arc::new(open_sqlite(data_dir).await?),

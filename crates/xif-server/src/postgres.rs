@@ -39,9 +39,15 @@ pub struct PgStore {
 /// `url` with its password (in the user part or the `password` parameter) replaced by `***`,
 /// to be shown in errors and logs.
 pub fn redact(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        // Not a URL: nothing of it is shown but its scheme, which may hold no secret.
-        return url.split("://").next().map_or_else(|| "(a database URL)".into(), |scheme| format!("{scheme}://…"));
+    let scheme_only = || match url.split_once("://") {
+        Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
+            format!("{scheme}://…")
+        }
+        _ => "(a database URL)".to_owned(),
+    };
+    // Not a URL with a host: nothing of it is shown but its scheme, which holds no secret.
+    let Some(mut parsed) = url::Url::parse(url).ok().filter(|parsed| parsed.has_host()) else {
+        return scheme_only();
     };
     if parsed.password().is_some() {
         // Fails only for URLs that cannot have a password, which this one has.
@@ -62,17 +68,17 @@ pub fn redact(url: &str) -> String {
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) and
-    /// brings its schema up to date. Several servers may do so at once: the migrations run under
+    /// brings its schema up to date. Errors do not repeat the URL (the caller names it, through
+    /// [`redact`]). Several servers may do so at once: the migrations run under
     /// an advisory lock of the database.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let shown = redact(url);
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|error| StoreError(format!("the database URL `{shown}` is not valid: {error}")))?;
+        let options =
+            PgConnectOptions::from_str(url).map_err(|error| StoreError(format!("the URL is not valid: {error}")))?;
         // One connection first, whose failure says why (refused, unknown host, authentication),
         // where the pool's would only say that it timed out.
         let connection = PgConnection::connect_with(&options)
             .await
-            .map_err(|error| StoreError(format!("cannot connect to the database `{shown}`: {error}")))?;
+            .map_err(|error| StoreError(format!("cannot connect: {error}")))?;
         connection.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -93,7 +99,7 @@ impl PgStore {
         migrator
             .run(&pool)
             .await
-            .map_err(|error| StoreError(format!("cannot bring the schema of `{shown}` up to date: {error}")))?;
+            .map_err(|error| StoreError(format!("cannot bring its schema up to date: {error}")))?;
         Ok(Self { pool })
     }
 
@@ -615,7 +621,7 @@ impl MetadataStore for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{PgStore, hot};
+    use super::{PgStore, hot, redact};
 
     /// Each query on the paths of listing and publishing can be answered through an index: with
     /// sequential scans and sorts priced out (`enable_seqscan`, `enable_sort` off), which the
@@ -638,5 +644,16 @@ mod tests {
             let plan = steps.join("\n");
             assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{query}\n{plan}");
         }
+    }
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(redact("postgres://xif:s3cr%40t@db:5432/xif"), "postgres://xif:***@db:5432/xif");
+        assert_eq!(redact("postgresql://xif@db/xif?sslmode=require"), "postgresql://xif@db/xif?sslmode=require");
+        let shown = redact("postgres://db/xif?user=xif&password=s3cret&sslmode=require");
+        assert!(!shown.contains("s3cret") && shown.contains("password=***") && shown.contains("sslmode=require"));
+        // Not a URL at all: only its scheme is shown.
+        assert_eq!(redact("postgres://xif:s3cret@[db/xif"), "postgres://…");
+        assert!(!redact("xif:s3cret").contains("s3cret"));
     }
 }

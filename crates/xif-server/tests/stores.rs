@@ -269,3 +269,36 @@ async fn nodes_starting_at_once_on_postgres_bootstrap_one_administrator() {
         state.shutdown().await;
     }
 }
+
+/// A server starting clears the locks left by a killed one on SQLite (it is the only server),
+/// and leaves them on PostgreSQL, where another node may be publishing: there the lease frees a
+/// dead holder's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_starting_server_clears_locks_on_sqlite_only() {
+    const FAR: i64 = 4_000_000_000_000;
+    let held = LockRequest {
+        extension: "Echo",
+        holder: "another node",
+        owner: "its publication",
+        now: "2026-11-30T12:00:00Z",
+        now_millis: 0,
+        lease_until: FAR,
+    };
+    let url = tokio::task::spawn_blocking(|| xif_testkit::postgres::shared().database()).await.expect("a database");
+    let postgres = PgStore::open(&url).await.expect("PostgreSQL opens");
+    postgres.lock(&held).await.expect("answers").expect("taken");
+    let data = tempfile::tempdir().expect("a data directory");
+    let storage = Storage { database: Some(url), ..Storage::embedded(data.path()) };
+    let (state, _) = AppState::open(&storage, Limits::default(), None).await.expect("the node starts");
+    assert_eq!(state.metadata.locks().await.expect("listed").len(), 1, "the other node's lock is kept");
+    state.shutdown().await;
+
+    let data = tempfile::tempdir().expect("a data directory");
+    let sqlite = SqliteStore::open(&data.path().join("metadata.sqlite")).await.expect("SQLite opens");
+    sqlite.lock(&held).await.expect("answers").expect("taken");
+    sqlite.close().await;
+    let (state, _) =
+        AppState::open(&Storage::embedded(data.path()), Limits::default(), None).await.expect("the server starts");
+    assert!(state.metadata.locks().await.expect("listed").is_empty(), "a killed server's lock is cleared");
+    state.shutdown().await;
+}

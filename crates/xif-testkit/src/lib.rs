@@ -88,8 +88,8 @@ pub struct Server {
 impl Server {
     /// Starts `xif server` on a free port with its data in `data`, the administrator password
     /// `password`, logs at `log_level`, and `extra` arguments (with `XIF_TEST_DATABASE=postgres`,
-    /// and `--database` a database of its own: see [`postgres::test_database`]); every line of its stderr after
-    /// the one that says where it listens goes to `on_line`.
+    /// a PostgreSQL database of its own in `XIF_DATABASE`: see [`postgres::test_database`]);
+    /// every line of its stderr after the one that says where it listens goes to `on_line`.
     pub fn start(
         binary: &str,
         data: &Path,
@@ -113,9 +113,10 @@ impl Server {
     ) -> Self {
         command.args(["server", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data);
         // The suites run on PostgreSQL too (see `postgres::test_database`), unless the test
-        // chose a database itself.
-        if let Some(database) = postgres::test_database(data).filter(|_| !extra.contains(&"--database")) {
-            command.args(["--database", &database]);
+        // chose a database itself (`--database` wins over the variable). In the environment, as
+        // operators are told to, rather than on the command line that every process can read.
+        if let Some(database) = postgres::test_database(data) {
+            command.env("XIF_DATABASE", database);
         }
         let mut child = command
             .args(extra)

@@ -22,7 +22,8 @@ pub struct ServerArgs {
     data_dir: Option<PathBuf>,
     /// Keep users, versions and publications in this PostgreSQL database
     /// (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`) instead of SQLite in the data directory;
-    /// every node of a farm names the same one
+    /// every node of a farm names the same one. Give it in XIF_DATABASE, or leave the password
+    /// out and give it in PGPASSWORD or ~/.pgpass: every user of the machine can read the command line
     #[arg(long, value_name = "URL", env = "XIF_DATABASE", hide_env_values = true)]
     database: Option<String>,
     /// Keep uploaded archives in this S3-compatible bucket (`s3://BUCKET?endpoint=URL&region=R`;
@@ -38,6 +39,10 @@ pub struct ServerArgs {
     /// The largest upload accepted, in MiB
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     max_upload_mib: u64,
+    /// How long a publication lock holds unless its server renews it, in seconds: how long a
+    /// server that died while publishing keeps others from publishing that extension
+    #[arg(long, value_name = "SECONDS", default_value_t = xif_server::publishing::DEFAULT_LEASE.as_secs_f64())]
+    lock_lease: f64,
     /// Threads serving requests [default: one less than the cores, at least one: published
     /// extensions run in processes of their own and need a core too]
     #[arg(long, value_name = "N", env = "XIF_WORKERS")]
@@ -201,6 +206,7 @@ impl ServerArgs {
         };
         let header_timeout = seconds(self.header_timeout, "--header-timeout")?;
         let body_timeout = seconds(self.body_timeout, "--body-timeout")?;
+        let lock_lease = seconds(self.lock_lease, "--lock-lease")?;
         if self.token_lifetime_days == 0 || self.token_lifetime_days > self.max_token_lifetime_days {
             anyhow::bail!("--token-lifetime-days is at least 1 and at most --max-token-lifetime-days");
         }
@@ -224,6 +230,7 @@ impl ServerArgs {
                 header_read_timeout: header_timeout,
                 body_timeout,
             },
+            lock_lease,
             ..Limits::default()
         })
     }
