@@ -38,7 +38,7 @@ pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, Runt
 pub use sqlite::SqliteStore;
 pub use store::{
     BlobStore, LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError,
-    TokenOwner, UserRecord,
+    TokenOwner, UserRecord, every_extension,
 };
 
 /// How to run a server.
@@ -371,24 +371,13 @@ impl AppState {
     /// Starts the published version of every extension, as at the server's start. A version that
     /// fails to start is logged; the others start regardless.
     async fn start_published(&self) {
-        let mut extensions = Vec::new();
-        let mut page = Page::first(xif_api::PAGE_LIMIT_MAX);
-        loop {
-            match self.metadata.extensions(&page).await {
-                Ok(found) => {
-                    let done = found.len() < xif_api::PAGE_LIMIT_MAX as usize;
-                    page.after = found.last().map(|last| last.name.clone());
-                    extensions.extend(found);
-                    if done {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(%error, "cannot list the extensions to start");
-                    return;
-                }
+        let extensions = match every_extension(&*self.metadata).await {
+            Ok(extensions) => extensions,
+            Err(error) => {
+                tracing::error!(%error, "cannot list the extensions to start");
+                return;
             }
-        }
+        };
         for extension in extensions {
             let Some(number) = extension.published else { continue };
             let blob = match self.metadata.version(&extension.name, number).await {

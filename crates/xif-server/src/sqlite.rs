@@ -574,6 +574,35 @@ mod tests {
     use super::{MIGRATIONS, SqliteStore, hot};
     use crate::store::{MetadataStore as _, Page};
 
+    /// Every extension is read in pages, however many pages (here one full and one of one).
+    #[tokio::test]
+    async fn every_extension_is_read_across_pages() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(&directory.path().join("metadata.sqlite")).await.expect("opens");
+        let count = xif_api::PAGE_LIMIT_MAX as usize + 1;
+        for index in 0..count {
+            store
+                .insert_version(crate::store::NewVersion {
+                    extension: format!("E{index:04}"),
+                    declared_version: "1".into(),
+                    sha256: "a".into(),
+                    size: 1,
+                    uploaded_by: "x".into(),
+                    uploaded_at: "now".into(),
+                    signed_by: None,
+                })
+                .await
+                .expect("inserted");
+        }
+        let names: Vec<String> = crate::store::every_extension(&store)
+            .await
+            .expect("listed")
+            .into_iter()
+            .map(|extension| extension.name)
+            .collect();
+        assert_eq!(names, (0..count).map(|index| format!("E{index:04}")).collect::<Vec<_>>());
+    }
+
     /// A database made before the growth migration (6) has its extensions' numbers of versions
     /// counted by it, and kept from then on.
     #[tokio::test]

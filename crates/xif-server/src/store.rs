@@ -195,6 +195,22 @@ impl<K> Page<K> {
     }
 }
 
+/// Every extension, read a page of the largest size at a time: for what needs them all (a
+/// server starting deploys every published version), never for a request.
+pub async fn every_extension(metadata: &dyn MetadataStore) -> Result<Vec<xif_api::Extension>, StoreError> {
+    let mut extensions = Vec::new();
+    let mut page = Page::first(xif_api::PAGE_LIMIT_MAX);
+    loop {
+        let found = metadata.extensions(&page).await?;
+        let last_page = found.len() < usize::try_from(page.limit).unwrap_or(usize::MAX);
+        page.after = found.last().map(|last| last.name.clone());
+        extensions.extend(found);
+        if last_page {
+            return Ok(extensions);
+        }
+    }
+}
+
 /// A publication as stored, with its id, which orders an extension's publications and is the
 /// cursor of their pages.
 #[derive(Debug, Clone)]
