@@ -7,13 +7,14 @@
 //! 999 other extensions with one each (1,000 extensions, 10,000 versions). Their metadata is
 //! recorded through the store's own API before they start (`tests/support/seed.rs`: uploading
 //! 10,000 versions would take the whole run); the seeded versions' archives do not exist and are
-//! never read. Then a real archive of `Bench` is uploaded and published on each, and, alternating
-//! between the two so that the machine's drift hits both alike:
+//! never read. Then `xif publish` builds, uploads and publishes the sample of `xif new Bench` on
+//! each, and, alternating between the two so that the machine's drift hits both alike:
 //! - listing: the first page of `/extensions`, and the first and the last page of `Bench`'s
 //!   versions, 10 items each on both servers (the same answer size, so that only the store's
 //!   work differs);
-//! - publishing: the upload of a new version of `Bench` and its publication (its deploy
-//!   included), through the client library.
+//! - publishing: `xif publish` of the unchanged project (the 1-Click Publish's lookups on the
+//!   server, nothing uploaded), then the upload of a new version of `Bench` and its publication
+//!   (its deploy included) through the client library.
 #![expect(clippy::print_stdout, reason = "a benchmark reports its figures on stdout")]
 
 #[path = "../../xif-host/tests/support/fixtures.rs"]
@@ -29,6 +30,7 @@ use xif_server::MetadataStore;
 
 const LISTING_RUNS: usize = 301;
 const PUBLISHING_RUNS: usize = 11;
+const ONE_CLICK_RUNS: usize = 11;
 /// Items per page when listing, on both servers.
 const PAGE: usize = 10;
 const BAR: f64 = 1.5;
@@ -101,7 +103,7 @@ struct Seeded {
     versions: i64,
 }
 
-async fn seeded(backend: &Backend, size: &Size, data: &Path, first: &Path) -> Seeded {
+async fn seeded(backend: &Backend, size: &Size, data: &Path, project: &Project) -> Seeded {
     let binary = env!("CARGO_BIN_EXE_xif");
     let database = backend.database();
     let arguments: Vec<&str> = database.iter().flat_map(|url| ["--database", url.as_str()]).collect();
@@ -119,8 +121,43 @@ async fn seeded(backend: &Backend, size: &Size, data: &Path, first: &Path) -> Se
     let server = start();
     let token = server.token("admin", xif_testkit::BENCHMARK_PASSWORD);
     let client = xif_client::Client::new(&server.url, Some(token.clone()), None).expect("a client");
-    let (published, versions) = upload_and_publish(&client, first, None).await;
-    Seeded { url: server.url.clone(), _server: server, token, client, published, versions }
+    let mut seeded = Seeded { url: server.url.clone(), _server: server, token, client, published: 0, versions: 0 };
+    // The first real version: the sample, built, uploaded and published by `xif publish`.
+    project.publish(&seeded);
+    let bench = seeded.client.extension("Bench").await.expect("read").expect("there");
+    (seeded.published, seeded.versions) = (bench.published.expect("published"), bench.versions);
+    seeded
+}
+
+/// The sample project of `xif new Bench`, and where its builds go.
+struct Project {
+    path: PathBuf,
+    target: PathBuf,
+}
+
+impl Project {
+    fn new(directory: &Path) -> Self {
+        let target = xif_testkit::extensions_target(env!("CARGO_MANIFEST_DIR"));
+        xif_testkit::xif(env!("CARGO_BIN_EXE_xif"), &["new", "Bench"], directory, &target);
+        Self { path: directory.join("Bench"), target }
+    }
+
+    /// `xif publish` of the project to `server`; how long it took, in milliseconds.
+    fn publish(&self, server: &Seeded) -> f64 {
+        let started = Instant::now();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_xif"))
+            .args(["--quiet", "publish", "--path"])
+            .arg(&self.path)
+            .env("XIF_SERVER", &server.url)
+            .env("XIF_TOKEN", &server.token)
+            .env("XIF_CONFIG_DIR", self.path.join("no-config"))
+            .env("CARGO_TARGET_DIR", &self.target)
+            .output()
+            .expect("xif publish runs");
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        assert!(output.status.success(), "xif publish: {}", String::from_utf8_lossy(&output.stderr));
+        elapsed
+    }
 }
 
 /// Uploads `archive` as a new version of `Bench` and publishes it in place of `expected`;
@@ -169,10 +206,9 @@ fn report(what: &str, backend: &Backend, small: &[f64], large: &[f64]) {
     );
 }
 
-async fn bench(backend: Backend, directory: &Path) {
-    let first = archive(directory, "1.0.0");
-    let small = seeded(&backend, &SMALL, &directory.join(format!("{}-small", backend.name())), &first).await;
-    let mut large = seeded(&backend, &LARGE, &directory.join(format!("{}-large", backend.name())), &first).await;
+async fn bench(backend: Backend, directory: &Path, project: &Project) {
+    let small = seeded(&backend, &SMALL, &directory.join(format!("{}-small", backend.name())), project).await;
+    let mut large = seeded(&backend, &LARGE, &directory.join(format!("{}-large", backend.name())), project).await;
     let mut small = small;
     let http = reqwest::Client::new();
 
@@ -190,6 +226,16 @@ async fn bench(backend: Backend, directory: &Path) {
     report("listing: the first page of extensions", &backend, &extensions[0], &extensions[1]);
     report("listing: the first page of an extension's versions", &backend, &first[0], &first[1]);
     report("listing: the last page of an extension's versions", &backend, &last[0], &last[1]);
+
+    // The 1-Click Publish of an unchanged project: it looks the extension and the archive's
+    // digest up on the server, uploads nothing, and finds the version published and running.
+    let mut one_click = [Vec::new(), Vec::new()];
+    for _ in 0..ONE_CLICK_RUNS {
+        for (side, server) in [&small, &large].into_iter().enumerate() {
+            one_click[side].push(project.publish(server));
+        }
+    }
+    report("publishing: `xif publish` of an unchanged extension", &backend, &one_click[0], &one_click[1]);
 
     let archives: Vec<PathBuf> = (1..=PUBLISHING_RUNS).map(|run| archive(directory, &format!("1.0.{run}"))).collect();
     let mut publishing = [Vec::new(), Vec::new()];
@@ -209,7 +255,8 @@ fn main() {
         return;
     }
     let temporary = tempfile::tempdir().expect("temporary directory");
+    let project = Project::new(temporary.path());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    runtime.block_on(bench(Backend::Sqlite, temporary.path()));
-    runtime.block_on(bench(Backend::Postgres(xif_testkit::postgres::Cluster::new()), temporary.path()));
+    runtime.block_on(bench(Backend::Sqlite, temporary.path(), &project));
+    runtime.block_on(bench(Backend::Postgres(xif_testkit::postgres::Cluster::new()), temporary.path(), &project));
 }
