@@ -621,7 +621,59 @@ impl MetadataStore for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{PgStore, hot, redact};
+    use std::borrow::Cow;
+
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+    use super::{MIGRATIONS, PgStore, hot, redact};
+    use crate::store::{MetadataStore as _, Page};
+
+    /// A database made before the growth migration (2) has its extensions' numbers of versions
+    /// counted by it, and kept from then on.
+    #[tokio::test]
+    async fn the_growth_migration_counts_the_versions_already_there() {
+        let url = xif_testkit::postgres::shared().database();
+        let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+        let before: Vec<Migration> = MIGRATIONS
+            .iter()
+            .filter(|(version, _, _)| *version < 2)
+            .map(|(version, description, sql)| {
+                Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false)
+            })
+            .collect();
+        let migrator = Migrator { migrations: Cow::Owned(before), ignore_missing: false, locking: true, no_tx: false };
+        migrator.run(&pool).await.expect("migrated to 1");
+        sqlx::raw_sql(
+            "INSERT INTO extensions (name) VALUES ('Old'), ('Empty'); \
+             INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at) \
+             SELECT id, n, n::text, n::text, 1, 'x', 'then' FROM extensions, generate_series(1, 3) AS n \
+             WHERE name = 'Old';",
+        )
+        .execute(&pool)
+        .await
+        .expect("inserted");
+        pool.close().await;
+
+        let store = PgStore::open(&url).await.expect("opens and migrates");
+        let listed = store.extensions(&Page::first(10)).await.expect("listed");
+        let counts: Vec<(String, i64)> =
+            listed.into_iter().map(|extension| (extension.name, extension.versions)).collect();
+        assert_eq!(counts, [("Empty".to_owned(), 0), ("Old".to_owned(), 3)]);
+        store
+            .insert_version(crate::store::NewVersion {
+                extension: "old".into(),
+                declared_version: "4".into(),
+                sha256: "d".into(),
+                size: 1,
+                uploaded_by: "x".into(),
+                uploaded_at: "now".into(),
+                signed_by: None,
+            })
+            .await
+            .expect("inserted");
+        let old = store.extension("OLD").await.expect("read").expect("there");
+        assert_eq!((old.name.as_str(), old.versions), ("Old", 4));
+    }
 
     /// Each query on the paths of listing and publishing can be answered through an index: with
     /// sequential scans and sorts priced out (`enable_seqscan`, `enable_sort` off), which the
