@@ -122,6 +122,10 @@ impl Client {
             if resolved.origin() != page_url.origin() {
                 return Err(unexpected(format!("the link to the next page leads to another server: `{resolved}`")));
             }
+            // A server that links a page to itself would be followed forever.
+            if resolved == page_url {
+                return Err(unexpected(format!("the link to the next page leads to the same page: `{resolved}`")));
+            }
             url = resolved.into();
         }
     }
