@@ -19,6 +19,14 @@ pub const DIGEST_HEADER: &str = "x-xif-sha256";
 /// of its whole `.minisig` file. A server started with trusted keys requires it.
 pub const SIGNATURE_HEADER: &str = "x-xif-signature";
 
+/// How many items a page of a list holds when the request does not say (`limit`). The lists
+/// (extensions, an extension's versions and publications, users) answer a page at a time: a JSON
+/// array, and a `Link: <URL>; rel="next"` header with the URL of the next page when there is one.
+pub const PAGE_LIMIT_DEFAULT: u32 = 100;
+
+/// The most items a page can hold (`limit`).
+pub const PAGE_LIMIT_MAX: u32 = 1000;
+
 /// A permission a user can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -60,6 +60,15 @@ impl Client {
     /// Sends `request` with the token, and returns the body of a successful answer; an error
     /// answer becomes the server's code and message.
     async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<(StatusCode, bytes::Bytes), ClientError> {
+        let (status, _, bytes) = self.fetch_with_headers(request).await?;
+        Ok((status, bytes))
+    }
+
+    /// The same, with the answer's headers.
+    async fn fetch_with_headers(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, bytes::Bytes), ClientError> {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -68,9 +77,10 @@ impl Client {
             |error: reqwest::Error| ClientError::Network { url: self.base.clone(), detail: error.to_string() };
         let response = request.send().await.map_err(network)?;
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(network)?;
         if status.is_success() {
-            return Ok((status, bytes));
+            return Ok((status, headers, bytes));
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => {
@@ -90,6 +100,34 @@ impl Client {
             url: self.base.clone(),
             detail: format!("unexpected answer: {error}"),
         })
+    }
+
+    /// Every item of the list at `path`, a page at a time (the largest pages the server gives),
+    /// following each answer's `Link: <URL>; rel="next"` header until there is none.
+    async fn list<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, ClientError> {
+        let unexpected = |detail: String| ClientError::Network { url: self.base.clone(), detail };
+        let mut url = format!("{}?limit={}", self.url(path), xif_api::PAGE_LIMIT_MAX);
+        let mut items = Vec::new();
+        loop {
+            let (_, headers, bytes) = self.fetch_with_headers(self.http.get(&url)).await?;
+            let page: Vec<T> =
+                serde_json::from_slice(&bytes).map_err(|error| unexpected(format!("unexpected answer: {error}")))?;
+            items.extend(page);
+            let Some(next) = next_link(&headers) else { return Ok(items) };
+            // The link is relative to the page's URL; it stays on this server.
+            let page_url = reqwest::Url::parse(&url).map_err(|error| unexpected(format!("`{url}`: {error}")))?;
+            let resolved = page_url
+                .join(&next)
+                .map_err(|error| unexpected(format!("the link to the next page, `{next}`, is not a URL: {error}")))?;
+            if resolved.origin() != page_url.origin() {
+                return Err(unexpected(format!("the link to the next page leads to another server: `{resolved}`")));
+            }
+            // A server that links a page to itself would be followed forever.
+            if resolved == page_url {
+                return Err(unexpected(format!("the link to the next page leads to the same page: `{resolved}`")));
+            }
+            url = resolved.into();
+        }
     }
 
     async fn json<B: Serialize, T: DeserializeOwned>(
@@ -119,7 +157,7 @@ impl Client {
 
     /// Every user.
     pub async fn users(&self) -> Result<Vec<User>, ClientError> {
-        self.send(self.http.get(self.url("/users"))).await
+        self.list("/users").await
     }
 
     /// Adds a user.
@@ -156,15 +194,44 @@ impl Client {
 
     /// Every extension, with its published and running versions.
     pub async fn extensions(&self) -> Result<Vec<xif_api::Extension>, ClientError> {
-        self.send(self.http.get(self.url("/extensions"))).await
+        self.list("/extensions").await
     }
 
     /// The versions of `extension`; none when it has never been uploaded.
     pub async fn versions(&self, extension: &str) -> Result<Vec<xif_api::Version>, ClientError> {
-        match self.send(self.http.get(self.url(&format!("/extensions/{extension}/versions")))).await {
+        match self.list(&format!("/extensions/{extension}/versions")).await {
             Err(ClientError::Server { code: ErrorCode::UnknownExtension, .. }) => Ok(Vec::new()),
             other => other,
         }
+    }
+
+    /// One extension, with its published and running versions; `None` when it has never been
+    /// uploaded.
+    pub async fn extension(&self, extension: &str) -> Result<Option<xif_api::Extension>, ClientError> {
+        match self.send(self.http.get(self.url(&format!("/extensions/{extension}")))).await {
+            Err(ClientError::Server { code: ErrorCode::UnknownExtension, .. }) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// The version of `extension` whose archive has SHA-256 `sha256` (lower-case hex), if one
+    /// was uploaded: one request however many versions there are.
+    pub async fn version_with_digest(
+        &self,
+        extension: &str,
+        sha256: &str,
+    ) -> Result<Option<xif_api::Version>, ClientError> {
+        let request =
+            self.http.get(self.url(&format!("/extensions/{extension}/versions"))).query(&[("sha256", sha256)]);
+        match self.send::<Vec<xif_api::Version>>(request).await {
+            Err(ClientError::Server { code: ErrorCode::UnknownExtension, .. }) => Ok(None),
+            other => other.map(|versions| versions.into_iter().next()),
+        }
+    }
+
+    /// Every publication of `extension`, oldest first.
+    pub async fn publications(&self, extension: &str) -> Result<Vec<xif_api::Publication>, ClientError> {
+        self.list(&format!("/extensions/{extension}/publications")).await
     }
 
     /// Uploads the XIF at `archive` (its SHA-256 is `sha256`) as a new version of `extension`,
@@ -244,5 +311,48 @@ impl Client {
     /// Breaks the publication lock of `extension` (administrators); returns whose it was.
     pub async fn break_lock(&self, extension: &str) -> Result<xif_api::Lock, ClientError> {
         self.send(self.http.delete(self.url(&format!("/extensions/{extension}/lock")))).await
+    }
+}
+
+/// The target of the `Link` header's `rel="next"` link, when there is one.
+///
+/// Read by hand: a `Link` header is a list of `<URI-reference>; param=value` (RFC 8288), and of
+/// the crates that parse it none is among this workspace's dependencies, for the one link that
+/// the server writes.
+fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers.get_all(reqwest::header::LINK).iter().filter_map(|value| value.to_str().ok()).find_map(|value| {
+        value.split(',').find_map(|link| {
+            let (target, parameters) = link.trim().strip_prefix('<')?.split_once('>')?;
+            let next = parameters.split(';').any(|parameter| {
+                parameter.trim().split_once('=').is_some_and(|(name, value)| {
+                    name.trim().eq_ignore_ascii_case("rel")
+                        && value.trim().trim_matches('"').split_ascii_whitespace().any(|rel| rel == "next")
+                })
+            });
+            next.then(|| target.to_owned())
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+    use reqwest::header::{HeaderMap, HeaderValue, LINK};
+
+    fn link(value: &str) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(LINK, HeaderValue::from_str(value).expect("a header value"));
+        next_link(&headers)
+    }
+
+    #[test]
+    fn the_next_page_is_found_among_links() {
+        assert_eq!(
+            link(r#"</api/v1/extensions?after=Shop&limit=100>; rel="next""#).as_deref(),
+            Some("/api/v1/extensions?after=Shop&limit=100")
+        );
+        assert_eq!(link(r#"<https://a/1>; rel="prev", <https://a/3>; rel=next"#).as_deref(), Some("https://a/3"));
+        assert_eq!(link(r#"<https://a/1>; rel="prev""#), None);
+        assert_eq!(link("garbage"), None);
     }
 }

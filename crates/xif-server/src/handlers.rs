@@ -20,6 +20,7 @@ use crate::AppState;
 use crate::auth::{CurrentUser, PeerAddress, random_secret, token_hash};
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::names::{ActionName, ExtensionName, ModuleName, UserName};
+use crate::paging::{DigestFilter, Listed, Paging};
 use crate::publishing::Order;
 use crate::store::NewToken;
 use crate::store::NewVersion;
@@ -204,9 +205,14 @@ pub async fn revoke_token(
     }
 }
 
-pub async fn users(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<xif_api::User>>, ApiError> {
+pub async fn users(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    paging: Paging<String>,
+) -> Result<Listed<xif_api::User>, ApiError> {
     user.administrator()?;
-    Ok(Json(state.metadata.users().await?.iter().map(crate::store::UserRecord::api).collect()))
+    let users = state.metadata.users(&paging.page()).await?;
+    Ok(paging.answer(users, |user| user.name.clone(), |user| user.api()))
 }
 
 fn permissions(names: &[String]) -> Result<Vec<Permission>, ApiError> {
@@ -310,35 +316,63 @@ pub async fn revoke(
 pub async fn extensions(
     State(state): State<AppState>,
     _user: CurrentUser,
-) -> Result<Json<Vec<xif_api::Extension>>, ApiError> {
-    let mut extensions = state.metadata.extensions().await?;
-    for extension in &mut extensions {
+    paging: Paging<String>,
+) -> Result<Listed<xif_api::Extension>, ApiError> {
+    let extensions = state.metadata.extensions(&paging.page()).await?;
+    let mut listed = paging.answer(extensions, |extension| extension.name.clone(), |extension| extension);
+    for extension in &mut listed.items {
         extension.running = state.runtime.running_version(&extension.name).await;
     }
-    Ok(Json(extensions))
+    Ok(listed)
+}
+
+/// One extension, with its running version.
+pub async fn extension(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(name): ApiPath<ExtensionName>,
+) -> Result<Json<xif_api::Extension>, ApiError> {
+    let Some(mut extension) = state.metadata.extension(&name).await? else {
+        return Err(ApiError::new(
+            ErrorCode::UnknownExtension,
+            format!("no version of extension `{name}` was uploaded"),
+        ));
+    };
+    extension.running = state.runtime.running_version(&extension.name).await;
+    Ok(Json(extension))
 }
 
 pub async fn versions(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiPath(name): ApiPath<ExtensionName>,
-) -> Result<Json<Vec<xif_api::Version>>, ApiError> {
-    let versions = state.metadata.versions(&name).await?;
-    if versions.is_empty() {
+    paging: Paging<i64>,
+    DigestFilter(sha256): DigestFilter,
+) -> Result<Listed<xif_api::Version>, ApiError> {
+    let versions = match &sha256 {
+        // At most one: digests are unique among an extension's versions.
+        Some(sha256) => state.metadata.version_by_digest(&name, sha256).await?.into_iter().collect(),
+        None => state.metadata.versions(&name, &paging.page()).await?,
+    };
+    // An empty page (after the last version, or no version with the digest) is a page; an
+    // extension never uploaded is not.
+    if versions.is_empty() && state.metadata.extension(&name).await?.is_none() {
         return Err(ApiError::new(
             ErrorCode::UnknownExtension,
             format!("no version of extension `{name}` was uploaded"),
         ));
     }
-    Ok(Json(versions))
+    Ok(paging.answer(versions, |version| version.number.to_string(), |version| version))
 }
 
 pub async fn publications(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiPath(name): ApiPath<ExtensionName>,
-) -> Result<Json<Vec<xif_api::Publication>>, ApiError> {
-    Ok(Json(state.metadata.publications(&name).await?))
+    paging: Paging<i64>,
+) -> Result<Listed<xif_api::Publication>, ApiError> {
+    let publications = state.metadata.publications(&name, &paging.page()).await?;
+    Ok(paging.answer(publications, |record| record.id.to_string(), |record| record.publication))
 }
 
 pub async fn download(

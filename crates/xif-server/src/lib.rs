@@ -13,6 +13,7 @@ mod connections;
 mod error;
 mod handlers;
 pub mod names;
+mod paging;
 pub mod postgres;
 pub mod publishing;
 mod runtime;
@@ -39,8 +40,8 @@ pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, Runt
 pub use s3::S3Blobs;
 pub use sqlite::SqliteStore;
 pub use store::{
-    BlobRead, BlobStore, BlobUpload, LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError,
-    TokenOwner, UserRecord, fetch_to_temp,
+    BlobRead, BlobStore, BlobUpload, LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord,
+    PublishRefusal, StoreError, TokenOwner, UserRecord, every_extension, fetch_to_temp,
 };
 
 /// How to run a server.
@@ -561,6 +562,7 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{name}/grants", post(grant))
         .route("/users/{name}/grants/{permission}", delete(revoke))
         .route("/extensions", get(extensions))
+        .route("/extensions/{name}", get(extension))
         .route("/extensions/{name}/versions", get(versions).post(upload).layer(DefaultBodyLimit::disable()))
         .route("/extensions/{name}/versions/{number}/xif", get(download))
         .route("/extensions/{name}/publications", get(publications).post(publish))

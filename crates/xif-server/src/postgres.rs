@@ -14,12 +14,14 @@ use sqlx::{Connection as _, Postgres, Row, Transaction};
 use xif_api::{Permission, Publication, Version};
 
 use crate::store::{
-    LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError, TokenOwner, UserRecord,
+    LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError, TokenOwner,
+    UserRecord,
 };
 
 /// The schema, in order: (version, description, SQL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
+    (2, "growth", include_str!("../migrations/postgres/0002_growth.sql")),
     // The farm's tables (`cluster/postgres.rs`), numbered from 100 apart from the store's own.
     (100, "nodes", include_str!("../migrations/postgres/0100_nodes.sql")),
 ];
@@ -157,8 +159,80 @@ fn version(row: &PgRow) -> Result<Version, sqlx::Error> {
     })
 }
 
-const VERSION_COLUMNS: &str = "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, \
-     v.size, v.uploaded_by, v.uploaded_at, v.signed_by FROM versions v JOIN extensions e ON e.id = v.extension_id";
+fn extension(row: &PgRow) -> Result<xif_api::Extension, sqlx::Error> {
+    Ok(xif_api::Extension {
+        name: row.try_get("name")?,
+        published: row.try_get("published_number")?,
+        versions: row.try_get("version_count")?,
+        running: None,
+    })
+}
+
+/// A query of versions with their extension's name and published number, `WHERE …` and the rest
+/// appended.
+macro_rules! versions_where {
+    ($rest:literal) => {
+        concat!(
+            "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, v.size, \
+             v.uploaded_by, v.uploaded_at, v.signed_by FROM versions v JOIN extensions e ON e.id = v.extension_id ",
+            $rest
+        )
+    };
+}
+
+/// The queries on the paths of listing and publishing, each answered through an index (a test
+/// checks their plans), as SQLite's. Names are compared by `lower(name)`, the expression of the
+/// unique indexes; pages of names are in its byte order (`COLLATE "C"`), the expression of the
+/// order indexes of migration 2. Names are never empty and numbers and ids start at 1, so `''`
+/// and 0 are before the first.
+mod hot {
+    /// The version of an extension with a digest (upload: is it there already?).
+    pub const VERSION_BY_DIGEST: &str = versions_where!("WHERE lower(e.name) = lower($1) AND v.sha256 = $2");
+    /// The number of an extension's next version: the end of the (extension, number) index.
+    pub const NEXT_NUMBER: &str = "SELECT coalesce(max(number), 0) + 1 FROM versions WHERE extension_id = $1";
+    /// One version by extension id.
+    pub const VERSION_BY_ID: &str = versions_where!("WHERE e.id = $1 AND v.number = $2");
+    /// One version by extension name.
+    pub const VERSION: &str = versions_where!("WHERE lower(e.name) = lower($1) AND v.number = $2");
+    /// A page of an extension's versions. The extension's id is found first (a join on its name
+    /// would have the planner sort every version after the cursor, not knowing that one
+    /// extension has that name), then the (extension, number) index is read in order.
+    pub const VERSIONS_PAGE: &str = versions_where!(
+        "WHERE v.extension_id = (SELECT id FROM extensions WHERE lower(name) = lower($1)) AND v.number > $2 \
+         ORDER BY v.number LIMIT $3"
+    );
+    /// A page of the extensions.
+    pub const EXTENSIONS_PAGE: &str = "SELECT name, published_number, version_count FROM extensions \
+         WHERE lower(name) COLLATE \"C\" > lower($1) COLLATE \"C\" ORDER BY lower(name) COLLATE \"C\" LIMIT $2";
+    /// One extension.
+    pub const EXTENSION: &str =
+        "SELECT name, published_number, version_count FROM extensions WHERE lower(name) = lower($1)";
+    /// A page of an extension's publications, as [`VERSIONS_PAGE`].
+    pub const PUBLICATIONS_PAGE: &str = "SELECT p.id, e.name, p.from_number, p.to_number, p.published_by, \
+         p.published_at FROM publications p JOIN extensions e ON e.id = p.extension_id \
+         WHERE p.extension_id = (SELECT id FROM extensions WHERE lower(name) = lower($1)) AND p.id > $2 \
+         ORDER BY p.id LIMIT $3";
+    /// A page of the users.
+    pub const USERS_PAGE: &str = "SELECT * FROM users WHERE lower(name) COLLATE \"C\" > lower($1) COLLATE \"C\" \
+         ORDER BY lower(name) COLLATE \"C\" LIMIT $2";
+    /// The modules that use an extension.
+    pub const CONSUMERS: &str = "SELECT module, uses FROM module_dependencies WHERE lower(extension) = lower($1) \
+         ORDER BY lower(module) COLLATE \"C\"";
+    /// Every one of them, with the types of their parameters, for the test of their plans.
+    #[cfg(test)]
+    pub const ALL: [(&str, &[&str]); 10] = [
+        (VERSION_BY_DIGEST, &["text", "text"]),
+        (NEXT_NUMBER, &["bigint"]),
+        (VERSION_BY_ID, &["bigint", "bigint"]),
+        (VERSION, &["text", "bigint"]),
+        (VERSIONS_PAGE, &["text", "bigint", "bigint"]),
+        (EXTENSIONS_PAGE, &["text", "bigint"]),
+        (EXTENSION, &["text"]),
+        (PUBLICATIONS_PAGE, &["text", "bigint", "bigint"]),
+        (USERS_PAGE, &["text", "bigint"]),
+        (CONSUMERS, &["text"]),
+    ];
+}
 
 /// The id of the extension `name`, made if new, with its row locked until `transaction` ends:
 /// uploads of one extension are numbered one after the other, whichever server takes them.
@@ -217,8 +291,14 @@ impl MetadataStore for PgStore {
         Ok(row.as_ref().map(user).transpose()?)
     }
 
-    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY lower(name) COLLATE \"C\"").fetch_all(&self.pool).await?;
+    async fn users(&self, page: &Page<String>) -> Result<Vec<UserRecord>, StoreError> {
+        // Names are never empty: '' is before the first. The range and the order are those of
+        // the index `users_name_order` (migration 2).
+        let rows = sqlx::query(hot::USERS_PAGE)
+            .bind(page.after.as_deref().unwrap_or(""))
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
     }
 
@@ -300,11 +380,7 @@ impl MetadataStore for PgStore {
     }
 
     async fn version_by_digest(&self, extension: &str, sha256: &str) -> Result<Option<Version>, StoreError> {
-        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE lower(e.name) = lower($1) AND v.sha256 = $2"))
-            .bind(extension)
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(hot::VERSION_BY_DIGEST).bind(extension).bind(sha256).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(version).transpose()?)
     }
 
@@ -313,11 +389,11 @@ impl MetadataStore for PgStore {
         // The extension's row stays locked until the commit: the next number is read and used
         // by one upload at a time (read committed: each statement sees what committed before it).
         let id = lock_extension(&mut transaction, &new.extension).await?;
-        let number: i64 =
-            sqlx::query_scalar("SELECT coalesce(max(number), 0) + 1 FROM versions WHERE extension_id = $1")
-                .bind(id)
-                .fetch_one(&mut *transaction)
-                .await?;
+        let number: i64 = sqlx::query_scalar(hot::NEXT_NUMBER).bind(id).fetch_one(&mut *transaction).await?;
+        sqlx::query("UPDATE extensions SET version_count = version_count + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
         sqlx::query(
             "INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at, \
              signed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -332,51 +408,40 @@ impl MetadataStore for PgStore {
         .bind(&new.signed_by)
         .execute(&mut *transaction)
         .await?;
-        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.id = $1 AND v.number = $2"))
-            .bind(id)
-            .bind(number)
-            .fetch_one(&mut *transaction)
-            .await?;
+        let row = sqlx::query(hot::VERSION_BY_ID).bind(id).bind(number).fetch_one(&mut *transaction).await?;
         transaction.commit().await?;
         Ok(version(&row)?)
     }
 
-    async fn versions(&self, extension: &str) -> Result<Vec<Version>, StoreError> {
-        let rows = sqlx::query(&format!("{VERSION_COLUMNS} WHERE lower(e.name) = lower($1) ORDER BY v.number"))
+    async fn versions(&self, extension: &str, page: &Page<i64>) -> Result<Vec<Version>, StoreError> {
+        // Numbers start at 1. Read by the (extension, number) index from the cursor on.
+        let rows = sqlx::query(hot::VERSIONS_PAGE)
             .bind(extension)
+            .bind(page.after.unwrap_or(0))
+            .bind(i64::from(page.limit))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(version).collect::<Result<_, _>>()?)
     }
 
     async fn version(&self, extension: &str, number: i64) -> Result<Option<Version>, StoreError> {
-        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE lower(e.name) = lower($1) AND v.number = $2"))
-            .bind(extension)
-            .bind(number)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(hot::VERSION).bind(extension).bind(number).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(version).transpose()?)
     }
 
-    async fn extensions(&self) -> Result<Vec<xif_api::Extension>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.name, e.published_number, count(v.id) AS versions FROM extensions e \
-             LEFT JOIN versions v ON v.extension_id = e.id GROUP BY e.id ORDER BY lower(e.name) COLLATE \"C\"",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let extensions = rows
-            .iter()
-            .map(|row| {
-                Ok(xif_api::Extension {
-                    name: row.try_get("name")?,
-                    published: row.try_get("published_number")?,
-                    versions: row.try_get("versions")?,
-                    running: None,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(extensions)
+    async fn extensions(&self, page: &Page<String>) -> Result<Vec<xif_api::Extension>, StoreError> {
+        // As `users`: by the index `extensions_name_order` (migration 2).
+        let rows = sqlx::query(hot::EXTENSIONS_PAGE)
+            .bind(page.after.as_deref().unwrap_or(""))
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(extension).collect::<Result<_, _>>()?)
+    }
+
+    async fn extension(&self, name: &str) -> Result<Option<xif_api::Extension>, StoreError> {
+        let row = sqlx::query(hot::EXTENSION).bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(extension).transpose()?)
     }
 
     async fn lock(&self, request: &LockRequest<'_>) -> Result<Result<(), xif_api::Lock>, StoreError> {
@@ -518,13 +583,7 @@ impl MetadataStore for PgStore {
     }
 
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT module, uses FROM module_dependencies WHERE lower(extension) = lower($1) \
-             ORDER BY lower(module) COLLATE \"C\"",
-        )
-        .bind(extension)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(hot::CONSUMERS).bind(extension).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let module: String = row.try_get("module")?;
@@ -535,23 +594,26 @@ impl MetadataStore for PgStore {
             .collect()
     }
 
-    async fn publications(&self, extension: &str) -> Result<Vec<Publication>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.name, p.from_number, p.to_number, p.published_by, p.published_at FROM publications p \
-             JOIN extensions e ON e.id = p.extension_id WHERE lower(e.name) = lower($1) ORDER BY p.id",
-        )
-        .bind(extension)
-        .fetch_all(&self.pool)
-        .await?;
+    async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
+        // Ids start at 1. Read by the (extension, id) index from the cursor on.
+        let rows = sqlx::query(hot::PUBLICATIONS_PAGE)
+            .bind(extension)
+            .bind(page.after.unwrap_or(0))
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.pool)
+            .await?;
         let publications = rows
             .iter()
             .map(|row| {
-                Ok(Publication {
-                    extension: row.try_get("name")?,
-                    from: row.try_get("from_number")?,
-                    to: row.try_get("to_number")?,
-                    by: row.try_get("published_by")?,
-                    at: row.try_get("published_at")?,
+                Ok(PublicationRecord {
+                    id: row.try_get("id")?,
+                    publication: Publication {
+                        extension: row.try_get("name")?,
+                        from: row.try_get("from_number")?,
+                        to: row.try_get("to_number")?,
+                        by: row.try_get("published_by")?,
+                        at: row.try_get("published_at")?,
+                    },
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
@@ -561,7 +623,82 @@ impl MetadataStore for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use std::borrow::Cow;
+
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+    use super::{MIGRATIONS, PgStore, hot, redact};
+    use crate::store::{MetadataStore as _, Page};
+
+    /// A database made before the growth migration (2) has its extensions' numbers of versions
+    /// counted by it, and kept from then on.
+    #[tokio::test]
+    async fn the_growth_migration_counts_the_versions_already_there() {
+        let url = xif_testkit::postgres::shared().database();
+        let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+        let before: Vec<Migration> = MIGRATIONS
+            .iter()
+            .filter(|(version, _, _)| *version < 2)
+            .map(|(version, description, sql)| {
+                Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false)
+            })
+            .collect();
+        let migrator = Migrator { migrations: Cow::Owned(before), ignore_missing: false, locking: true, no_tx: false };
+        migrator.run(&pool).await.expect("migrated to 1");
+        sqlx::raw_sql(
+            "INSERT INTO extensions (name) VALUES ('Old'), ('Empty'); \
+             INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at) \
+             SELECT id, n, n::text, n::text, 1, 'x', 'then' FROM extensions, generate_series(1, 3) AS n \
+             WHERE name = 'Old';",
+        )
+        .execute(&pool)
+        .await
+        .expect("inserted");
+        pool.close().await;
+
+        let store = PgStore::open(&url).await.expect("opens and migrates");
+        let listed = store.extensions(&Page::first(10)).await.expect("listed");
+        let counts: Vec<(String, i64)> =
+            listed.into_iter().map(|extension| (extension.name, extension.versions)).collect();
+        assert_eq!(counts, [("Empty".to_owned(), 0), ("Old".to_owned(), 3)]);
+        store
+            .insert_version(crate::store::NewVersion {
+                extension: "old".into(),
+                declared_version: "4".into(),
+                sha256: "d".into(),
+                size: 1,
+                uploaded_by: "x".into(),
+                uploaded_at: "now".into(),
+                signed_by: None,
+            })
+            .await
+            .expect("inserted");
+        let old = store.extension("OLD").await.expect("read").expect("there");
+        assert_eq!((old.name.as_str(), old.versions), ("Old", 4));
+    }
+
+    /// Each query on the paths of listing and publishing can be answered through an index: with
+    /// sequential scans and sorts priced out (`enable_seqscan`, `enable_sort` off), which the
+    /// planner still chooses when nothing else answers the query, its plan has neither.
+    #[tokio::test]
+    async fn the_hot_queries_are_answered_through_indexes() {
+        let store = PgStore::open(&xif_testkit::postgres::shared().database()).await.expect("opens");
+        let mut connection = store.pool.acquire().await.expect("a connection");
+        for setting in ["SET enable_seqscan = off", "SET enable_sort = off"] {
+            sqlx::query(setting).execute(&mut *connection).await.expect("set");
+        }
+        for (index, (query, types)) in hot::ALL.iter().enumerate() {
+            let name = format!("hot_{index}");
+            let prepare = format!("PREPARE {name} ({}) AS {query}", types.join(", "));
+            sqlx::raw_sql(&prepare).execute(&mut *connection).await.expect("prepared");
+            // Planned for these parameters' values, not a generic plan: as a request is.
+            let values: Vec<&str> = types.iter().map(|kind| if *kind == "text" { "'Bench'" } else { "1" }).collect();
+            let explain = format!("EXPLAIN EXECUTE {name} ({})", values.join(", "));
+            let steps: Vec<String> = sqlx::query_scalar(&explain).fetch_all(&mut *connection).await.expect("a plan");
+            let plan = steps.join("\n");
+            assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{query}\n{plan}");
+        }
+    }
 
     #[test]
     fn a_url_is_shown_without_its_password() {

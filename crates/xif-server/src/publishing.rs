@@ -343,7 +343,7 @@ impl Publishing {
     /// runtime gave up on after crashes is left as it is (publishing it again starts it).
     /// Returns whether the whole pass ran (the store answered).
     pub async fn reconcile(&self) -> bool {
-        let extensions = match self.metadata.extensions().await {
+        let extensions = match crate::store::every_extension(&*self.metadata).await {
             Ok(extensions) => extensions,
             Err(error) => {
                 tracing::warn!(%error, "cannot list the published extensions to converge to");
@@ -436,8 +436,8 @@ impl Publishing {
                     // The one extension named, at once, to the version published now (a
                     // later publication may have followed the event).
                     Some((extension, version)) => {
-                        let published = match publishing.metadata.versions(&extension).await {
-                            Ok(versions) => versions.iter().find(|version| version.published).map(|v| v.number),
+                        let published = match publishing.metadata.extension(&extension).await {
+                            Ok(found) => found.and_then(|found| found.published),
                             Err(_) => Some(version),
                         };
                         if let Some(number) = published {
@@ -561,8 +561,7 @@ impl Publishing {
         order: &Order,
         blob: &std::path::Path,
     ) -> Result<PublishResponse, PublishError> {
-        let current = self.metadata.versions(extension).await?.into_iter().find(|version| version.published);
-        let current = current.map(|version| version.number);
+        let current = self.metadata.extension(extension).await?.and_then(|found| found.published);
         let stale = |actual| PublishError::Stale { extension: extension.to_owned(), actual, expected: order.expected };
         if current != order.expected {
             return Err(stale(current));

@@ -11,7 +11,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use xif_api::{Permission, Publication, Version};
 
 use crate::store::{
-    LockRequest, MetadataStore, NewToken, NewVersion, PublishRefusal, StoreError, TokenOwner, UserRecord,
+    LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError, TokenOwner,
+    UserRecord,
 };
 
 /// The schema, in order. Each runs once, in a transaction, and is recorded in
@@ -23,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_token_expiry.sql")),
     (4, include_str!("../migrations/0004_publication_lease.sql")),
     (5, include_str!("../migrations/0005_version_signatures.sql")),
+    (6, include_str!("../migrations/0006_growth.sql")),
 ];
 
 /// How a transaction that reads and then writes begins: it takes the write lock at once (waiting
@@ -152,8 +154,69 @@ fn version(row: &SqliteRow) -> Result<Version, sqlx::Error> {
     })
 }
 
-const VERSION_COLUMNS: &str = "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, \
-     v.size, v.uploaded_by, v.uploaded_at, v.signed_by FROM versions v JOIN extensions e ON e.id = v.extension_id";
+fn extension(row: &SqliteRow) -> Result<xif_api::Extension, sqlx::Error> {
+    Ok(xif_api::Extension {
+        name: row.try_get("name")?,
+        published: row.try_get("published_number")?,
+        versions: row.try_get("version_count")?,
+        running: None,
+    })
+}
+
+/// A query of versions with their extension's name and published number, `WHERE …` and the rest
+/// appended.
+macro_rules! versions_where {
+    ($rest:literal) => {
+        concat!(
+            "SELECT e.name AS extension, e.published_number, v.number, v.declared_version, v.sha256, v.size, \
+             v.uploaded_by, v.uploaded_at, v.signed_by FROM versions v JOIN extensions e ON e.id = v.extension_id ",
+            $rest
+        )
+    };
+}
+
+/// The queries on the paths of listing and publishing, each answered through an index (a
+/// test checks their plans), so that they cost the same with 10,000 versions as with ten.
+mod hot {
+    /// The version of an extension with a digest (upload: is it there already?).
+    pub const VERSION_BY_DIGEST: &str = versions_where!("WHERE e.name = ? AND v.sha256 = ?");
+    /// The number of an extension's next version: the end of the (extension, number) index.
+    pub const NEXT_NUMBER: &str = "SELECT coalesce(max(number), 0) + 1 FROM versions WHERE extension_id = ?";
+    /// One version by extension id.
+    pub const VERSION_BY_ID: &str = versions_where!("WHERE e.id = ? AND v.number = ?");
+    /// One version by extension name.
+    pub const VERSION: &str = versions_where!("WHERE e.name = ? AND v.number = ?");
+    /// A page of an extension's versions. Numbers start at 1: 0 is before the first.
+    pub const VERSIONS_PAGE: &str = versions_where!("WHERE e.name = ? AND v.number > ? ORDER BY v.number LIMIT ?");
+    /// A page of the extensions. Names are never empty: '' is before the first. The range and
+    /// the order are the name's index, in its collation (case-insensitive).
+    pub const EXTENSIONS_PAGE: &str =
+        "SELECT name, published_number, version_count FROM extensions WHERE name > ? ORDER BY name LIMIT ?";
+    /// One extension.
+    pub const EXTENSION: &str = "SELECT name, published_number, version_count FROM extensions WHERE name = ?";
+    /// A page of an extension's publications. Ids start at 1.
+    pub const PUBLICATIONS_PAGE: &str = "SELECT p.id, e.name, p.from_number, p.to_number, p.published_by, \
+         p.published_at FROM publications p JOIN extensions e ON e.id = p.extension_id \
+         WHERE e.name = ? AND p.id > ? ORDER BY p.id LIMIT ?";
+    /// A page of the users, as [`EXTENSIONS_PAGE`].
+    pub const USERS_PAGE: &str = "SELECT * FROM users WHERE name > ? ORDER BY name LIMIT ?";
+    /// The modules that use an extension.
+    pub const CONSUMERS: &str = "SELECT module, uses FROM module_dependencies WHERE extension = ? ORDER BY module";
+    /// Every one of them, for the test of their plans.
+    #[cfg(test)]
+    pub const ALL: [&str; 10] = [
+        VERSION_BY_DIGEST,
+        NEXT_NUMBER,
+        VERSION_BY_ID,
+        VERSION,
+        VERSIONS_PAGE,
+        EXTENSIONS_PAGE,
+        EXTENSION,
+        PUBLICATIONS_PAGE,
+        USERS_PAGE,
+        CONSUMERS,
+    ];
+}
 
 async fn extension_id(transaction: &mut Transaction<'_, Sqlite>, name: &str) -> Result<i64, sqlx::Error> {
     sqlx::query("INSERT INTO extensions (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
@@ -204,8 +267,14 @@ impl MetadataStore for SqliteStore {
         Ok(row.as_ref().map(user).transpose()?)
     }
 
-    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY name").fetch_all(&self.pool).await?;
+    async fn users(&self, page: &Page<String>) -> Result<Vec<UserRecord>, StoreError> {
+        // Names are never empty: '' is before the first. The range is read by the name's index,
+        // in its collation (case-insensitive), which the order uses too.
+        let rows = sqlx::query(hot::USERS_PAGE)
+            .bind(page.after.as_deref().unwrap_or(""))
+            .bind(page.limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
     }
 
@@ -283,22 +352,19 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn version_by_digest(&self, extension: &str, sha256: &str) -> Result<Option<Version>, StoreError> {
-        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? AND v.sha256 = ?"))
-            .bind(extension)
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(hot::VERSION_BY_DIGEST).bind(extension).bind(sha256).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(version).transpose()?)
     }
 
     async fn insert_version(&self, new: NewVersion) -> Result<Version, StoreError> {
         let mut transaction = self.pool.begin_with(WRITE).await?;
         let id = extension_id(&mut transaction, &new.extension).await?;
-        let number: i64 =
-            sqlx::query_scalar("SELECT coalesce(max(number), 0) + 1 FROM versions WHERE extension_id = ?")
-                .bind(id)
-                .fetch_one(&mut *transaction)
-                .await?;
+        // The last number, read from the end of the (extension, number) index.
+        let number: i64 = sqlx::query_scalar(hot::NEXT_NUMBER).bind(id).fetch_one(&mut *transaction).await?;
+        sqlx::query("UPDATE extensions SET version_count = version_count + 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
         sqlx::query(
             "INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at, \
              signed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -313,51 +379,39 @@ impl MetadataStore for SqliteStore {
         .bind(&new.signed_by)
         .execute(&mut *transaction)
         .await?;
-        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.id = ? AND v.number = ?"))
-            .bind(id)
-            .bind(number)
-            .fetch_one(&mut *transaction)
-            .await?;
+        let row = sqlx::query(hot::VERSION_BY_ID).bind(id).bind(number).fetch_one(&mut *transaction).await?;
         transaction.commit().await?;
         Ok(version(&row)?)
     }
 
-    async fn versions(&self, extension: &str) -> Result<Vec<Version>, StoreError> {
-        let rows = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? ORDER BY v.number"))
+    async fn versions(&self, extension: &str, page: &Page<i64>) -> Result<Vec<Version>, StoreError> {
+        // Numbers start at 1. Read by the (extension, number) index from the cursor on.
+        let rows = sqlx::query(hot::VERSIONS_PAGE)
             .bind(extension)
+            .bind(page.after.unwrap_or(0))
+            .bind(page.limit)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(version).collect::<Result<_, _>>()?)
     }
 
     async fn version(&self, extension: &str, number: i64) -> Result<Option<Version>, StoreError> {
-        let row = sqlx::query(&format!("{VERSION_COLUMNS} WHERE e.name = ? AND v.number = ?"))
-            .bind(extension)
-            .bind(number)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(hot::VERSION).bind(extension).bind(number).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(version).transpose()?)
     }
 
-    async fn extensions(&self) -> Result<Vec<xif_api::Extension>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.name, e.published_number, count(v.id) AS versions FROM extensions e \
-             LEFT JOIN versions v ON v.extension_id = e.id GROUP BY e.id ORDER BY e.name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let extensions = rows
-            .iter()
-            .map(|row| {
-                Ok(xif_api::Extension {
-                    name: row.try_get("name")?,
-                    published: row.try_get("published_number")?,
-                    versions: row.try_get("versions")?,
-                    running: None,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(extensions)
+    async fn extensions(&self, page: &Page<String>) -> Result<Vec<xif_api::Extension>, StoreError> {
+        let rows = sqlx::query(hot::EXTENSIONS_PAGE)
+            .bind(page.after.as_deref().unwrap_or(""))
+            .bind(page.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(extension).collect::<Result<_, _>>()?)
+    }
+
+    async fn extension(&self, name: &str) -> Result<Option<xif_api::Extension>, StoreError> {
+        let row = sqlx::query(hot::EXTENSION).bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(extension).transpose()?)
     }
 
     async fn lock(&self, request: &LockRequest<'_>) -> Result<Result<(), xif_api::Lock>, StoreError> {
@@ -477,10 +531,7 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError> {
-        let rows = sqlx::query("SELECT module, uses FROM module_dependencies WHERE extension = ? ORDER BY module")
-            .bind(extension)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(hot::CONSUMERS).bind(extension).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let module: String = row.try_get("module")?;
@@ -491,26 +542,141 @@ impl MetadataStore for SqliteStore {
             .collect()
     }
 
-    async fn publications(&self, extension: &str) -> Result<Vec<Publication>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.name, p.from_number, p.to_number, p.published_by, p.published_at FROM publications p \
-             JOIN extensions e ON e.id = p.extension_id WHERE e.name = ? ORDER BY p.id",
-        )
-        .bind(extension)
-        .fetch_all(&self.pool)
-        .await?;
+    async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
+        // Ids start at 1. Read by the (extension, id) index from the cursor on.
+        let rows = sqlx::query(hot::PUBLICATIONS_PAGE)
+            .bind(extension)
+            .bind(page.after.unwrap_or(0))
+            .bind(page.limit)
+            .fetch_all(&self.pool)
+            .await?;
         let publications = rows
             .iter()
             .map(|row| {
-                Ok(Publication {
-                    extension: row.try_get("name")?,
-                    from: row.try_get("from_number")?,
-                    to: row.try_get("to_number")?,
-                    by: row.try_get("published_by")?,
-                    at: row.try_get("published_at")?,
+                Ok(PublicationRecord {
+                    id: row.try_get("id")?,
+                    publication: Publication {
+                        extension: row.try_get("name")?,
+                        from: row.try_get("from_number")?,
+                        to: row.try_get("to_number")?,
+                        by: row.try_get("published_by")?,
+                        at: row.try_get("published_at")?,
+                    },
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
         Ok(publications)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MIGRATIONS, SqliteStore, hot};
+    use crate::store::{MetadataStore as _, Page};
+
+    /// Every extension is read in pages, however many pages (here one full and one of one).
+    #[tokio::test]
+    async fn every_extension_is_read_across_pages() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(&directory.path().join("metadata.sqlite")).await.expect("opens");
+        let count = xif_api::PAGE_LIMIT_MAX as usize + 1;
+        for index in 0..count {
+            store
+                .insert_version(crate::store::NewVersion {
+                    extension: format!("E{index:04}"),
+                    declared_version: "1".into(),
+                    sha256: "a".into(),
+                    size: 1,
+                    uploaded_by: "x".into(),
+                    uploaded_at: "now".into(),
+                    signed_by: None,
+                })
+                .await
+                .expect("inserted");
+        }
+        let names: Vec<String> = crate::store::every_extension(&store)
+            .await
+            .expect("listed")
+            .into_iter()
+            .map(|extension| extension.name)
+            .collect();
+        assert_eq!(names, (0..count).map(|index| format!("E{index:04}")).collect::<Vec<_>>());
+    }
+
+    /// A database made before the growth migration (6) has its extensions' numbers of versions
+    /// counted by it, and kept from then on.
+    #[tokio::test]
+    async fn the_growth_migration_counts_the_versions_already_there() {
+        use sqlx::Connection as _;
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let path = directory.path().join("metadata.sqlite");
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let mut connection = sqlx::SqliteConnection::connect_with(&options).await.expect("a connection");
+        sqlx::raw_sql("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            .execute(&mut connection)
+            .await
+            .expect("made");
+        for (version, sql) in MIGRATIONS.iter().take_while(|(version, _)| *version < 6) {
+            sqlx::raw_sql(sql).execute(&mut connection).await.expect("migrated");
+            sqlx::query("INSERT INTO schema_migrations VALUES (?, 'then')")
+                .bind(version)
+                .execute(&mut connection)
+                .await
+                .expect("recorded");
+        }
+        sqlx::raw_sql(
+            "INSERT INTO extensions (id, name) VALUES (1, 'Old'), (2, 'Empty'); \
+             INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at) \
+             VALUES (1, 1, '1', 'a', 1, 'x', 'then'), (1, 2, '2', 'b', 1, 'x', 'then'), (1, 3, '3', 'c', 1, 'x', 'then');",
+        )
+        .execute(&mut connection)
+        .await
+        .expect("inserted");
+        connection.close().await.expect("closed");
+
+        let store = SqliteStore::open(&path).await.expect("opens and migrates");
+        let counts = |extensions: Vec<xif_api::Extension>| {
+            extensions.into_iter().map(|extension| (extension.name, extension.versions)).collect::<Vec<_>>()
+        };
+        let listed = store.extensions(&Page::first(10)).await.expect("listed");
+        assert_eq!(counts(listed), [("Empty".to_owned(), 0), ("Old".to_owned(), 3)]);
+        store
+            .insert_version(crate::store::NewVersion {
+                extension: "old".into(),
+                declared_version: "4".into(),
+                sha256: "d".into(),
+                size: 1,
+                uploaded_by: "x".into(),
+                uploaded_at: "now".into(),
+                signed_by: None,
+            })
+            .await
+            .expect("inserted");
+        let old = store.extension("OLD").await.expect("read").expect("there");
+        assert_eq!((old.name.as_str(), old.versions), ("Old", 4));
+    }
+
+    /// Each query on the paths of listing and publishing is answered through an index: its
+    /// plan scans no table and sorts nothing (`SCAN` without an index, `USE TEMP B-TREE`).
+    #[tokio::test]
+    async fn the_hot_queries_are_answered_through_indexes() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(&directory.path().join("metadata.sqlite")).await.expect("opens");
+        // Statistics as in a grown database, so that the planner chooses as it would there.
+        sqlx::query("ANALYZE").execute(&store.pool).await.expect("analysed");
+        for query in hot::ALL {
+            let parameters = query.matches('?').count();
+            let explain = format!("EXPLAIN QUERY PLAN {query}");
+            let mut plan = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+            for _ in 0..parameters {
+                plan = plan.bind(1_i64);
+            }
+            let steps: Vec<String> =
+                plan.fetch_all(&store.pool).await.expect("a plan").into_iter().map(|step| step.3).collect();
+            for step in &steps {
+                let scan = step.starts_with("SCAN") && !step.contains("USING");
+                assert!(!scan && !step.contains("TEMP B-TREE"), "{query}\n{steps:#?}");
+            }
+        }
     }
 }

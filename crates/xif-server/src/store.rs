@@ -179,6 +179,50 @@ pub enum PublishRefusal {
     },
 }
 
+/// One page of a list, in the list's order (names, numbers): at most `limit` items, those after
+/// `after` (the last of the previous page; `None` for the first page). Each list is read by an
+/// index from `after` on, so that a page costs the same however long the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<K> {
+    /// The last item of the previous page: a name, or a number.
+    pub after: Option<K>,
+    /// The most items to return.
+    pub limit: u32,
+}
+
+impl<K> Page<K> {
+    /// The first `limit` items.
+    pub fn first(limit: u32) -> Self {
+        Self { after: None, limit }
+    }
+}
+
+/// Every extension, read a page of the largest size at a time: for what needs them all (a
+/// server starting deploys every published version), never for a request.
+pub async fn every_extension(metadata: &dyn MetadataStore) -> Result<Vec<xif_api::Extension>, StoreError> {
+    let mut extensions = Vec::new();
+    let mut page = Page::first(xif_api::PAGE_LIMIT_MAX);
+    loop {
+        let found = metadata.extensions(&page).await?;
+        let last_page = found.len() < usize::try_from(page.limit).unwrap_or(usize::MAX);
+        page.after = found.last().map(|last| last.name.clone());
+        extensions.extend(found);
+        if last_page {
+            return Ok(extensions);
+        }
+    }
+}
+
+/// A publication as stored, with its id, which orders an extension's publications and is the
+/// cursor of their pages.
+#[derive(Debug, Clone)]
+pub struct PublicationRecord {
+    /// Its id: later publications have greater ids.
+    pub id: i64,
+    /// The publication.
+    pub publication: Publication,
+}
+
 /// Users, tokens, versions and publications.
 #[async_trait]
 pub trait MetadataStore: Send + Sync {
@@ -197,8 +241,8 @@ pub trait MetadataStore: Send + Sync {
     ) -> Result<Option<UserRecord>, StoreError>;
     /// The user called `name`.
     async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
-    /// Every user.
-    async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// A page of the users, by name.
+    async fn users(&self, page: &Page<String>) -> Result<Vec<UserRecord>, StoreError>;
     /// Replaces a user's permissions; false when there is no such user.
     async fn set_permissions(&self, name: &str, permissions: &[Permission]) -> Result<bool, StoreError>;
     /// Removes a user and their tokens; false when there is no such user.
@@ -216,12 +260,15 @@ pub trait MetadataStore: Send + Sync {
     async fn version_by_digest(&self, extension: &str, sha256: &str) -> Result<Option<Version>, StoreError>;
     /// Records a new version, numbered after the extension's last.
     async fn insert_version(&self, version: NewVersion) -> Result<Version, StoreError>;
-    /// An extension's versions, oldest first.
-    async fn versions(&self, extension: &str) -> Result<Vec<Version>, StoreError>;
+    /// A page of an extension's versions, oldest first (by number).
+    async fn versions(&self, extension: &str, page: &Page<i64>) -> Result<Vec<Version>, StoreError>;
     /// One version.
     async fn version(&self, extension: &str, number: i64) -> Result<Option<Version>, StoreError>;
-    /// Every extension.
-    async fn extensions(&self) -> Result<Vec<xif_api::Extension>, StoreError>;
+    /// A page of the extensions, by name.
+    async fn extensions(&self, page: &Page<String>) -> Result<Vec<xif_api::Extension>, StoreError>;
+    /// One extension: its number of versions and its published version; `None` when no version
+    /// of it was uploaded. As cheap with 10,000 versions as with one.
+    async fn extension(&self, name: &str) -> Result<Option<xif_api::Extension>, StoreError>;
     /// Takes the extension's publication lock, when it is free or its holder's lease ran out;
     /// otherwise says who holds it since when.
     async fn lock(&self, request: &LockRequest<'_>) -> Result<Result<(), xif_api::Lock>, StoreError>;
@@ -246,8 +293,8 @@ pub trait MetadataStore: Send + Sync {
         by: &str,
         now: &str,
     ) -> Result<Result<Publication, PublishRefusal>, StoreError>;
-    /// An extension's publications, oldest first.
-    async fn publications(&self, extension: &str) -> Result<Vec<Publication>, StoreError>;
+    /// A page of an extension's publications, oldest first (by id).
+    async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError>;
     /// Replaces what `module` declares it uses.
     async fn set_dependencies(&self, module: &str, dependencies: &[xif_api::Dependency]) -> Result<(), StoreError>;
     /// The modules that use `extension`, with what they use of it.

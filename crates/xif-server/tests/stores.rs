@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use xif_api::Permission;
 use xif_server::{
-    AppState, Limits, LockRequest, MetadataStore, NewVersion, PgStore, PublishRefusal, SqliteStore, Storage,
+    AppState, Limits, LockRequest, MetadataStore, NewVersion, Page, PgStore, PublishRefusal, SqliteStore, Storage,
 };
 
 /// How many servers share the database in these tests.
@@ -83,7 +83,7 @@ async fn concurrent_uploads_are_numbered_one_after_the_other_without_gaps() {
         }
         numbers.sort_unstable();
         assert_eq!(numbers, (1..=UPLOADS as i64).collect::<Vec<_>>(), "{}", shared.back_end);
-        let listed = shared.store(1).versions("ECHO").await.expect("listed");
+        let listed = shared.store(1).versions("ECHO", &Page::first(1000)).await.expect("listed");
         assert_eq!(listed.len(), UPLOADS, "{}: no upload is lost", shared.back_end);
         assert_eq!(
             listed.iter().map(|version| version.number).collect::<Vec<_>>(),
@@ -91,7 +91,7 @@ async fn concurrent_uploads_are_numbered_one_after_the_other_without_gaps() {
             "{}",
             shared.back_end
         );
-        let extensions = shared.store(2).extensions().await.expect("listed");
+        let extensions = shared.store(2).extensions(&Page::first(1000)).await.expect("listed");
         assert_eq!(extensions.len(), 1, "{}: {extensions:?}", shared.back_end);
         assert_eq!(extensions[0].versions, UPLOADS as i64, "{}", shared.back_end);
         // The same archive again is refused by the store, whichever server tries.
@@ -192,13 +192,20 @@ async fn a_stale_publication_is_refused_and_concurrent_ones_publish_once() {
             }
         }
         assert_eq!(published.len(), 1, "{back_end}: {published:?}");
-        let history = shared.store(2).publications("Echo").await.expect("listed");
+        let history: Vec<_> = shared
+            .store(2)
+            .publications("Echo", &Page::first(1000))
+            .await
+            .expect("listed")
+            .into_iter()
+            .map(|record| record.publication)
+            .collect();
         assert_eq!(
             history.iter().map(|publication| (publication.from, publication.to)).collect::<Vec<_>>(),
             [(None, 1), (Some(1), published[0])],
             "{back_end}"
         );
-        let versions = shared.store(3).versions("Echo").await.expect("listed");
+        let versions = shared.store(3).versions("Echo", &Page::first(1000)).await.expect("listed");
         let live: Vec<_> = versions.iter().filter(|version| version.published).map(|version| version.number).collect();
         assert_eq!(live, [published[0]], "{back_end}");
     }

@@ -275,14 +275,11 @@ impl Run<'_> {
         let client =
             Client::new(&connection.server, Some(connection.token.clone()), connection.ca_certificate.as_deref())
                 .map_err(|error| self.client_error(error))?;
-        let extensions = tokio::select! {
-            extensions = client.extensions() => extensions.map_err(|error| self.client_error(error))?,
+        let extension = tokio::select! {
+            extension = client.extension(name) => extension.map_err(|error| self.client_error(error))?,
             () = self.cancel.cancelled() => return Err(self.cancelled()),
         };
-        let published = extensions
-            .iter()
-            .find(|extension| extension.name.eq_ignore_ascii_case(name))
-            .and_then(|extension| extension.published);
+        let published = extension.and_then(|extension| extension.published);
         Ok(ServerState { client, published })
     }
 
@@ -402,11 +399,11 @@ impl Run<'_> {
             .await
             .map_err(|error| self.stop(StopReason::Local, format!("hashing stopped unexpectedly: {error}")))?
             .map_err(|error| self.stop(StopReason::Local, format!("cannot read `{}`: {error}", archive.display())))?;
-        let versions = tokio::select! {
-            versions = server.client.versions(name) => versions.map_err(|error| self.client_error(error))?,
+        let existing = tokio::select! {
+            existing = server.client.version_with_digest(name, &digest) => existing.map_err(|error| self.client_error(error))?,
             () = self.cancel.cancelled() => return Err(self.cancelled()),
         };
-        if let Some(existing) = versions.iter().find(|version| version.sha256 == digest) {
+        if let Some(existing) = existing {
             self.finish(StageOutcome::Skipped, format!("identical to version {}, not uploaded again", existing.number));
             return Ok((existing.number, false));
         }
@@ -532,12 +529,11 @@ impl Run<'_> {
                 ));
             }
         }
-        let extensions = tokio::select! {
-            extensions = server.client.extensions() => extensions.map_err(|error| self.client_error(error))?,
+        let extension = tokio::select! {
+            extension = server.client.extension(name) => extension.map_err(|error| self.client_error(error))?,
             () = self.cancel.cancelled() => return Err(self.cancelled()),
         };
-        let running =
-            extensions.iter().find(|extension| extension.name.eq_ignore_ascii_case(name)).and_then(|e| e.running);
+        let running = extension.and_then(|extension| extension.running);
         if running != Some(version) {
             return Err(self.stop(
                 StopReason::Refused,
