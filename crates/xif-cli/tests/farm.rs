@@ -387,9 +387,14 @@ async fn a_farm_of_three_nodes_behind_haproxy() {
     assert!(eventually(Duration::from_secs(30), || farm.ready(&a)).await.is_some(), "node A is not ready again");
     assert_eq!(farm.greet(&a, &token).await.as_deref(), Ok("Hellov2, Ada!"));
 
-    // PostgreSQL restarted under the farm: every node reconnects, nothing is lost, and a
-    // publication reaches all three again.
-    farm.postgres.restart();
+    // PostgreSQL stopped under the farm: every node says it is not ready; started again, every
+    // node reconnects and is ready again, nothing is lost, and a publication reaches all three.
+    farm.postgres.stop();
+    for url in &urls {
+        let down = eventually(Duration::from_secs(15), || async { !farm.ready(url).await }).await;
+        assert!(down.is_some(), "node {url} still says it is ready without its database");
+    }
+    farm.postgres.start();
     for url in &urls {
         let back = eventually(Duration::from_secs(30), || farm.ready(url)).await;
         assert!(back.is_some(), "node {url} is not ready after PostgreSQL restarted");
