@@ -446,7 +446,7 @@ pub async fn upload(
     let signer = match trusted_signer(&state.limits.trusted_keys, &headers) {
         Ok(signer) => signer,
         Err(refusal) => {
-            drain(body, limit).await;
+            drain(body, limit, state.limits.connections.body_timeout).await;
             return Err(refusal);
         }
     };
@@ -461,7 +461,7 @@ pub async fn upload(
         Ok(upload) => upload,
         Err(error) => {
             // Read to its end, so that the client gets the answer rather than a reset.
-            drain(body, limit).await;
+            drain(body, limit, state.limits.connections.body_timeout).await;
             return Err(error.into());
         }
     };
@@ -593,13 +593,17 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(UploadResponse { version, created: true, warnings: checked.warnings })))
 }
 
-/// Reads and drops at most `limit` bytes of `body`.
-async fn drain(body: Body, limit: u64) {
+/// Reads and drops at most `limit` bytes of `body`, as long as they come as an upload must
+/// (each chunk within `idle`, and at the minimum rate once `idle` has passed): a refusal is
+/// answered once read, but a client trickling its body does not hold the connection for it.
+async fn drain(body: Body, limit: u64, idle: Duration) {
+    let started = std::time::Instant::now();
     let mut stream = body.into_data_stream();
     let mut read = 0u64;
-    while let Some(Ok(chunk)) = stream.next().await {
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, stream.next()).await {
         read += chunk.len() as u64;
-        if read > limit {
+        let elapsed = started.elapsed();
+        if read > limit || (elapsed > idle && (read as f64) < MIN_UPLOAD_RATE * elapsed.as_secs_f64()) {
             break;
         }
     }
