@@ -11,6 +11,9 @@ pub enum ErrorClass {
     Refused,
     /// The called action ran and failed: its own error, a crash, a time-out.
     CallFailed,
+    /// The server cannot serve the request now (busy, or its storage out of reach): the same
+    /// request may succeed later.
+    Unavailable,
 }
 
 macro_rules! error_codes {
@@ -77,7 +80,7 @@ error_codes! {
     TokenExpired = "token_expired", 401, Refused, "The token has expired.";
     InvalidCredentials = "invalid_credentials", 401, Refused, "Wrong user name or password.";
     TooManyAttempts = "too_many_attempts", 429, Refused, "Too many login attempts; retry after the `Retry-After` seconds.";
-    ServerBusy = "server_busy", 503, Refused, "The server is too busy to take the request now; retry after the `Retry-After` seconds.";
+    ServerBusy = "server_busy", 503, Unavailable, "The server is too busy to take the request now; retry after the `Retry-After` seconds.";
     MissingPermission = "missing_permission", 403, Refused, "The user lacks a permission, which the message names.";
     AdministratorOnly = "administrator_only", 403, Refused, "Only administrators may do this.";
     // Users and tokens
@@ -102,7 +105,7 @@ error_codes! {
     InvalidSignature = "invalid_signature", 422, Refused, "The signature does not verify against the archive.";
     UntrustedSignature = "untrusted_signature", 403, Refused, "The archive is signed by a key the server does not trust.";
     StorageFull = "storage_full", 507, Refused, "The server has no space left to store the request; nothing was kept.";
-    StorageUnavailable = "storage_unavailable", 503, Refused, "The server cannot reach its database or object store now; retry after the `Retry-After` seconds.";
+    StorageUnavailable = "storage_unavailable", 503, Unavailable, "The server cannot reach its database or object store now; retry after the `Retry-After` seconds.";
     // Extensions, versions, publications
     UnknownExtension = "unknown_extension", 404, Refused, "No version of the extension was uploaded.";
     UnknownVersion = "unknown_version", 404, Refused, "The extension has no such version.";

@@ -26,7 +26,8 @@ pub enum Exit {
     /// The server refused: a permission, a conflict with another publication, a stale version,
     /// a token it does not accept, an input or archive it would not take.
     Refused = 4,
-    /// The server could not be reached.
+    /// The server could not be reached, or cannot serve now (busy, its storage out of reach):
+    /// the same command may succeed later.
     Network = 5,
     /// Cancelled with Ctrl-C.
     Cancelled = 130,
@@ -38,6 +39,7 @@ impl Exit {
         match code.class() {
             xif_api::ErrorClass::Refused => Exit::Refused,
             xif_api::ErrorClass::CallFailed => Exit::CallFailed,
+            xif_api::ErrorClass::Unavailable => Exit::Network,
         }
     }
 }
@@ -52,7 +54,7 @@ impl Exit {
         and implemented in Rust.",
     after_help = "Exit codes: 0 success (warnings allowed), 1 the extension has errors or an archive was refused, \
         2 the command could not run, 3 the called action failed, 4 the server refused (permission, conflict, \
-        stale version, token), 5 the server could not be reached, 130 cancelled (Ctrl-C).\n\
+        stale version, token), 5 the server could not be reached or cannot serve now (retry later), 130 cancelled (Ctrl-C).\n\
         Server commands use --server/XIF_SERVER and --token/XIF_TOKEN, else the last `xif login`.\n\
         Set NO_COLOR to turn colours off."
 )]

@@ -130,8 +130,35 @@ impl S3Blobs {
         }
         let store = builder.build().map_err(|error| StoreError(format!("{name}: {}", quiet(&error))))?;
         let blobs = Self { store: Arc::new(store), name };
-        blobs.store.list_with_delimiter(Some(&Key::from("sha256"))).await.map_err(|error| blobs.error(&error))?;
+        if let Err(error) = blobs.store.list_with_delimiter(Some(&Key::from("sha256"))).await {
+            return Err(blobs.first_contact(&location.bucket, &error));
+        }
         Ok(blobs)
+    }
+
+    /// The failure of the first request to the store, said in words an operator acts on when
+    /// it is a usual mistake (a bucket not made yet, no credentials, refused credentials), with
+    /// the store's own text after.
+    fn first_contact(&self, bucket: &str, error: &object_store::Error) -> StoreError {
+        let failure = self.error(error);
+        let text = quiet(error);
+        let has_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+        let hint = if text.contains("NoSuchBucket") {
+            format!("the bucket `{bucket}` does not exist: create it first, then start the server again")
+        } else if text.contains("169.254.169.254") && !has_keys {
+            "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment \
+             (no instance credentials were found either)"
+                .to_owned()
+        } else if ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"].iter().any(|code| text.contains(code))
+        {
+            "the store refused the credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: check them, \
+             and that they may list and write the bucket"
+                .to_owned()
+        } else {
+            return failure;
+        };
+        let detail = format!("{}: {hint}", self.name);
+        if failure.is_unavailable() { StoreError::unavailable(detail) } else { StoreError(detail) }
     }
 
     fn key(sha256: &str) -> Result<Key, StoreError> {

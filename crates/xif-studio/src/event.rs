@@ -143,6 +143,9 @@ pub enum StopReason {
     /// The server refused: a permission, a conflict with another publication, a stale version,
     /// an archive or deploy it would not take.
     Refused,
+    /// The version is published, but not every live node of the farm runs it yet: the nodes
+    /// behind are named, with why.
+    NotEverywhere,
     /// The server could not be reached, or answered something unreadable.
     Network,
     /// Cancelled (Ctrl-C, or Close in the window).

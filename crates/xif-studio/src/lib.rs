@@ -133,6 +133,7 @@ fn stage_failure(stopped: &Stopped) -> String {
     match stopped.reason {
         StopReason::Errors => "errors".into(),
         StopReason::Refused => "refused by the server".into(),
+        StopReason::NotEverywhere => "not running on every node".into(),
         StopReason::Network => "the server could not be reached".into(),
         StopReason::Cancelled => "cancelled".into(),
         StopReason::Local => "failed".into(),
@@ -200,6 +201,10 @@ impl Run<'_> {
                 StopReason::Refused,
                 format!("the server did not accept the token: {message}; log in again with `xif login`"),
             ),
+            // Busy, or its storage out of reach: the same publish may succeed later.
+            ClientError::Server { code, message, .. } if code.class() == xif_api::ErrorClass::Unavailable => {
+                self.stop(StopReason::Network, format!("{message} ({code}); publish again in a moment"))
+            }
             ClientError::Server { code, message, .. } => {
                 let hint = match code {
                     ErrorCode::StaleVersion => {
@@ -520,10 +525,10 @@ impl Run<'_> {
                 .collect();
             if !failed.is_empty() {
                 return Err(self.stop(
-                    StopReason::Refused,
+                    StopReason::NotEverywhere,
                     format!(
-                        "version {version} is published but not every node runs it ({}); the node catches up by \
-                         itself when it can, see `xif nodes` and `xif logs {name}`",
+                        "version {version} is published but not every node runs it ({}); a node retries by itself, \
+                         see `xif nodes` and `xif logs {name}`",
                         failed.join("; ")
                     ),
                 ));
@@ -543,7 +548,7 @@ impl Run<'_> {
                 ),
             ));
         }
-        let drained = replaced.map(|old| format!("; version {old} was drained and stopped")).unwrap_or_default();
+        let drained = replaced.map(|old| format!("; it replaced version {old}")).unwrap_or_default();
         self.finish(StageOutcome::Done, format!("version {version} runs{drained}"));
         Ok(Achieved::Published { version, replaced })
     }

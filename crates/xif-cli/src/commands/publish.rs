@@ -177,7 +177,7 @@ pub fn exit_code(outcome: &Result<xif_studio::Achieved, xif_studio::Stopped>) ->
         Ok(_) => Exit::Success,
         Err(stopped) => match stopped.reason {
             StopReason::Errors => Exit::Errors,
-            StopReason::Refused => Exit::Refused,
+            StopReason::Refused | StopReason::NotEverywhere => Exit::Refused,
             StopReason::Network => Exit::Network,
             StopReason::Cancelled => Exit::Cancelled,
             StopReason::Local => Exit::CouldNotRun,
