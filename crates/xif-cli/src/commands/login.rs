@@ -71,7 +71,15 @@ impl Connection {
 
     /// The server and token, or the error that names `xif login` and the variables.
     pub fn required(&self) -> anyhow::Result<Resolved> {
-        self.resolve()?.ok_or_else(|| anyhow::anyhow!(NOT_CONNECTED))
+        match (self.resolve()?, &self.server) {
+            (Some(resolved), _) => Ok(resolved),
+            // A server named on this command, without a token for it: say so, not that there is
+            // no server at all.
+            (None, Some(server)) => Err(anyhow::anyhow!(
+                "no token for `{server}`: run `xif login {server}`, or pass --token (or XIF_TOKEN)"
+            )),
+            (None, None) => Err(anyhow::anyhow!(NOT_CONNECTED)),
+        }
     }
 
     /// A client of the server.

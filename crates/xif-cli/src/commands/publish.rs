@@ -295,6 +295,13 @@ pub fn versions(args: &VersionsArgs) -> anyhow::Result<Exit> {
     let name = match &args.extension {
         Some(name) => name.clone(),
         None => {
+            let definition = args.path.join(xif_project::DEFINITION_FILE);
+            if !definition.exists() {
+                anyhow::bail!(
+                    "no `{}` here to take the extension's name from: name it, `xif versions NAME`",
+                    xif_project::shown(&definition)
+                );
+            }
             let loaded = xif_project::load_definition(&args.path)?;
             match loaded.definition {
                 Ok(definition) => definition.extension.name.value,
