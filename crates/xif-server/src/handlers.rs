@@ -38,10 +38,9 @@ pub async fn healthz() -> Json<Health> {
 /// For the balancer: 200 once the node runs the published state (after its start, and after it
 /// lost and found the database again), 503 until then. `/healthz` says only that it is alive.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.cluster.ready() {
-        Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }).into_response()
-    } else {
-        ApiError::retry_after(
+    match state.cluster.readiness().reason() {
+        None => Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }).into_response(),
+        Some(reason) => ApiError::retry_after(
             ErrorCode::StorageUnavailable,
             "this node is not ready: it is converging to the published state, or cannot reach its database",
             Duration::from_secs(1),

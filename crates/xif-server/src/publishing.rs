@@ -445,11 +445,11 @@ impl Publishing {
                         }
                     }
                     None => {
+                        // Counts for readiness only if nothing was lost or regained since it
+                        // began (see `Readiness`).
+                        let epoch = publishing.cluster.readiness().epoch();
                         let whole = publishing.reconcile().await;
-                        if whole && !publishing.cluster.ready() {
-                            tracing::info!("converged to the published state: ready");
-                        }
-                        publishing.cluster.set_converged(whole);
+                        publishing.cluster.readiness().set_converged(whole.then_some(epoch));
                     }
                 }
             }

@@ -248,8 +248,10 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
     // upload signed with it, or, worse, trust fewer keys than its administrator meant.
     let trusted_keys =
         args.trusted_keys.iter().map(|path| xif_archive::PublicKey::from_file(path)).collect::<Result<Vec<_>, _>>()?;
-    // Structured logs on stderr; `XIF_LOG` sets the level (`info` by default).
-    let filter = tracing_subscriber::EnvFilter::try_from_env("XIF_LOG").unwrap_or_else(|_| "info".into());
+    // Structured logs on stderr; `XIF_LOG` sets the level (`info,sqlx=warn` by default).
+    // sqlx's own INFO notices (such as PostgreSQL's "relation … already exists, skipping" at
+    // each start) say nothing to an operator.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XIF_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
     tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
     let data_dir = match &args.data_dir {
         Some(directory) => directory.clone(),
