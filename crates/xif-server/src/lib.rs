@@ -436,6 +436,12 @@ impl AppState {
         self.cluster.start().await
     }
 
+    /// Starts a stop: from now on `/readyz` says this node is not ready, so that a balancer
+    /// sends it no new calls, while it goes on serving those it gets.
+    pub fn drain(&self) {
+        self.cluster.readiness().set_draining();
+    }
+
     /// Stops the extension processes.
     pub async fn shutdown(&self) {
         self.cluster.leave().await;

@@ -32,8 +32,14 @@ pub struct ServerArgs {
     blobs: Option<String>,
     /// The URL the other nodes of a farm reach this one at (`http://HOST:PORT`) [default: made
     /// from --listen, which must then not be a wildcard address when --database is given]
-    #[arg(long, value_name = "URL", env = "XIF_ADVERTISE")]
+    #[arg(long, value_name = "URL", env = "XIF_ADVERTISE", value_parser = advertise)]
     advertise: Option<String>,
+    /// On SIGTERM or Ctrl-C, answer 503 on /readyz for this many seconds while still serving,
+    /// so that a balancer checking /readyz stops sending calls before the node goes; then stop
+    /// [default: 2 with --database (a farm behind a balancer), else 0]. Make it longer than the
+    /// balancer's check interval times the failed checks it needs
+    #[arg(long, value_name = "SECONDS")]
+    drain_seconds: Option<f64>,
     /// This node's name in `xif nodes` [default: the host and port it is reached at]
     #[arg(long, value_name = "NAME", env = "XIF_NODE_NAME")]
     node_name: Option<String>,
@@ -147,6 +153,10 @@ fn launcher() -> anyhow::Result<PathBuf> {
     let this = std::env::current_exe().context("cannot find the xif binary to launch extensions with")?;
     let small = this.with_file_name("xif-launch");
     Ok(if small.is_file() { small } else { this })
+}
+
+fn advertise(text: &str) -> Result<String, String> {
+    xif_server::check_advertise(text)
 }
 
 fn user_ids(text: &str) -> Result<RangeInclusive<u32>, String> {
@@ -288,6 +298,9 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         blobs: args.blobs.clone(),
     };
     let limits = Limits { trusted_keys, runtime: args.runtime()?, ..args.limits(config.max_upload)? };
+    let drain_seconds = args.drain_seconds.unwrap_or(if args.database.is_some() { 2.0 } else { 0.0 });
+    let drain = std::time::Duration::try_from_secs_f64(drain_seconds)
+        .map_err(|_| anyhow::anyhow!("--drain-seconds is a number of seconds, 0 or more"))?;
     xif_server::raise_open_file_limit();
     // Leaving a core to the extensions' processes pays: on 2 cores, calls through the API are a
     // third faster with one worker than with two (`cargo bench -p xif-cli --bench calls`).
@@ -318,6 +331,16 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         output::eprint(&format!("data directory: {}\n", config.data_dir.display()));
         let scheme = if config.tls.is_some() { "https" } else { "http" };
         let running = state.clone();
+        let draining = state.clone();
+        let stop = async move {
+            shutdown_signal().await;
+            if !drain.is_zero() {
+                // Not a wait for an event: the time the balancer needs to see /readyz fail.
+                draining.drain();
+                output::eprint(&format!("stopping: not ready for {} s, then stopping\n", drain.as_secs_f64()));
+                tokio::time::sleep(drain).await;
+            }
+        };
         xif_server::serve(
             &config,
             state,
@@ -327,7 +350,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
                     output::eprint(&format!("metrics on http://{metrics}/metrics\n"));
                 }
             },
-            shutdown_signal(),
+            stop,
         )
         .await?;
         running.shutdown().await;
