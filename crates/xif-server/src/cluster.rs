@@ -175,12 +175,13 @@ pub async fn backend(database: Option<&str>) -> Result<Arc<dyn Backend>, StoreEr
 
 /// Whether the node is ready for the balancer, from each part's own state, so that no part can
 /// leave another's flag stale: the listener listens, the heartbeat works, the reconciler made a
-/// whole pass since either was last lost (an epoch counts the losses), and no stop is draining.
+/// whole pass since either was last lost or the listener listened again (an epoch counts them),
+/// and no stop is draining.
 #[derive(Debug)]
 pub struct Readiness {
     listening: AtomicBool,
     beating: AtomicBool,
-    /// Incremented each time the listener or the heartbeat is lost or back.
+    /// Incremented each time the listener is lost or back, or the heartbeat lost.
     epoch: AtomicU64,
     /// The epoch at which the reconciler's last whole pass began; `u64::MAX` for none.
     converged: AtomicU64,
@@ -238,9 +239,12 @@ impl Readiness {
 
     /// The heartbeat works (`true`), or failed (`false`).
     pub fn set_beating(&self, beating: bool) {
-        // Either way, only a pass that begins after this counts: what changed while it was
-        // lost is compared then.
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        // Lost, only a pass that begins after counts. Back, no event was missed for it (the
+        // listener counts its own losses): bumping again would make a node that is ready
+        // flicker unready while a balancer checks it.
+        if !beating {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
         self.beating.store(beating, Ordering::Release);
         self.log_change();
     }
