@@ -301,6 +301,21 @@ async fn a_farm_of_three_nodes_behind_haproxy() {
     for port in farm.nodes.iter().map(|node| node.port) {
         assert!(logs.contains(&format!("== node node-{port} (")), "{logs}");
     }
+    // `xif logs --node NAME`: only that node's part.
+    let (only, others) = (farm.nodes[2].name(), farm.nodes[0].name());
+    let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["logs", EXTENSION, "--node", &only])
+        .env("XIF_SERVER", &b)
+        .env("XIF_TOKEN", &token)
+        .env("XIF_CONFIG_DIR", farm.directory.path().join("config"))
+        .output()
+        .expect("xif logs runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        stdout.contains(&format!("== node {only} (")) && !stdout.contains(&format!("== node {others} (")),
+        "{stdout}"
+    );
 
     // Node C killed in the middle of a deploy (the slow version 4 takes 4 s to start): the
     // publication completes for the others or says which node did not, the others serve, and C
@@ -399,6 +414,9 @@ async fn a_farm_of_three_nodes_behind_haproxy() {
         let back = eventually(Duration::from_secs(30), || farm.ready(url)).await;
         assert!(back.is_some(), "node {url} is not ready after PostgreSQL restarted");
     }
+    // The balancer sees a node ready again at its next check.
+    let through = eventually(Duration::from_secs(5), || farm.ready(&farm.balancer.url)).await;
+    assert!(through.is_some(), "the balancer sees no ready node");
     let (token, _) = farm.token(&farm.balancer.url).await;
     let versions: Value = farm
         .http
@@ -704,5 +722,5 @@ async fn a_node_checks_its_setup_recovers_its_listener_and_drains_when_stopped()
         assert!(Instant::now() < deadline, "the node did not stop within 20 s of SIGTERM");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(std::fs::read_to_string(&second_log).expect("the log").contains("stopping: not ready for 2 s"));
+    assert!(std::fs::read_to_string(&second_log).expect("the log").contains("stopping in 2 s: /readyz answers 503"));
 }

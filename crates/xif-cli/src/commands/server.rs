@@ -337,7 +337,10 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
             if !drain.is_zero() {
                 // Not a wait for an event: the time the balancer needs to see /readyz fail.
                 draining.drain();
-                output::eprint(&format!("stopping: not ready for {} s, then stopping\n", drain.as_secs_f64()));
+                output::eprint(&format!(
+                    "stopping in {} s: /readyz answers 503 meanwhile, requests are still served\n",
+                    drain.as_secs_f64()
+                ));
                 tokio::time::sleep(drain).await;
             }
         };
