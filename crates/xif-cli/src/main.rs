@@ -92,9 +92,12 @@ enum Command {
     Admin(commands::admin::AdminArgs),
     /// Call an action of a published extension through the server; prints its outputs as JSON
     Invoke(commands::invoke::InvokeArgs),
-    /// Print the log (stdout and stderr) of a published extension's running version
+    /// Print the log (stdout and stderr) of a published extension's running version; in a farm,
+    /// every live node's log, each headed by the node's name (`--node` for one)
     Logs(commands::invoke::LogsArgs),
-    /// List the nodes of the server's farm: address, version, heartbeat, and the extensions each runs
+    /// List the nodes of the server's farm (administrators only): address, version, heartbeat,
+    /// and the extensions each runs. A node is live while its heartbeat is under 5 s old, down
+    /// otherwise; a node that stopped beating stays listed as down for 10 minutes
     Nodes(commands::nodes::NodesArgs),
     /// The 1-Click Publish: verify, save, upload, publish and deploy the extension in one step
     Publish(commands::publish::PublishArgs),

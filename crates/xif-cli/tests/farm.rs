@@ -301,6 +301,21 @@ async fn a_farm_of_three_nodes_behind_haproxy() {
     for port in farm.nodes.iter().map(|node| node.port) {
         assert!(logs.contains(&format!("== node node-{port} (")), "{logs}");
     }
+    // `xif logs --node NAME`: only that node's part.
+    let (only, others) = (farm.nodes[2].name(), farm.nodes[0].name());
+    let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["logs", EXTENSION, "--node", &only])
+        .env("XIF_SERVER", &b)
+        .env("XIF_TOKEN", &token)
+        .env("XIF_CONFIG_DIR", farm.directory.path().join("config"))
+        .output()
+        .expect("xif logs runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        stdout.contains(&format!("== node {only} (")) && !stdout.contains(&format!("== node {others} (")),
+        "{stdout}"
+    );
 
     // Node C killed in the middle of a deploy (the slow version 4 takes 4 s to start): the
     // publication completes for the others or says which node did not, the others serve, and C
@@ -399,6 +414,9 @@ async fn a_farm_of_three_nodes_behind_haproxy() {
         let back = eventually(Duration::from_secs(30), || farm.ready(url)).await;
         assert!(back.is_some(), "node {url} is not ready after PostgreSQL restarted");
     }
+    // The balancer sees a node ready again at its next check.
+    let through = eventually(Duration::from_secs(5), || farm.ready(&farm.balancer.url)).await;
+    assert!(through.is_some(), "the balancer sees no ready node");
     let (token, _) = farm.token(&farm.balancer.url).await;
     let versions: Value = farm
         .http
@@ -489,4 +507,220 @@ async fn a_farm_of_three_nodes_behind_haproxy() {
     for url in &urls {
         assert_eq!(farm.greet(url, &token).await.as_deref(), Ok("Hellov5, Ada!"));
     }
+}
+
+/// Runs `command`, which must stop by itself within 30 s (a node refused at start); returns its
+/// exit code and its stderr. A node that starts instead is killed and fails the test.
+fn refused_start(mut command: Command) -> (Option<i32>, String) {
+    let log = tempfile::NamedTempFile::new().expect("a log file");
+    command.stdout(std::process::Stdio::null()).stderr(log.reopen().expect("the log file"));
+    let mut child = xif_testkit::KillOnDrop(command.spawn().expect("xif server runs"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("waited") {
+            break status;
+        }
+        let said = std::fs::read_to_string(log.path()).unwrap_or_default();
+        assert!(Instant::now() < deadline, "the node started instead of being refused:\n{said}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status.code(), std::fs::read_to_string(log.path()).expect("the log"))
+}
+
+/// A node whose log (at the default level) goes to a file, started and listening.
+fn start_logged(setup: &xif_testkit::farm::Setup, data: &Path, port: u16, log: &Path) -> xif_testkit::KillOnDrop {
+    let mut command = setup.command(data, port);
+    command
+        .env_remove("XIF_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).expect("the log file"));
+    let mut child = xif_testkit::KillOnDrop(command.spawn().expect("the server starts"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let said = std::fs::read_to_string(log).unwrap_or_default();
+        if said.lines().any(|line| line.starts_with("listening on ")) {
+            return child;
+        }
+        assert!(child.0.try_wait().expect("waited").is_none(), "the node on port {port} stopped:\n{said}");
+        assert!(Instant::now() < deadline, "the node on port {port} did not listen within 60 s:\n{said}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What a newcomer's trial of the farm ran into: a node is refused at start when its
+/// `--advertise` is not a URL the others can use, when its data directory holds a single
+/// server's data, and when its archive store is not the farm's; `/readyz` comes back after the
+/// listener alone lost PostgreSQL; readiness is logged when it changes, not at each pass, and
+/// sqlx's notices are not; only administrators list the nodes; the log of an extension no node
+/// runs is a 404; and a node stopped with SIGTERM first answers 503 on `/readyz` while serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_checks_its_setup_recovers_its_listener_and_drains_when_stopped() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let postgres = xif_testkit::postgres::Cluster::new();
+    let mut moto = xif_testkit::s3::Moto::start();
+    let database = postgres.database();
+    let database_name = database.rsplit('/').next().expect("a database name").to_owned();
+    let setup = xif_testkit::farm::Setup {
+        binary: env!("CARGO_BIN_EXE_xif").to_owned(),
+        database,
+        blobs: moto.bucket("farm"),
+        password: PASSWORD.to_owned(),
+        extra: ["--extension-isolation", "off"].map(str::to_owned).to_vec(),
+        env: xif_testkit::s3::ENV.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect(),
+    };
+    let port = xif_testkit::haproxy::free_port;
+
+    // `--advertise` must be an http(s) URL with a host and a port.
+    for (advertise, why) in [("node1:8180", "is not an http:// or https:// URL"), ("http://node1", "names no port")] {
+        let mut command = setup.command(&directory.path().join("advertise"), port());
+        command.args(["--advertise", advertise]);
+        let (code, stderr) = refused_start(command);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(why) && stderr.contains("http://HOST:PORT"), "{stderr}");
+    }
+
+    // A data directory with a single server's database, or its archives: refused, naming them.
+    let single = directory.path().join("single");
+    std::fs::create_dir_all(single.join("blobs/sha256/ab")).expect("made");
+    std::fs::write(single.join("blobs/sha256/ab/abcdef"), b"an archive").expect("written");
+    let (code, stderr) = refused_start(setup.command(&single, port()));
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("blobs/sha256") && stderr.contains("another data directory"), "{stderr}");
+    std::fs::write(single.join("metadata.sqlite"), b"SQLite format 3\0").expect("written");
+    let (code, stderr) = refused_start(setup.command(&single, port()));
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("metadata.sqlite") && stderr.contains("no tool yet"), "{stderr}");
+
+    // The first node records the farm's bucket; a node with another bucket, or with its data
+    // directory for a store, is refused, told which store the farm uses.
+    let first_log = directory.path().join("first.log");
+    let first_port = port();
+    let _first = start_logged(&setup, &directory.path().join("first"), first_port, &first_log);
+    let other_bucket = xif_testkit::farm::Setup { blobs: moto.bucket("other"), ..setup.clone() };
+    let (code, stderr) = refused_start(other_bucket.command(&directory.path().join("other"), port()));
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("`s3://farm@") && stderr.contains("--blobs s3://farm?endpoint="), "{stderr}");
+    let directory_store = xif_testkit::farm::Setup { blobs: String::new(), ..setup.clone() };
+    let (code, stderr) = refused_start(directory_store.command(&directory.path().join("directory"), port()));
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("`s3://farm@") && stderr.contains("the directory `"), "{stderr}");
+    assert!(!stderr.contains(xif_testkit::s3::ENV[1].1), "a credential in: {stderr}");
+
+    let second_log = directory.path().join("second.log");
+    let second_port = port();
+    let mut second = start_logged(&setup, &directory.path().join("second"), second_port, &second_log);
+    let (a, b) = (format!("http://127.0.0.1:{first_port}"), format!("http://127.0.0.1:{second_port}"));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client");
+    let status = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.map(|response| response.status().as_u16()).ok() }
+    };
+    for url in [&a, &b] {
+        let ready =
+            eventually(Duration::from_secs(30), || async { status(format!("{url}/readyz")).await == Some(200) });
+        assert!(ready.await.is_some(), "node {url} is not ready");
+    }
+
+    // Only administrators list the nodes (their internal addresses).
+    let login = |user: &'static str, password: &'static str| {
+        let (http, a) = (http.clone(), a.clone());
+        async move {
+            let answer: Value = http
+                .post(format!("{a}/api/v1/login"))
+                .json(&json!({ "user": user, "password": password }))
+                .send()
+                .await
+                .expect("answered")
+                .json()
+                .await
+                .expect("JSON");
+            answer["token"].as_str().expect("a token").to_owned()
+        }
+    };
+    let admin = login("admin", PASSWORD).await;
+    let made = http
+        .post(format!("{a}/api/v1/users"))
+        .bearer_auth(&admin)
+        .json(&json!({ "name": "someone", "password": "someone's-password" }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(made.status().as_u16(), 201, "{:?}", made.text().await);
+    let someone = login("someone", "someone's-password").await;
+    let nodes = http.get(format!("{b}/api/v1/nodes")).bearer_auth(&someone).send().await.expect("answered");
+    assert_eq!(nodes.status().as_u16(), 403);
+    let body: Value = nodes.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "administrator_only", "{body}");
+    let nodes = http.get(format!("{b}/api/v1/nodes")).bearer_auth(&admin).send().await.expect("answered");
+    assert_eq!(nodes.status().as_u16(), 200);
+
+    // The log of an extension that no node runs: 404, as on a single server, and `xif logs`
+    // fails saying so.
+    let logs = http.get(format!("{b}/api/v1/extensions/Nowhere/logs")).bearer_auth(&admin).send().await.expect("ok");
+    assert_eq!(logs.status().as_u16(), 404);
+    let body: Value = logs.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "extension_not_running", "{body}");
+    let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["logs", "Nowhere"])
+        .env("XIF_SERVER", &a)
+        .env("XIF_TOKEN", &admin)
+        .env("XIF_CONFIG_DIR", directory.path().join("config"))
+        .output()
+        .expect("xif logs runs");
+    assert!(!output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("running"), "{output:?}");
+
+    // The listener loses PostgreSQL (its connection ended, new connections refused; the
+    // heartbeat may lose it too, when it needs a new connection): not ready; once connections
+    // are accepted again it listens again and the node is ready again, whichever part came back
+    // first (the order that left the node unready for good is tested in `cluster.rs`).
+    postgres.sql(&format!("ALTER DATABASE {database_name} ALLOW_CONNECTIONS false"));
+    let ended = postgres.sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database_name}' \
+         AND query ILIKE 'listen%'"
+    ));
+    assert_eq!(ended.lines().filter(|line| line.trim() == "t").count(), 2, "the two listeners: {ended}");
+    for url in [&a, &b] {
+        let down = eventually(Duration::from_secs(10), || async { status(format!("{url}/readyz")).await == Some(503) });
+        assert!(down.await.is_some(), "node {url} still says it is ready without its listener");
+    }
+    postgres.sql(&format!("ALTER DATABASE {database_name} ALLOW_CONNECTIONS true"));
+    for url in [&a, &b] {
+        let back = eventually(Duration::from_secs(15), || async { status(format!("{url}/readyz")).await == Some(200) });
+        assert!(back.await.is_some(), "node {url} is not ready again once its listener listens");
+    }
+
+    // Readiness logged when it changed, not at each pass: ready and not ready alternate,
+    // starting and ending with ready; no notice of sqlx's about its table existing already (the
+    // second node found it made).
+    let said = std::fs::read_to_string(&second_log).expect("the log");
+    let changes: Vec<bool> = said
+        .lines()
+        .filter_map(|line| {
+            if line.contains("\"converged to the published state: ready\"") {
+                Some(true)
+            } else if line.contains("\"message\":\"not ready\"") {
+                Some(false)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(changes.len() >= 3 && changes.first() == Some(&true) && changes.last() == Some(&true), "{said}");
+    assert!(changes.windows(2).all(|pair| pair[0] != pair[1]), "readiness logged without a change:\n{said}");
+    assert!(!said.contains("_sqlx_migrations"), "{said}");
+
+    // SIGTERM: `/readyz` answers 503 while the node still serves, then it stops.
+    let stopped = Command::new("kill").args(["-TERM", &second.0.id().to_string()]).status().expect("kill runs");
+    assert!(stopped.success());
+    let draining = eventually(Duration::from_secs(2), || async {
+        status(format!("{b}/readyz")).await == Some(503) && status(format!("{b}/healthz")).await == Some(200)
+    });
+    assert!(draining.await.is_some(), "the stopping node did not answer 503 on /readyz while serving");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while second.0.try_wait().expect("waited").is_none() {
+        assert!(Instant::now() < deadline, "the node did not stop within 20 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(std::fs::read_to_string(&second_log).expect("the log").contains("stopping in 2 s: /readyz answers 503"));
 }

@@ -186,9 +186,14 @@ impl Client {
         self.json(reqwest::Method::POST, &format!("/extensions/{extension}/actions/{action}"), inputs).await
     }
 
-    /// The log of the running version of `extension`.
-    pub async fn logs(&self, extension: &str) -> Result<String, ClientError> {
-        let (_, bytes) = self.fetch(self.http.get(self.url(&format!("/extensions/{extension}/logs")))).await?;
+    /// The log of the running version of `extension`: in a farm, every live node's, each headed
+    /// by the node's name, or only `node`'s.
+    pub async fn logs(&self, extension: &str, node: Option<&str>) -> Result<String, ClientError> {
+        let mut request = self.http.get(self.url(&format!("/extensions/{extension}/logs")));
+        if let Some(node) = node {
+            request = request.query(&[("node", node)]);
+        }
+        let (_, bytes) = self.fetch(request).await?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 

@@ -11,15 +11,16 @@
 //! (a node is live while its heartbeat is under [`LIVE_FOR`] old), the listener that turns
 //! notifications into [`Event`]s, and the reconciler ([`crate::publishing::Publishing::reconcile`]),
 //! which deploys the published version of every extension that does not run it, on each
-//! publication, periodically, and after a (re)connection; only once it has done so after a start
-//! or a lost database does `/readyz` say ready.
+//! publication, periodically, and after a (re)connection. `/readyz` says ready from the parts'
+//! own states ([`Readiness`]): the listener listens, the heartbeat works, the reconciler made a
+//! whole pass since the last time either was lost, and the node is not draining before a stop.
 
 mod local;
 mod postgres;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -146,8 +147,13 @@ pub trait Backend: Send + Sync {
     /// Removes this node, as it stops.
     async fn leave(&self, node_id: &str) -> Result<(), StoreError>;
     /// Runs until `events` is closed: forwards notifications from other nodes to `events`, and
-    /// [`Event::Resync`] after each (re)connection; reports connectivity to `connected`.
-    async fn listen(self: Arc<Self>, events: tokio::sync::broadcast::Sender<Event>, connected: Arc<AtomicBool>);
+    /// [`Event::Resync`] after each (re)connection; tells `readiness` when it listens and when
+    /// it stops listening ([`Readiness::set_listening`]).
+    async fn listen(self: Arc<Self>, events: tokio::sync::broadcast::Sender<Event>, readiness: Arc<Readiness>);
+    /// Records `store` (see [`crate::store_identity`]) as the archive store of the farm when none is
+    /// recorded yet, and returns the one recorded; the local back end records nothing and
+    /// returns `store`.
+    async fn claim_store(&self, store: &str) -> Result<String, StoreError>;
 }
 
 /// The back end for the metadata store at `database`: PostgreSQL's tables and notifications
@@ -167,16 +173,123 @@ pub async fn backend(database: Option<&str>) -> Result<Arc<dyn Backend>, StoreEr
     }
 }
 
+/// Whether the node is ready for the balancer, from each part's own state, so that no part can
+/// leave another's flag stale: the listener listens, the heartbeat works, the reconciler made a
+/// whole pass since either was last lost or the listener listened again (an epoch counts them),
+/// and no stop is draining.
+#[derive(Debug)]
+pub struct Readiness {
+    listening: AtomicBool,
+    beating: AtomicBool,
+    /// Incremented each time the listener is lost or back, or the heartbeat lost.
+    epoch: AtomicU64,
+    /// The epoch at which the reconciler's last whole pass began; `u64::MAX` for none.
+    converged: AtomicU64,
+    draining: AtomicBool,
+    /// What was last logged, so that only changes are.
+    logged: std::sync::Mutex<Option<bool>>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            listening: AtomicBool::new(false),
+            beating: AtomicBool::new(true),
+            epoch: AtomicU64::new(0),
+            converged: AtomicU64::new(u64::MAX),
+            draining: AtomicBool::new(false),
+            logged: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl Readiness {
+    /// Whether every part says ready.
+    pub fn ready(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+            && self.beating.load(Ordering::Acquire)
+            && !self.draining.load(Ordering::Acquire)
+            && self.converged.load(Ordering::Acquire) == self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Why the node is not ready, in words for `/readyz`; `None` when it is.
+    pub fn reason(&self) -> Option<&'static str> {
+        if self.draining.load(Ordering::Acquire) {
+            Some("this node is stopping")
+        } else if !self.beating.load(Ordering::Acquire) {
+            Some("this node cannot reach its database")
+        } else if !self.listening.load(Ordering::Acquire) {
+            Some("this node cannot listen for the other nodes' events in its database")
+        } else if !self.ready() {
+            Some("this node is converging to the published state")
+        } else {
+            None
+        }
+    }
+
+    /// The listener listens (`true`), or lost its connection (`false`: events may be missed
+    /// until it listens again and the reconciler compares everything).
+    pub fn set_listening(&self, listening: bool) {
+        // Either way, only a pass that begins after this counts: what changed while it was
+        // lost is compared then.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.listening.store(listening, Ordering::Release);
+        self.log_change();
+    }
+
+    /// The heartbeat works (`true`), or failed (`false`).
+    pub fn set_beating(&self, beating: bool) {
+        // Lost, only a pass that begins after counts. Back, no event was missed for it (the
+        // listener counts its own losses): bumping again would make a node that is ready
+        // flicker unready while a balancer checks it.
+        if !beating {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        self.beating.store(beating, Ordering::Release);
+        self.log_change();
+    }
+
+    /// The epoch to give [`Readiness::set_converged`] for a pass that begins now.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// A whole pass of the reconciler that began at `epoch` ended (`None`: a pass could not
+    /// compare everything, the store failing).
+    pub fn set_converged(&self, epoch: Option<u64>) {
+        self.converged.store(epoch.unwrap_or(u64::MAX), Ordering::Release);
+        self.log_change();
+    }
+
+    /// The node stops: not ready from now on, whatever the other parts say.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.log_change();
+    }
+
+    /// Logs readiness when it changed since last logged, not at each pass.
+    fn log_change(&self) {
+        let ready = self.ready();
+        let mut logged = self.logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *logged == Some(ready) {
+            return;
+        }
+        match (ready, self.reason()) {
+            (true, _) => tracing::info!("converged to the published state: ready"),
+            (false, Some(reason)) if logged.is_some() => tracing::info!(reason, "not ready"),
+            (false, _) => {}
+        }
+        *logged = Some(ready);
+    }
+}
+
 /// This node and the farm it is part of.
 pub struct Cluster {
     backend: Arc<dyn Backend>,
     identity: std::sync::RwLock<NodeIdentity>,
     events: tokio::sync::broadcast::Sender<Event>,
-    /// Whether the shared store answered the last time it was asked.
-    connected: Arc<AtomicBool>,
-    /// Whether the node converged to the published state since it started or last lost its
-    /// store.
-    converged: AtomicBool,
+    /// Whether it is ready for the balancer.
+    readiness: Arc<Readiness>,
     /// What was last reported for each extension (by lower-case name): reported again only when
     /// it changes, or after a reconnection.
     reported: std::sync::Mutex<HashMap<String, ExtensionState>>,
@@ -196,8 +309,7 @@ impl Cluster {
             backend,
             identity: std::sync::RwLock::new(identity),
             events: tokio::sync::broadcast::channel(1024).0,
-            connected: Arc::new(AtomicBool::new(true)),
-            converged: AtomicBool::new(false),
+            readiness: Arc::new(Readiness::default()),
             reported: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -257,15 +369,20 @@ impl Cluster {
         }
     }
 
-    /// Whether the node converged to the published state and reaches the shared store: what
-    /// `/readyz` tells the balancer.
+    /// Whether the node is ready for the balancer: what `/readyz` tells.
     pub fn ready(&self) -> bool {
-        self.converged.load(Ordering::Acquire) && self.connected.load(Ordering::Acquire)
+        self.readiness.ready()
     }
 
-    /// Marks the node converged (by the reconciler, after a whole pass).
-    pub fn set_converged(&self, converged: bool) {
-        self.converged.store(converged, Ordering::Release);
+    /// The parts of readiness.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Records `store` as the farm's archive store at the first start, and returns the one
+    /// recorded; see [`Backend::claim_store`].
+    pub async fn claim_store(&self, store: &str) -> Result<String, StoreError> {
+        self.backend.claim_store(store).await
     }
 
     /// Registers this node and starts its heartbeat and its listener. Events come through
@@ -273,7 +390,7 @@ impl Cluster {
     pub async fn start(self: &Arc<Self>) -> Result<(), StoreError> {
         let identity = self.identity();
         self.backend.register(&identity).await?;
-        tokio::spawn(Arc::clone(&self.backend).listen(self.events.clone(), Arc::clone(&self.connected)));
+        tokio::spawn(Arc::clone(&self.backend).listen(self.events.clone(), Arc::clone(&self.readiness)));
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(HEARTBEAT);
@@ -295,15 +412,14 @@ impl Cluster {
                     Ok(()) if lost => {
                         lost = false;
                         tracing::info!("the shared store answers again");
-                        cluster.connected.store(true, Ordering::Release);
+                        cluster.readiness.set_beating(true);
                         cluster.resync();
                     }
                     Ok(()) => {}
                     Err(error) if !lost => {
                         lost = true;
                         tracing::warn!(%error, "the heartbeat failed: this node is not ready until the store answers");
-                        cluster.connected.store(false, Ordering::Release);
-                        cluster.set_converged(false);
+                        cluster.readiness.set_beating(false);
                     }
                     Err(_) => {}
                 }
@@ -315,7 +431,6 @@ impl Cluster {
     /// After a reconnection: report everything again and compare everything again.
     fn resync(&self) {
         self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-        self.set_converged(false);
         // No receiver only while the node shuts down.
         self.events.send(Event::Resync).ok();
     }
@@ -325,5 +440,66 @@ impl Cluster {
         if let Err(error) = self.backend.leave(&self.identity().id).await {
             tracing::warn!(%error, "cannot remove this node from the farm");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Readiness;
+
+    /// A whole pass of the reconciler, begun now.
+    fn pass(readiness: &Readiness) {
+        let epoch = readiness.epoch();
+        readiness.set_converged(Some(epoch));
+    }
+
+    #[test]
+    fn readiness_comes_back_whichever_part_recovers_last() {
+        let readiness = Readiness::default();
+        assert!(!readiness.ready(), "not ready before listening and a pass");
+        readiness.set_listening(true);
+        assert!(!readiness.ready(), "not ready before a pass");
+        pass(&readiness);
+        assert!(readiness.ready());
+
+        // The database goes: the heartbeat fails, then the listener.
+        readiness.set_beating(false);
+        readiness.set_listening(false);
+        assert!(!readiness.ready());
+        // The heartbeat recovers first, and the listener fails once more just after: the
+        // order that used to leave the node unready for good.
+        readiness.set_beating(true);
+        readiness.set_listening(false);
+        pass(&readiness);
+        assert!(!readiness.ready(), "ready without listening");
+        readiness.set_listening(true);
+        assert!(!readiness.ready(), "ready without a pass since listening again");
+        pass(&readiness);
+        assert!(readiness.ready(), "the node stayed unready once every part was back");
+    }
+
+    #[test]
+    fn a_pass_that_began_before_a_loss_does_not_count() {
+        let readiness = Readiness::default();
+        readiness.set_listening(true);
+        let epoch = readiness.epoch();
+        readiness.set_listening(false);
+        readiness.set_listening(true);
+        readiness.set_converged(Some(epoch));
+        assert!(!readiness.ready(), "events missed while not listening were not compared");
+        pass(&readiness);
+        assert!(readiness.ready());
+        readiness.set_converged(None);
+        assert!(!readiness.ready(), "a pass that failed");
+    }
+
+    #[test]
+    fn a_draining_node_is_not_ready() {
+        let readiness = Readiness::default();
+        readiness.set_listening(true);
+        pass(&readiness);
+        readiness.set_draining();
+        assert!(!readiness.ready());
+        assert_eq!(readiness.reason(), Some("this node is stopping"));
     }
 }

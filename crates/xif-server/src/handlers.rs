@@ -38,20 +38,21 @@ pub async fn healthz() -> Json<Health> {
 /// For the balancer: 200 once the node runs the published state (after its start, and after it
 /// lost and found the database again), 503 until then. `/healthz` says only that it is alive.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.cluster.ready() {
-        Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }).into_response()
-    } else {
-        ApiError::retry_after(
+    match state.cluster.readiness().reason() {
+        None => Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }).into_response(),
+        Some(reason) => ApiError::retry_after(
             ErrorCode::StorageUnavailable,
-            "this node is not ready: it is converging to the published state, or cannot reach its database",
+            &format!("not ready: {reason}"),
             Duration::from_secs(1),
         )
-        .into_response()
+        .into_response(),
     }
 }
 
-/// The nodes of the farm, what each runs, and whether each is live.
-pub async fn nodes(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Vec<xif_api::Node>>, ApiError> {
+/// The nodes of the farm, what each runs, and whether each is live; for administrators only:
+/// it shows the nodes' internal addresses.
+pub async fn nodes(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<xif_api::Node>>, ApiError> {
+    user.administrator_for("listing the nodes of the farm")?;
     Ok(Json(state.cluster.nodes(None).await?.iter().map(crate::cluster::NodeInfo::api).collect()))
 }
 
@@ -933,6 +934,17 @@ pub async fn logs(
     if query.node.is_none() && live.iter().all(|node| node.identity.id == this.id) {
         return local().await;
     }
+    // Run by no live node: as a single server answers, rather than a blurb per node.
+    let running_here = state.runtime.running_version(&name).await.is_some();
+    if query.node.is_none()
+        && !running_here
+        && !live.iter().any(|node| node.extension(&name).is_some_and(|extension| extension.running.is_some()))
+    {
+        return Err(ApiError::new(
+            ErrorCode::ExtensionNotRunning,
+            format!("no version of extension `{name}` is running on any node"),
+        ));
+    }
     let authorization = headers.get(header::AUTHORIZATION).cloned();
     let parts = live.iter().map(|node| {
         let (state, name, this, authorization) = (&state, &name, &this, authorization.clone());
@@ -942,6 +954,8 @@ pub async fn logs(
             } else {
                 peer_log(state, &node.identity.address, name, authorization).await
             };
+            let text =
+                if text.is_empty() { "(the running version has written nothing yet)\n".to_owned() } else { text };
             format!(
                 "== node {} ({}) ==\n{text}{}",
                 node.identity.name,

@@ -291,6 +291,15 @@ pub enum ServerError {
     /// The first administrator could not be made.
     #[error("cannot create the first administrator: {0}")]
     Bootstrap(String),
+    /// The stores given do not fit the data found: a farm's archive store differs from this
+    /// node's, or the data directory holds a single server's data that a farm node would ignore.
+    #[error("{problem}\nhint: {hint}")]
+    Mismatch {
+        /// What does not fit, naming the store or the file.
+        problem: String,
+        /// What to do.
+        hint: String,
+    },
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -318,6 +327,7 @@ impl AppState {
         let data_dir = storage.data_dir.as_path();
         let storage_error = |source| ServerError::Storage { path: data_dir.to_owned(), source };
         let lock = take_data_directory(data_dir).map_err(storage_error)?;
+        refuse_ignored_data(storage)?;
         let metadata: Arc<dyn MetadataStore> = match storage.database.as_deref() {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 // Shared by a farm: locks are not cleared at start (another server may be
@@ -359,6 +369,13 @@ impl AppState {
             hint: "the nodes of a farm keep their state in the same database: check that it still answers",
         })?;
         let cluster = Arc::new(cluster::Cluster::new(Arc::clone(&backend), None));
+        // Every node must fetch the archives the others upload: the first node records its
+        // store, and a node with another is refused before it joins.
+        let store = store_identity(storage).map_err(ServerError::Blobs)?;
+        let recorded = cluster.claim_store(&store).await.map_err(storage_error)?;
+        if recorded != store {
+            return Err(store_mismatch(&recorded, &store));
+        }
         // Known to itself before it listens (and without listening, as in tests): a node of one.
         backend.register(&cluster.identity()).await.map_err(storage_error)?;
         let publishing = Arc::new(publishing::Publishing::new(
@@ -417,6 +434,12 @@ impl AppState {
         });
         self.publishing.spawn_reconciler();
         self.cluster.start().await
+    }
+
+    /// Starts a stop: from now on `/readyz` says this node is not ready, so that a balancer
+    /// sends it no new calls, while it goes on serving those it gets.
+    pub fn drain(&self) {
+        self.cluster.readiness().set_draining();
     }
 
     /// Stops the extension processes.
@@ -546,6 +569,122 @@ async fn refuse_lost_database(data_dir: &Path, database: &Path) -> Result<(), Se
             data_dir.display()
         ),
     })
+}
+
+/// The archive store `storage` names, as the farm records it: `s3://BUCKET@ENDPOINT` (`@aws`
+/// for AWS itself), or `directory HOST:PATH` for the directory of one node (which only that
+/// node can read). Never a credential: those come from the environment.
+pub fn store_identity(storage: &Storage) -> Result<String, StoreError> {
+    match &storage.blobs {
+        Some(url) => {
+            let location = s3::Location::parse(url)?;
+            Ok(format!("s3://{}@{}", location.bucket, location.endpoint.as_deref().unwrap_or("aws")))
+        }
+        None => {
+            let host = nix::unistd::gethostname()
+                .map(|host| host.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".to_owned());
+            Ok(format!("directory {host}:{}", storage.data_dir.join("blobs").display()))
+        }
+    }
+}
+
+/// The refusal of a node whose archive store `store` is not the farm's `recorded` one.
+fn store_mismatch(recorded: &str, store: &str) -> ServerError {
+    let hint = match recorded.strip_prefix("s3://").and_then(|rest| rest.split_once('@')) {
+        Some((bucket, endpoint)) => {
+            let setting = if endpoint == "aws" { String::new() } else { format!("?endpoint={endpoint}") };
+            format!(
+                "start this node with `--blobs s3://{bucket}{setting}` (and the region the other nodes use), as every \
+                 node of the farm"
+            )
+        }
+        None => "the farm keeps its archives in one node's data directory, which no other node can read: a farm of \
+                 several nodes needs an S3-compatible store (`--blobs s3://BUCKET?endpoint=URL`); to use this node \
+                 alone, start it on that data directory"
+            .to_owned(),
+    };
+    let shown = |identity: &str| match identity.strip_prefix("directory ") {
+        Some(path) => format!("the directory `{path}`"),
+        None => format!("`{identity}`"),
+    };
+    ServerError::Mismatch {
+        problem: format!(
+            "the farm in this database keeps its archives in {}, and this node in {}: the other nodes could not \
+             fetch the archives it takes, nor it theirs",
+            shown(recorded),
+            shown(store)
+        ),
+        hint,
+    }
+}
+
+/// Refuses a node on PostgreSQL whose data directory holds what a single server kept there (its
+/// SQLite database, or archives when they now go to an object store): it would start empty and
+/// leave that data unused, silently.
+fn refuse_ignored_data(storage: &Storage) -> Result<(), ServerError> {
+    if storage.database.is_none() {
+        return Ok(());
+    }
+    let data_dir = &storage.data_dir;
+    let hint = format!(
+        "give this node another data directory (a farm node keeps only its running extensions there); there is \
+         no tool yet to move a server's data into PostgreSQL, so keep running that server without --database to \
+         keep what `{}` holds",
+        data_dir.display()
+    );
+    let database = data_dir.join("metadata.sqlite");
+    if database.exists() {
+        return Err(ServerError::Mismatch {
+            problem: format!(
+                "the data directory holds a server's SQLite database `{}`, which a server on PostgreSQL \
+                 (--database) would ignore",
+                database.display()
+            ),
+            hint,
+        });
+    }
+    let archives = data_dir.join("blobs").join("sha256");
+    let holds_archives = std::fs::read_dir(&archives).is_ok_and(|mut entries| entries.next().is_some());
+    if storage.blobs.is_some() && holds_archives {
+        return Err(ServerError::Mismatch {
+            problem: format!(
+                "the data directory holds uploaded archives in `{}`, which a server with an object store \
+                 (--blobs) would ignore",
+                archives.display()
+            ),
+            hint,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the URL a node advertises to the others: `http://` or `https://`, a host and a port
+/// (said, or the scheme's), nothing else; says what is wrong in words.
+pub fn check_advertise(text: &str) -> Result<String, String> {
+    let example = "write it as `http://HOST:PORT` or `https://HOST:PORT`, where the other nodes reach this one";
+    let url = reqwest::Url::parse(text).map_err(|error| format!("`{text}` is not a URL ({error}); {example}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{text}` is not an http:// or https:// URL; {example}"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{text}` names no host; {example}"));
+    }
+    // The parser drops a port that is the scheme's own (`:80`), which counts as said.
+    let authority = text.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    let port_said = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit()));
+    if url.port().is_none() && !port_said {
+        return Err(format!("`{text}` names no port; {example}"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || !matches!(url.path(), "" | "/") {
+        return Err(format!("`{text}` has more than a scheme, a host and a port; {example}"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{text}` has more than a scheme, a host and a port; {example}"));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// The API's routes.

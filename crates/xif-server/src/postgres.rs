@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "growth", include_str!("../migrations/postgres/0002_growth.sql")),
     // The farm's tables (`cluster/postgres.rs`), numbered from 100 apart from the store's own.
     (100, "nodes", include_str!("../migrations/postgres/0100_nodes.sql")),
+    (101, "farm settings", include_str!("../migrations/postgres/0101_farm_settings.sql")),
 ];
 
 /// How long a request waits for a connection before the database counts as unavailable (503):

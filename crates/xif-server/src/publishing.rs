@@ -299,8 +299,8 @@ impl Publishing {
                             running: state.and_then(|state| state.running),
                             ok: false,
                             error: Some(format!(
-                                "it stopped answering during the deploy (no heartbeat for {} s); it catches up when it \
-                                 comes back",
+                                "it stopped answering during the deploy (no heartbeat for {} s); once it is back \
+                                 it deploys the published version, if it can fetch the archive",
                                 crate::cluster::LIVE_FOR.as_secs()
                             )),
                         });
@@ -391,7 +391,9 @@ impl Publishing {
                     PublishError::Store(error) if error.is_unavailable() => {
                         "its archive cannot be fetched: the store is unavailable".to_owned()
                     }
-                    _ => "its archive is missing or unreadable".to_owned(),
+                    _ => "its archive is missing or unreadable in this node's archive store; every node of a farm \
+                          needs the same `--blobs`"
+                        .to_owned(),
                 })
             }
         };
@@ -445,11 +447,11 @@ impl Publishing {
                         }
                     }
                     None => {
+                        // Counts for readiness only if nothing was lost or regained since it
+                        // began (see `Readiness`).
+                        let epoch = publishing.cluster.readiness().epoch();
                         let whole = publishing.reconcile().await;
-                        if whole && !publishing.cluster.ready() {
-                            tracing::info!("converged to the published state: ready");
-                        }
-                        publishing.cluster.set_converged(whole);
+                        publishing.cluster.readiness().set_converged(whole.then_some(epoch));
                     }
                 }
             }

@@ -1059,6 +1059,10 @@ async fn a_server_alone_is_a_farm_of_one_node() {
     assert_eq!(nodes[0]["live"], true);
     assert_eq!(nodes[0]["extensions"], json!([{ "name": "Echo", "running": 1, "failure": null }]));
     assert_eq!(server.call("GET", "/api/v1/nodes", None, None).await.0, StatusCode::UNAUTHORIZED);
+    // The nodes' internal addresses are for administrators.
+    let user = server.user("nosy", &[]).await;
+    let (status, body) = server.call("GET", "/api/v1/nodes", Some(&user), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("administrator_only")), "{body}");
 
     // Alone, a node's log is the extension's log as it is; asked of a node that is not there,
     // it says so.

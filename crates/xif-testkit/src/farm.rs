@@ -58,18 +58,8 @@ impl Setup {
     /// Starts a node on `port` with its data in `data`, named `node-PORT`, and waits until it
     /// listens (it converged to the published state by then); panics with its error otherwise.
     pub fn start(&self, data: &Path, port: u16) -> Node {
-        let mut command = Command::new(&self.binary);
-        command
-            .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(data)
-            .args(["--database", &self.database, "--blobs", &self.blobs])
-            .args(["--node-name", &format!("node-{port}")])
-            .args(&self.extra)
-            .env("XIF_ADMIN_PASSWORD", &self.password)
-            .env("XIF_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        command.envs(self.env.iter().map(|(name, value)| (name, value)));
+        let mut command = self.command(data, port);
+        command.env("XIF_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("the server starts");
         let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
         let process = KillOnDrop(child);
@@ -86,6 +76,25 @@ impl Setup {
         // Its log goes on being read, so that the pipe never fills.
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
         Node { process: Some(process), port, data: data.to_owned() }
+    }
+
+    /// The command that starts a node on `port` with its data in `data`, named `node-PORT`
+    /// (without `--blobs` when [`Setup::blobs`] is empty: archives in its data directory).
+    pub fn command(&self, data: &Path, port: u16) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data)
+            .args(["--database", &self.database])
+            .args(["--node-name", &format!("node-{port}")])
+            .args(&self.extra)
+            .env("XIF_ADMIN_PASSWORD", &self.password)
+            .stdin(Stdio::null());
+        if !self.blobs.is_empty() {
+            command.args(["--blobs", &self.blobs]);
+        }
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
+        command
     }
 
     /// Starts it again where it was, on its data.

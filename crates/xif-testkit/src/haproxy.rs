@@ -24,15 +24,22 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("its address").port()
 }
 
+/// haproxy's defaults for a farm, as README shows them: retried on another node when a
+/// connection fails or a node closes it without answering (a node stopping), never on a
+/// response timeout (the call may have run and would run twice).
+pub const DEFAULTS: &str = "defaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n    \
+                            timeout server 60s\n    retries 3\n    option redispatch\n    \
+                            retry-on conn-failure empty-response\n";
+
+/// The backend's head, as README shows it: each node checked on `/readyz` every 200 ms, out at
+/// the first failed check (a draining node answers 503 for 2 s), in at the first good one.
+pub const BACKEND: &str = "backend nodes\n    balance roundrobin\n    option httpchk GET /readyz\n    \
+                           http-check expect status 200\n    default-server inter 200ms fall 1 rise 1\n";
+
 /// The configuration for a frontend on `port` balancing over `backends` (`http://HOST:PORT`).
 pub fn config(port: u16, backends: &[&str]) -> String {
     let mut text = format!(
-        "global\n    maxconn 4096\n\n\
-         defaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n    \
-         retries 3\n    option redispatch\n    retry-on conn-failure empty-response response-timeout\n\n\
-         frontend farm\n    bind 127.0.0.1:{port}\n    default_backend nodes\n\n\
-         backend nodes\n    balance roundrobin\n    option httpchk GET /readyz\n    http-check expect status 200\n    \
-         default-server inter 200ms fall 1 rise 1\n"
+        "global\n    maxconn 4096\n\n{DEFAULTS}\nfrontend farm\n    bind 127.0.0.1:{port}\n    default_backend nodes\n\n{BACKEND}"
     );
     for (index, backend) in backends.iter().enumerate() {
         let address = backend.trim_start_matches("http://").trim_end_matches('/');
@@ -81,5 +88,13 @@ mod tests {
         assert!(text.contains("bind 127.0.0.1:8000"), "{text}");
         assert!(text.contains("option httpchk GET /readyz"), "{text}");
         assert!(text.contains("server node0 127.0.0.1:1 check\n    server node1 127.0.0.1:2 check"), "{text}");
+    }
+
+    #[test]
+    fn the_readme_shows_the_configuration_the_tests_use() {
+        let readme = include_str!("../../../README.md");
+        assert!(readme.contains(DEFAULTS), "README's farm section lacks:\n{DEFAULTS}");
+        assert!(readme.contains(BACKEND), "README's farm section lacks:\n{BACKEND}");
+        assert!(!DEFAULTS.contains("response-timeout"), "a call retried after a timeout may run twice");
     }
 }

@@ -181,6 +181,16 @@ impl Cluster {
         self.url(&name)
     }
 
+    /// Runs `statement` in the database `postgres` (to act on another database, such as
+    /// `ALTER DATABASE`, or on the cluster's connections) and returns what it printed, unaligned.
+    pub fn sql(&self, statement: &str) -> String {
+        let mut psql = command(&self.bin.join("psql"));
+        psql.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", "postgres", "-h"])
+            .arg(self.directory.path())
+            .args(["-p", &self.port.to_string(), "-c", statement]);
+        String::from_utf8_lossy(&run(psql, statement).stdout).into_owned()
+    }
+
     /// A process that stops the cluster and removes its directory when the pipe on its input
     /// closes, which happens when this process exits (the pipe's end is never inherited).
     /// The process is kept (with the pipe's end) for as long as this process runs.

@@ -39,13 +39,16 @@ pub struct LogsArgs {
     connection: Connection,
     /// The extension
     extension: String,
+    /// Only this node's log (a name from `xif nodes`); in a farm, every live node's by default
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
 }
 
 pub fn logs(args: &LogsArgs) -> anyhow::Result<Exit> {
     let client = args.connection.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     refused(runtime.block_on(async {
-        let log = client.logs(&args.extension).await?;
+        let log = client.logs(&args.extension, args.node.as_deref()).await?;
         if log.is_empty() {
             // Said on stderr: stdout stays the log itself, empty.
             output::eprint(&format!("the running version of `{}` has written nothing yet\n", args.extension));

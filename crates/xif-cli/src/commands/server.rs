@@ -32,8 +32,14 @@ pub struct ServerArgs {
     blobs: Option<String>,
     /// The URL the other nodes of a farm reach this one at (`http://HOST:PORT`) [default: made
     /// from --listen, which must then not be a wildcard address when --database is given]
-    #[arg(long, value_name = "URL", env = "XIF_ADVERTISE")]
+    #[arg(long, value_name = "URL", env = "XIF_ADVERTISE", value_parser = advertise)]
     advertise: Option<String>,
+    /// On SIGTERM or Ctrl-C, answer 503 on /readyz for this many seconds while still serving,
+    /// so that a balancer checking /readyz stops sending calls before the node goes; then stop
+    /// [default: 2 with --database (a farm behind a balancer), else 0]. Make it longer than the
+    /// balancer's check interval times the failed checks it needs
+    #[arg(long, value_name = "SECONDS")]
+    drain_seconds: Option<f64>,
     /// This node's name in `xif nodes` [default: the host and port it is reached at]
     #[arg(long, value_name = "NAME", env = "XIF_NODE_NAME")]
     node_name: Option<String>,
@@ -149,6 +155,10 @@ fn launcher() -> anyhow::Result<PathBuf> {
     Ok(if small.is_file() { small } else { this })
 }
 
+fn advertise(text: &str) -> Result<String, String> {
+    xif_server::check_advertise(text)
+}
+
 fn user_ids(text: &str) -> Result<RangeInclusive<u32>, String> {
     let (first, last) = text.split_once('-').ok_or("expected FIRST-LAST, such as 1500000000-1500065535")?;
     let number = |text: &str| text.trim().parse::<u32>().map_err(|error| format!("`{text}`: {error}"));
@@ -248,8 +258,10 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
     // upload signed with it, or, worse, trust fewer keys than its administrator meant.
     let trusted_keys =
         args.trusted_keys.iter().map(|path| xif_archive::PublicKey::from_file(path)).collect::<Result<Vec<_>, _>>()?;
-    // Structured logs on stderr; `XIF_LOG` sets the level (`info` by default).
-    let filter = tracing_subscriber::EnvFilter::try_from_env("XIF_LOG").unwrap_or_else(|_| "info".into());
+    // Structured logs on stderr; `XIF_LOG` sets the level (`info,sqlx=warn` by default).
+    // sqlx's own INFO notices (such as PostgreSQL's "relation … already exists, skipping" at
+    // each start) say nothing to an operator.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XIF_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
     tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
     let data_dir = match &args.data_dir {
         Some(directory) => directory.clone(),
@@ -286,6 +298,9 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         blobs: args.blobs.clone(),
     };
     let limits = Limits { trusted_keys, runtime: args.runtime()?, ..args.limits(config.max_upload)? };
+    let drain_seconds = args.drain_seconds.unwrap_or(if args.database.is_some() { 2.0 } else { 0.0 });
+    let drain = std::time::Duration::try_from_secs_f64(drain_seconds)
+        .map_err(|_| anyhow::anyhow!("--drain-seconds is a number of seconds, 0 or more"))?;
     xif_server::raise_open_file_limit();
     // Leaving a core to the extensions' processes pays: on 2 cores, calls through the API are a
     // third faster with one worker than with two (`cargo bench -p xif-cli --bench calls`).
@@ -316,6 +331,19 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         output::eprint(&format!("data directory: {}\n", config.data_dir.display()));
         let scheme = if config.tls.is_some() { "https" } else { "http" };
         let running = state.clone();
+        let draining = state.clone();
+        let stop = async move {
+            shutdown_signal().await;
+            if !drain.is_zero() {
+                // Not a wait for an event: the time the balancer needs to see /readyz fail.
+                draining.drain();
+                output::eprint(&format!(
+                    "stopping in {} s: /readyz answers 503 meanwhile, requests are still served\n",
+                    drain.as_secs_f64()
+                ));
+                tokio::time::sleep(drain).await;
+            }
+        };
         xif_server::serve(
             &config,
             state,
@@ -325,7 +353,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
                     output::eprint(&format!("metrics on http://{metrics}/metrics\n"));
                 }
             },
-            shutdown_signal(),
+            stop,
         )
         .await?;
         running.shutdown().await;

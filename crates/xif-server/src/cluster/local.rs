@@ -3,11 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 
 use async_trait::async_trait;
 
-use super::{Backend, Event, ExtensionState, NodeIdentity, NodeInfo};
+use super::{Backend, Event, ExtensionState, NodeIdentity, NodeInfo, Readiness};
 use crate::store::StoreError;
 
 /// One node, this one.
@@ -78,8 +77,13 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
-    async fn listen(self: Arc<Self>, events: tokio::sync::broadcast::Sender<Event>, _connected: Arc<AtomicBool>) {
+    async fn claim_store(&self, store: &str) -> Result<String, StoreError> {
+        Ok(store.to_owned())
+    }
+
+    async fn listen(self: Arc<Self>, events: tokio::sync::broadcast::Sender<Event>, readiness: Arc<Readiness>) {
         let mut own = self.events.subscribe();
+        readiness.set_listening(true);
         events.send(Event::Resync).ok();
         loop {
             match own.recv().await {

@@ -1,17 +1,17 @@
 //! The farm on PostgreSQL: the tables `nodes` and `node_extensions` (what each node runs),
-//! `login_attempts` (a count per key and minute that every node adds to), and the channel
+//! `login_attempts` (a count per key and minute that every node adds to), `farm_settings` (the
+//! archive store every node must use), and the channel
 //! `xif_events` for `LISTEN/NOTIFY`. Times are the database's own (`now()`), so that the nodes'
 //! clocks need not agree for liveness.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Row as _;
 use sqlx::postgres::{PgListener, PgPool};
 
-use super::{Backend, Event, ExtensionState, LIVE_FOR, NodeIdentity, NodeInfo};
+use super::{Backend, Event, ExtensionState, LIVE_FOR, NodeIdentity, NodeInfo, Readiness};
 use crate::store::StoreError;
 
 /// The channel of events.
@@ -186,29 +186,42 @@ impl Backend for PgBackend {
         Ok(())
     }
 
-    async fn listen(self: Arc<Self>, events: tokio::sync::broadcast::Sender<Event>, connected: Arc<AtomicBool>) {
+    async fn claim_store(&self, store: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO farm_settings (key, value) VALUES ('archive_store', $1) ON CONFLICT (key) DO NOTHING")
+            .bind(store)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        let row = sqlx::query("SELECT value FROM farm_settings WHERE key = 'archive_store'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed)?;
+        row.try_get("value").map_err(failed)
+    }
+
+    async fn listen(self: Arc<Self>, events: tokio::sync::broadcast::Sender<Event>, readiness: Arc<Readiness>) {
         loop {
             let mut listener = match PgListener::connect_with(&self.pool).await {
                 Ok(listener) => listener,
                 Err(error) => {
                     tracing::warn!(error = %StoreError::from(error), "cannot listen for the other nodes' events; retrying");
-                    connected.store(false, Ordering::Release);
+                    readiness.set_listening(false);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             };
             if let Err(error) = listener.listen(CHANNEL).await {
                 tracing::warn!(error = %StoreError::from(error), "cannot listen for the other nodes' events; retrying");
+                readiness.set_listening(false);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
             // Listening: whatever was missed before is caught up by comparing everything.
+            readiness.set_listening(true);
             if events.send(Event::Resync).is_err() {
                 return;
             }
             loop {
-                // `None`: the connection was lost; the listener reconnects on the next call,
-                // and what was sent meanwhile is lost, hence a resync.
                 match listener.try_recv().await {
                     Ok(Some(notification)) => match serde_json::from_str::<Event>(notification.payload()) {
                         Ok(event) => {
@@ -218,15 +231,17 @@ impl Backend for PgBackend {
                         }
                         Err(error) => tracing::warn!(%error, "an event from another node cannot be read"),
                     },
+                    // `None`: the connection was lost, and what was sent meanwhile with it. A
+                    // new listener is made rather than letting this one reconnect inside
+                    // `try_recv`, so that the node knows when it listens again.
                     Ok(None) => {
                         tracing::warn!("lost the connection that listens for events; reconnecting");
-                        // Not ready until the reconnection's resync.
-                        if events.send(Event::Resync).is_err() {
-                            return;
-                        }
+                        readiness.set_listening(false);
+                        break;
                     }
                     Err(error) => {
                         tracing::warn!(error = %StoreError::from(error), "listening for events failed; reconnecting");
+                        readiness.set_listening(false);
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         break;
                     }
