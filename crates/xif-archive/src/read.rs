@@ -52,7 +52,7 @@ impl XifReader {
     /// central directory, and its manifest against its entries, before reading any content.
     pub fn open(path: &Path, limits: Limits) -> Result<Self, ArchiveError> {
         let mut file = File::open(path).map_err(ArchiveError::io(path))?;
-        let (declared, raw_names) = crate::central::names(&mut file, limits.max_entries)
+        let (declared, raw_names, directory_offset) = crate::central::names(&mut file, limits.max_entries)
             .map_err(|detail| ArchiveError::Corrupt { path: path.to_owned(), detail })?;
         if declared > limits.max_entries as u64 {
             return Err(ArchiveError::TooManyEntries {
@@ -68,6 +68,14 @@ impl XifReader {
         }
         let mut archive = ZipArchive::new(BufReader::with_capacity(1 << 16, file))
             .map_err(|error| ArchiveError::Corrupt { path: path.to_owned(), detail: error.to_string() })?;
+        // The zip crate falls back to an earlier end record when it dislikes the last one: it
+        // must read the very directory the names above (and the upload check) come from.
+        if archive.offset() != 0 || archive.central_directory_start() != directory_offset {
+            return Err(ArchiveError::Corrupt {
+                path: path.to_owned(),
+                detail: "its end records point at two different central directories".into(),
+            });
+        }
         if archive.len() != raw_names.len() {
             return Err(ArchiveError::Corrupt {
                 path: path.to_owned(),

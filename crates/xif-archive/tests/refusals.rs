@@ -2,6 +2,8 @@
 //! Slip samples: each is refused with its own error, and nothing is written outside the
 //! destination.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -391,4 +393,59 @@ fn unpacking_into_a_non_empty_directory_is_refused() {
         .expect_err("refused");
     assert!(matches!(error, ArchiveError::DestinationNotEmpty { .. }), "{error}");
     assert_eq!(std::fs::read(destination.join("mine.txt")).expect("kept"), b"keep me");
+}
+
+/// The smuggling archive of the review: a zip64 end record that points at the archive's own
+/// directory, and a 32-bit end record (its size saturated) that points at a second XIF hidden
+/// in a stored entry. The upload check used to follow the zip64 record (any saturated field)
+/// and the deploy's `zip` crate the 32-bit one (only count or offset saturated): one checked
+/// archive, another deployed. Every end record that could mean two archives is refused.
+#[test]
+fn end_records_pointing_at_a_hidden_archive_are_refused() {
+    use common::{Ends, smuggler};
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let smuggler = smuggler();
+    let (count, size, offset) = smuggler.outer();
+    let small = |value: u64| u32::try_from(value).expect("small");
+    let hidden = small(smuggler.hidden_offset);
+    let crafted = [
+        // The review's: size saturated, the 32-bit offset at the hidden directory.
+        Ends { zip64: Some((count, size, offset)), count: count as u16, size: 0xffff_ffff, offset: hidden },
+        // Count saturated, so the zip64 record is followed, but the offsets disagree.
+        Ends { zip64: Some((count, size, offset)), count: 0xffff, size: small(size), offset: hidden },
+        // The zip64 record at the hidden directory, the 32-bit record at the outer one.
+        Ends {
+            zip64: Some((count, smuggler.hidden_size, smuggler.hidden_offset)),
+            count: count as u16,
+            size: small(size),
+            offset: small(offset),
+        },
+        // A saturated field and no zip64 record at all.
+        Ends { zip64: None, count: count as u16, size: 0xffff_ffff, offset: small(offset) },
+        Ends { zip64: None, count: count as u16, size: small(size), offset: 0xffff_ffff },
+    ];
+    for (index, ends) in crafted.into_iter().enumerate() {
+        let path = sandbox.path().join(format!("smuggled-{index}.xif"));
+        std::fs::write(&path, smuggler.with_ends(ends)).expect("written");
+        let error = refuse(sandbox.path(), &path, Limits::default());
+        assert!(matches!(error, ArchiveError::Corrupt { .. }), "{ends:?}: {error}");
+        std::fs::remove_file(&path).expect("removed");
+    }
+    // The same archive with honest end records, zip64 or not, is accepted by both readers,
+    // which see the outer archive.
+    for ends in [
+        Ends { zip64: None, count: count as u16, size: small(size), offset: small(offset) },
+        Ends { zip64: Some((count, size, offset)), count: count as u16, size: small(size), offset: small(offset) },
+        Ends { zip64: Some((count, size, offset)), count: 0xffff, size: 0xffff_ffff, offset: 0xffff_ffff },
+    ] {
+        let path = sandbox.path().join("honest.xif");
+        std::fs::write(&path, smuggler.with_ends(ends)).expect("written");
+        let mut reader = XifReader::open(&path, Limits::default()).expect("opens");
+        reader.check().expect("checks");
+        assert!(reader.manifest().entries.iter().any(|entry| entry.path == "resources/pad.bin"), "{ends:?}");
+        for streamed in streamed(&path, Limits::default()) {
+            let streamed = streamed.expect("the stream is accepted");
+            assert_eq!(streamed.manifest(), reader.manifest(), "{ends:?}");
+        }
+    }
 }
