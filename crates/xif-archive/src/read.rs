@@ -34,6 +34,11 @@ impl Default for Limits {
 /// Entries under this size are not checked for their compression ratio: a small file of zeros
 /// compresses a thousand times and harms no one.
 pub(crate) const RATIO_FLOOR: u64 = 1 << 20;
+/// The longest entry name, in bytes: four times Linux's longest file name, and what bounds
+/// the memory each entry's name takes in an upload's check.
+pub(crate) const MAX_NAME: usize = 1024;
+/// Why a name over [`MAX_NAME`] is refused.
+pub(crate) const NAME_TOO_LONG: &str = "it is longer than 1,024 bytes";
 /// The manifest is read into memory; it is never this large.
 pub(crate) const MAX_MANIFEST: u64 = 16 << 20;
 
@@ -320,6 +325,9 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
 pub(crate) fn unsafe_path(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         return Some("it is empty");
+    }
+    if name.len() > MAX_NAME {
+        return Some(NAME_TOO_LONG);
     }
     if name.starts_with('/') || name.as_bytes().get(1) == Some(&b':') {
         return Some("it is absolute");

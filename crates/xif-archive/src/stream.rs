@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::end::{self, Directory, u16_at, u32_at, u64_at};
-use crate::read::{Limits, MAX_MANIFEST, RATIO_FLOOR, parse_manifest, unsafe_path};
+use crate::read::{Limits, MAX_MANIFEST, MAX_NAME, NAME_TOO_LONG, RATIO_FLOOR, parse_manifest, unsafe_path};
 use crate::write::hex;
 use crate::{ArchiveError, EntryKind, MANIFEST, Manifest};
 
@@ -31,9 +31,12 @@ const END_SIGNATURE: u32 = 0x0605_4b50;
 const ZIP64_END_SIGNATURE: u32 = 0x0606_4b50;
 /// The end record is 22 bytes, followed by a comment of at most 65,535.
 const END_SEARCH: usize = 22 + 65_535;
-/// The most the tail (central directory and end records) may take: far over what 50,000
-/// entries with long names need.
-const MAX_TAIL: usize = 64 << 20;
+/// What a central directory header may take beyond its fixed part and name: extra fields
+/// (zip64 sizes, times, Unix ids) and a comment, far more than any zip writer puts there.
+const HEADER_SLACK: usize = 96;
+/// What the end records may take: the zip64 record and locator, the end record and its
+/// longest comment.
+const END_RECORDS: usize = 76 + 22 + 65_535;
 
 /// What a local header said, and what its data turned out to be.
 struct Local {
@@ -93,6 +96,11 @@ pub struct StreamCheck {
     locals: Vec<Local>,
     /// Local headers seen past the entry limit, counted only.
     uncounted: u64,
+    /// The most the tail may take: a central header for each local header seen (their names
+    /// and some slack), and the end records. The directory lists exactly those entries, so a
+    /// larger one is refused as it arrives: the memory an upload takes follows what it sent,
+    /// never what its tail claims.
+    max_tail: usize,
     /// The sizes the local headers declare, added up.
     declared_total: u64,
     tail: Vec<u8>,
@@ -144,6 +152,7 @@ impl StreamCheck {
             offset: 0,
             locals: Vec::new(),
             uncounted: 0,
+            max_tail: END_RECORDS,
             declared_total: 0,
             tail: Vec::new(),
             tail_start: 0,
@@ -170,8 +179,21 @@ impl StreamCheck {
             match &mut self.state {
                 State::Failed => return,
                 State::Tail => {
-                    if self.tail.len() + bytes.len() > MAX_TAIL {
-                        let error = self.corrupt("its central directory is over 64 MiB");
+                    if self.tail.len() + bytes.len() > self.max_tail {
+                        let error = if self.uncounted > 0 {
+                            ArchiveError::TooManyEntries {
+                                count: self
+                                    .locals
+                                    .len()
+                                    .saturating_add(usize::try_from(self.uncounted).unwrap_or(usize::MAX)),
+                                limit: self.limits.max_entries,
+                            }
+                        } else {
+                            self.corrupt(format!(
+                                "its central directory is longer than its {} entries need",
+                                self.locals.len()
+                            ))
+                        };
                         self.fail(error);
                         return;
                     }
@@ -283,10 +305,15 @@ impl StreamCheck {
         if !matches!(method, 0 | 8) {
             return Err(self.corrupt(format!("entry `{shown}` uses compression method {method}, which XIF does not")));
         }
+        if name.len() > MAX_NAME {
+            // Before it is kept: names are what an upload's memory holds per entry.
+            return Err(ArchiveError::UnsafePath { name: shown, reason: NAME_TOO_LONG });
+        }
         if self.locals.len() >= self.limits.max_entries {
             // Past the limit entries are only skipped: the end record's count is reported.
             self.uncounted += 1;
         } else {
+            self.max_tail = self.max_tail.saturating_add(46 + HEADER_SLACK + name.len());
             self.locals.push(Local {
                 offset,
                 name: name.clone(),

@@ -449,3 +449,50 @@ fn end_records_pointing_at_a_hidden_archive_are_refused() {
         }
     }
 }
+
+/// An upload's check keeps the central directory as it arrives; it may be no longer than a
+/// header (with its name and some slack) for each entry seen, so that a crafted tail cannot
+/// make each upload hold megabytes (it used to allow 64 MiB). Zip readers allow such extra
+/// fields; the upload check is stricter, as it is on two other points no XIF writer meets.
+#[test]
+fn a_central_directory_longer_than_its_entries_need_is_refused_as_it_arrives() {
+    let files: Vec<(&str, Vec<u8>)> = GOOD.iter().map(|(name, bytes)| (*name, bytes.to_vec())).collect();
+    let files = common::with_manifest(&files);
+    let mut extra = vec![0u8; 40_000];
+    extra[..4].copy_from_slice(&[0xfe, 0xca, 0x3c, 0x9c]); // id 0xcafe, 39,996 bytes
+    let (body, directory) = common::stored_entries_with_extra(&files, 0, &extra);
+    let ends = common::Ends {
+        zip64: None,
+        count: files.len() as u16,
+        size: directory.len() as u32,
+        offset: body.len() as u32,
+    };
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("long-tail.xif");
+    std::fs::write(&path, [body, directory, common::end_records(ends, 0)].concat()).expect("written");
+    for streamed in streamed(&path, Limits::default()) {
+        let error = streamed.expect_err("the stream check refuses it");
+        assert!(error.to_string().contains("longer than its 4 entries need"), "{error}");
+    }
+    // The same archive with short extra fields is accepted.
+    let mut short = vec![0u8; 64];
+    short[..4].copy_from_slice(&[0xfe, 0xca, 60, 0]);
+    let (body, directory) = common::stored_entries_with_extra(&files, 0, &short);
+    let ends = common::Ends { size: directory.len() as u32, offset: body.len() as u32, ..ends };
+    std::fs::write(&path, [body, directory, common::end_records(ends, 0)].concat()).expect("written");
+    for streamed in streamed(&path, Limits::default()) {
+        streamed.expect("the stream check accepts it");
+    }
+}
+
+#[test]
+fn names_over_1024_bytes_are_refused() {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let long = format!("source/{}", "a".repeat(1020));
+    let mut files = GOOD.to_vec();
+    files.push((long.as_str(), b"long\n"));
+    let path = sandbox.path().join("long-name.xif");
+    craft(&path, &files, Some(&manifest_of(&files)), stored());
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(&error, ArchiveError::UnsafePath { reason, .. } if reason.contains("1,024")), "{error}");
+}

@@ -39,6 +39,11 @@ pub fn with_manifest(files: &[(&str, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
 /// The local headers with their (stored) data, and the central directory, of `files` whose
 /// first local header is at archive offset `base`.
 pub fn stored_entries(files: &[(String, Vec<u8>)], base: u64) -> (Vec<u8>, Vec<u8>) {
+    stored_entries_with_extra(files, base, &[])
+}
+
+/// As [`stored_entries`], with `extra` as every central header's extra field.
+pub fn stored_entries_with_extra(files: &[(String, Vec<u8>)], base: u64, extra: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let mut body = Vec::new();
     let mut directory = Vec::new();
     for (name, data) in files {
@@ -64,12 +69,14 @@ pub fn stored_entries(files: &[(String, Vec<u8>)], base: u64) -> (Vec<u8>, Vec<u
         for field in [crc, length, length] {
             directory.extend_from_slice(&field.to_le_bytes());
         }
-        for field in [name_length, 0, 0, 0, 0] {
+        let extra_length = u16::try_from(extra.len()).expect("a short extra field");
+        for field in [name_length, extra_length, 0, 0, 0] {
             directory.extend_from_slice(&field.to_le_bytes());
         }
         directory.extend_from_slice(&(0o100_644u32 << 16).to_le_bytes());
         directory.extend_from_slice(&u32::try_from(offset).expect("a small archive").to_le_bytes());
         directory.extend_from_slice(name.as_bytes());
+        directory.extend_from_slice(extra);
     }
     (body, directory)
 }
