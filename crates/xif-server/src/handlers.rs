@@ -99,6 +99,14 @@ pub async fn login(
             ));
         }
     };
+    // A name no user can have (user names are ASCII by rule) is refused before it is
+    // throttled or looked up: a store could match it to another user's name (PostgreSQL's
+    // `lower` folds `İ` to `i`), and it would be counted apart from that user.
+    if !crate::names::is_user_name(&request.user) {
+        metrics::counter!("xif_login_failures_total").increment(1);
+        tracing::warn!(peer = ?peer, "login failed: not a user name");
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, "wrong user name or password"));
+    }
     // Before any password is checked: refusing is what saves the work.
     if let Err(refused) = state.throttle.attempt(peer, &request.user) {
         let (by, message, wait) = match refused {

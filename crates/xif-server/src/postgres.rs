@@ -236,6 +236,15 @@ mod hot {
 
 /// The id of the extension `name`, made if new, with its row locked until `transaction` ends:
 /// uploads of one extension are numbered one after the other, whichever server takes them.
+/// Whether `name` can be compared with the stored names by `lower(name)`: names are ASCII by
+/// rule (user names, and the definition's names of extensions), and PostgreSQL's `lower` folds
+/// more than ASCII under most collations (`lower('admİn')` is `admin` under glibc's), so a name
+/// that is not ASCII would find another's row; and a NUL is an error in PostgreSQL text.
+/// Such a name is found nowhere.
+fn comparable(name: &str) -> bool {
+    name.is_ascii() && !name.contains('\0')
+}
+
 async fn lock_extension(transaction: &mut Transaction<'_, Postgres>, name: &str) -> Result<i64, sqlx::Error> {
     // `DO UPDATE` (to the same value) rather than `DO NOTHING`, because it locks the existing row
     // and returns its id; a concurrent insert of the same name waits for this one, then updates.
@@ -284,6 +293,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        if !comparable(name) {
+            return Ok(None);
+        }
         let row = sqlx::query("SELECT * FROM users WHERE lower(name) = lower($1)")
             .bind(name)
             .fetch_optional(&self.pool)
@@ -303,6 +315,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn set_permissions(&self, name: &str, permissions: &[Permission]) -> Result<bool, StoreError> {
+        if !comparable(name) {
+            return Ok(false);
+        }
         let updated = sqlx::query(
             "UPDATE users SET allow_extensions = $1, allow_foreign_entities = $2 WHERE lower(name) = lower($3)",
         )
@@ -315,6 +330,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        if !comparable(name) {
+            return Ok(false);
+        }
         let removed =
             sqlx::query("DELETE FROM users WHERE lower(name) = lower($1)").bind(name).execute(&self.pool).await?;
         Ok(removed.rows_affected() > 0)
@@ -380,6 +398,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn version_by_digest(&self, extension: &str, sha256: &str) -> Result<Option<Version>, StoreError> {
+        if !comparable(extension) {
+            return Ok(None);
+        }
         let row = sqlx::query(hot::VERSION_BY_DIGEST).bind(extension).bind(sha256).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(version).transpose()?)
     }
@@ -414,6 +435,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn versions(&self, extension: &str, page: &Page<i64>) -> Result<Vec<Version>, StoreError> {
+        if !comparable(extension) {
+            return Ok(Vec::new());
+        }
         // Numbers start at 1. Read by the (extension, number) index from the cursor on.
         let rows = sqlx::query(hot::VERSIONS_PAGE)
             .bind(extension)
@@ -425,6 +449,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn version(&self, extension: &str, number: i64) -> Result<Option<Version>, StoreError> {
+        if !comparable(extension) {
+            return Ok(None);
+        }
         let row = sqlx::query(hot::VERSION).bind(extension).bind(number).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(version).transpose()?)
     }
@@ -440,6 +467,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn extension(&self, name: &str) -> Result<Option<xif_api::Extension>, StoreError> {
+        if !comparable(name) {
+            return Ok(None);
+        }
         let row = sqlx::query(hot::EXTENSION).bind(name).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(extension).transpose()?)
     }
@@ -583,6 +613,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError> {
+        if !comparable(extension) {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(hot::CONSUMERS).bind(extension).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
@@ -595,6 +628,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
+        if !comparable(extension) {
+            return Ok(Vec::new());
+        }
         // Ids start at 1. Read by the (extension, id) index from the cursor on.
         let rows = sqlx::query(hot::PUBLICATIONS_PAGE)
             .bind(extension)
