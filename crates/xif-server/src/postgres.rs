@@ -38,8 +38,8 @@ pub struct PgStore {
     pool: PgPool,
 }
 
-/// `url` with its password (in the user part or the `password` parameter) replaced by `***`,
-/// to be shown in errors and logs.
+/// `url` with its password (in the user part, or any parameter whose name has `password` in it:
+/// `password`, `sslpassword`) replaced by `***`, to be shown in errors and logs.
 pub fn redact(url: &str) -> String {
     let scheme_only = || match url.split_once("://") {
         Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
@@ -55,11 +55,12 @@ pub fn redact(url: &str) -> String {
         // Fails only for URLs that cannot have a password, which this one has.
         parsed.set_password(Some("***")).ok();
     }
-    if parsed.query_pairs().any(|(key, _)| key == "password") {
+    let secret = |key: &str| key.to_ascii_lowercase().contains("password");
+    if parsed.query_pairs().any(|(key, _)| secret(&key)) {
         let pairs: Vec<(String, String)> = parsed
             .query_pairs()
             .map(|(key, value)| {
-                let value = if key == "password" { "***".to_owned() } else { value.into_owned() };
+                let value = if secret(&key) { "***".to_owned() } else { value.into_owned() };
                 (key.into_owned(), value)
             })
             .collect();
@@ -745,5 +746,11 @@ mod tests {
         // Not a URL at all: only its scheme is shown.
         assert_eq!(redact("postgres://xif:s3cret@[db/xif"), "postgres://…");
         assert!(!redact("xif:s3cret").contains("s3cret"));
+        let shown = redact("postgres://xif@db/xif?sslmode=verify-full&sslpassword=k3ypass&sslkey=/k.pem");
+        assert!(
+            !shown.contains("k3ypass") && shown.contains("sslpassword=***") && shown.contains("sslkey="),
+            "{shown}"
+        );
+        assert!(!redact("postgres://db/xif?PassWord=s3cret").contains("s3cret"));
     }
 }

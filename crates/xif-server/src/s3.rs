@@ -95,7 +95,8 @@ impl Location {
 impl S3Blobs {
     /// Connects to the bucket `url` names (`s3://BUCKET?endpoint=URL&region=REGION`, both settings
     /// optional: AWS itself, and the region from the environment), with credentials from the
-    /// AWS environment variables, and checks that it can be listed: a store that cannot be
+    /// AWS environment variables (or, without them, the instance metadata service, as
+    /// object_store does), and checks that it can be listed: a store that cannot be
     /// reached is refused now rather than at the first upload.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let location = Location::parse(url)?;
