@@ -86,8 +86,12 @@ pub async fn method_not_allowed() -> ApiError {
 pub async fn login(
     State(state): State<AppState>,
     PeerAddress(peer): PeerAddress,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    // Behind a trusted balancer, the client it forwards for: else every client would share
+    // the balancer's address, and its limit.
+    let peer = crate::auth::client_address(peer, &headers, &state.limits.login.trusted_proxies);
     let tokens = &state.limits.tokens;
     let lifetime = match request.expires_in {
         None => tokens.default_lifetime,

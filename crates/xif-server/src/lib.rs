@@ -32,9 +32,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+pub use auth::{client_address, trusted_proxy};
 pub use blobs::DirectoryBlobs;
 pub use connections::raise_open_file_limit;
 pub use error::ApiError;
+pub use ipnet::IpNet;
 pub use postgres::PgStore;
 pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, RuntimeOptions};
 pub use s3::S3Blobs;
@@ -140,6 +142,11 @@ pub struct LoginLimits {
     /// How long a refused login (429) waits before it is answered, at most its Retry-After: a
     /// client that does not wait as told then slows itself down rather than the server.
     pub refusal_delay: Duration,
+    /// The proxies (load balancers) whose `X-Forwarded-For` is believed: when a request comes
+    /// from one, its client is the last address in the header that is not one of them (see
+    /// [`client_address`]); from anyone else, the socket's peer. Empty by default: a
+    /// header anyone can send is never believed unless the operator says whose.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for LoginLimits {
@@ -153,6 +160,7 @@ impl Default for LoginLimits {
             password_checks: std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1)),
             password_wait: Duration::from_secs(2),
             refusal_delay: Duration::from_secs(1),
+            trusted_proxies: Vec::new(),
         }
     }
 }

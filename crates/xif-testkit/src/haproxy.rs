@@ -28,7 +28,7 @@ pub fn free_port() -> u16 {
 pub fn config(port: u16, backends: &[&str]) -> String {
     let mut text = format!(
         "global\n    maxconn 4096\n\n\
-         defaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n    \
+         defaults\n    mode http\n    option forwardfor\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n    \
          retries 3\n    option redispatch\n    retry-on conn-failure empty-response response-timeout\n\n\
          frontend farm\n    bind 127.0.0.1:{port}\n    default_backend nodes\n\n\
          backend nodes\n    balance roundrobin\n    option httpchk GET /readyz\n    http-check expect status 200\n    \
