@@ -445,6 +445,16 @@ pub async fn upload(
             format!("`{DIGEST_HEADER}` must be 64 hexadecimal digits"),
         ));
     }
+    // Refused at once rather than queued: each upload checked holds memory, and a client told
+    // to retry later does better than one left waiting for its body to be read.
+    let Ok(_upload) = Arc::clone(&state.uploads).try_acquire_owned() else {
+        metrics::counter!("xif_uploads_refused_busy_total").increment(1);
+        return Err(ApiError::retry_after(
+            ErrorCode::ServerBusy,
+            "the server is taking as many uploads as it can at once",
+            Duration::from_secs(1),
+        ));
+    };
     let limit = state.limits.max_upload;
     let too_large = || ApiError::new(ErrorCode::UploadTooLarge, format!("uploads are limited to {limit} bytes"));
     let declared_length =

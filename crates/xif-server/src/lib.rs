@@ -108,11 +108,15 @@ pub struct Limits {
     /// When not empty, only uploads signed by one of these keys are accepted (the signature of
     /// the whole archive, in the [`xif_api::SIGNATURE_HEADER`] header).
     pub trusted_keys: Vec<xif_archive::PublicKey>,
+    /// Uploads checked at once; one more is refused as busy (`503 server_busy`, with
+    /// Retry-After). Each holds its archive's names and central directory, and a few parts in
+    /// flight to an object store.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for Limits {
-    /// 1 GiB uploads, the defaults of the runtime, logins, tokens and connections, a minute's
-    /// lease on publication locks, and no signature required.
+    /// 1 GiB uploads, 16 at once, the defaults of the runtime, logins, tokens and connections,
+    /// a minute's lease on publication locks, and no signature required.
     fn default() -> Self {
         Self {
             max_upload: 1 << 30,
@@ -122,6 +126,7 @@ impl Default for Limits {
             connections: ConnectionLimits::default(),
             lock_lease: publishing::DEFAULT_LEASE,
             trusted_keys: Vec::new(),
+            max_concurrent_uploads: 16,
         }
     }
 }
@@ -227,6 +232,8 @@ pub struct AppState {
     /// Talks to the other nodes of the farm (to gather logs).
     pub(crate) peers: reqwest::Client,
     passwords: Arc<auth::Passwords>,
+    /// A permit for each upload being checked, [`Limits::max_concurrent_uploads`] in all.
+    pub(crate) uploads: Arc<tokio::sync::Semaphore>,
     throttle: Arc<throttle::LoginThrottle>,
     metrics: PrometheusHandle,
     /// The data directory's lock, held while any clone of the state lives.
@@ -388,6 +395,7 @@ impl AppState {
             peers,
             tokens: Arc::new(auth::TokenCache::default()),
             passwords: Arc::new(passwords),
+            uploads: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_uploads.max(1))),
             throttle: Arc::new(throttle::LoginThrottle::new(&limits.login)),
             limits,
             metrics: metrics_handle(),

@@ -69,6 +69,9 @@ pub struct ServerArgs {
     /// (haproxy: option forwardfor)
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = xif_server::trusted_proxy)]
     trusted_proxies: Vec<xif_server::IpNet>,
+    /// Uploads checked at once; one more is refused as busy (503 server_busy, with Retry-After)
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_concurrent_uploads)]
+    max_concurrent_uploads: usize,
     /// Login attempts a minute for one user name; 0 for no limit
     #[arg(long, value_name = "N", default_value_t = LoginLimits::default().per_user)]
     login_attempts_per_user: u32,
@@ -247,6 +250,7 @@ impl ServerArgs {
                 body_timeout,
             },
             lock_lease,
+            max_concurrent_uploads: self.max_concurrent_uploads,
             ..Limits::default()
         })
     }
