@@ -4,6 +4,7 @@
 //! whenever both accept, they see the same entries with the same content (what the server
 //! checked is what it deploys).
 
+#[path = "support/crafted.rs"]
 mod common;
 
 use std::path::Path;

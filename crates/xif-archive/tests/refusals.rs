@@ -2,6 +2,7 @@
 //! Slip samples: each is refused with its own error, and nothing is written outside the
 //! destination.
 
+#[path = "support/crafted.rs"]
 mod common;
 
 use std::io::Write;
