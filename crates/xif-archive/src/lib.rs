@@ -16,6 +16,7 @@
 //! `minisign -Vm NAME.xif -p KEY.pub` checks exactly what was downloaded.
 
 mod central;
+mod end;
 mod error;
 mod manifest;
 mod read;

@@ -34,6 +34,11 @@ impl Default for Limits {
 /// Entries under this size are not checked for their compression ratio: a small file of zeros
 /// compresses a thousand times and harms no one.
 pub(crate) const RATIO_FLOOR: u64 = 1 << 20;
+/// The longest entry name, in bytes: four times Linux's longest file name, and what bounds
+/// the memory each entry's name takes in an upload's check.
+pub(crate) const MAX_NAME: usize = 1024;
+/// Why a name over [`MAX_NAME`] is refused.
+pub(crate) const NAME_TOO_LONG: &str = "it is longer than 1,024 bytes";
 /// The manifest is read into memory; it is never this large.
 pub(crate) const MAX_MANIFEST: u64 = 16 << 20;
 
@@ -52,7 +57,7 @@ impl XifReader {
     /// central directory, and its manifest against its entries, before reading any content.
     pub fn open(path: &Path, limits: Limits) -> Result<Self, ArchiveError> {
         let mut file = File::open(path).map_err(ArchiveError::io(path))?;
-        let (declared, raw_names) = crate::central::names(&mut file, limits.max_entries)
+        let (declared, raw_names, directory_offset) = crate::central::names(&mut file, limits.max_entries)
             .map_err(|detail| ArchiveError::Corrupt { path: path.to_owned(), detail })?;
         if declared > limits.max_entries as u64 {
             return Err(ArchiveError::TooManyEntries {
@@ -68,6 +73,14 @@ impl XifReader {
         }
         let mut archive = ZipArchive::new(BufReader::with_capacity(1 << 16, file))
             .map_err(|error| ArchiveError::Corrupt { path: path.to_owned(), detail: error.to_string() })?;
+        // The zip crate falls back to an earlier end record when it dislikes the last one: it
+        // must read the very directory the names above (and the upload check) come from.
+        if archive.offset() != 0 || archive.central_directory_start() != directory_offset {
+            return Err(ArchiveError::Corrupt {
+                path: path.to_owned(),
+                detail: "its end records point at two different central directories".into(),
+            });
+        }
         if archive.len() != raw_names.len() {
             return Err(ArchiveError::Corrupt {
                 path: path.to_owned(),
@@ -312,6 +325,9 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
 pub(crate) fn unsafe_path(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         return Some("it is empty");
+    }
+    if name.len() > MAX_NAME {
+        return Some(NAME_TOO_LONG);
     }
     if name.starts_with('/') || name.as_bytes().get(1) == Some(&b':') {
         return Some("it is absolute");

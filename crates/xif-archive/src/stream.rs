@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::read::{Limits, MAX_MANIFEST, RATIO_FLOOR, parse_manifest, unsafe_path};
+use crate::end::{self, Directory, u16_at, u32_at, u64_at};
+use crate::read::{Limits, MAX_MANIFEST, MAX_NAME, NAME_TOO_LONG, RATIO_FLOOR, parse_manifest, unsafe_path};
 use crate::write::hex;
 use crate::{ArchiveError, EntryKind, MANIFEST, Manifest};
 
@@ -28,12 +29,14 @@ const LOCAL_SIGNATURE: u32 = 0x0403_4b50;
 const CENTRAL_SIGNATURE: u32 = 0x0201_4b50;
 const END_SIGNATURE: u32 = 0x0605_4b50;
 const ZIP64_END_SIGNATURE: u32 = 0x0606_4b50;
-const ZIP64_LOCATOR_SIGNATURE: u32 = 0x0706_4b50;
 /// The end record is 22 bytes, followed by a comment of at most 65,535.
 const END_SEARCH: usize = 22 + 65_535;
-/// The most the tail (central directory and end records) may take: far over what 50,000
-/// entries with long names need.
-const MAX_TAIL: usize = 64 << 20;
+/// What a central directory header may take beyond its fixed part and name: extra fields
+/// (zip64 sizes, times, Unix ids) and a comment, far more than any zip writer puts there.
+const HEADER_SLACK: usize = 96;
+/// What the end records may take: the zip64 record and locator, the end record and its
+/// longest comment.
+const END_RECORDS: usize = 76 + 22 + 65_535;
 
 /// What a local header said, and what its data turned out to be.
 struct Local {
@@ -93,6 +96,11 @@ pub struct StreamCheck {
     locals: Vec<Local>,
     /// Local headers seen past the entry limit, counted only.
     uncounted: u64,
+    /// The most the tail may take: a central header for each local header seen (their names
+    /// and some slack), and the end records. The directory lists exactly those entries, so a
+    /// larger one is refused as it arrives: the memory an upload takes follows what it sent,
+    /// never what its tail claims.
+    max_tail: usize,
     /// The sizes the local headers declare, added up.
     declared_total: u64,
     tail: Vec<u8>,
@@ -144,6 +152,7 @@ impl StreamCheck {
             offset: 0,
             locals: Vec::new(),
             uncounted: 0,
+            max_tail: END_RECORDS,
             declared_total: 0,
             tail: Vec::new(),
             tail_start: 0,
@@ -170,8 +179,21 @@ impl StreamCheck {
             match &mut self.state {
                 State::Failed => return,
                 State::Tail => {
-                    if self.tail.len() + bytes.len() > MAX_TAIL {
-                        let error = self.corrupt("its central directory is over 64 MiB");
+                    if self.tail.len() + bytes.len() > self.max_tail {
+                        let error = if self.uncounted > 0 {
+                            ArchiveError::TooManyEntries {
+                                count: self
+                                    .locals
+                                    .len()
+                                    .saturating_add(usize::try_from(self.uncounted).unwrap_or(usize::MAX)),
+                                limit: self.limits.max_entries,
+                            }
+                        } else {
+                            self.corrupt(format!(
+                                "its central directory is longer than its {} entries need",
+                                self.locals.len()
+                            ))
+                        };
                         self.fail(error);
                         return;
                     }
@@ -283,10 +305,15 @@ impl StreamCheck {
         if !matches!(method, 0 | 8) {
             return Err(self.corrupt(format!("entry `{shown}` uses compression method {method}, which XIF does not")));
         }
+        if name.len() > MAX_NAME {
+            // Before it is kept: names are what an upload's memory holds per entry.
+            return Err(ArchiveError::UnsafePath { name: shown, reason: NAME_TOO_LONG });
+        }
         if self.locals.len() >= self.limits.max_entries {
             // Past the limit entries are only skipped: the end record's count is reported.
             self.uncounted += 1;
         } else {
+            self.max_tail = self.max_tail.saturating_add(46 + HEADER_SLACK + name.len());
             self.locals.push(Local {
                 offset,
                 name: name.clone(),
@@ -424,45 +451,10 @@ impl StreamCheck {
             .rev()
             .find(|&at| u32_at(tail, at) == Some(END_SIGNATURE))
             .ok_or_else(|| self.corrupt("no end of central directory record"))?;
-        let short = || self.corrupt("a short end of central directory record");
-        let disk = u16_at(tail, end + 4).ok_or_else(short)?;
-        let directory_disk = u16_at(tail, end + 6).ok_or_else(short)?;
-        let on_disk = u16_at(tail, end + 8).ok_or_else(short)?;
-        let mut count = u64::from(u16_at(tail, end + 10).ok_or_else(short)?);
-        let mut size = u64::from(u32_at(tail, end + 12).ok_or_else(short)?);
-        let mut offset = u64::from(u32_at(tail, end + 16).ok_or_else(short)?);
-        let comment = usize::from(u16_at(tail, end + 20).ok_or_else(short)?);
-        // One disk, and nothing after the record but its comment: the end record the file
-        // reader finds is this one.
-        if comment != tail.len() - end - 22 {
-            return Err(self.corrupt("the end of central directory record is not at the archive's end"));
-        }
-        // Where the central directory must end: at the zip64 end record, or at this one.
-        let mut directory_end = end as u64;
-        if (count == 0xffff || size == 0xffff_ffff || offset == 0xffff_ffff)
-            && end >= 20
-            && u32_at(tail, end - 20) == Some(ZIP64_LOCATOR_SIGNATURE)
-        {
-            let record = u64_at(tail, end - 20 + 8).ok_or_else(|| self.corrupt("a short zip64 locator"))?;
-            let at = record
-                .checked_sub(self.tail_start)
-                .and_then(|at| usize::try_from(at).ok())
-                .filter(|at| u32_at(tail, *at) == Some(ZIP64_END_SIGNATURE))
-                .ok_or_else(|| self.corrupt("a damaged zip64 end record"))?;
-            let short = || self.corrupt("a short zip64 end record");
-            if u32_at(tail, at + 16) != Some(0)
-                || u32_at(tail, at + 20) != Some(0)
-                || u64_at(tail, at + 24) != u64_at(tail, at + 32)
-            {
-                return Err(self.corrupt("the archive spans several disks"));
-            }
-            count = u64_at(tail, at + 32).ok_or_else(short)?;
-            size = u64_at(tail, at + 40).ok_or_else(short)?;
-            offset = u64_at(tail, at + 48).ok_or_else(short)?;
-            directory_end = at as u64;
-        } else if disk != 0 || directory_disk != 0 || u64::from(on_disk) != count {
-            return Err(self.corrupt("the archive spans several disks"));
-        }
+        // The end records by the rule the file reader (the `zip` crate) follows too.
+        let Directory { count, size, offset, end: directory_end } =
+            end::directory(tail, self.tail_start, end).map_err(|detail| self.corrupt(detail))?;
+        let short = || self.corrupt("a short central directory");
         if count > self.limits.max_entries as u64 {
             return Err(ArchiveError::TooManyEntries {
                 count: usize::try_from(count).unwrap_or(usize::MAX),
@@ -470,7 +462,7 @@ impl StreamCheck {
             });
         }
         // The central directory starts where the entries end, and ends before the end records.
-        if offset != self.tail_start || size != directory_end {
+        if offset != self.tail_start || offset.checked_add(size) != Some(directory_end) {
             return Err(self.corrupt("the central directory is not where its end record says"));
         }
         let directory = &tail[..usize::try_from(size).map_err(|_| short())?];
@@ -707,18 +699,4 @@ fn zip64_extra(mut extra: &[u8], size: u64, compressed: u64, offset: u64) -> Opt
         extra = &extra[4 + length..];
     }
     (size != 0xffff_ffff && compressed != 0xffff_ffff && offset != 0xffff_ffff).then_some((size, compressed, offset))
-}
-
-fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
-    bytes.get(at..at + 2).map(|slice| u16::from_le_bytes([slice[0], slice[1]]))
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes.get(at..at + 4).map(|slice| u32::from_le_bytes([slice[0], slice[1], slice[2], slice[3]]))
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
-    bytes.get(at..at + 8).map(|slice| {
-        u64::from_le_bytes([slice[0], slice[1], slice[2], slice[3], slice[4], slice[5], slice[6], slice[7]])
-    })
 }

@@ -2,6 +2,9 @@
 //! Slip samples: each is refused with its own error, and nothing is written outside the
 //! destination.
 
+#[path = "support/crafted.rs"]
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -391,4 +394,106 @@ fn unpacking_into_a_non_empty_directory_is_refused() {
         .expect_err("refused");
     assert!(matches!(error, ArchiveError::DestinationNotEmpty { .. }), "{error}");
     assert_eq!(std::fs::read(destination.join("mine.txt")).expect("kept"), b"keep me");
+}
+
+/// The smuggling archive of the review: a zip64 end record that points at the archive's own
+/// directory, and a 32-bit end record (its size saturated) that points at a second XIF hidden
+/// in a stored entry. The upload check used to follow the zip64 record (any saturated field)
+/// and the deploy's `zip` crate the 32-bit one (only count or offset saturated): one checked
+/// archive, another deployed. Every end record that could mean two archives is refused.
+#[test]
+fn end_records_pointing_at_a_hidden_archive_are_refused() {
+    use common::{Ends, smuggler};
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let smuggler = smuggler();
+    let (count, size, offset) = smuggler.outer();
+    let small = |value: u64| u32::try_from(value).expect("small");
+    let hidden = small(smuggler.hidden_offset);
+    let crafted = [
+        // The review's: size saturated, the 32-bit offset at the hidden directory.
+        Ends { zip64: Some((count, size, offset)), count: count as u16, size: 0xffff_ffff, offset: hidden },
+        // Count saturated, so the zip64 record is followed, but the offsets disagree.
+        Ends { zip64: Some((count, size, offset)), count: 0xffff, size: small(size), offset: hidden },
+        // The zip64 record at the hidden directory, the 32-bit record at the outer one.
+        Ends {
+            zip64: Some((count, smuggler.hidden_size, smuggler.hidden_offset)),
+            count: count as u16,
+            size: small(size),
+            offset: small(offset),
+        },
+        // A saturated field and no zip64 record at all.
+        Ends { zip64: None, count: count as u16, size: 0xffff_ffff, offset: small(offset) },
+        Ends { zip64: None, count: count as u16, size: small(size), offset: 0xffff_ffff },
+    ];
+    for (index, ends) in crafted.into_iter().enumerate() {
+        let path = sandbox.path().join(format!("smuggled-{index}.xif"));
+        std::fs::write(&path, smuggler.with_ends(ends)).expect("written");
+        let error = refuse(sandbox.path(), &path, Limits::default());
+        assert!(matches!(error, ArchiveError::Corrupt { .. }), "{ends:?}: {error}");
+        std::fs::remove_file(&path).expect("removed");
+    }
+    // The same archive with honest end records, zip64 or not, is accepted by both readers,
+    // which see the outer archive.
+    for ends in [
+        Ends { zip64: None, count: count as u16, size: small(size), offset: small(offset) },
+        Ends { zip64: Some((count, size, offset)), count: count as u16, size: small(size), offset: small(offset) },
+        Ends { zip64: Some((count, size, offset)), count: 0xffff, size: 0xffff_ffff, offset: 0xffff_ffff },
+    ] {
+        let path = sandbox.path().join("honest.xif");
+        std::fs::write(&path, smuggler.with_ends(ends)).expect("written");
+        let mut reader = XifReader::open(&path, Limits::default()).expect("opens");
+        reader.check().expect("checks");
+        assert!(reader.manifest().entries.iter().any(|entry| entry.path == "resources/pad.bin"), "{ends:?}");
+        for streamed in streamed(&path, Limits::default()) {
+            let streamed = streamed.expect("the stream is accepted");
+            assert_eq!(streamed.manifest(), reader.manifest(), "{ends:?}");
+        }
+    }
+}
+
+/// An upload's check keeps the central directory as it arrives; it may be no longer than a
+/// header (with its name and some slack) for each entry seen, so that a crafted tail cannot
+/// make each upload hold megabytes (it used to allow 64 MiB). Zip readers allow such extra
+/// fields; the upload check is stricter, as it is on two other points no XIF writer meets.
+#[test]
+fn a_central_directory_longer_than_its_entries_need_is_refused_as_it_arrives() {
+    let files: Vec<(&str, Vec<u8>)> = GOOD.iter().map(|(name, bytes)| (*name, bytes.to_vec())).collect();
+    let files = common::with_manifest(&files);
+    let mut extra = vec![0u8; 40_000];
+    extra[..4].copy_from_slice(&[0xfe, 0xca, 0x3c, 0x9c]); // id 0xcafe, 39,996 bytes
+    let (body, directory) = common::stored_entries_with_extra(&files, 0, &extra);
+    let ends = common::Ends {
+        zip64: None,
+        count: files.len() as u16,
+        size: directory.len() as u32,
+        offset: body.len() as u32,
+    };
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let path = sandbox.path().join("long-tail.xif");
+    std::fs::write(&path, [body, directory, common::end_records(ends, 0)].concat()).expect("written");
+    for streamed in streamed(&path, Limits::default()) {
+        let error = streamed.expect_err("the stream check refuses it");
+        assert!(error.to_string().contains("longer than its 4 entries need"), "{error}");
+    }
+    // The same archive with short extra fields is accepted.
+    let mut short = vec![0u8; 64];
+    short[..4].copy_from_slice(&[0xfe, 0xca, 60, 0]);
+    let (body, directory) = common::stored_entries_with_extra(&files, 0, &short);
+    let ends = common::Ends { size: directory.len() as u32, offset: body.len() as u32, ..ends };
+    std::fs::write(&path, [body, directory, common::end_records(ends, 0)].concat()).expect("written");
+    for streamed in streamed(&path, Limits::default()) {
+        streamed.expect("the stream check accepts it");
+    }
+}
+
+#[test]
+fn names_over_1024_bytes_are_refused() {
+    let sandbox = tempfile::tempdir().expect("sandbox");
+    let long = format!("source/{}", "a".repeat(1020));
+    let mut files = GOOD.to_vec();
+    files.push((long.as_str(), b"long\n"));
+    let path = sandbox.path().join("long-name.xif");
+    craft(&path, &files, Some(&manifest_of(&files)), stored());
+    let error = refuse(sandbox.path(), &path, Limits::default());
+    assert!(matches!(&error, ArchiveError::UnsafePath { reason, .. } if reason.contains("1,024")), "{error}");
 }

@@ -87,7 +87,7 @@ enum Command {
     /// Make a minisign key pair for signing XIF archives
     Keygen(commands::keygen::KeygenArgs),
     /// Run the Platform Server: users, uploads, versions, publishing
-    Server(commands::server::ServerArgs),
+    Server(Box<commands::server::ServerArgs>),
     /// Administer a Platform Server (users and permissions, publication locks)
     Admin(commands::admin::AdminArgs),
     /// Call an action of a published extension through the server; prints its outputs as JSON

@@ -223,3 +223,53 @@ fn idle_and_trickling_connections_are_closed_while_new_requests_are_answered() {
         assert_eq!(response.status(), 200, "the server answers after the attack");
     });
 }
+
+/// Behind a balancer every login comes from its address. With `--trusted-proxy`, a request
+/// from the balancer is counted against the client it forwards for (the last address of
+/// X-Forwarded-For that is not the balancer's), so that ten bad logins from one client do not
+/// lock everyone out; a request from any other peer is counted against its own address,
+/// whatever X-Forwarded-For it sends.
+#[test]
+fn logins_through_a_trusted_proxy_are_counted_per_forwarded_client() {
+    let data = tempfile::tempdir().expect("data directory");
+    let server = xif_testkit::Server::start(
+        env!("CARGO_BIN_EXE_xif"),
+        data.path(),
+        PASSWORD,
+        "warn",
+        &["--trusted-proxy", "127.0.0.1/32", "--login-attempts-per-address", "2", "--login-attempts-per-user", "0"],
+        drop,
+    );
+    let url = server.url.clone();
+    runtime().block_on(async {
+        let from = |address: [u8; 4]| {
+            reqwest::Client::builder().local_address(IpAddr::V4(Ipv4Addr::from(address))).build().expect("a client")
+        };
+        let (proxy, other) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+        let login = |client: &reqwest::Client, forwarded: &str| {
+            client
+                .post(format!("{url}/api/v1/login"))
+                .header("x-forwarded-for", forwarded)
+                .json(&json!({ "user": "nobody", "password": "a guess" }))
+                .send()
+        };
+        let status = |response: reqwest::Result<reqwest::Response>| response.expect("answered").status().as_u16();
+        // Through the trusted proxy: each forwarded client has its own 2 attempts.
+        assert_eq!(status(login(&proxy, "203.0.113.1").await), 401);
+        assert_eq!(status(login(&proxy, "203.0.113.1").await), 401);
+        assert_eq!(status(login(&proxy, "203.0.113.1").await), 429, "the forwarded client is throttled");
+        assert_eq!(status(login(&proxy, "203.0.113.2").await), 401, "another forwarded client is not");
+        // What the client wrote itself (left of what the proxy appended) is not believed.
+        assert_eq!(status(login(&proxy, "198.51.100.9, 203.0.113.1").await), 429);
+        assert_eq!(status(login(&proxy, "203.0.113.2, 127.0.0.1").await), 401, "the proxy's own address is skipped");
+        assert_eq!(status(login(&proxy, "203.0.113.2").await), 429);
+        // From a peer that is not trusted, its own address counts, whatever it forwards.
+        assert_eq!(status(login(&other, "203.0.113.3").await), 401);
+        assert_eq!(status(login(&other, "203.0.113.4").await), 401);
+        assert_eq!(
+            status(login(&other, "203.0.113.5").await),
+            429,
+            "X-Forwarded-For from an untrusted peer is ignored"
+        );
+    });
+}

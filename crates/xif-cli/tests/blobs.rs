@@ -211,3 +211,101 @@ fn a_server_whose_store_cannot_be_reached_does_not_start() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("s3://xif-missing at"), "{stderr}");
 }
+
+/// A TCP relay to `target` that can be frozen: from then on it forwards nothing, on the
+/// connections it has and on new ones, as a store whose process is stopped (SIGSTOP) behaves:
+/// connections are accepted, nothing is answered.
+struct Relay {
+    port: u16,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&frozen);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(store) = tokio::net::TcpStream::connect(&target).await else { continue };
+                let (client_read, client_write) = client.into_split();
+                let (store_read, store_write) = store.into_split();
+                tokio::spawn(Self::pump(client_read, store_write, Arc::clone(&flag)));
+                tokio::spawn(Self::pump(store_read, client_write, Arc::clone(&flag)));
+            }
+        });
+        Self { port, frozen }
+    }
+
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut buffer = vec![0; 1 << 16];
+        loop {
+            let Ok(read) = from.read(&mut buffer).await else { return };
+            if frozen.load(std::sync::atomic::Ordering::SeqCst) {
+                // Held for ever, the connection open: what a stopped process does.
+                std::future::pending::<()>().await;
+            }
+            if read == 0 || to.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A store that hangs (accepts connections, answers nothing) makes uploads and downloads
+/// answer `503 storage_unavailable` within about 30 seconds (each request to the store has a
+/// time limit; a download, for its answer and each next piece), not after two minutes.
+#[test]
+fn a_store_that_hangs_is_told_as_unavailable_within_about_thirty_seconds() {
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let archives = xif_testkit::sample_archives(
+        env!("CARGO_BIN_EXE_xif"),
+        "Stored",
+        &["0.1.0", "0.2.0"],
+        temporary.path(),
+        &workspace().join("target/extensions"),
+    );
+    let mut moto = Moto::start();
+    let bucket = moto.bucket("xif-hung");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let target = moto.endpoint().trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let relay = runtime.block_on(Relay::start(target));
+    let blobs = bucket.replace(&moto.endpoint(), &format!("http://127.0.0.1:{}", relay.port));
+    assert_ne!(blobs, bucket, "the store is reached through the relay");
+    let data = temporary.path().join("data");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xif"));
+    command.envs(ENV);
+    let server = xif_testkit::Server::start_with(command, &data, PASSWORD, "warn", &["--blobs", &blobs], drop);
+    let client =
+        Client { http: reqwest::Client::new(), url: server.url.clone(), token: server.token("admin", PASSWORD) };
+    runtime.block_on(async {
+        let (status, body) = client.upload(archives[0].clone(), None).await;
+        assert_eq!(status, 201, "{body}");
+        relay.freeze();
+        let started = Instant::now();
+        let (status, body) = client.upload(archives[1].clone(), None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (503, Some("storage_unavailable")), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(50), "refused after {:?}", started.elapsed());
+        let started = Instant::now();
+        let response = client
+            .http
+            .get(format!("{}/api/v1/extensions/Stored/versions/1/xif", client.url))
+            .bearer_auth(&client.token)
+            .send()
+            .await
+            .expect("sent");
+        let (status, body) = answer(response).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (503, Some("storage_unavailable")), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(50), "refused after {:?}", started.elapsed());
+    });
+}

@@ -182,6 +182,43 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// A trusted proxy as `--trusted-proxy` takes it: a range (`10.0.0.0/8`, `fd00::/8`) or one
+/// address (`127.0.0.1`).
+pub fn trusted_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address range (such as 10.0.0.0/8) or an address"))
+}
+
+/// The client's address for throttling and logs: `peer` (the socket's) unless it is one of the
+/// `trusted` proxies, and then the last address of `X-Forwarded-For` (all its lines, in order)
+/// that is not a trusted proxy, read from the right: every address left of that one could have
+/// been written by the client itself. Hand-written because it is a few lines on `ipnet`; a
+/// value that cannot be read stops the walk at the last address read (a proxy's, at worst).
+pub fn client_address(
+    peer: Option<std::net::IpAddr>,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?;
+    let is_trusted = |address: &std::net::IpAddr| trusted.iter().any(|range| range.contains(address));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(value) = value.to_str() else { return Some(client) };
+        for hop in value.rsplit(',') {
+            let Ok(address) = hop.trim().parse::<std::net::IpAddr>() else { return Some(client) };
+            client = address;
+            if !is_trusted(&address) {
+                return Some(client);
+            }
+        }
+    }
+    Some(client)
+}
+
 /// The address of the client that sent the request, when it came over a socket (the server
 /// serves with `ConnectInfo`); unknown for requests made in-process.
 pub struct PeerAddress(pub Option<std::net::IpAddr>);
@@ -324,5 +361,28 @@ mod tests {
         assert!(verify_password("correct horse", &stored));
         assert!(!verify_password("wrong horse", &stored));
         assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn the_client_behind_a_trusted_proxy_is_the_last_untrusted_forwarded_address() {
+        use std::net::IpAddr;
+        let trusted = [trusted_proxy("10.0.0.0/8").expect("a range"), trusted_proxy("127.0.0.1").expect("an address")];
+        let address = |text: &str| text.parse::<IpAddr>().expect("an address");
+        let client = |peer: &str, lines: &[&str]| {
+            let mut headers = axum::http::HeaderMap::new();
+            for line in lines {
+                headers.append("x-forwarded-for", line.parse().expect("a header value"));
+            }
+            client_address(Some(address(peer)), &headers, &trusted)
+        };
+        assert_eq!(client("192.0.2.1", &["203.0.113.1"]), Some(address("192.0.2.1")), "an untrusted peer");
+        assert_eq!(client("127.0.0.1", &["203.0.113.1"]), Some(address("203.0.113.1")));
+        assert_eq!(client("127.0.0.1", &["198.51.100.1, 203.0.113.1"]), Some(address("203.0.113.1")));
+        assert_eq!(client("127.0.0.1", &["198.51.100.1", "203.0.113.1, 10.1.2.3"]), Some(address("203.0.113.1")));
+        assert_eq!(client("127.0.0.1", &["2001:db8::1"]), Some(address("2001:db8::1")));
+        assert_eq!(client("127.0.0.1", &[]), Some(address("127.0.0.1")), "no header: the proxy itself");
+        assert_eq!(client("127.0.0.1", &["10.0.0.1"]), Some(address("10.0.0.1")), "only proxies: the first");
+        assert_eq!(client("127.0.0.1", &["garbage, 10.0.0.2"]), Some(address("10.0.0.2")), "unreadable: stop");
+        assert!(trusted_proxy("not a range").is_err());
     }
 }

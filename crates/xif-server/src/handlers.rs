@@ -87,8 +87,12 @@ pub async fn method_not_allowed() -> ApiError {
 pub async fn login(
     State(state): State<AppState>,
     PeerAddress(peer): PeerAddress,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    // Behind a trusted balancer, the client it forwards for: else every client would share
+    // the balancer's address, and its limit.
+    let peer = crate::auth::client_address(peer, &headers, &state.limits.login.trusted_proxies);
     let tokens = &state.limits.tokens;
     let lifetime = match request.expires_in {
         None => tokens.default_lifetime,
@@ -100,6 +104,14 @@ pub async fn login(
             ));
         }
     };
+    // A name no user can have (user names are ASCII by rule) is refused before it is
+    // throttled or looked up: a store could match it to another user's name (PostgreSQL's
+    // `lower` folds `İ` to `i`), and it would be counted apart from that user.
+    if !crate::names::is_user_name(&request.user) {
+        metrics::counter!("xif_login_failures_total").increment(1);
+        tracing::warn!(peer = ?peer, "login failed: not a user name");
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, "wrong user name or password"));
+    }
     // Before any password is checked: refusing is what saves the work.
     if let Err(refused) = state.throttle.attempt(peer, &request.user) {
         let (by, message, wait) = match refused {
@@ -434,6 +446,16 @@ pub async fn upload(
             format!("`{DIGEST_HEADER}` must be 64 hexadecimal digits"),
         ));
     }
+    // Refused at once rather than queued: each upload checked holds memory, and a client told
+    // to retry later does better than one left waiting for its body to be read.
+    let Ok(_upload) = Arc::clone(&state.uploads).try_acquire_owned() else {
+        metrics::counter!("xif_uploads_refused_busy_total").increment(1);
+        return Err(ApiError::retry_after(
+            ErrorCode::ServerBusy,
+            "the server is taking as many uploads as it can at once",
+            Duration::from_secs(1),
+        ));
+    };
     let limit = state.limits.max_upload;
     let too_large = || ApiError::new(ErrorCode::UploadTooLarge, format!("uploads are limited to {limit} bytes"));
     let declared_length =

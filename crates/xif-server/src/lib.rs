@@ -32,9 +32,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+pub use auth::{client_address, trusted_proxy};
 pub use blobs::DirectoryBlobs;
 pub use connections::raise_open_file_limit;
 pub use error::ApiError;
+pub use ipnet::IpNet;
 pub use postgres::PgStore;
 pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, RuntimeOptions};
 pub use s3::S3Blobs;
@@ -106,11 +108,15 @@ pub struct Limits {
     /// When not empty, only uploads signed by one of these keys are accepted (the signature of
     /// the whole archive, in the [`xif_api::SIGNATURE_HEADER`] header).
     pub trusted_keys: Vec<xif_archive::PublicKey>,
+    /// Uploads checked at once; one more is refused as busy (`503 server_busy`, with
+    /// Retry-After). Each holds its archive's names and central directory, and a few parts in
+    /// flight to an object store.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for Limits {
-    /// 1 GiB uploads, the defaults of the runtime, logins, tokens and connections, a minute's
-    /// lease on publication locks, and no signature required.
+    /// 1 GiB uploads, 16 at once, the defaults of the runtime, logins, tokens and connections,
+    /// a minute's lease on publication locks, and no signature required.
     fn default() -> Self {
         Self {
             max_upload: 1 << 30,
@@ -120,6 +126,7 @@ impl Default for Limits {
             connections: ConnectionLimits::default(),
             lock_lease: publishing::DEFAULT_LEASE,
             trusted_keys: Vec::new(),
+            max_concurrent_uploads: 16,
         }
     }
 }
@@ -140,6 +147,11 @@ pub struct LoginLimits {
     /// How long a refused login (429) waits before it is answered, at most its Retry-After: a
     /// client that does not wait as told then slows itself down rather than the server.
     pub refusal_delay: Duration,
+    /// The proxies (load balancers) whose `X-Forwarded-For` is believed: when a request comes
+    /// from one, its client is the last address in the header that is not one of them (see
+    /// [`client_address`]); from anyone else, the socket's peer. Empty by default: a
+    /// header anyone can send is never believed unless the operator says whose.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for LoginLimits {
@@ -153,6 +165,7 @@ impl Default for LoginLimits {
             password_checks: std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1)),
             password_wait: Duration::from_secs(2),
             refusal_delay: Duration::from_secs(1),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -219,6 +232,8 @@ pub struct AppState {
     /// Talks to the other nodes of the farm (to gather logs).
     pub(crate) peers: reqwest::Client,
     passwords: Arc<auth::Passwords>,
+    /// A permit for each upload being checked, [`Limits::max_concurrent_uploads`] in all.
+    pub(crate) uploads: Arc<tokio::sync::Semaphore>,
     throttle: Arc<throttle::LoginThrottle>,
     metrics: PrometheusHandle,
     /// The data directory's lock, held while any clone of the state lives.
@@ -397,6 +412,7 @@ impl AppState {
             peers,
             tokens: Arc::new(auth::TokenCache::default()),
             passwords: Arc::new(passwords),
+            uploads: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_uploads.max(1))),
             throttle: Arc::new(throttle::LoginThrottle::new(&limits.login)),
             limits,
             metrics: metrics_handle(),

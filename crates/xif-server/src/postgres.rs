@@ -39,8 +39,8 @@ pub struct PgStore {
     pool: PgPool,
 }
 
-/// `url` with its password (in the user part or the `password` parameter) replaced by `***`,
-/// to be shown in errors and logs.
+/// `url` with its password (in the user part, or any parameter whose name has `password` in it:
+/// `password`, `sslpassword`) replaced by `***`, to be shown in errors and logs.
 pub fn redact(url: &str) -> String {
     let scheme_only = || match url.split_once("://") {
         Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
@@ -56,11 +56,12 @@ pub fn redact(url: &str) -> String {
         // Fails only for URLs that cannot have a password, which this one has.
         parsed.set_password(Some("***")).ok();
     }
-    if parsed.query_pairs().any(|(key, _)| key == "password") {
+    let secret = |key: &str| key.to_ascii_lowercase().contains("password");
+    if parsed.query_pairs().any(|(key, _)| secret(&key)) {
         let pairs: Vec<(String, String)> = parsed
             .query_pairs()
             .map(|(key, value)| {
-                let value = if key == "password" { "***".to_owned() } else { value.into_owned() };
+                let value = if secret(&key) { "***".to_owned() } else { value.into_owned() };
                 (key.into_owned(), value)
             })
             .collect();
@@ -237,6 +238,15 @@ mod hot {
 
 /// The id of the extension `name`, made if new, with its row locked until `transaction` ends:
 /// uploads of one extension are numbered one after the other, whichever server takes them.
+/// Whether `name` can be compared with the stored names by `lower(name)`: names are ASCII by
+/// rule (user names, and the definition's names of extensions), and PostgreSQL's `lower` folds
+/// more than ASCII under most collations (`lower('admİn')` is `admin` under glibc's), so a name
+/// that is not ASCII would find another's row; and a NUL is an error in PostgreSQL text.
+/// Such a name is found nowhere.
+fn comparable(name: &str) -> bool {
+    name.is_ascii() && !name.contains('\0')
+}
+
 async fn lock_extension(transaction: &mut Transaction<'_, Postgres>, name: &str) -> Result<i64, sqlx::Error> {
     // `DO UPDATE` (to the same value) rather than `DO NOTHING`, because it locks the existing row
     // and returns its id; a concurrent insert of the same name waits for this one, then updates.
@@ -285,6 +295,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        if !comparable(name) {
+            return Ok(None);
+        }
         let row = sqlx::query("SELECT * FROM users WHERE lower(name) = lower($1)")
             .bind(name)
             .fetch_optional(&self.pool)
@@ -304,6 +317,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn set_permissions(&self, name: &str, permissions: &[Permission]) -> Result<bool, StoreError> {
+        if !comparable(name) {
+            return Ok(false);
+        }
         let updated = sqlx::query(
             "UPDATE users SET allow_extensions = $1, allow_foreign_entities = $2 WHERE lower(name) = lower($3)",
         )
@@ -316,6 +332,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        if !comparable(name) {
+            return Ok(false);
+        }
         let removed =
             sqlx::query("DELETE FROM users WHERE lower(name) = lower($1)").bind(name).execute(&self.pool).await?;
         Ok(removed.rows_affected() > 0)
@@ -381,6 +400,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn version_by_digest(&self, extension: &str, sha256: &str) -> Result<Option<Version>, StoreError> {
+        if !comparable(extension) {
+            return Ok(None);
+        }
         let row = sqlx::query(hot::VERSION_BY_DIGEST).bind(extension).bind(sha256).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(version).transpose()?)
     }
@@ -415,6 +437,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn versions(&self, extension: &str, page: &Page<i64>) -> Result<Vec<Version>, StoreError> {
+        if !comparable(extension) {
+            return Ok(Vec::new());
+        }
         // Numbers start at 1. Read by the (extension, number) index from the cursor on.
         let rows = sqlx::query(hot::VERSIONS_PAGE)
             .bind(extension)
@@ -426,6 +451,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn version(&self, extension: &str, number: i64) -> Result<Option<Version>, StoreError> {
+        if !comparable(extension) {
+            return Ok(None);
+        }
         let row = sqlx::query(hot::VERSION).bind(extension).bind(number).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(version).transpose()?)
     }
@@ -441,6 +469,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn extension(&self, name: &str) -> Result<Option<xif_api::Extension>, StoreError> {
+        if !comparable(name) {
+            return Ok(None);
+        }
         let row = sqlx::query(hot::EXTENSION).bind(name).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(extension).transpose()?)
     }
@@ -584,6 +615,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError> {
+        if !comparable(extension) {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(hot::CONSUMERS).bind(extension).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
@@ -596,6 +630,9 @@ impl MetadataStore for PgStore {
     }
 
     async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
+        if !comparable(extension) {
+            return Ok(Vec::new());
+        }
         // Ids start at 1. Read by the (extension, id) index from the cursor on.
         let rows = sqlx::query(hot::PUBLICATIONS_PAGE)
             .bind(extension)
@@ -710,5 +747,11 @@ mod tests {
         // Not a URL at all: only its scheme is shown.
         assert_eq!(redact("postgres://xif:s3cret@[db/xif"), "postgres://…");
         assert!(!redact("xif:s3cret").contains("s3cret"));
+        let shown = redact("postgres://xif@db/xif?sslmode=verify-full&sslpassword=k3ypass&sslkey=/k.pem");
+        assert!(
+            !shown.contains("k3ypass") && shown.contains("sslpassword=***") && shown.contains("sslkey="),
+            "{shown}"
+        );
+        assert!(!redact("postgres://db/xif?PassWord=s3cret").contains("s3cret"));
     }
 }

@@ -25,9 +25,19 @@ const PART_SIZE: usize = 8 << 20;
 /// many parts.
 const PARTS_IN_FLIGHT: usize = 3;
 
+/// How long one request to the store may take, a part of an upload included (8 MiB in 30
+/// seconds is 280 KB/s), and how long a download may wait for its answer or its next bytes: a
+/// store that hangs is told to the client as unavailable (503) within about this, rather than
+/// holding the request for minutes.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The blob store in an S3 bucket.
 pub struct S3Blobs {
     store: Arc<dyn ObjectStore>,
+    /// The same bucket without a time limit on a whole request, for downloads, whose bodies
+    /// take as long as they take: [`REQUEST_TIMEOUT`] bounds the wait for the answer and for
+    /// each next piece instead.
+    downloads: Arc<dyn ObjectStore>,
     /// `s3://BUCKET at ENDPOINT`, for messages: never a credential.
     name: String,
 }
@@ -95,22 +105,34 @@ impl Location {
 impl S3Blobs {
     /// Connects to the bucket `url` names (`s3://BUCKET?endpoint=URL&region=REGION`, both settings
     /// optional: AWS itself, and the region from the environment), with credentials from the
-    /// AWS environment variables, and checks that it can be listed: a store that cannot be
+    /// AWS environment variables (or, without them, the instance metadata service, as
+    /// object_store does), and checks that it can be listed: a store that cannot be
     /// reached is refused now rather than at the first upload.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let location = Location::parse(url)?;
         let name = location.name();
+        let options = object_store::ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_allow_http(location.endpoint.as_deref().is_some_and(|endpoint| endpoint.starts_with("http:")));
+        let store = Self::builder(&location, options.clone().with_timeout(REQUEST_TIMEOUT))
+            .build()
+            .map_err(|error| StoreError(format!("{name}: {}", quiet(&error))))?;
+        let downloads = Self::builder(&location, options.with_timeout_disabled())
+            .build()
+            .map_err(|error| StoreError(format!("{name}: {}", quiet(&error))))?;
+        let blobs = Self { store: Arc::new(store), downloads: Arc::new(downloads), name };
+        if let Err(error) = blobs.store.list_with_delimiter(Some(&Key::from("sha256"))).await {
+            return Err(blobs.first_contact(&location.bucket, &error));
+        }
+        Ok(blobs)
+    }
+
+    /// A client of `location`'s bucket with `options`.
+    fn builder(location: &Location, options: object_store::ClientOptions) -> object_store::aws::AmazonS3Builder {
         let mut builder = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(&location.bucket)
             .with_virtual_hosted_style_request(false)
-            .with_client_options(
-                object_store::ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(120))
-                    .with_allow_http(
-                        location.endpoint.as_deref().is_some_and(|endpoint| endpoint.starts_with("http:")),
-                    ),
-            )
+            .with_client_options(options)
             // A store that is down is told to the client within seconds, not after minutes of
             // retries: the client retries the upload.
             .with_retry(object_store::RetryConfig {
@@ -128,12 +150,7 @@ impl S3Blobs {
         if let Some(region) = &location.region {
             builder = builder.with_region(region);
         }
-        let store = builder.build().map_err(|error| StoreError(format!("{name}: {}", quiet(&error))))?;
-        let blobs = Self { store: Arc::new(store), name };
-        if let Err(error) = blobs.store.list_with_delimiter(Some(&Key::from("sha256"))).await {
-            return Err(blobs.first_contact(&location.bucket, &error));
-        }
-        Ok(blobs)
+        builder
     }
 
     /// The failure of the first request to the store, said in words an operator acts on when
@@ -232,11 +249,30 @@ impl BlobStore for S3Blobs {
 
     async fn open(&self, sha256: &str) -> Result<Option<BlobRead>, StoreError> {
         let key = Self::key(sha256)?;
-        match self.store.get(&key).await {
+        let silent = |name: &str, what: &str| {
+            StoreError::unavailable(format!("{name}: no {what} within {} seconds", REQUEST_TIMEOUT.as_secs()))
+        };
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, self.downloads.get(&key))
+            .await
+            .map_err(|_| silent(&self.name, "answer"))?;
+        match answer {
             Ok(result) => {
                 let name = self.name.clone();
                 let size = result.meta.size;
-                let stream = result.into_stream().map(move |chunk| chunk.map_err(|error| failure(&name, &error)));
+                // Each next piece within the time limit; after an error, nothing more.
+                let chunks = result.into_stream();
+                let stream = futures_util::stream::unfold(Some(chunks), move |chunks| {
+                    let name = name.clone();
+                    async move {
+                        let mut chunks = chunks?;
+                        match tokio::time::timeout(REQUEST_TIMEOUT, chunks.next()).await {
+                            Ok(None) => None,
+                            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(chunks))),
+                            Ok(Some(Err(error))) => Some((Err(failure(&name, &error)), None)),
+                            Err(_) => Some((Err(silent(&name, "data")), None)),
+                        }
+                    }
+                });
                 Ok(Some(BlobRead { size, stream: stream.boxed() }))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),

@@ -199,7 +199,15 @@ fn xif(name: &str, version: &str, entities: bool) -> Vec<u8> {
 #[tokio::test]
 async fn logins_tokens_and_their_failures() {
     let server = server(Limits::default()).await;
-    for (user, password) in [("admin", "wrong password"), ("nobody", PASSWORD)] {
+    // Names no user can have (not ASCII, a NUL, empty) are refused alike, never matched to
+    // `admin` by a store that folds more than ASCII, never an internal error.
+    for (user, password) in [
+        ("admin", "wrong password"),
+        ("nobody", PASSWORD),
+        ("admİn", PASSWORD),
+        ("admin\u{0}", PASSWORD),
+        ("", PASSWORD),
+    ] {
         let (status, body) =
             server.call("POST", "/api/v1/login", None, Some(json!({ "user": user, "password": password }))).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -1454,4 +1462,51 @@ async fn without_landlock_extensions_run_only_when_the_operator_allows_it() {
     );
     let (_, extensions) = server.call("GET", "/api/v1/extensions", Some(&admin), None).await;
     assert!(extensions[0]["published"].is_null(), "nothing was published: {extensions}");
+}
+
+/// Uploads past `max_concurrent_uploads` are refused at once as busy, with a time to retry;
+/// once an upload ends, the next is taken.
+#[tokio::test]
+async fn uploads_beyond_the_limit_at_once_are_refused_as_busy() {
+    let server = server(Limits { max_concurrent_uploads: 1, ..Limits::default() }).await;
+    let admin = server.admin().await;
+    // An upload whose body never comes, in progress.
+    let hanging = Request::builder()
+        .method("POST")
+        .uri("/api/v1/extensions/Hanging/versions")
+        .header("authorization", format!("Bearer {admin}"))
+        .header("x-xif-sha256", "0".repeat(64))
+        .body(Body::from_stream(futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>()))
+        .expect("request");
+    let router = xif_server::router(server.state.clone()).layer(MockConnectInfo(std::net::SocketAddr::from(PEER)));
+    let hanging = tokio::spawn(router.oneshot(hanging));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/extensions/Other/versions")
+            .header("authorization", format!("Bearer {admin}"))
+            .header("x-xif-sha256", "0".repeat(64))
+            .body(Body::from("not a xif"))
+            .expect("request");
+        let (status, headers, body) = server.send_from(PEER.into(), request).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(body["error"]["code"], "server_busy", "{body}");
+            assert_eq!(headers.get("retry-after").and_then(|value| value.to_str().ok()), Some("1"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a second upload was taken: {status} {body}");
+        tokio::task::yield_now().await;
+    }
+    hanging.abort();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = server.upload(&admin, "Other", b"not a xif", None).await;
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            assert_ne!(body["error"]["code"], "server_busy");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the permit was never given back");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -302,3 +302,28 @@ async fn a_starting_server_clears_locks_on_sqlite_only() {
     assert!(state.metadata.locks().await.expect("listed").is_empty(), "a killed server's lock is cleared");
     state.shutdown().await;
 }
+
+/// A name that is not ASCII (no user or extension name is) finds nothing, on either back end:
+/// PostgreSQL's `lower` folds `İ` (U+0130) to `i` under most collations, so `admİn` used to
+/// find `admin` (and log in as them while throttled as another user), and a NUL was an
+/// internal error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_are_not_ascii_find_no_one() {
+    for shared in back_ends().await {
+        let back_end = shared.back_end;
+        let store = shared.store(0);
+        store
+            .create_user("admin", "hash", true, &Permission::ALL, "2026-11-30T12:00:00Z")
+            .await
+            .expect("answers")
+            .expect("made");
+        for name in ["admİn", "ADMİN", "admin\0", "\0"] {
+            let found = store.user(name).await.unwrap_or_else(|error| panic!("{back_end}: `{name}`: {error}"));
+            assert!(found.is_none(), "{back_end}: `{name}` found a user");
+            assert!(!store.set_permissions(name, &[]).await.expect("answers"), "{back_end}: `{name}`");
+            assert!(!store.remove_user(name).await.expect("answers"), "{back_end}: `{name}`");
+            assert!(store.extension(name).await.expect("answers").is_none(), "{back_end}: `{name}`");
+        }
+        assert!(store.user("ADMIN").await.expect("answers").is_some(), "{back_end}: ASCII case is still folded");
+    }
+}

@@ -87,6 +87,8 @@ impl Setup {
             .arg(data)
             .args(["--database", &self.database])
             .args(["--node-name", &format!("node-{port}")])
+            // haproxy (on loopback) says whom it forwards for: logins are throttled per client.
+            .args(["--trusted-proxy", "127.0.0.1/32"])
             .args(&self.extra)
             .env("XIF_ADMIN_PASSWORD", &self.password)
             .stdin(Stdio::null());

@@ -24,10 +24,11 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("its address").port()
 }
 
-/// haproxy's defaults for a farm, as README shows them: retried on another node when a
-/// connection fails or a node closes it without answering (a node stopping), never on a
-/// response timeout (the call may have run and would run twice).
-pub const DEFAULTS: &str = "defaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n    \
+/// haproxy's defaults for a farm, as README shows them: the client's address passed on in
+/// `X-Forwarded-For` (which nodes started with `--trusted-proxy` count logins by); retried on
+/// another node when a connection fails or a node closes it without answering (a node stopping),
+/// never on a response timeout (the call may have run and would run twice).
+pub const DEFAULTS: &str = "defaults\n    mode http\n    option forwardfor\n    timeout connect 2s\n    timeout client 60s\n    \
                             timeout server 60s\n    retries 3\n    option redispatch\n    \
                             retry-on conn-failure empty-response\n";
 

@@ -67,6 +67,17 @@ pub struct ServerArgs {
     /// Login attempts a minute from one client address (an IPv6 /64 is one); 0 for no limit
     #[arg(long, value_name = "N", default_value_t = LoginLimits::default().per_address)]
     login_attempts_per_address: u32,
+    /// A load balancer (an address or a range, such as 10.0.0.0/8) whose X-Forwarded-For is
+    /// believed, repeatable. A request from one is counted against its client's address, the
+    /// last address in X-Forwarded-For that is not a trusted proxy; without this flag, or from
+    /// any other peer, the socket's address (behind a balancer every client would then share
+    /// its address and its login limit). Trust only balancers that append to the header
+    /// (haproxy: option forwardfor)
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = xif_server::trusted_proxy)]
+    trusted_proxies: Vec<xif_server::IpNet>,
+    /// Uploads checked at once; one more is refused as busy (503 server_busy, with Retry-After)
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_concurrent_uploads)]
+    max_concurrent_uploads: usize,
     /// Login attempts a minute for one user name; 0 for no limit
     #[arg(long, value_name = "N", default_value_t = LoginLimits::default().per_user)]
     login_attempts_per_user: u32,
@@ -230,6 +241,7 @@ impl ServerArgs {
         let mut login = LoginLimits {
             per_address: self.login_attempts_per_address,
             per_user: self.login_attempts_per_user,
+            trusted_proxies: self.trusted_proxies.clone(),
             ..LoginLimits::default()
         };
         if let Some(checks) = self.password_checks.filter(|checks| *checks > 0) {
@@ -248,6 +260,7 @@ impl ServerArgs {
                 body_timeout,
             },
             lock_lease,
+            max_concurrent_uploads: self.max_concurrent_uploads,
             ..Limits::default()
         })
     }
