@@ -157,7 +157,8 @@ pub trait Backend: Send + Sync {
 }
 
 /// The back end for the metadata store at `database`: PostgreSQL's tables and notifications
-/// for a `postgres://` URL (over a small pool of its own, beside the store's), the local one
+/// for a `postgres://` URL (over a small pool of its own beside the store's, and a connection of
+/// its own for the heartbeat), the local one
 /// without. The tables come with the store's migrations, which must have run.
 pub async fn backend(database: Option<&str>) -> Result<Arc<dyn Backend>, StoreError> {
     match database {
@@ -167,7 +168,9 @@ pub async fn backend(database: Option<&str>) -> Result<Arc<dyn Backend>, StoreEr
                 .acquire_timeout(Duration::from_secs(5))
                 .connect(url)
                 .await?;
-            Ok(Arc::new(PgBackend::new(pool)))
+            let beats =
+                sqlx::postgres::PgPoolOptions::new().max_connections(1).acquire_timeout(HEARTBEAT).connect(url).await?;
+            Ok(Arc::new(PgBackend::new(pool, beats)))
         }
         _ => Ok(Arc::new(LocalBackend::default())),
     }

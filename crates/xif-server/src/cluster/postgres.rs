@@ -26,12 +26,16 @@ const FORGET_AFTER_SECS: i64 = 600;
 /// The farm's tables in the PostgreSQL database of the metadata.
 pub struct PgBackend {
     pool: PgPool,
+    /// The heartbeat's own connection: however busy the other queries keep `pool`, a node that
+    /// works keeps beating, and is not taken for gone by the others.
+    beats: PgPool,
 }
 
 impl PgBackend {
-    /// The back end over `pool` (the tables come with the store's migrations).
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// The back end over `pool`, with `beats` (a pool of one connection) for the heartbeat alone
+    /// (the tables come with the store's migrations).
+    pub fn new(pool: PgPool, beats: PgPool) -> Self {
+        Self { pool, beats }
     }
 }
 
@@ -51,7 +55,7 @@ impl Backend for PgBackend {
         .bind(&node.name)
         .bind(&node.address)
         .bind(&node.version)
-        .execute(&self.pool)
+        .execute(&self.beats)
         .await
         .map_err(failed)?;
         Ok(())
@@ -59,21 +63,25 @@ impl Backend for PgBackend {
 
     async fn heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
         let beat =
-            sqlx::query("UPDATE nodes SET heartbeat_at = now() WHERE id = $1").bind(node_id).execute(&self.pool).await;
+            sqlx::query("UPDATE nodes SET heartbeat_at = now() WHERE id = $1").bind(node_id).execute(&self.beats).await;
         if beat.map_err(failed)?.rows_affected() == 0 {
             return Err(StoreError(NOT_REGISTERED.into()));
         }
         // Tidying, by whichever node beats: nodes long gone, and login counts of past minutes.
-        sqlx::query("DELETE FROM nodes WHERE heartbeat_at < now() - make_interval(secs => $1)")
-            .bind(FORGET_AFTER_SECS as f64)
-            .execute(&self.pool)
-            .await
-            .map_err(failed)?;
-        sqlx::query("DELETE FROM login_attempts WHERE minute < $1")
-            .bind(current_minute() - 1)
-            .execute(&self.pool)
-            .await
-            .map_err(failed)?;
+        // Its failure is not the heartbeat's: the next beat tidies again.
+        let tidied = async {
+            sqlx::query("DELETE FROM nodes WHERE heartbeat_at < now() - make_interval(secs => $1)")
+                .bind(FORGET_AFTER_SECS as f64)
+                .execute(&self.pool)
+                .await?;
+            sqlx::query("DELETE FROM login_attempts WHERE minute < $1")
+                .bind(current_minute() - 1)
+                .execute(&self.pool)
+                .await
+        };
+        if let Err(error) = tidied.await {
+            tracing::debug!(%error, "cannot tidy the farm's tables now");
+        }
         Ok(())
     }
 
