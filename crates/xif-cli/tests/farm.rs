@@ -670,16 +670,22 @@ async fn a_node_checks_its_setup_recovers_its_listener_and_drains_when_stopped()
     assert!(!output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
     assert!(String::from_utf8_lossy(&output.stderr).contains("running"), "{output:?}");
 
-    // The listener loses PostgreSQL (its connection ended, new connections refused; the
-    // heartbeat may lose it too, when it needs a new connection): not ready; once connections
-    // are accepted again it listens again and the node is ready again, whichever part came back
-    // first (the order that left the node unready for good is tested in `cluster.rs`).
+    // The nodes lose PostgreSQL (every connection ended, the listeners' and the heartbeats'
+    // among them, and new connections refused; a listener that finds a pooled connection still
+    // alive listens again at once, which is right, so all are ended): not ready; once
+    // connections are accepted again each listens and beats again and is ready again, whichever
+    // part came back first (the order that left the node unready for good is tested in
+    // `cluster.rs`).
     postgres.sql(&format!("ALTER DATABASE {database_name} ALLOW_CONNECTIONS false"));
+    let listeners = postgres.sql(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{database_name}' AND query ILIKE 'listen%'"
+    ));
+    assert_eq!(listeners.trim(), "2", "the two listeners: {listeners}");
     let ended = postgres.sql(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database_name}' \
-         AND query ILIKE 'listen%'"
+         AND pid <> pg_backend_pid()"
     ));
-    assert_eq!(ended.lines().filter(|line| line.trim() == "t").count(), 2, "the two listeners: {ended}");
+    assert!(ended.lines().filter(|line| line.trim() == "t").count() >= 4, "the nodes' connections: {ended}");
     for url in [&a, &b] {
         let down = eventually(Duration::from_secs(10), || async { status(format!("{url}/readyz")).await == Some(503) });
         assert!(down.await.is_some(), "node {url} still says it is ready without its listener");
@@ -723,4 +729,54 @@ async fn a_node_checks_its_setup_recovers_its_listener_and_drains_when_stopped()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(std::fs::read_to_string(&second_log).expect("the log").contains("stopping in 2 s: /readyz answers 503"));
+}
+
+/// Nodes starting at once on an empty database: every one starts, and one administrator is made,
+/// its generated password shown once, by one node (the others find it made).
+#[test]
+fn nodes_starting_at_once_make_one_administrator() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let postgres = xif_testkit::postgres::Cluster::new();
+    let mut moto = xif_testkit::s3::Moto::start();
+    let setup = xif_testkit::farm::Setup {
+        binary: env!("CARGO_BIN_EXE_xif").to_owned(),
+        database: postgres.database(),
+        blobs: moto.bucket("farm"),
+        password: PASSWORD.to_owned(),
+        extra: ["--extension-isolation", "off"].map(str::to_owned).to_vec(),
+        env: xif_testkit::s3::ENV.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect(),
+    };
+    // All three spawned before any is waited for.
+    let nodes: Vec<_> = (0..3)
+        .map(|index| {
+            let log = directory.path().join(format!("node{index}.log"));
+            let mut command =
+                setup.command(&directory.path().join(format!("node{index}")), xif_testkit::haproxy::free_port());
+            command
+                .env_remove("XIF_ADMIN_PASSWORD")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("the log file"));
+            (xif_testkit::KillOnDrop(command.spawn().expect("the server starts")), log)
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut logs = Vec::new();
+    for (mut node, log) in nodes {
+        let said = loop {
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            if said.lines().any(|line| line.starts_with("listening on ")) {
+                break said;
+            }
+            assert!(node.0.try_wait().expect("waited").is_none(), "a node stopped:\n{said}");
+            assert!(Instant::now() < deadline, "a node did not listen within 60 s:\n{said}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        logs.push(said);
+        drop(node);
+    }
+    let shown: Vec<&String> =
+        logs.iter().filter(|said| said.contains("created the administrator `admin` with the password `")).collect();
+    assert_eq!(shown.len(), 1, "one administrator made, its password shown once: {logs:#?}");
+    let users = postgres.sql_in(&setup.database, "SELECT count(*) FROM users");
+    assert_eq!(users.trim(), "1", "{users}");
 }

@@ -240,36 +240,6 @@ async fn servers_making_the_first_administrator_at_once_make_one() {
     }
 }
 
-/// Whole servers (each with its own data directory, as the nodes of a farm) starting at once on
-/// one PostgreSQL database: every one starts, one administrator is made, with one password.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn nodes_starting_at_once_on_postgres_bootstrap_one_administrator() {
-    let url = tokio::task::spawn_blocking(|| xif_testkit::postgres::shared().database()).await.expect("a database");
-    let directories: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("a data directory")).collect();
-    let storages: Vec<_> = directories
-        .iter()
-        .map(|directory| Storage { database: Some(url.clone()), ..Storage::embedded(directory.path()) })
-        .collect();
-    // At once: their statements interleave on their own connections.
-    let (first, second, third) = tokio::join!(
-        AppState::open(&storages[0], Limits::default(), None),
-        AppState::open(&storages[1], Limits::default(), None),
-        AppState::open(&storages[2], Limits::default(), None),
-    );
-    let mut states = Vec::new();
-    let mut generated = Vec::new();
-    for start in [first, second, third] {
-        let (state, bootstrap) = start.expect("every node starts");
-        generated.extend(bootstrap.and_then(|made| made.generated_password));
-        states.push(state);
-    }
-    assert_eq!(generated.len(), 1, "one administrator, one password shown: {generated:?}");
-    assert_eq!(states[0].metadata.user_count().await.expect("counted"), 1);
-    for state in states {
-        state.shutdown().await;
-    }
-}
-
 /// A server starting clears the locks left by a killed one on SQLite (it is the only server),
 /// and leaves them on PostgreSQL, where another node may be publishing: there the lease frees a
 /// dead holder's lock.

@@ -181,6 +181,18 @@ impl Cluster {
         self.url(&name)
     }
 
+    /// Runs `statement` in the database of `url` (as [`Cluster::database`] made it) as the
+    /// superuser, and returns what psql printed (unaligned, tuples only).
+    pub fn sql_in(&self, url: &str, statement: &str) -> String {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let name = name.split('?').next().unwrap_or_default();
+        let mut psql = command(&self.bin.join("psql"));
+        psql.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", name, "-h"])
+            .arg(self.directory.path())
+            .args(["-p", &self.port.to_string(), "-c", statement]);
+        String::from_utf8_lossy(&run(psql, statement).stdout).into_owned()
+    }
+
     /// Runs `statement` in the database `postgres` (to act on another database, such as
     /// `ALTER DATABASE`, or on the cluster's connections) and returns what it printed, unaligned.
     pub fn sql(&self, statement: &str) -> String {
