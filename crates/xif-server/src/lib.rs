@@ -331,6 +331,12 @@ fn metrics_handle() -> PrometheusHandle {
 }
 
 impl AppState {
+    /// How many uploads are being received and checked now, out of
+    /// [`Limits::max_concurrent_uploads`].
+    pub fn uploads_in_progress(&self) -> usize {
+        self.limits.max_concurrent_uploads.max(1).saturating_sub(self.uploads.available_permits())
+    }
+
     /// The state over the stores `storage` names, created if needed: at start no
     /// publication is in progress, and when there are no users the first administrator is made,
     /// with `admin_password` or a generated one.

@@ -1470,41 +1470,33 @@ async fn without_landlock_extensions_run_only_when_the_operator_allows_it() {
 async fn uploads_beyond_the_limit_at_once_are_refused_as_busy() {
     let server = server(Limits { max_concurrent_uploads: 1, ..Limits::default() }).await;
     let admin = server.admin().await;
-    // An upload whose body never comes, in progress. It may lose the race for the one permit to
-    // an upload of the loop below (and be refused as busy itself): it is then sent again.
-    let hang = || {
-        let hanging = Request::builder()
-            .method("POST")
-            .uri("/api/v1/extensions/Hanging/versions")
-            .header("authorization", format!("Bearer {admin}"))
-            .header("x-xif-sha256", "0".repeat(64))
-            .body(Body::from_stream(futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>()))
-            .expect("request");
-        let router = xif_server::router(server.state.clone()).layer(MockConnectInfo(std::net::SocketAddr::from(PEER)));
-        tokio::spawn(router.oneshot(hanging))
-    };
-    let mut hanging = hang();
+    // An upload whose body never comes, in progress: the one permit is its own.
+    let hanging = Request::builder()
+        .method("POST")
+        .uri("/api/v1/extensions/Hanging/versions")
+        .header("authorization", format!("Bearer {admin}"))
+        .header("x-xif-sha256", "0".repeat(64))
+        .body(Body::from_stream(futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>()))
+        .expect("request");
+    let router = xif_server::router(server.state.clone()).layer(MockConnectInfo(std::net::SocketAddr::from(PEER)));
+    let hanging = tokio::spawn(router.oneshot(hanging));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        if hanging.is_finished() {
-            hanging = hang();
-        }
-        let request = Request::builder()
-            .method("POST")
-            .uri("/api/v1/extensions/Other/versions")
-            .header("authorization", format!("Bearer {admin}"))
-            .header("x-xif-sha256", "0".repeat(64))
-            .body(Body::from("not a xif"))
-            .expect("request");
-        let (status, headers, body) = server.send_from(PEER.into(), request).await;
-        if status == StatusCode::SERVICE_UNAVAILABLE && !hanging.is_finished() {
-            assert_eq!(body["error"]["code"], "server_busy", "{body}");
-            assert_eq!(headers.get("retry-after").and_then(|value| value.to_str().ok()), Some("1"));
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "a second upload was taken: {status} {body}");
-        tokio::task::yield_now().await;
+    while server.state.uploads_in_progress() == 0 {
+        assert!(!hanging.is_finished(), "the hanging upload was answered");
+        assert!(std::time::Instant::now() < deadline, "the hanging upload never began");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/extensions/Other/versions")
+        .header("authorization", format!("Bearer {admin}"))
+        .header("x-xif-sha256", "0".repeat(64))
+        .body(Body::from("not a xif"))
+        .expect("request");
+    let (status, headers, body) = server.send_from(PEER.into(), request).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "a second upload was taken: {body}");
+    assert_eq!(body["error"]["code"], "server_busy", "{body}");
+    assert_eq!(headers.get("retry-after").and_then(|value| value.to_str().ok()), Some("1"));
     hanging.abort();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
