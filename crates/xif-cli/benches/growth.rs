@@ -108,8 +108,10 @@ async fn seeded(backend: &Backend, size: &Size, data: &Path, project: &Project) 
     let database = backend.database();
     let arguments: Vec<&str> = database.iter().flat_map(|url| ["--database", url.as_str()]).collect();
     let start = || xif_testkit::Server::start(binary, data, xif_testkit::BENCHMARK_PASSWORD, "warn", &arguments, drop);
-    // Started once to make its administrator, which it does only while it has no users.
-    drop(start());
+    // Started once to make its administrator, which it does only while it has no users; stopped
+    // as an operator would, so that on PostgreSQL it leaves the farm's nodes (a killed node
+    // would be seen alive for seconds more, and reported as gone by the first publication).
+    start().stop();
     let started = Instant::now();
     let store = open(data, database.as_deref()).await;
     seed::versions(&*store, "Bench", size.bench_versions).await;

@@ -89,6 +89,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// Stops the server as an operator would, with SIGTERM, and waits until it has exited: a
+    /// node of a farm then leaves the farm's list of nodes rather than being seen alive for a
+    /// few seconds more, as a killed one is.
+    pub fn stop(mut self) {
+        let pid = self.process.0.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success(), "SIGTERM was not sent to the server {pid}");
+        self.process.0.wait().expect("the server exits");
+    }
+
     /// Starts `xif server` on a free port with its data in `data`, the administrator password
     /// `password`, logs at `log_level`, and `extra` arguments (with `XIF_TEST_DATABASE=postgres`,
     /// a PostgreSQL database of its own in `XIF_DATABASE`: see [`postgres::test_database`]);
