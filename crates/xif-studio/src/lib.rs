@@ -195,6 +195,11 @@ impl Run<'_> {
     }
 
     fn client_error(&self, error: ClientError) -> Stopped {
+        // Cancelled meanwhile: the request failed because its upload was cut short, which is the
+        // cancellation's doing, not the network's.
+        if self.cancel.is_cancelled() {
+            return self.cancelled();
+        }
         match &error {
             ClientError::Network { .. } => self.stop(StopReason::Network, format!("{error}; is the server running?")),
             ClientError::Server { status: 401, message, .. } => self.stop(
