@@ -8,8 +8,10 @@
 
 mod auth;
 mod blobs;
+pub mod calllog;
 pub mod cluster;
 mod connections;
+pub mod entities;
 mod error;
 mod handlers;
 pub mod names;
@@ -229,6 +231,10 @@ pub struct AppState {
     pub publishing: Arc<publishing::Publishing>,
     /// This node and the farm it is part of (a single node for the embedded stores).
     pub cluster: Arc<cluster::Cluster>,
+    /// Database connections, mappings and record operations (step 11).
+    pub entities: Arc<entities::Entities>,
+    /// The integration log (step 11).
+    pub calls: Arc<calllog::CallLog>,
     /// Talks to the other nodes of the farm (to gather logs).
     pub(crate) peers: reqwest::Client,
     passwords: Arc<auth::Passwords>,
@@ -415,6 +421,8 @@ impl AppState {
             runtime,
             publishing,
             cluster,
+            entities: Arc::new(entities::Entities::default()),
+            calls: Arc::new(calllog::CallLog::default()),
             peers,
             tokens: Arc::new(auth::TokenCache::default()),
             passwords: Arc::new(passwords),
