@@ -83,6 +83,7 @@ error_codes! {
     ServerBusy = "server_busy", 503, Unavailable, "The server is too busy to take the request now; retry after the `Retry-After` seconds.";
     MissingPermission = "missing_permission", 403, Refused, "The user lacks a permission, which the message names.";
     AdministratorOnly = "administrator_only", 403, Refused, "Only administrators may do this.";
+    OutOfScope = "out_of_scope", 403, Refused, "A module token may not do this: it may only call, and use the records of, the extensions it is scoped to, and declare its own module's dependencies; the message names the scope.";
     // Users and tokens
     InvalidUserName = "invalid_user_name", 400, Refused, "The user name does not follow the rules.";
     WeakPassword = "weak_password", 400, Refused, "The password is too short.";

@@ -158,6 +158,77 @@ pub struct Token {
     /// When it expires, RFC 3339; `None` for a token that does not expire.
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// For a module token, the module it acts as; `None` for a user's own token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// For a module token, the extensions it may call and use the records of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+}
+
+/// `POST /tokens`: a module token, which acts as `module` and may call the actions of, and use
+/// the records of, `extensions` only (and declare the module's dependencies).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewModuleToken {
+    /// The module the token acts as.
+    pub module: String,
+    /// The extensions it may use, at least one.
+    pub extensions: Vec<String>,
+    /// What it is for, shown when tokens are listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// How long the token lasts, in seconds [default: the server's default lifetime of tokens].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+/// The answer to `POST /tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModuleTokenResponse {
+    /// The API token, shown this once: send it as `Authorization: Bearer TOKEN`.
+    pub token: String,
+    /// The token's id, to revoke it.
+    pub token_id: i64,
+    /// When the token expires, RFC 3339; `None` for a token that does not expire.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// The module it acts as.
+    pub module: String,
+    /// The extensions it may use, as the server spells them.
+    pub extensions: Vec<String>,
+}
+
+/// One entry of an extension's integration log (`GET /extensions/{name}/calls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// Its id: later entries have greater ids; the cursor of the pages.
+    pub id: i64,
+    /// When the call arrived, RFC 3339 with microseconds.
+    pub at: String,
+    /// The extension.
+    pub extension: String,
+    /// The module whose token made the call; `None` for a user's own token.
+    #[serde(default)]
+    pub module: Option<String>,
+    /// The user who owns the token.
+    pub user: String,
+    /// The token's id.
+    #[serde(default)]
+    pub token_id: Option<i64>,
+    /// `action` or `record`.
+    pub kind: String,
+    /// The action's name, or `Entity.operation` (`Customer.read`).
+    pub operation: String,
+    /// How long it took, in microseconds.
+    pub duration_us: i64,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    /// The error code of a failed call.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The node of the farm that served it.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// An extension, as listed.

@@ -9,6 +9,7 @@ pub mod invoke;
 pub mod keygen;
 pub mod launch;
 pub mod login;
+pub mod modules;
 pub mod new;
 pub mod nodes;
 pub mod publish;

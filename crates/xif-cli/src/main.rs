@@ -111,6 +111,14 @@ enum Command {
     Logout(commands::login::LogoutArgs),
     /// Show who you are on the server, and your permissions
     Whoami(commands::login::WhoamiArgs),
+    /// Make, list and revoke tokens; a module token acts as a module and may use the extensions
+    /// it is scoped to only
+    Token(commands::modules::TokenArgs),
+    /// List the modules that use an extension, each with its state against the published
+    /// version (up to date, outdated, possibly incompatible, incompatible) and what changed
+    Consumers(commands::modules::ConsumersArgs),
+    /// Print an extension's integration log: its calls and record operations, newest first
+    Calls(commands::modules::CallsArgs),
     /// Try it all on this machine: an embedded server, a sample extension, a 1-Click Publish and a call
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Explain a diagnostic code, as `rustc --explain` does; list every code without one
@@ -157,6 +165,9 @@ fn main() -> ExitCode {
         Command::Login(args) => commands::login::login(&args),
         Command::Logout(args) => commands::login::logout(&args),
         Command::Whoami(args) => commands::login::whoami(&args),
+        Command::Token(args) => commands::modules::token(&args),
+        Command::Consumers(args) => commands::modules::consumers(&args),
+        Command::Calls(args) => commands::modules::calls(&args),
         Command::Quickstart(args) => commands::quickstart::run(&args),
         Command::Explain(args) => commands::explain::run(&args),
         Command::LaunchExtension(args) => commands::launch::run(&args),

@@ -298,6 +298,44 @@ impl Client {
         self.send::<Option<()>>(self.http.delete(self.url(&format!("/tokens/{id}")))).await.map(|_| ())
     }
 
+    /// Makes a module token: it acts as `request.module`, and may use the extensions named only.
+    pub async fn create_module_token(
+        &self,
+        request: &xif_api::NewModuleToken,
+    ) -> Result<xif_api::ModuleTokenResponse, ClientError> {
+        self.json(reqwest::Method::POST, "/tokens", request).await
+    }
+
+    /// The caller's tokens, revoked ones included.
+    pub async fn tokens(&self) -> Result<Vec<xif_api::Token>, ClientError> {
+        self.send(self.http.get(self.url("/tokens"))).await
+    }
+
+    /// The modules that use `extension`, each with its state against the published version.
+    pub async fn consumers(&self, extension: &str) -> Result<Vec<xif_api::ConsumerImpact>, ClientError> {
+        self.send(self.http.get(self.url(&format!("/extensions/{extension}/consumers")))).await
+    }
+
+    /// The integration log of `extension`, newest first: entries since `since` (RFC 3339, or
+    /// `1h`, `2d` back from now), only failed ones with `failed`, at most `limit`.
+    pub async fn calls(
+        &self,
+        extension: &str,
+        since: Option<&str>,
+        failed: bool,
+        limit: u32,
+    ) -> Result<Vec<xif_api::CallRecord>, ClientError> {
+        let mut request =
+            self.http.get(self.url(&format!("/extensions/{extension}/calls"))).query(&[("limit", limit.to_string())]);
+        if let Some(since) = since {
+            request = request.query(&[("since", since)]);
+        }
+        if failed {
+            request = request.query(&[("failed", "true")]);
+        }
+        self.send(request).await
+    }
+
     /// Removes a user.
     pub async fn remove_user(&self, user: &str) -> Result<(), ClientError> {
         self.send::<Option<()>>(self.http.delete(self.url(&format!("/users/{user}")))).await.map(|_| ())

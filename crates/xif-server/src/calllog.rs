@@ -1,10 +1,19 @@
 //! The integration log (step 11): every call of an action and every record operation, with
 //! when, who (token's module or user), what, how long, and the outcome. Kept 14 days by default.
 //!
-//! Recording must stay cheap on the call path: [`CallLog::record`] never waits on the
-//! database; entries are written in batches behind it.
+//! Recording must stay cheap on the call path: [`CallLog::record`] never waits on the database.
+//! It puts the entry on a bounded channel (a `try_send`, no lock held across a database call);
+//! one writer task takes what has arrived, up to [`BATCH`] entries, and inserts them in one
+//! transaction. When the channel is full (the database slower than the calls for a while), the
+//! entry is dropped and counted in `xif_call_log_dropped_total`, with a warning at most every 10
+//! seconds: the calls themselves never slow down for their log. A sweeper removes the entries
+//! older than the retention every [`SWEEP_EVERY`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
+
+use crate::store::MetadataStore;
 
 /// One entry of the integration log.
 #[derive(Debug, Clone)]
@@ -17,6 +26,8 @@ pub struct CallEntry {
     pub module: Option<String>,
     /// The user who owns the token.
     pub user: String,
+    /// The id of the token the call came with.
+    pub token_id: Option<i64>,
     /// `action` or `record` operation.
     pub kind: CallKind,
     /// The action's name, or `Entity.operation` (`Customer.read`).
@@ -36,13 +47,118 @@ pub enum CallKind {
     Record,
 }
 
-/// The integration log.
+impl CallKind {
+    /// The kind as stored and answered: `action` or `record`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CallKind::Action => "action",
+            CallKind::Record => "record",
+        }
+    }
+}
+
+/// How many entries wait for the writer at most; beyond, entries are dropped (and counted).
+const CAPACITY: usize = 16_384;
+
+/// The most entries inserted in one transaction.
+const BATCH: usize = 1_000;
+
+/// How often entries older than the retention are removed.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// The shortest time between two warnings about dropped entries.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// The integration log: a channel to its writer, or nothing when it is turned off.
 #[derive(Debug, Default)]
-pub struct CallLog {}
+pub struct CallLog {
+    sender: Option<tokio::sync::mpsc::Sender<CallEntry>>,
+    /// When the last warning about dropped entries was given, in seconds since the epoch.
+    warned_at: AtomicI64,
+    /// How long entries are kept; zero when the log is off.
+    retention: Duration,
+}
 
 impl CallLog {
-    /// Records `entry`, without waiting.
+    /// A log written to `metadata` by a task of its own, as served by node `node`, keeping
+    /// entries `days` days (and sweeping older ones); `days` 0 turns the log off: nothing is
+    /// recorded, and nothing already recorded is swept. Must run in a tokio runtime.
+    pub fn start(metadata: Arc<dyn MetadataStore>, days: u32, node: impl Fn() -> String + Send + 'static) -> Self {
+        if days == 0 {
+            return Self::default();
+        }
+        let retention = Duration::from_secs(u64::from(days) * 86_400);
+        let (sender, receiver) = tokio::sync::mpsc::channel(CAPACITY);
+        tokio::spawn(write(Arc::clone(&metadata), receiver, node));
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                every.tick().await;
+                if let Err(error) = sweep(metadata.as_ref(), retention).await {
+                    tracing::warn!(%error, "cannot remove old entries of the integration log");
+                }
+            }
+        });
+        Self { sender: Some(sender), warned_at: AtomicI64::new(0), retention }
+    }
+
+    /// Whether calls are recorded.
+    pub fn enabled(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// How long entries are kept; zero when the log is off.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    /// Records `entry`, without waiting: when the writer is behind by [`CAPACITY`] entries, the
+    /// entry is dropped and counted.
     pub fn record(&self, entry: CallEntry) {
-        drop(entry);
+        let Some(sender) = &self.sender else { return };
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = sender.try_send(entry) {
+            metrics::counter!("xif_call_log_dropped_total").increment(1);
+            let now = chrono::Utc::now().timestamp();
+            let last = self.warned_at.load(Ordering::Relaxed);
+            let wait = i64::try_from(WARN_EVERY.as_secs()).unwrap_or(i64::MAX);
+            if now - last >= wait
+                && self.warned_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                tracing::warn!(
+                    "the integration log cannot keep up with the calls: entries are dropped (counted in \
+                     xif_call_log_dropped_total); the database is slow or unreachable"
+                );
+            }
+        }
+    }
+}
+
+/// Removes the entries older than `retention`; returns how many.
+pub async fn sweep(metadata: &dyn MetadataStore, retention: Duration) -> Result<u64, crate::store::StoreError> {
+    let before = SystemTime::now().checked_sub(retention).unwrap_or(SystemTime::UNIX_EPOCH);
+    let removed = metadata.sweep_calls(crate::store::micros(before)).await?;
+    if removed > 0 {
+        tracing::debug!(removed, "old entries of the integration log removed");
+    }
+    Ok(removed)
+}
+
+/// The writer: waits for an entry, takes every other one that has arrived (up to [`BATCH`]),
+/// and inserts them together. A batch that cannot be written (the database down) is dropped
+/// after a warning, counted: the log never holds up the calls, nor grows without bound.
+async fn write(
+    metadata: Arc<dyn MetadataStore>,
+    mut receiver: tokio::sync::mpsc::Receiver<CallEntry>,
+    node: impl Fn() -> String,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        if let Err(error) = metadata.insert_calls(&batch, &node()).await {
+            metrics::counter!("xif_call_log_dropped_total").increment(batch.len() as u64);
+            tracing::warn!(%error, entries = batch.len(), "cannot write entries of the integration log; they are lost");
+        } else {
+            metrics::counter!("xif_call_log_written_total").increment(batch.len() as u64);
+        }
+        batch.clear();
     }
 }

@@ -17,7 +17,7 @@ use xif_api::{
 };
 
 use crate::AppState;
-use crate::auth::{CurrentUser, PeerAddress, random_secret, token_hash};
+use crate::auth::{Caller, CurrentUser, PeerAddress, random_secret, token_hash};
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::names::{ActionName, ExtensionName, ModuleName, UserName};
 use crate::paging::{DigestFilter, Listed, Paging};
@@ -180,6 +180,7 @@ pub async fn login(
             label: request.label.as_deref(),
             created_at: &created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             expires_at: expires_at.as_deref(),
+            scope: None,
         })
         .await?;
     tracing::info!(user = %user.name, token_id, "login");
@@ -202,6 +203,97 @@ pub async fn me(user: CurrentUser) -> Json<xif_api::User> {
 
 pub async fn tokens(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<xif_api::Token>>, ApiError> {
     Ok(Json(state.metadata.tokens(user.0.id).await?))
+}
+
+/// `POST /tokens`: a module token, for applications. It acts as the module, and may call the
+/// actions of and use the records of the extensions named (each must have been uploaded), and
+/// declare the module's dependencies; nothing else. Made by users with allow-extensions and by
+/// administrators; shown this once, stored as its SHA-256 as every token.
+pub async fn create_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(request): ApiJson<xif_api::NewModuleToken>,
+) -> Result<(StatusCode, Json<xif_api::ModuleTokenResponse>), ApiError> {
+    let user = user.0;
+    if !user.administrator && !user.has(Permission::AllowExtensions) {
+        return Err(ApiError::missing_permission(&user.name, "allow-extensions", "creating a module token"));
+    }
+    if !crate::names::is_definition_name(&request.module) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`module` is not a valid module name: {}", crate::names::definition_rule("module")),
+        ));
+    }
+    if request.extensions.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "`extensions` names at least one extension the token may use (`xif token create MODULE --extension NAME`)",
+        ));
+    }
+    let mut extensions: Vec<String> = Vec::new();
+    for name in &request.extensions {
+        if !crate::names::is_definition_name(name) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "`{name}` in `extensions` is not a valid extension name: {}",
+                    crate::names::definition_rule("extension")
+                ),
+            ));
+        }
+        let Some(extension) = state.metadata.extension(name).await? else {
+            return Err(ApiError::new(
+                ErrorCode::UnknownExtension,
+                format!(
+                    "no version of extension `{name}` was uploaded; a module token is scoped to existing extensions"
+                ),
+            ));
+        };
+        if !extensions.iter().any(|known| known.eq_ignore_ascii_case(&extension.name)) {
+            extensions.push(extension.name);
+        }
+    }
+    let tokens = &state.limits.tokens;
+    let lifetime = match request.expires_in {
+        None => tokens.default_lifetime,
+        Some(seconds) if seconds > 0 && seconds <= tokens.max_lifetime.as_secs() => Duration::from_secs(seconds),
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidTokenLifetime,
+                format!("`expires_in` is between 1 and {} seconds", tokens.max_lifetime.as_secs()),
+            ));
+        }
+    };
+    let token = random_secret("xif_")?;
+    let created = chrono::Utc::now();
+    let expires_at = chrono::Duration::from_std(lifetime)
+        .ok()
+        .and_then(|lifetime| created.checked_add_signed(lifetime))
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let scope = crate::store::TokenScope { module: request.module.clone(), extensions };
+    let label = request.label.clone().unwrap_or_else(|| format!("module {}", request.module));
+    let token_id = state
+        .metadata
+        .create_token(NewToken {
+            user_id: user.id,
+            hash: &token_hash(&token),
+            label: Some(&label),
+            created_at: &created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            expires_at: expires_at.as_deref(),
+            scope: Some(&scope),
+        })
+        .await?;
+    tracing::info!(user = %user.name, token_id, module = %scope.module, extensions = ?scope.extensions, "module token created");
+    Ok((
+        StatusCode::CREATED,
+        Json(xif_api::ModuleTokenResponse {
+            token,
+            token_id,
+            expires_at,
+            module: scope.module,
+            extensions: scope.extensions,
+        }),
+    ))
 }
 
 pub async fn revoke_token(
@@ -342,9 +434,10 @@ pub async fn extensions(
 /// One extension, with its running version.
 pub async fn extension(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    caller: Caller,
     ApiPath(name): ApiPath<ExtensionName>,
 ) -> Result<Json<xif_api::Extension>, ApiError> {
+    caller.allow_extension(&name)?;
     let Some(mut extension) = state.metadata.extension(&name).await? else {
         return Err(ApiError::new(
             ErrorCode::UnknownExtension,
@@ -840,15 +933,22 @@ pub async fn break_lock(
     }
 }
 
+/// `PUT /modules/{module}/dependencies`: by a user with allow-extensions, or by a module token
+/// for its own module and within its scope (the token stands for that permission).
 pub async fn dependencies(
     State(state): State<AppState>,
-    user: CurrentUser,
+    caller: Caller,
     ApiPath(module): ApiPath<ModuleName>,
     ApiJson(declared): ApiJson<xif_api::Dependencies>,
 ) -> Result<Json<xif_api::Dependencies>, ApiError> {
-    if !user.0.has(Permission::AllowExtensions) {
+    if caller.scope.is_some() {
+        caller.allow_module(&module)?;
+        for dependency in &declared.dependencies {
+            caller.allow_extension(&dependency.extension)?;
+        }
+    } else if !caller.user.has(Permission::AllowExtensions) {
         return Err(ApiError::missing_permission(
-            &user.0.name,
+            &caller.user.name,
             "allow-extensions",
             "declaring a module's dependencies",
         ));
@@ -865,14 +965,40 @@ pub async fn dependencies(
     Ok(Json(declared))
 }
 
+/// `POST /extensions/{name}/actions/{action}`: by any user, or by a module token scoped to the
+/// extension; recorded in the integration log, refused or not.
 pub async fn call(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    caller: Caller,
     ApiPath((name, action)): ApiPath<(ExtensionName, ActionName)>,
-    ApiJson(inputs): ApiJson<serde_json::Value>,
+    inputs: Result<ApiJson<serde_json::Value>, ApiError>,
+) -> Result<Json<xif_api_values::Values>, ApiError> {
+    let at = std::time::SystemTime::now();
+    let started = std::time::Instant::now();
+    let outcome = match caller.allow_extension(&name).and(inputs) {
+        Ok(ApiJson(inputs)) => call_action(&state, &name, &action, &inputs).await,
+        Err(error) => Err(error),
+    };
+    state.calls.record(caller.call_entry(
+        &name,
+        crate::calllog::CallKind::Action,
+        &action,
+        at,
+        started,
+        outcome.as_ref().err(),
+    ));
+    outcome
+}
+
+/// Calls `action` of the running version of `name` with `inputs`; a failure as the API says it.
+async fn call_action(
+    state: &AppState,
+    name: &str,
+    action: &str,
+    inputs: &serde_json::Value,
 ) -> Result<Json<xif_api_values::Values>, ApiError> {
     use crate::runtime::RuntimeCallError;
-    match state.runtime.call(&name, &action, &inputs).await {
+    match state.runtime.call(name, action, inputs).await {
         Ok(outputs) => Ok(Json(outputs)),
         Err(RuntimeCallError::NotRunning) => Err(ApiError::new(
             ErrorCode::ExtensionNotRunning,
@@ -1019,6 +1145,132 @@ async fn peer_log(
             "(the node could not be reached)\n".to_owned()
         }
     }
+}
+
+/// `GET /extensions/{name}/consumers`: the modules that declared they use the extension, each
+/// with its state against the published version and what changed.
+pub async fn consumers(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(name): ApiPath<ExtensionName>,
+) -> Result<Json<Vec<xif_api::ConsumerImpact>>, ApiError> {
+    match state.publishing.consumers(&name).await? {
+        Some(consumers) => Ok(Json(consumers)),
+        None => {
+            Err(ApiError::new(ErrorCode::UnknownExtension, format!("no version of extension `{name}` was uploaded")))
+        }
+    }
+}
+
+/// `GET /extensions/{name}/calls`: the integration log's filters and page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CallsQuery {
+    /// RFC 3339, or a time back from now: `90s`, `30m`, `1h`, `2d`.
+    since: Option<String>,
+    /// Only the calls that failed.
+    #[serde(default)]
+    failed: bool,
+    /// Entries a page, 1 to 1000 [default 100].
+    limit: Option<u32>,
+    /// The id of the last entry of the previous page.
+    after: Option<i64>,
+}
+
+/// A time back from `now` (`90s`, `30m`, `1h`, `2d`) or an RFC 3339 time, in microseconds since
+/// the epoch.
+fn since_micros(text: &str, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(at.timestamp_micros());
+    }
+    let unit = text.chars().last()?;
+    let number: i64 = text[..text.len() - unit.len_utf8()].parse().ok().filter(|number| *number >= 0)?;
+    let seconds = match unit {
+        's' => number,
+        'm' => number.checked_mul(60)?,
+        'h' => number.checked_mul(3_600)?,
+        'd' => number.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(now.timestamp_micros().saturating_sub(seconds.saturating_mul(1_000_000)))
+}
+
+/// The integration log of an extension, newest first: for administrators and users with
+/// allow-extensions, every entry; for a module token scoped to the extension, its own module's
+/// entries only. Paged by `after` (an entry's id) and `limit`, with a `Link` header to the next
+/// page, which keeps the filters.
+pub async fn calls(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<ExtensionName>,
+    query: Result<axum::extract::Query<CallsQuery>, axum::extract::rejection::QueryRejection>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> Result<Response, ApiError> {
+    caller.allow_extension(&name)?;
+    if caller.scope.is_none() && !caller.user.administrator && !caller.user.has(Permission::AllowExtensions) {
+        return Err(ApiError::missing_permission(&caller.user.name, "allow-extensions", "reading the integration log"));
+    }
+    let axum::extract::Query(query) = query.map_err(|rejection| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "the query is not what this endpoint takes ({}): `since` (RFC 3339, or 90s, 30m, 1h, 2d), \
+                 `failed=true`, `limit` and `after` (numbers)",
+                rejection.body_text()
+            ),
+        )
+    })?;
+    let limit = query.limit.unwrap_or(xif_api::PAGE_LIMIT_DEFAULT);
+    if !(1..=xif_api::PAGE_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`limit` is a number from 1 to {}, not {limit}", xif_api::PAGE_LIMIT_MAX),
+        ));
+    }
+    let since = match &query.since {
+        None => None,
+        Some(text) => Some(since_micros(text, chrono::Utc::now()).ok_or_else(|| {
+            let text: String = text.chars().take(40).collect();
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("`since` is an RFC 3339 time or a time back from now (90s, 30m, 1h, 2d), not `{text}`"),
+            )
+        })?),
+    };
+    if !state.calls.enabled() {
+        tracing::debug!("the integration log is off (--call-log-days 0); answering what it holds");
+    }
+    let mut entries = state
+        .metadata
+        .calls(&crate::store::CallQuery {
+            extension: &name,
+            module: caller.module(),
+            since_micros: since,
+            failed: query.failed,
+            before_id: query.after,
+            limit: limit + 1,
+        })
+        .await?;
+    let next = if entries.len() > limit as usize {
+        entries.truncate(limit as usize);
+        entries.last().map(|last| {
+            let mut parameters = form_urlencoded::Serializer::new(String::new());
+            if let Some(since) = since {
+                parameters.append_pair("since", &crate::store::rfc3339_micros(since));
+            }
+            if query.failed {
+                parameters.append_pair("failed", "true");
+            }
+            parameters.append_pair("limit", &limit.to_string()).append_pair("after", &last.id.to_string());
+            format!("<{}?{}>; rel=\"next\"", uri.path(), parameters.finish())
+        })
+    } else {
+        None
+    };
+    let mut response = Json(entries).into_response();
+    if let Some(link) = next.and_then(|link| axum::http::HeaderValue::from_str(&link).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 /// The JSON object type of call inputs and outputs.

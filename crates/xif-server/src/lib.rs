@@ -45,7 +45,7 @@ pub use s3::S3Blobs;
 pub use sqlite::SqliteStore;
 pub use store::{
     BlobRead, BlobStore, BlobUpload, LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord,
-    PublishRefusal, StoreError, TokenOwner, UserRecord, every_extension, fetch_to_temp,
+    PublishRefusal, StoreError, TokenOwner, TokenScope, UserRecord, every_extension, fetch_to_temp,
 };
 
 /// How to run a server.
@@ -114,11 +114,14 @@ pub struct Limits {
     /// Retry-After). Each holds its archive's names and central directory, and a few parts in
     /// flight to an object store.
     pub max_concurrent_uploads: usize,
+    /// How many days the integration log keeps its entries; 0 turns it off.
+    pub call_log_days: u32,
 }
 
 impl Default for Limits {
     /// 1 GiB uploads, 16 at once, the defaults of the runtime, logins, tokens and connections,
-    /// a minute's lease on publication locks, and no signature required.
+    /// a minute's lease on publication locks, no signature required, and the integration log
+    /// kept 14 days.
     fn default() -> Self {
         Self {
             max_upload: 1 << 30,
@@ -129,6 +132,7 @@ impl Default for Limits {
             lock_lease: publishing::DEFAULT_LEASE,
             trusted_keys: Vec::new(),
             max_concurrent_uploads: 16,
+            call_log_days: 14,
         }
     }
 }
@@ -415,6 +419,12 @@ impl AppState {
         let peers = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|error| {
             storage_error(StoreError(format!("cannot make the client that talks to other nodes: {error}")))
         })?;
+        let calls = {
+            let cluster = Arc::clone(&cluster);
+            Arc::new(calllog::CallLog::start(Arc::clone(&metadata), limits.call_log_days, move || {
+                cluster.identity().name
+            }))
+        };
         let state = Self {
             metadata,
             blobs,
@@ -422,7 +432,7 @@ impl AppState {
             publishing,
             cluster,
             entities: Arc::new(entities::Entities::default()),
-            calls: Arc::new(calllog::CallLog::default()),
+            calls,
             peers,
             tokens: Arc::new(auth::TokenCache::default()),
             passwords: Arc::new(passwords),
@@ -724,7 +734,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/login", post(login))
         .route("/me", get(me))
-        .route("/tokens", get(tokens))
+        .route("/tokens", get(tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/users", get(users).post(add_user))
         .route("/users/{name}", delete(remove_user))
@@ -737,6 +747,8 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions/{name}/publications", get(publications).post(publish))
         .route("/extensions/{name}/actions/{action}", post(call))
         .route("/extensions/{name}/logs", get(logs))
+        .route("/extensions/{name}/consumers", get(consumers))
+        .route("/extensions/{name}/calls", get(calls))
         .route("/extensions/{name}/lock", delete(break_lock))
         .route("/locks", get(locks))
         .route("/nodes", get(nodes))

@@ -14,7 +14,7 @@ pub const MAX_USER_NAME: usize = 64;
 pub const USER_NAME_RULE: &str = "user names have 1 to 64 letters, digits, `.`, `_` or `-`";
 
 /// The definition's rule for the names of `what`, in words.
-fn definition_rule(what: &str) -> String {
+pub(crate) fn definition_rule(what: &str) -> String {
     format!(
         "{what} names have letters, digits and `_` only, start with a letter, and have at most {} characters",
         xif_verify::MAX_NAME
@@ -31,7 +31,7 @@ pub fn is_user_name(name: &str) -> bool {
 /// Whether `name` follows the definition's rules for the characters and length of a name.
 /// Reserved words are left to the verifier: no extension or action can have one, so such a name
 /// is simply not found.
-fn is_definition_name(name: &str) -> bool {
+pub(crate) fn is_definition_name(name: &str) -> bool {
     match xif_verify::name_problem(name, xif_verify::NameKind::Member, xif_verify::MAX_NAME) {
         None => true,
         Some((code, _, _)) => code == xif_diagnostics::Code::ReservedName,

@@ -14,8 +14,8 @@ use sqlx::{Connection as _, Postgres, Row, Transaction};
 use xif_api::{Permission, Publication, Version};
 
 use crate::store::{
-    LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError, TokenOwner,
-    UserRecord,
+    CallQuery, LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError,
+    TokenOwner, TokenScope, UserRecord,
 };
 
 /// The schema, in order: (version, description, SQL).
@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     // The farm's tables (`cluster/postgres.rs`), numbered from 100 apart from the store's own.
     (100, "nodes", include_str!("../migrations/postgres/0100_nodes.sql")),
     (101, "farm settings", include_str!("../migrations/postgres/0101_farm_settings.sql")),
+    (103, "scopes and calls", include_str!("../migrations/postgres/0103_scopes_and_calls.sql")),
 ];
 
 /// How long a request waits for a connection before the database counts as unavailable (503):
@@ -341,34 +342,43 @@ impl MetadataStore for PgStore {
     }
 
     async fn create_token(&self, token: NewToken<'_>) -> Result<i64, StoreError> {
+        let scope = token.scope.map(TokenScope::columns).transpose()?;
         Ok(sqlx::query_scalar(
-            "INSERT INTO tokens (user_id, token_hash, label, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) \
-             RETURNING id",
+            "INSERT INTO tokens (user_id, token_hash, label, created_at, expires_at, module, extensions) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(token.user_id)
         .bind(token.hash)
         .bind(token.label)
         .bind(token.created_at)
         .bind(token.expires_at)
+        .bind(scope.as_ref().map(|(module, _)| module.as_str()))
+        .bind(scope.as_ref().map(|(_, extensions)| extensions.as_str()))
         .fetch_one(&self.pool)
         .await?)
     }
 
     async fn token_user(&self, hash: &str) -> Result<Option<TokenOwner>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.*, t.expires_at AS token_expires_at FROM tokens t JOIN users u ON u.id = t.user_id \
+            "SELECT u.*, t.id AS token_id, t.expires_at AS token_expires_at, t.module AS token_module, \
+             t.extensions AS token_extensions FROM tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(TokenOwner { user: user(&row)?, expires_at: row.try_get("token_expires_at")? }))
+        Ok(Some(TokenOwner {
+            user: user(&row)?,
+            expires_at: row.try_get("token_expires_at")?,
+            token_id: row.try_get("token_id")?,
+            scope: TokenScope::from_columns(row.try_get("token_module")?, row.try_get("token_extensions")?)?,
+        }))
     }
 
     async fn tokens(&self, user_id: i64) -> Result<Vec<xif_api::Token>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, label, created_at, revoked_at, expires_at FROM tokens WHERE user_id = $1 ORDER BY id",
+            "SELECT id, label, created_at, revoked_at, expires_at, module, extensions FROM tokens WHERE user_id = $1 ORDER BY id",
         )
         .bind(user_id)
         .fetch_all(&self.pool)
@@ -376,15 +386,20 @@ impl MetadataStore for PgStore {
         let tokens = rows
             .iter()
             .map(|row| {
+                let scope = TokenScope::from_columns(row.try_get("module")?, row.try_get("extensions")?)?;
+                let (module, extensions) =
+                    scope.map_or((None, Vec::new()), |scope| (Some(scope.module), scope.extensions));
                 Ok(xif_api::Token {
                     id: row.try_get("id")?,
                     label: row.try_get("label")?,
                     created_at: row.try_get("created_at")?,
                     revoked_at: row.try_get("revoked_at")?,
                     expires_at: row.try_get("expires_at")?,
+                    module,
+                    extensions,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .collect::<Result<_, StoreError>>()?;
         Ok(tokens)
     }
 
@@ -629,6 +644,71 @@ impl MetadataStore for PgStore {
             .collect()
     }
 
+    async fn insert_calls(&self, calls: &[crate::calllog::CallEntry], node: &str) -> Result<(), StoreError> {
+        // One statement for the batch: the columns as arrays, unnested into rows.
+        let mut columns: (Vec<i64>, Vec<String>, Vec<Option<String>>, Vec<String>, Vec<Option<i64>>) =
+            Default::default();
+        let mut more: (Vec<&'static str>, Vec<String>, Vec<i64>, Vec<Option<String>>) = Default::default();
+        for call in calls {
+            columns.0.push(crate::store::micros(call.at));
+            columns.1.push(call.extension.clone());
+            columns.2.push(call.module.clone());
+            columns.3.push(call.user.clone());
+            columns.4.push(call.token_id);
+            more.0.push(call.kind.name());
+            more.1.push(call.operation.clone());
+            more.2.push(i64::try_from(call.duration.as_micros()).unwrap_or(i64::MAX));
+            more.3.push(call.error.clone());
+        }
+        sqlx::query(
+            "INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) \
+             SELECT *, $10 FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], \
+             $7::TEXT[], $8::BIGINT[], $9::TEXT[])",
+        )
+        .bind(&columns.0)
+        .bind(&columns.1)
+        .bind(&columns.2)
+        .bind(&columns.3)
+        .bind(&columns.4)
+        .bind(&more.0)
+        .bind(&more.1)
+        .bind(&more.2)
+        .bind(&more.3)
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError> {
+        if !comparable(query.extension) {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
+             FROM calls WHERE lower(extension) = lower($1) AND ($2::TEXT IS NULL OR lower(module) = lower($2)) \
+             AND ($3::BIGINT IS NULL OR at >= $3) AND (NOT $4 OR error IS NOT NULL) \
+             AND ($5::BIGINT IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
+        )
+        .bind(query.extension)
+        .bind(query.module)
+        .bind(query.since_micros)
+        .bind(query.failed)
+        .bind(query.before_id)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(call_row(row)?)).collect()
+    }
+
+    async fn sweep_calls(&self, before_micros: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM calls WHERE at < $1")
+            .bind(before_micros)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
         if !comparable(extension) {
             return Ok(Vec::new());
@@ -754,4 +834,21 @@ mod tests {
         );
         assert!(!redact("postgres://db/xif?PassWord=s3cret").contains("s3cret"));
     }
+}
+
+/// An entry of the integration log from its row.
+fn call_row(row: &PgRow) -> Result<xif_api::CallRecord, sqlx::Error> {
+    Ok(crate::store::call_record(
+        row.try_get("id")?,
+        row.try_get("at")?,
+        row.try_get("extension")?,
+        row.try_get("module")?,
+        row.try_get("user_name")?,
+        row.try_get("token_id")?,
+        row.try_get("kind")?,
+        row.try_get("operation")?,
+        row.try_get("duration_us")?,
+        row.try_get("error")?,
+        row.try_get("node")?,
+    ))
 }

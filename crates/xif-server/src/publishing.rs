@@ -524,6 +524,41 @@ impl Publishing {
             .ok_or_else(|| PublishError::Archive(format!("the archive with SHA-256 {sha256} is missing")))
     }
 
+    /// The modules that use `extension` (which must have been uploaded), each with its state
+    /// against the published version: `up to date` when built against it, else its impact
+    /// (`outdated`, `possibly incompatible`, `incompatible`) with the changes to what it uses;
+    /// `not published` while no version is. A module built against a version no longer
+    /// stored is left out, as in a publication's report.
+    pub async fn consumers(&self, extension: &str) -> Result<Option<Vec<ConsumerImpact>>, PublishError> {
+        let Some(found) = self.metadata.extension(extension).await? else { return Ok(None) };
+        let Some(published) = found.published else {
+            let consumers = self.metadata.consumers(&found.name).await?;
+            return Ok(Some(
+                consumers
+                    .into_iter()
+                    .map(|(module, dependency)| ConsumerImpact {
+                        module,
+                        impact: "not published".to_owned(),
+                        built_against: dependency.version,
+                        changes: Vec::new(),
+                    })
+                    .collect(),
+            ));
+        };
+        let definition = self.definition(&found.name, published).await?;
+        let mut impacts = self.consumer_impacts(&found.name, &definition).await?;
+        for impact in &mut impacts {
+            if impact.built_against == published {
+                impact.impact = "up to date".to_owned();
+                impact.changes.clear();
+            } else if impact.impact == xif_verify::Impact::NotAffected.name() {
+                // Built against another version, with nothing changed: to be refreshed all the same.
+                impact.impact = xif_verify::Impact::Outdated.name().to_owned();
+            }
+        }
+        Ok(Some(impacts))
+    }
+
     /// How publishing `definition` affects each module that uses `extension`, each compared with
     /// the version it was built against.
     async fn consumer_impacts(

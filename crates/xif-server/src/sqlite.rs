@@ -11,8 +11,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use xif_api::{Permission, Publication, Version};
 
 use crate::store::{
-    LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError, TokenOwner,
-    UserRecord,
+    CallQuery, LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError,
+    TokenOwner, TokenScope, UserRecord,
 };
 
 /// The schema, in order. Each runs once, in a transaction, and is recorded in
@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_publication_lease.sql")),
     (5, include_str!("../migrations/0005_version_signatures.sql")),
     (6, include_str!("../migrations/0006_growth.sql")),
+    (8, include_str!("../migrations/0008_scopes_and_calls.sql")),
 ];
 
 /// How a transaction that reads and then writes begins: it takes the write lock at once (waiting
@@ -294,33 +295,43 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn create_token(&self, token: NewToken<'_>) -> Result<i64, StoreError> {
+        let scope = token.scope.map(TokenScope::columns).transpose()?;
         Ok(sqlx::query_scalar(
-            "INSERT INTO tokens (user_id, token_hash, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO tokens (user_id, token_hash, label, created_at, expires_at, module, extensions) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(token.user_id)
         .bind(token.hash)
         .bind(token.label)
         .bind(token.created_at)
         .bind(token.expires_at)
+        .bind(scope.as_ref().map(|(module, _)| module.as_str()))
+        .bind(scope.as_ref().map(|(_, extensions)| extensions.as_str()))
         .fetch_one(&self.pool)
         .await?)
     }
 
     async fn token_user(&self, hash: &str) -> Result<Option<TokenOwner>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.*, t.expires_at AS token_expires_at FROM tokens t JOIN users u ON u.id = t.user_id \
+            "SELECT u.*, t.id AS token_id, t.expires_at AS token_expires_at, t.module AS token_module, \
+             t.extensions AS token_extensions FROM tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = ? AND t.revoked_at IS NULL",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(TokenOwner { user: user(&row)?, expires_at: row.try_get("token_expires_at")? }))
+        Ok(Some(TokenOwner {
+            user: user(&row)?,
+            expires_at: row.try_get("token_expires_at")?,
+            token_id: row.try_get("token_id")?,
+            scope: TokenScope::from_columns(row.try_get("token_module")?, row.try_get("token_extensions")?)?,
+        }))
     }
 
     async fn tokens(&self, user_id: i64) -> Result<Vec<xif_api::Token>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, label, created_at, revoked_at, expires_at FROM tokens WHERE user_id = ? ORDER BY id",
+            "SELECT id, label, created_at, revoked_at, expires_at, module, extensions FROM tokens WHERE user_id = ? ORDER BY id",
         )
         .bind(user_id)
         .fetch_all(&self.pool)
@@ -328,15 +339,20 @@ impl MetadataStore for SqliteStore {
         let tokens = rows
             .iter()
             .map(|row| {
+                let scope = TokenScope::from_columns(row.try_get("module")?, row.try_get("extensions")?)?;
+                let (module, extensions) =
+                    scope.map_or((None, Vec::new()), |scope| (Some(scope.module), scope.extensions));
                 Ok(xif_api::Token {
                     id: row.try_get("id")?,
                     label: row.try_get("label")?,
                     created_at: row.try_get("created_at")?,
                     revoked_at: row.try_get("revoked_at")?,
                     expires_at: row.try_get("expires_at")?,
+                    module,
+                    extensions,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .collect::<Result<_, StoreError>>()?;
         Ok(tokens)
     }
 
@@ -542,6 +558,51 @@ impl MetadataStore for SqliteStore {
             .collect()
     }
 
+    async fn insert_calls(&self, calls: &[crate::calllog::CallEntry], node: &str) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin_with(WRITE).await?;
+        for call in calls {
+            sqlx::query(
+                "INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(crate::store::micros(call.at))
+            .bind(&call.extension)
+            .bind(&call.module)
+            .bind(&call.user)
+            .bind(call.token_id)
+            .bind(call.kind.name())
+            .bind(&call.operation)
+            .bind(i64::try_from(call.duration.as_micros()).unwrap_or(i64::MAX))
+            .bind(&call.error)
+            .bind(node)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
+             FROM calls WHERE extension = ?1 AND (?2 IS NULL OR module = ?2) AND (?3 IS NULL OR at >= ?3) \
+             AND (NOT ?4 OR error IS NOT NULL) AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
+        )
+        .bind(query.extension)
+        .bind(query.module)
+        .bind(query.since_micros)
+        .bind(query.failed)
+        .bind(query.before_id)
+        .bind(query.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(call_row(row)?)).collect()
+    }
+
+    async fn sweep_calls(&self, before_micros: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM calls WHERE at < ?").bind(before_micros).execute(&self.pool).await?.rows_affected())
+    }
+
     async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
         // Ids start at 1. Read by the (extension, id) index from the cursor on.
         let rows = sqlx::query(hot::PUBLICATIONS_PAGE)
@@ -679,4 +740,21 @@ mod tests {
             }
         }
     }
+}
+
+/// An entry of the integration log from its row.
+fn call_row(row: &SqliteRow) -> Result<xif_api::CallRecord, sqlx::Error> {
+    Ok(crate::store::call_record(
+        row.try_get("id")?,
+        row.try_get("at")?,
+        row.try_get("extension")?,
+        row.try_get("module")?,
+        row.try_get("user_name")?,
+        row.try_get("token_id")?,
+        row.try_get("kind")?,
+        row.try_get("operation")?,
+        row.try_get("duration_us")?,
+        row.try_get("error")?,
+        row.try_get("node")?,
+    ))
 }

@@ -115,6 +115,54 @@ pub struct NewToken<'a> {
     pub created_at: &'a str,
     /// When it expires, RFC 3339; `None` for never.
     pub expires_at: Option<&'a str>,
+    /// For a module token, what it acts as and may use; `None` for a user's own token.
+    pub scope: Option<&'a TokenScope>,
+}
+
+/// What a module token acts as and may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenScope {
+    /// The module the token acts as.
+    pub module: String,
+    /// The extensions it may call and use the records of, as stored (their own spelling).
+    pub extensions: Vec<String>,
+}
+
+impl TokenScope {
+    /// The scope as stored in a token's two columns: the module, and the extensions as a JSON
+    /// array of names.
+    pub fn columns(&self) -> Result<(String, String), StoreError> {
+        let extensions = serde_json::to_string(&self.extensions).map_err(|error| StoreError(error.to_string()))?;
+        Ok((self.module.clone(), extensions))
+    }
+
+    /// The scope read back from a token's two columns; `None` for a user's own token.
+    pub fn from_columns(module: Option<String>, extensions: Option<String>) -> Result<Option<Self>, StoreError> {
+        let Some(module) = module else { return Ok(None) };
+        let extensions = match extensions {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|error| StoreError(format!("the scope of a token is unreadable: {error}")))?,
+            None => Vec::new(),
+        };
+        Ok(Some(Self { module, extensions }))
+    }
+}
+
+/// Which entries of the integration log to read: an extension's, newest first.
+#[derive(Debug, Clone)]
+pub struct CallQuery<'a> {
+    /// The extension.
+    pub extension: &'a str,
+    /// Only the calls made with this module's tokens.
+    pub module: Option<&'a str>,
+    /// Only the calls made at or after this time, in microseconds since the epoch.
+    pub since_micros: Option<i64>,
+    /// Only the calls that failed.
+    pub failed: bool,
+    /// Only the entries older than this id (the last of the previous page).
+    pub before_id: Option<i64>,
+    /// The most entries to return.
+    pub limit: u32,
 }
 
 /// The user of a token, and when the token expires.
@@ -124,6 +172,10 @@ pub struct TokenOwner {
     pub user: UserRecord,
     /// When the token expires, RFC 3339; `None` for never.
     pub expires_at: Option<String>,
+    /// The token's id.
+    pub token_id: i64,
+    /// For a module token, what it acts as and may use.
+    pub scope: Option<TokenScope>,
 }
 
 /// A version to record.
@@ -299,6 +351,59 @@ pub trait MetadataStore: Send + Sync {
     async fn set_dependencies(&self, module: &str, dependencies: &[xif_api::Dependency]) -> Result<(), StoreError>;
     /// The modules that use `extension`, with what they use of it.
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError>;
+    /// Appends entries to the integration log, in one transaction, as served by `node`.
+    async fn insert_calls(&self, calls: &[crate::calllog::CallEntry], node: &str) -> Result<(), StoreError>;
+    /// Entries of the integration log, newest first.
+    async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError>;
+    /// Removes the entries of the integration log made before `before_micros` (microseconds
+    /// since the epoch); returns how many.
+    async fn sweep_calls(&self, before_micros: i64) -> Result<u64, StoreError>;
+}
+
+/// A time as microseconds since the epoch, as the integration log stores it.
+pub fn micros(at: std::time::SystemTime) -> i64 {
+    match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Microseconds since the epoch as RFC 3339, with microseconds.
+pub fn rfc3339_micros(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// An entry of the integration log as read back from a row's columns.
+#[expect(clippy::too_many_arguments, reason = "one argument per column of the table")]
+pub(crate) fn call_record(
+    id: i64,
+    at: i64,
+    extension: String,
+    module: Option<String>,
+    user: String,
+    token_id: Option<i64>,
+    kind: String,
+    operation: String,
+    duration_us: i64,
+    error: Option<String>,
+    node: Option<String>,
+) -> xif_api::CallRecord {
+    xif_api::CallRecord {
+        id,
+        at: rfc3339_micros(at),
+        extension,
+        module,
+        user,
+        token_id,
+        kind,
+        operation,
+        duration_us,
+        outcome: if error.is_none() { "ok" } else { "failed" }.to_owned(),
+        error,
+        node,
+    }
 }
 
 /// XIF files by their SHA-256, written and read as streams: no store hands out a local path,

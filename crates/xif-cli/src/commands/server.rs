@@ -78,6 +78,10 @@ pub struct ServerArgs {
     /// Uploads checked at once; one more is refused as busy (503 server_busy, with Retry-After)
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_concurrent_uploads)]
     max_concurrent_uploads: usize,
+    /// How many days the integration log (`xif calls`) keeps each call and record operation;
+    /// 0 turns the log off
+    #[arg(long, value_name = "DAYS", env = "XIF_CALL_LOG_DAYS", default_value_t = Limits::default().call_log_days)]
+    call_log_days: u32,
     /// Login attempts a minute for one user name; 0 for no limit
     #[arg(long, value_name = "N", default_value_t = LoginLimits::default().per_user)]
     login_attempts_per_user: u32,
@@ -261,6 +265,7 @@ impl ServerArgs {
             },
             lock_lease,
             max_concurrent_uploads: self.max_concurrent_uploads,
+            call_log_days: self.call_log_days,
             ..Limits::default()
         })
     }
