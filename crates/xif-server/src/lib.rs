@@ -44,8 +44,8 @@ pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, Runt
 pub use s3::S3Blobs;
 pub use sqlite::SqliteStore;
 pub use store::{
-    BlobRead, BlobStore, BlobUpload, LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord,
-    PublishRefusal, StoreError, TokenOwner, TokenScope, UserRecord, every_extension, fetch_to_temp,
+    BlobRead, BlobStore, BlobUpload, CallQuery, LockRequest, MetadataStore, NewToken, NewVersion, Page,
+    PublicationRecord, PublishRefusal, StoreError, TokenOwner, TokenScope, UserRecord, every_extension, fetch_to_temp,
 };
 
 /// How to run a server.

@@ -950,6 +950,7 @@ async fn tokens_expire_and_expired_ones_are_refused_even_when_cached() {
             label: None,
             created_at: "2020-01-01T00:00:00Z",
             expires_at: Some("2020-01-31T00:00:00Z"),
+            scope: None,
         })
         .await
         .expect("stored");

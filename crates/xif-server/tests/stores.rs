@@ -297,3 +297,94 @@ async fn names_that_are_not_ascii_find_no_one() {
         assert!(store.user("ADMIN").await.expect("answers").is_some(), "{back_end}: ASCII case is still folded");
     }
 }
+
+/// The integration log on both back ends: batches written from several stores at once, read
+/// back newest first with each filter (extension in either case, module, since, failed, pages),
+/// and entries older than the retention swept, those within it kept. The old entries are
+/// written through the store with their old time: no test waits for days to pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_integration_log_is_written_in_batches_filtered_and_swept_after_its_retention() {
+    use std::time::{Duration, SystemTime};
+    use xif_server::calllog::{CallEntry, CallKind};
+    let day = Duration::from_secs(86_400);
+    let entry = |age: Duration, module: Option<&str>, operation: &str, error: Option<&str>| CallEntry {
+        at: SystemTime::now() - age,
+        extension: "Echo".into(),
+        module: module.map(str::to_owned),
+        user: "admin".into(),
+        token_id: Some(7),
+        kind: CallKind::Action,
+        operation: operation.into(),
+        duration: Duration::from_micros(1_500),
+        error: error.map(str::to_owned),
+    };
+    for shared in back_ends().await {
+        let back_end = shared.back_end;
+        // Four servers at once, each a batch of 25: 10 old ones (15 days), 90 recent.
+        let writes: Vec<_> = (0..4)
+            .map(|server| {
+                let store = Arc::clone(shared.store(server));
+                let batch: Vec<CallEntry> = (0..25)
+                    .map(|index| {
+                        let age = if server == 0 && index < 10 { day * 15 } else { Duration::from_secs(60) };
+                        let module = (index % 5 == 0).then_some("Shop");
+                        let error = (index % 3 == 0).then_some("invalid_input");
+                        entry(age, module, "Say", error)
+                    })
+                    .collect();
+                tokio::spawn(async move { store.insert_calls(&batch, &format!("node-{server}")).await })
+            })
+            .collect();
+        for write in writes {
+            write.await.expect("joined").expect("written");
+        }
+        let other = CallEntry { extension: "Other".into(), ..entry(Duration::ZERO, None, "Run", None) };
+        shared.store(1).insert_calls(&[other], "node-1").await.expect("written");
+
+        let query = |since: Option<i64>, module: Option<&'static str>, failed: bool, before: Option<i64>, limit| {
+            xif_server::CallQuery { extension: "echo", module, since_micros: since, failed, before_id: before, limit }
+        };
+        let all = shared.store(2).calls(&query(None, None, false, None, 1000)).await.expect("read");
+        assert_eq!(all.len(), 100, "{back_end}: Echo's entries only, whatever the case of its name");
+        assert!(all.windows(2).all(|pair| pair[0].id > pair[1].id), "{back_end}: newest first");
+        let first = &all[0];
+        assert_eq!(
+            (first.kind.as_str(), first.operation.as_str(), first.duration_us, first.token_id, first.user.as_str()),
+            ("action", "Say", 1_500, Some(7), "admin"),
+            "{back_end}"
+        );
+        assert!(first.node.as_deref().is_some_and(|node| node.starts_with("node-")), "{back_end}");
+        let failed = shared.store(0).calls(&query(None, None, true, None, 1000)).await.expect("read");
+        assert_eq!(failed.len(), 4 * 9, "{back_end}: indexes 0, 3, … 24 of each batch failed");
+        assert!(failed.iter().all(|call| call.outcome == "failed" && call.error.as_deref() == Some("invalid_input")));
+        let shop = shared.store(0).calls(&query(None, Some("shop"), false, None, 1000)).await.expect("read");
+        assert_eq!(shop.len(), 4 * 5, "{back_end}: a module's own entries, whatever the case of its name");
+        let recent_since = xif_server_micros(SystemTime::now() - day);
+        let recent = shared.store(3).calls(&query(Some(recent_since), None, false, None, 1000)).await.expect("read");
+        assert_eq!(recent.len(), 90, "{back_end}: since a day ago");
+        // Pages: 40, 40, 20, by the id of the last entry of the page before.
+        let mut paged = Vec::new();
+        let mut before = None;
+        loop {
+            let page = shared.store(1).calls(&query(None, None, false, before, 40)).await.expect("read");
+            before = page.last().map(|last| last.id);
+            let done = page.len() < 40;
+            paged.extend(page);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(paged, all, "{back_end}: the pages hold every entry once, in order");
+
+        let removed = xif_server::calllog::sweep(shared.store(0).as_ref(), day * 14).await.expect("swept");
+        assert_eq!(removed, 10, "{back_end}: the entries older than 14 days");
+        let kept = shared.store(2).calls(&query(None, None, false, None, 1000)).await.expect("read");
+        assert_eq!(kept.len(), 90, "{back_end}");
+        assert_eq!(xif_server::calllog::sweep(shared.store(1).as_ref(), day * 14).await.expect("swept"), 0);
+    }
+}
+
+/// Microseconds since the epoch, as the log stores times.
+fn xif_server_micros(at: std::time::SystemTime) -> i64 {
+    i64::try_from(at.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_micros()).expect("in range")
+}
