@@ -179,4 +179,79 @@ fn main() {
         .against(p99_baseline)
         .report();
     drop(server);
+    log_on_against_off(&archive, temporary.path());
+}
+
+/// The bar of step 11: calls with the integration log on (the default, 14 days) reach at least
+/// 0.9× the rate of the same calls with it off (`--call-log-days 0`): two servers, the same
+/// extension published on each, measured in turns, round after round, in the same run.
+fn log_on_against_off(archive: &Path, directory: &Path) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let start = |name: &str, arguments: &[&str]| {
+        let server = xif_testkit::Server::start(
+            env!("CARGO_BIN_EXE_xif"),
+            &directory.join(name),
+            xif_testkit::BENCHMARK_PASSWORD,
+            "warn",
+            arguments,
+            drop,
+        );
+        let token = server.token("admin", xif_testkit::BENCHMARK_PASSWORD);
+        runtime.block_on(publish_call_bench(&server.url, &token, archive));
+        let url = format!("{}/api/v1/extensions/CallBench/actions/Greet", server.url);
+        (server, token, url)
+    };
+    let (off_server, off_token, off_url) = start("log-off", &["--call-log-days", "0"]);
+    let (on_server, on_token, on_url) = start("log-on", &[]);
+    let (mut off_rates, mut on_rates) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        let (off, off_p50, off_p99) = wrk(&off_url, Some(&off_token), directory);
+        println!("round {round}: xif server, integration log off: {off:.0} requests/s, p50 {off_p50}, p99 {off_p99}");
+        let (on, on_p50, on_p99) = wrk(&on_url, Some(&on_token), directory);
+        println!("round {round}: xif server, integration log on: {on:.0} requests/s, p50 {on_p50}, p99 {on_p99}");
+        off_rates.push(off);
+        on_rates.push(on);
+    }
+    let (off, _, _) = xif_testkit::spread(&off_rates);
+    let (on, _, _) = xif_testkit::spread(&on_rates);
+    println!(
+        "integration log on against off: {on:.0} against {off:.0} requests/s, {:.2}x (bar: at least 0.9x) -> {}",
+        on / off,
+        if on >= off * 0.9 { "met" } else { "NOT met" }
+    );
+    xif_testkit::Figure::new(
+        "calls with the integration log on (baseline: the same server with it off, --call-log-days 0)",
+        "requests/s",
+        &on_rates,
+        "at least 0.9x the baseline",
+        |median| median >= off * 0.9,
+    )
+    .against(off)
+    .report();
+    drop((off_server, on_server));
+}
+
+/// Uploads the archive at `archive` as CallBench and publishes it, on the server at `url`.
+async fn publish_call_bench(url: &str, token: &str, archive: &Path) {
+    use sha2::Digest as _;
+    let client = reqwest::Client::new();
+    let bytes = std::fs::read(archive).expect("archive");
+    let digest: String = hex::encode(sha2::Sha256::digest(&bytes));
+    let response = client
+        .post(format!("{url}/api/v1/extensions/CallBench/versions"))
+        .bearer_auth(token)
+        .header("x-xif-sha256", digest)
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 201);
+    let response = client
+        .post(format!("{url}/api/v1/extensions/CallBench/publications"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "version": 1, "expected": null }))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(response.status(), 200);
 }

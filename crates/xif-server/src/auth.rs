@@ -402,13 +402,6 @@ impl CurrentUser {
             ))
         }
     }
-
-    /// Allows every extension: a `CurrentUser` is never a module token (see [`Caller`]). For
-    /// handlers written against the shared contract before they took a [`Caller`].
-    #[allow(dead_code, reason = "the records handlers of another branch call it until they take a `Caller`")]
-    pub fn allow_extension(&self, _extension: &str) -> Result<(), ApiError> {
-        Ok(())
-    }
 }
 
 /// Recently seen tokens, their users, scopes and expiries, so that each request does not query

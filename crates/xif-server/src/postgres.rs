@@ -739,6 +739,23 @@ impl MetadataStore for PgStore {
     }
 }
 
+/// An entry of the integration log from its row.
+fn call_row(row: &PgRow) -> Result<xif_api::CallRecord, sqlx::Error> {
+    Ok(crate::store::call_record(
+        row.try_get("id")?,
+        row.try_get("at")?,
+        row.try_get("extension")?,
+        row.try_get("module")?,
+        row.try_get("user_name")?,
+        row.try_get("token_id")?,
+        row.try_get("kind")?,
+        row.try_get("operation")?,
+        row.try_get("duration_us")?,
+        row.try_get("error")?,
+        row.try_get("node")?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
@@ -834,21 +851,4 @@ mod tests {
         );
         assert!(!redact("postgres://db/xif?PassWord=s3cret").contains("s3cret"));
     }
-}
-
-/// An entry of the integration log from its row.
-fn call_row(row: &PgRow) -> Result<xif_api::CallRecord, sqlx::Error> {
-    Ok(crate::store::call_record(
-        row.try_get("id")?,
-        row.try_get("at")?,
-        row.try_get("extension")?,
-        row.try_get("module")?,
-        row.try_get("user_name")?,
-        row.try_get("token_id")?,
-        row.try_get("kind")?,
-        row.try_get("operation")?,
-        row.try_get("duration_us")?,
-        row.try_get("error")?,
-        row.try_get("node")?,
-    ))
 }

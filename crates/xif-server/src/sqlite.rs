@@ -630,6 +630,23 @@ impl MetadataStore for SqliteStore {
     }
 }
 
+/// An entry of the integration log from its row.
+fn call_row(row: &SqliteRow) -> Result<xif_api::CallRecord, sqlx::Error> {
+    Ok(crate::store::call_record(
+        row.try_get("id")?,
+        row.try_get("at")?,
+        row.try_get("extension")?,
+        row.try_get("module")?,
+        row.try_get("user_name")?,
+        row.try_get("token_id")?,
+        row.try_get("kind")?,
+        row.try_get("operation")?,
+        row.try_get("duration_us")?,
+        row.try_get("error")?,
+        row.try_get("node")?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{MIGRATIONS, SqliteStore, hot};
@@ -740,21 +757,4 @@ mod tests {
             }
         }
     }
-}
-
-/// An entry of the integration log from its row.
-fn call_row(row: &SqliteRow) -> Result<xif_api::CallRecord, sqlx::Error> {
-    Ok(crate::store::call_record(
-        row.try_get("id")?,
-        row.try_get("at")?,
-        row.try_get("extension")?,
-        row.try_get("module")?,
-        row.try_get("user_name")?,
-        row.try_get("token_id")?,
-        row.try_get("kind")?,
-        row.try_get("operation")?,
-        row.try_get("duration_us")?,
-        row.try_get("error")?,
-        row.try_get("node")?,
-    ))
 }
