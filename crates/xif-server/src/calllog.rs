@@ -162,3 +162,48 @@ async fn write(
         batch.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(operation: &str) -> CallEntry {
+        CallEntry {
+            at: SystemTime::now(),
+            extension: "Echo".into(),
+            module: None,
+            user: "admin".into(),
+            token_id: None,
+            kind: CallKind::Action,
+            operation: operation.into(),
+            duration: Duration::from_micros(10),
+            error: None,
+        }
+    }
+
+    /// A writer that does not keep up never holds a call: the entries beyond the channel's room
+    /// are dropped at once, and those within it arrive in order.
+    #[tokio::test]
+    async fn recording_never_waits_and_drops_what_the_channel_cannot_hold() {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+        let log = CallLog { sender: Some(sender), warned_at: AtomicI64::new(0), retention: Duration::from_secs(60) };
+        let started = std::time::Instant::now();
+        for index in 0..1_000 {
+            log.record(entry(&format!("Call{index}")));
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "recording waited");
+        let mut received = Vec::new();
+        receiver.recv_many(&mut received, 10).await;
+        let operations: Vec<&str> = received.iter().map(|entry| entry.operation.as_str()).collect();
+        assert_eq!(operations, ["Call0", "Call1"]);
+        assert!(log.warned_at.load(Ordering::Relaxed) > 0, "the drop was warned about");
+    }
+
+    #[test]
+    fn a_log_of_zero_days_is_off_and_records_nothing() {
+        let log = CallLog::default();
+        assert!(!log.enabled());
+        log.record(entry("Say"));
+        assert_eq!(log.retention(), Duration::ZERO);
+    }
+}
