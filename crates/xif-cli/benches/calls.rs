@@ -8,6 +8,8 @@ use std::process::Command;
 
 const SECONDS: &str = "3";
 const ROUNDS: usize = 3;
+/// Rounds of the integration log's comparison (on against off).
+const LOG_ROUNDS: usize = 6;
 const CONNECTIONS: &str = "8";
 const BODY: &str = r#"{"Person": {"Name": "Ada"}}"#;
 
@@ -204,13 +206,23 @@ fn log_on_against_off(archive: &Path, directory: &Path) {
     let (off_server, off_token, off_url) = start("log-off", &["--call-log-days", "0"]);
     let (on_server, on_token, on_url) = start("log-on", &[]);
     let (mut off_rates, mut on_rates) = (Vec::new(), Vec::new());
-    for round in 1..=ROUNDS {
-        let (off, off_p50, off_p99) = wrk(&off_url, Some(&off_token), directory);
-        println!("round {round}: xif server, integration log off: {off:.0} requests/s, p50 {off_p50}, p99 {off_p99}");
-        let (on, on_p50, on_p99) = wrk(&on_url, Some(&on_token), directory);
-        println!("round {round}: xif server, integration log on: {on:.0} requests/s, p50 {on_p50}, p99 {on_p99}");
-        off_rates.push(off);
-        on_rates.push(on);
+    // More rounds than the other comparisons, each side going first in turn: the two differ by
+    // little, and the machine's drift between two measurements would otherwise decide.
+    for round in 1..=LOG_ROUNDS {
+        let measure = |on: bool| {
+            let (url, token) = if on { (&on_url, &on_token) } else { (&off_url, &off_token) };
+            let (rate, p50, p99) = wrk(url, Some(token), directory);
+            let state = if on { "on" } else { "off" };
+            println!("round {round}: xif server, integration log {state}: {rate:.0} requests/s, p50 {p50}, p99 {p99}");
+            rate
+        };
+        if round % 2 == 1 {
+            off_rates.push(measure(false));
+            on_rates.push(measure(true));
+        } else {
+            on_rates.push(measure(true));
+            off_rates.push(measure(false));
+        }
     }
     let (off, _, _) = xif_testkit::spread(&off_rates);
     let (on, _, _) = xif_testkit::spread(&on_rates);
