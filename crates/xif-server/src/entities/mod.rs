@@ -297,3 +297,79 @@ impl Entities {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MappingRecord;
+
+    #[tokio::test]
+    async fn a_mapped_logical_database_gives_its_pool_until_the_mapping_goes() {
+        let directory = tempfile::tempdir().expect("a directory");
+        let data = directory.path().join("data");
+        std::fs::create_dir(&data).expect("data directory");
+        let metadata: Arc<dyn MetadataStore> =
+            Arc::new(crate::SqliteStore::open(&data.join("metadata.sqlite")).await.expect("opened"));
+        let keys = secrets::KeySource::Local(data.join(secrets::KEY_FILE));
+        let entities = Entities::new(Arc::clone(&metadata), keys.clone(), &data);
+        let missing = entities.database("Shop", "main").await.expect_err("not mapped");
+        assert!(matches!(missing, EntityError::MissingConfiguration { .. }), "{missing}");
+
+        let file = directory.path().join("shop.db");
+        std::fs::write(&file, b"").expect("an empty SQLite file");
+        let url = format!("sqlite://{}", file.display());
+        let record = ConnectionRecord {
+            name: "Shop".into(),
+            kind: "sqlite".into(),
+            sealed: keys.key().expect("a key").seal("Shop", &url).expect("sealed"),
+            redacted: url.clone(),
+            added_by: "admin".into(),
+            added_at: "2026-11-30T00:00:00Z".into(),
+        };
+        assert!(metadata.add_connection(&record).await.expect("added"));
+        let mapping = MappingRecord {
+            extension: "shop".into(),
+            logical: "MAIN".into(),
+            connection: "shop".into(),
+            mapped_by: "admin".into(),
+            mapped_at: "2026-11-30T00:00:00Z".into(),
+        };
+        assert!(metadata.map_database(&mapping).await.expect("mapped"));
+        // Cached as unmapped until told.
+        assert!(entities.database("Shop", "main").await.is_err());
+        entities.refresh().await;
+        let Database::Sqlite(pool) = entities.database("Shop", "main").await.expect("mapped") else {
+            panic!("not SQLite")
+        };
+        let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.expect("answered");
+        assert_eq!(one, 1);
+        let Database::Sqlite(again) = entities.database("SHOP", "Main").await.expect("mapped") else {
+            panic!("not SQLite")
+        };
+        assert!(!again.is_closed());
+        assert_eq!(entities.connection_name("shop", "main").as_deref(), Some("Shop"));
+
+        // Removed: its pool is closed, and the logical database misses configuration again.
+        assert!(metadata.remove_connection("SHOP").await.expect("removed"));
+        entities.refresh().await;
+        assert!(matches!(entities.database("Shop", "main").await, Err(EntityError::MissingConfiguration { .. })));
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while !pool.is_closed() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the old pool is closed");
+
+        // A file that went away: unavailable, naming the connection.
+        assert!(metadata.add_connection(&record).await.expect("added again"));
+        assert!(metadata.map_database(&mapping).await.expect("mapped again"));
+        std::fs::remove_file(&file).expect("removed");
+        entities.refresh().await;
+        let unavailable = entities.database("Shop", "main").await.expect_err("no file");
+        assert!(
+            matches!(&unavailable, EntityError::Unavailable(message) if message.contains("`Shop`") && message.contains("does not exist")),
+            "{unavailable}"
+        );
+    }
+}
