@@ -393,7 +393,7 @@ pub async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(name): ApiPath<String>,
-    axum::extract::Query(query): axum::extract::Query<RemoveQuery>,
+    Force(force): Force,
 ) -> Result<StatusCode, ApiError> {
     let administrator = user.administrator_for("removing a database connection")?;
     let record = find(&state, &name).await?;
@@ -405,7 +405,7 @@ pub async fn remove(
         .filter(|mapping| mapping.connection.eq_ignore_ascii_case(&record.name))
         .map(|mapping| format!("`{}/{}`", mapping.extension, mapping.logical))
         .collect();
-    if !mapped.is_empty() && !query.force {
+    if !mapped.is_empty() && !force {
         return Err(ApiError::new(
             ErrorCode::ConnectionInUse,
             format!(
@@ -424,12 +424,32 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `DELETE /connections/{name}`'s options.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct RemoveQuery {
-    /// Remove it even though logical databases are mapped to it.
-    #[serde(default)]
-    force: bool,
+/// The `force` query parameter (`true` or `false`, `false` when absent): read by hand so that a
+/// bad value is answered in the API's envelope, not as axum's plain-text rejection.
+pub struct Force(pub bool);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Force {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let mut force = false;
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            if key == "force" {
+                force = match value.as_ref() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ApiError::new(
+                            ErrorCode::InvalidRequest,
+                            "the query parameter `force` is `true` or `false`",
+                        ));
+                    }
+                };
+            }
+        }
+        Ok(Force(force))
+    }
 }
 
 /// `POST /connections/{name}/test`: connects and runs `SELECT 1`, within 5 seconds.

@@ -350,15 +350,6 @@ pub async fn list(
     Ok(Json(listed(&name, &published, &state.metadata.mappings().await?)))
 }
 
-/// `PUT /extensions/{name}/databases/{logical}`'s options.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct MapQuery {
-    /// Map without checking the database (it may not be reachable from here yet, or its tables
-    /// be made later).
-    #[serde(default)]
-    force: bool,
-}
-
 /// `PUT /extensions/{name}/databases/{logical}` `{"connection": NAME}`: checks the entities of
 /// that logical database against the connection's database, then maps it. Every mismatch
 /// refuses the mapping (`422 mapping_mismatch`, each in `problems`) unless `?force=true`.
@@ -366,7 +357,7 @@ pub async fn map(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath((name, logical)): ApiPath<(ExtensionName, String)>,
-    axum::extract::Query(query): axum::extract::Query<MapQuery>,
+    super::connections::Force(force): super::connections::Force,
     ApiJson(request): ApiJson<xif_api::MapDatabase>,
 ) -> Result<Json<xif_api::LogicalDatabase>, ApiError> {
     let administrator = user.administrator_for("mapping an extension's logical database")?;
@@ -385,7 +376,7 @@ pub async fn map(
         ));
     };
     let record = super::connections::find(&state, &request.connection).await?;
-    if !query.force {
+    if !force {
         let refused = |message: String| {
             ApiError::new(
                 ErrorCode::MappingMismatch,
@@ -430,7 +421,7 @@ pub async fn map(
             format!("database connection `{}` was removed meanwhile", record.name),
         ));
     }
-    tracing::info!(extension = %name, %logical, connection = %record.name, by = %administrator.name, forced = query.force, "logical database mapped");
+    tracing::info!(extension = %name, %logical, connection = %record.name, by = %administrator.name, forced = force, "logical database mapped");
     state.entities.changed(&state.cluster).await;
     let all = state.metadata.mappings().await?;
     listed(&name, &published, &all)
