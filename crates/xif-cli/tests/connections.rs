@@ -404,3 +404,121 @@ fn a_farm_shares_one_secrets_key_and_every_node_sees_a_new_mapping_at_once() {
     }
     drop(nodes);
 }
+
+#[test]
+fn mariadb_and_sqlite_connections_are_tested_and_their_mappings_checked_per_column() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let root = directory.path();
+    std::fs::create_dir(root.join("config")).expect("config directory");
+    let key = key_file(&root.join("farm.key"), 9);
+    let key_argument = key.to_str().expect("path").to_owned();
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let server = {
+        let log = Arc::clone(&log);
+        let extra = ["--extension-isolation", "off", "--secrets-key", &key_argument];
+        xif_testkit::Server::start(
+            env!("CARGO_BIN_EXE_xif"),
+            &root.join("data"),
+            PASSWORD,
+            "debug",
+            &extra,
+            move |line| {
+                log.lock().expect("the log").push(line);
+            },
+        )
+    };
+    let url = server.url.clone();
+    let admin = server.token("admin", PASSWORD);
+    publish_entities(root, &url, &admin, "Shop");
+    let maria = xif_testkit::mariadb::shared();
+    let crm = maria.database();
+    let secret = xif_testkit::mariadb::PASSWORD;
+    assert!(crm.contains(secret));
+    let mut shown = String::new();
+
+    // `mariadb://` is taken as MySQL; tested for real, shown redacted.
+    let alias = crm.replacen("mysql://", "mariadb://", 1);
+    let (code, stdout, stderr) = xif(root, &url, &admin, &["admin", "connection", "add", "crm", "--url-stdin"], &alias);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("crm (MySQL): mariadb://") && stdout.contains(":***@127.0.0.1"), "{stdout}");
+    let (code, stdout, stderr) = xif(root, &url, &admin, &["admin", "connection", "test", "crm"], "");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("crm: ok, MySQL at 127.0.0.1"), "{stdout}");
+    shown += &format!("{stdout}{stderr}");
+    let wrong = crm.replace(secret, "not-the-password");
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "add", "wrong", "--url", &wrong], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "test", "wrong"], "");
+    assert_eq!(code, Some(5), "{stderr}");
+    assert!(stderr.contains("authentication failed") && !stderr.contains("not-the-password"), "{stderr}");
+    let nowhere = format!("{}/no_such_database", crm.rsplit_once('/').expect("a database").0);
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "add", "nowhere", "--url", &nowhere], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "test", "nowhere"], "");
+    assert_eq!(code, Some(5), "{stderr}");
+    assert!(stderr.contains("the database `no_such_database`: it does not exist"), "{stderr}");
+    shown += &stderr;
+
+    // MariaDB: mismatches per column, then a table that fits.
+    maria.sql_in(&crm, "CREATE TABLE customers (Id BIGINT PRIMARY KEY, Name INT, Age INT, joined_at DATE)");
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "map", "Shop", "main", "crm"], "");
+    assert_eq!(code, Some(4), "{stderr}");
+    for expected in [
+        "attribute `Id`, column `customers.Id`: expected an AUTO_INCREMENT column for an auto-numbered attribute",
+        "attribute `Name`, column `customers.Name`: expected varchar, char or a text type for Text, found int",
+        "attribute `Joined`, column `customers.joined_at`: expected datetime or timestamp for Date Time, found date",
+    ] {
+        assert!(stderr.contains(expected), "`{expected}` in:\n{stderr}");
+    }
+    assert_eq!(stderr.lines().filter(|line| line.trim_start().starts_with("extension.toml:")).count(), 3, "{stderr}");
+    maria.sql_in(&crm, "DROP TABLE customers");
+    maria.sql_in(
+        &crm,
+        "CREATE TABLE customers (Id BIGINT AUTO_INCREMENT PRIMARY KEY, Name VARCHAR(100), Age INT, joined_at DATETIME)",
+    );
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "map", "Shop", "main", "crm"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // SQLite: a missing table, then a column of the wrong affinity and an identifier that is no key.
+    let notes = root.join("notes.db");
+    sqlite_file(&notes, "CREATE TABLE other (x INTEGER);");
+    let sqlite_url = format!("sqlite://{}", notes.display());
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "add", "notes", "--url", &sqlite_url], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "map", "Shop", "archive", "notes"], "");
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains("entity `Note`: table `notes` not found in the database of connection `notes` (SQLite)"),
+        "{stderr}"
+    );
+    sqlite_file(&notes, "CREATE TABLE notes (Id INTEGER, Body BLOB);");
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "map", "Shop", "archive", "notes"], "");
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains(
+            "attribute `Body`, column `notes.Body`: expected TEXT (or CHAR, VARCHAR, CLOB) for Text, found blob"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("attribute `Id`, column `notes.Id`: expected the identifier's column to be a primary key"),
+        "{stderr}"
+    );
+    // --force maps without checking.
+    let (code, _, stderr) =
+        xif(root, &url, &admin, &["admin", "connection", "map", "Shop", "archive", "notes", "--force"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("not checked"), "{stderr}");
+    let (status, body) = api(&url, &admin, "GET", "/extensions/Shop/databases", None);
+    assert_eq!(status, 200);
+    assert_eq!(json_of(&body)[0]["connection"], json!("crm"), "{body}");
+    assert_eq!(json_of(&body)[1]["connection"], json!("notes"), "{body}");
+    let (status, body) = api(&url, &admin, "GET", "/connections", None);
+    assert_eq!(status, 200);
+    shown += &body;
+
+    assert!(!shown.contains(secret), "shown: {shown}");
+    server.stop();
+    let log = log.lock().expect("the log").join("\n");
+    assert!(!log.contains(secret) && !log.contains("not-the-password"), "logged: {log}");
+}

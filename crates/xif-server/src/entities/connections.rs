@@ -153,7 +153,12 @@ impl Target {
         let place = self.place();
         let said = match error {
             sqlx::Error::Database(database) => {
-                let code = database.code().map(|code| code.into_owned()).unwrap_or_default();
+                // MySQL's error number when it is MySQL (its SQLSTATE is too coarse), else the
+                // SQLSTATE.
+                let code = match database.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                    Some(mysql) => mysql.number().to_string(),
+                    None => database.code().map(|code| code.into_owned()).unwrap_or_default(),
+                };
                 match code.as_str() {
                     // PostgreSQL's invalid password / authorization; MySQL's access denied.
                     "28P01" | "28000" | "1045" => Some(format!(
@@ -162,6 +167,12 @@ impl Target {
                     )),
                     // PostgreSQL's and MySQL's unknown database.
                     "3D000" | "1049" => Some(format!("{place} has no database `{}`", self.database())),
+                    // MySQL's access denied to a database: it may not exist, or not be the user's.
+                    "1044" => Some(format!(
+                        "{place} refused the user `{}` the database `{}`: it does not exist, or the user may not use it",
+                        self.user(),
+                        self.database()
+                    )),
                     _ => None,
                 }
             }
