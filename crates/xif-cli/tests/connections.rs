@@ -124,15 +124,9 @@ fn connections_are_added_tested_mapped_checked_and_removed_without_showing_their
     let root = directory.path();
     std::fs::create_dir(root.join("config")).expect("config directory");
     let data = root.join("data");
-    // On PostgreSQL metadata (XIF_TEST_DATABASE=postgres) the server is a farm node, which
-    // needs a key given; alone, it makes its own in the data directory.
-    let key = key_file(&root.join("farm.key"), 7);
-    let key_argument = key.to_str().expect("path").to_owned();
-    let extra: Vec<&str> = if xif_testkit::postgres::enabled() {
-        vec!["--extension-isolation", "off", "--secrets-key", &key_argument]
-    } else {
-        vec!["--extension-isolation", "off"]
-    };
+    // On PostgreSQL metadata (XIF_TEST_DATABASE=postgres) the server is a farm node, given a
+    // key by xif_testkit; alone, it makes its own in the data directory.
+    let extra = ["--extension-isolation", "off"];
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
     let server = {
         let log = Arc::clone(&log);
