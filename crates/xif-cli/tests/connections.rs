@@ -183,6 +183,18 @@ fn connections_are_added_tested_mapped_checked_and_removed_without_showing_their
     assert!(stderr.contains("has no database `no_such_database`"), "{stderr}");
     shown += &stderr;
 
+    // Nothing listens on the port: refused, said plainly.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a port");
+    let down = format!("postgres://postgres:{}@127.0.0.1:{}/sales", xif_testkit::postgres::PASSWORD, free.port());
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "add", "down", "--url", &down], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "test", "down"], "");
+    assert_eq!(code, Some(5), "{stderr}");
+    assert!(stderr.contains(&format!("PostgreSQL at 127.0.0.1:{} refused the connection", free.port())), "{stderr}");
+    shown += &stderr;
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "remove", "down"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+
     // SQLite: a file outside the data directory is taken, one inside refused, a missing one too.
     let notes = root.join("notes.db");
     sqlite_file(&notes, "CREATE TABLE notes (Id INTEGER PRIMARY KEY, Body TEXT);");

@@ -74,32 +74,38 @@ impl Target {
         kind_name(self.kind)
     }
 
-    /// Connects a pool: one connection made at once (so that a failure says why), within
-    /// [`TIMEOUT`].
+    /// Connects a pool: one connection made first, alone, whose failure says why (refused,
+    /// authentication, unknown database: a pool's would only say that it timed out, sqlx
+    /// retrying until then), within [`TIMEOUT`]; the pool then connects as it needs.
     pub async fn connect(&self, data_dir: &Path) -> Result<Database, String> {
+        use sqlx::Connection as _;
         let connecting = async {
             match self.kind {
                 ConnectionKind::Postgres => {
                     let options =
                         sqlx::postgres::PgConnectOptions::from_str(&self.url).map_err(|error| error.to_string())?;
-                    sqlx::postgres::PgPoolOptions::new()
-                        .max_connections(MAX_CONNECTIONS)
-                        .acquire_timeout(TIMEOUT)
-                        .connect_with(options)
-                        .await
-                        .map(Database::Postgres)
-                        .map_err(|error| self.describe(&error))
+                    let first =
+                        sqlx::PgConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
+                    first.close().await.ok();
+                    Ok(Database::Postgres(
+                        sqlx::postgres::PgPoolOptions::new()
+                            .max_connections(MAX_CONNECTIONS)
+                            .acquire_timeout(TIMEOUT)
+                            .connect_lazy_with(options),
+                    ))
                 }
                 ConnectionKind::Mysql => {
                     let options =
                         sqlx::mysql::MySqlConnectOptions::from_str(&self.url).map_err(|error| error.to_string())?;
-                    sqlx::mysql::MySqlPoolOptions::new()
-                        .max_connections(MAX_CONNECTIONS)
-                        .acquire_timeout(TIMEOUT)
-                        .connect_with(options)
-                        .await
-                        .map(Database::MySql)
-                        .map_err(|error| self.describe(&error))
+                    let first =
+                        sqlx::MySqlConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
+                    first.close().await.ok();
+                    Ok(Database::MySql(
+                        sqlx::mysql::MySqlPoolOptions::new()
+                            .max_connections(MAX_CONNECTIONS)
+                            .acquire_timeout(TIMEOUT)
+                            .connect_lazy_with(options),
+                    ))
                 }
                 ConnectionKind::Sqlite => {
                     // Checked again: the file may have gone, or become a link into the data
@@ -110,13 +116,15 @@ impl Target {
                         .create_if_missing(false)
                         .busy_timeout(TIMEOUT)
                         .foreign_keys(true);
-                    sqlx::sqlite::SqlitePoolOptions::new()
-                        .max_connections(MAX_CONNECTIONS)
-                        .acquire_timeout(TIMEOUT)
-                        .connect_with(options)
-                        .await
-                        .map(Database::Sqlite)
-                        .map_err(|error| self.describe(&error))
+                    let first =
+                        sqlx::SqliteConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
+                    first.close().await.ok();
+                    Ok(Database::Sqlite(
+                        sqlx::sqlite::SqlitePoolOptions::new()
+                            .max_connections(MAX_CONNECTIONS)
+                            .acquire_timeout(TIMEOUT)
+                            .connect_lazy_with(options),
+                    ))
                 }
             }
         };
