@@ -416,6 +416,23 @@ fn a_farm_shares_one_secrets_key_and_every_node_sees_a_new_mapping_at_once() {
         assert!(stderr.contains("secrets key") && stderr.contains("--secrets-key"), "{stderr}");
     }
     drop(nodes);
+
+    // A farm started without a key refuses to store a connection, saying how to give one.
+    let keyless = xif_testkit::farm::Setup {
+        database: postgres.database(),
+        blobs: String::new(),
+        extra: vec!["--extension-isolation".into(), "off".into()],
+        env: Vec::new(),
+        ..setup
+    };
+    let node = keyless.start(&root.join("keyless"), xif_testkit::haproxy::free_port());
+    let token = login(&node.url(), "admin", PASSWORD);
+    let (status, body) =
+        api(&node.url(), &token, "POST", "/connections", Some(&json!({ "name": "sales", "url": sales })));
+    assert_eq!(status, 409, "{body}");
+    let message = json_of(&body)["error"]["message"].as_str().expect("a message").to_owned();
+    assert_eq!(json_of(&body)["error"]["code"], "secrets_key_missing", "{body}");
+    assert!(message.contains("--secrets-key") && !message.contains(xif_testkit::postgres::PASSWORD), "{message}");
 }
 
 #[test]
