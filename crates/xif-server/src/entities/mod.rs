@@ -9,6 +9,8 @@
 //!   through it.
 //! - [`Database`] is one pool of one of the three kinds; SQL is written per dialect.
 
+pub mod broker;
+
 use std::fmt;
 
 /// A pool of connections to one database connection of the server.
