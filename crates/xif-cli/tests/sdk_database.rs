@@ -241,6 +241,11 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_and_sqlit
     std::fs::write(project.join("extension.toml"), DEFINITION).expect("written");
     std::fs::write(project.join("src/main.rs"), MAIN).expect("written");
     std::fs::remove_dir_all(project.join("resources")).ok();
+    // Run locally, there is no mapped connection: a clear error, not a hang.
+    let (code, _, stderr) =
+        xif(&project, &url, &admin, &["call", "Count", "--input", r#"{"Database": "main", "Table": "entries"}"#], "");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("not available when the extension runs locally"), "{stderr}");
     let (code, stdout, stderr) =
         xif(root, &url, &admin, &["publish", "--plain", "--path", project.to_str().expect("path")], "");
     assert_eq!(code, Some(0), "{stdout}{stderr}");
@@ -272,6 +277,19 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_and_sqlit
     );
     let (status, body) = call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "entries" }));
     assert_eq!((status, &body["Rows"]), (200, &json!(2)), "{body}");
+
+    // More calls querying at once than the extension has workers (16): every worker may wait
+    // for an answer while the answers and the next calls still get read.
+    let callers: Vec<_> = (0..40)
+        .map(|_| {
+            let (url, admin) = (url.clone(), admin.clone());
+            std::thread::spawn(move || call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "entries" })))
+        })
+        .collect();
+    for caller in callers {
+        let (status, body) = caller.join().expect("a caller");
+        assert_eq!((status, &body["Rows"]), (200, &json!(2)), "{body}");
+    }
 
     // A logical database the definition does not declare; one it declares that nobody mapped;
     // the database's own error, under the logical database's name and without its URL.

@@ -60,6 +60,9 @@ pub fn run(args: &CallArgs) -> anyhow::Result<Exit> {
         definition.extension.version.value.to_string(),
     );
     start.signatures = xif_host::signatures(definition);
+    // Queries on the extension's logical databases run on the server's mapped connections;
+    // here they fail, saying so (and naming the declared ones when another is asked for).
+    start.databases = xif_host::DatabaseAccess::new(definition, None);
     start.call_timeout = Duration::from_secs(args.call_timeout);
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
