@@ -259,7 +259,7 @@ fn bind_postgres<'q>(
             }
         }};
     }
-    let bound = match type_name {
+    match type_name {
         "BOOL" => bind!(bool, value.as_bool()).ok_or_else(|| wrong("a boolean")),
         "INT2" => bind!(i16, integer(value).and_then(|value| i16::try_from(value).ok()))
             .ok_or_else(|| wrong("an integer from -32768 to 32767")),
@@ -291,8 +291,7 @@ fn bind_postgres<'q>(
             "parameter ${position} is of type {other}, which no platform data type maps to: cast it in the SQL, such \
              as `${position}::text`"
         )),
-    };
-    bound
+    }
 }
 
 fn integer(value: &Value) -> Option<i64> {
