@@ -5,7 +5,8 @@
 //! SQLite file; the rows checked with `psql` and `sqlite3`. A logical database the definition
 //! does not declare, one it declares but nobody mapped, the database's own error, and the
 //! database stopped under the server each give the action a clear error, and the server keeps
-//! serving.
+//! serving. `xif call` runs the queries locally on a database given with `--database`, and
+//! without one says they are not available.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -355,6 +356,22 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_and_sqlit
     let message =
         failure(call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "nowhere" })), "database_error");
     assert!(message.contains("no such table: nowhere"), "{message}");
+
+    // `xif call --database` runs the same queries on the author's machine, on a database given
+    // directly.
+    let local = root.join("local.sqlite");
+    let output = Command::new("sqlite3")
+        .arg(&local)
+        .arg("CREATE TABLE entries (id INTEGER PRIMARY KEY, name TEXT, amount TEXT, day DATE, active BOOLEAN);")
+        .output()
+        .expect("sqlite3 runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let given = format!("main=sqlite://{}", local.display());
+    let input = r#"{"Name": "Di", "Amount": "1.5", "Day": "2022-02-02"}"#;
+    let (code, stdout, stderr) =
+        xif(&project, &url, &admin, &["call", "Add", "--input", input, "--database", &given], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("Di=1.5@2022-02-02:true"), "{stdout}");
 
     // Nothing the server logged holds the database's password.
     assert!(!log.lock().expect("the log").contains(xif_testkit::postgres::PASSWORD));

@@ -142,9 +142,9 @@ async fn run(
         return Err(failure(
             "database_unavailable",
             format!(
-                "logical database `{logical}` is not available when the extension runs locally (`xif call`): the \
-                 Platform Server runs queries on the connection an administrator maps it to; publish the extension \
-                 to use it"
+                "logical database `{logical}` is not available when the extension runs locally (`xif call`) without \
+                 `--database {logical}=URL`: the Platform Server runs queries on the connection an administrator \
+                 maps it to"
             ),
         ));
     };
@@ -157,5 +157,87 @@ async fn run(
                 access.query_timeout
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every query with the logical database it was given, or never.
+    #[derive(Debug)]
+    struct Echo {
+        hang: bool,
+    }
+
+    impl Databases for Echo {
+        fn query<'a>(
+            &'a self,
+            logical: &'a str,
+            sql: &'a str,
+            params: Vec<serde_json::Value>,
+            _: usize,
+        ) -> QueryFuture<'a> {
+            Box::pin(async move {
+                if self.hang {
+                    std::future::pending::<()>().await;
+                }
+                let row = Row::from_iter([
+                    ("logical".to_owned(), serde_json::Value::from(logical)),
+                    ("sql".to_owned(), serde_json::Value::from(sql)),
+                    ("params".to_owned(), serde_json::Value::from(params)),
+                ]);
+                Ok(QueryRows { rows: vec![row], affected: 1 })
+            })
+        }
+    }
+
+    fn access(databases: Option<Arc<dyn Databases>>) -> DatabaseAccess {
+        DatabaseAccess {
+            databases,
+            declared: vec!["main".into(), "archive".into()],
+            query_timeout: Duration::from_millis(100),
+            max_rows: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_declared_database_is_queried_under_its_declared_name() {
+        let access = access(Some(Arc::new(Echo { hang: false })));
+        let rows = run(&access, "MAIN", "SELECT $1", vec![1.into()]).await.expect("rows");
+        assert_eq!(rows.affected, 1);
+        assert_eq!(rows.rows[0]["logical"], "main");
+        assert_eq!(rows.rows[0]["params"], serde_json::json!([1]));
+    }
+
+    #[tokio::test]
+    async fn an_undeclared_database_is_refused_naming_the_declared_ones() {
+        let access = access(Some(Arc::new(Echo { hang: false })));
+        let error = run(&access, "ghost", "SELECT 1", vec![]).await.expect_err("refused");
+        assert_eq!(error.code, "unknown_database");
+        assert!(error.message.contains("`ghost`") && error.message.contains("`main`, `archive`"), "{}", error.message);
+        let none = DatabaseAccess::none();
+        let error = run(&none, "main", "SELECT 1", vec![]).await.expect_err("refused");
+        assert!(error.message.contains("declares none"), "{}", error.message);
+    }
+
+    #[tokio::test]
+    async fn without_databases_a_query_says_it_is_not_available_here() {
+        let error = run(&access(None), "main", "SELECT 1", vec![]).await.expect_err("refused");
+        assert_eq!(error.code, "database_unavailable");
+        assert!(error.message.contains("runs locally"), "{}", error.message);
+    }
+
+    #[tokio::test]
+    async fn a_query_over_its_time_limit_is_cancelled() {
+        let access = access(Some(Arc::new(Echo { hang: true })));
+        let frame = answer(&access, 7, "main".into(), "SELECT pg_sleep(60)".into(), vec![]).await;
+        match xif_protocol::decode::<HostMessage>(&frame[4..]).expect("a message") {
+            HostMessage::QueryFailed { id, error } => {
+                assert_eq!((id, error.code.as_str()), (7, "query_timeout"));
+                assert!(error.message.contains("`main`"), "{}", error.message);
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
     }
 }

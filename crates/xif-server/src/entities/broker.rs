@@ -55,6 +55,54 @@ impl xif_host::Databases for Broker {
     }
 }
 
+/// Queries on databases given by logical database name rather than mapped: `xif call
+/// --database main=URL` on the author's machine.
+pub struct Direct {
+    databases: Vec<(String, Database)>,
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URLs.
+        let names: Vec<&str> = self.databases.iter().map(|(logical, _)| logical.as_str()).collect();
+        formatter.debug_struct("Direct").field("logical_databases", &names).finish()
+    }
+}
+
+impl Direct {
+    /// Connects a pool to each `(logical database, URL)`, in the URL forms of `xif admin
+    /// connection add`; an error names the logical database and never the password.
+    pub async fn connect(urls: &[(String, String)]) -> Result<Self, String> {
+        // No data directory of a server to keep SQLite URLs out of: an empty directory stands in.
+        let nowhere = tempfile::tempdir().map_err(|error| format!("cannot make a temporary directory: {error}"))?;
+        let mut databases = Vec::new();
+        for (logical, url) in urls {
+            let target = super::connections::Target::parse(url, nowhere.path())
+                .map_err(|error| format!("logical database `{logical}`: {error}"))?;
+            let database = target
+                .connect(nowhere.path())
+                .await
+                .map_err(|error| format!("logical database `{logical}`: {error}"))?;
+            databases.push((logical.clone(), database));
+        }
+        Ok(Self { databases })
+    }
+}
+
+impl xif_host::Databases for Direct {
+    fn query<'a>(&'a self, logical: &'a str, sql: &'a str, params: Vec<Value>, max_rows: usize) -> QueryFuture<'a> {
+        Box::pin(async move {
+            let Some((_, database)) = self.databases.iter().find(|(name, _)| name.eq_ignore_ascii_case(logical)) else {
+                return Err(failure(
+                    "missing_configuration",
+                    format!("logical database `{logical}` was given no database: add `--database {logical}=URL`"),
+                ));
+            };
+            run(database, logical, sql, &params, max_rows).await
+        })
+    }
+}
+
 fn failure(code: &str, message: String) -> ActionFailure {
     ActionFailure { code: code.to_owned(), message }
 }
