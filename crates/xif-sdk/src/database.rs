@@ -17,6 +17,12 @@
 //! `$2` for PostgreSQL and `?` for MySQL and SQLite. Values travel in the platform's JSON forms
 //! (see [`crate::types`]): numbers, strings for decimals, dates and times, base64 for binary
 //! data. A query blocks the calling thread until the host answers; other calls go on meanwhile.
+//!
+//! Each query is one statement that commits on its own, on whichever pooled connection the
+//! server takes: `BEGIN` and `COMMIT` in separate queries do not make a transaction (write one
+//! statement, such as `INSERT … SELECT` or `UPDATE … WHERE`, where several must hold together).
+//! A query has the call's time limit, and returns at most 10,000 rows (more is an error: use
+//! `LIMIT` and read in pages).
 
 use serde::de::DeserializeOwned;
 
