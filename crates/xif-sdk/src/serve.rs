@@ -199,8 +199,8 @@ impl Channel {
 
     /// Wakes a thread to take the lead: any idle worker will do, unless threads wait for
     /// answers, which must all look.
-    fn pass_lead(&self, state: &State) {
-        if state.querying > 0 || !state.backlog.is_empty() {
+    fn pass_lead(&self, everyone: bool) {
+        if everyone {
             self.wake.notify_all();
         } else {
             self.wake.notify_one();
@@ -248,7 +248,11 @@ impl Channel {
                 state = self.state();
                 state.leading = false;
                 if let Frame::Call(call) = frame {
-                    self.pass_lead(&state);
+                    // Woken after the lock is let go, so that the next leader does not wake
+                    // only to wait for it.
+                    let everyone = state.querying > 0 || !state.backlog.is_empty();
+                    drop(state);
+                    self.pass_lead(everyone);
                     return Ok(Some(call));
                 }
                 self.settle(&mut state, frame);
@@ -307,8 +311,10 @@ impl Channel {
         };
         state.answers.remove(&id);
         state.querying -= 1;
+        let everyone = state.querying > 0 || !state.backlog.is_empty();
+        drop(state);
         // This thread may have held the lead: someone else takes it now.
-        self.pass_lead(&state);
+        self.pass_lead(everyone);
         answer
     }
 
