@@ -76,7 +76,8 @@ pub enum ExtensionMessage {
         /// One SQL statement in the dialect of the mapped database, with parameters written as
         /// that dialect writes them (`$1` for PostgreSQL, `?` for MySQL and SQLite).
         sql: String,
-        /// The parameters' values, in order, in the platform's JSON forms.
+        /// The parameters' values, in order, in the platform's JSON forms, but Binary Data as
+        /// `{"base64": "…"}` (so that it is bound as bytes, not as its base64 text).
         #[serde(default)]
         params: Vec<serde_json::Value>,
     },

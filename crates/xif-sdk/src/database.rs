@@ -130,19 +130,70 @@ impl Row {
     }
 }
 
-/// A value of the platform's types as a query parameter, in its JSON form.
+/// A value of the platform's types that can be a query parameter: its JSON form, but Binary
+/// Data as `{"base64": "…"}`, so that the host binds bytes, not their base64 text, whatever the
+/// database.
+pub trait ToParam {
+    /// The parameter's value.
+    fn to_param(&self) -> Result<Param, ActionError>;
+}
+
+macro_rules! to_param_as_json {
+    ($($type:ty),*) => {$(
+        impl ToParam for $type {
+            fn to_param(&self) -> Result<Param, ActionError> {
+                param(self)
+            }
+        }
+    )*};
+}
+
+to_param_as_json!(
+    str,
+    String,
+    i32,
+    i64,
+    f64,
+    bool,
+    crate::types::Decimal,
+    crate::types::Date,
+    crate::types::Time,
+    crate::types::DateTime
+);
+
+impl ToParam for crate::types::BinaryData {
+    fn to_param(&self) -> Result<Param, ActionError> {
+        let mut tagged = serde_json::Map::new();
+        tagged.insert("base64".into(), param(self)?);
+        Ok(Param::Object(tagged))
+    }
+}
+
+impl<T: ToParam> ToParam for Option<T> {
+    fn to_param(&self) -> Result<Param, ActionError> {
+        self.as_ref().map_or(Ok(Param::Null), ToParam::to_param)
+    }
+}
+
+impl<T: ToParam + ?Sized> ToParam for &T {
+    fn to_param(&self) -> Result<Param, ActionError> {
+        (**self).to_param()
+    }
+}
+
+/// A value as a query parameter, in its JSON form (for types without [`ToParam`]).
 pub fn param<T: serde::Serialize + ?Sized>(value: &T) -> Result<Param, ActionError> {
     serde_json::to_value(value)
         .map_err(|error| ActionError::new("invalid_parameter", format!("a query parameter cannot be written: {error}")))
 }
 
-/// The parameters of a query, from values of the platform's types:
+/// The parameters of a query, from values of the platform's types ([`ToParam`]):
 /// `database.query(sql, &params![name, age]?)`.
 #[macro_export]
 macro_rules! params {
     ($($value:expr),* $(,)?) => {
         (|| -> ::core::result::Result<::std::vec::Vec<$crate::Param>, $crate::ActionError> {
-            ::core::result::Result::Ok(::std::vec![$($crate::param(&$value)?),*])
+            ::core::result::Result::Ok(::std::vec![$($crate::ToParam::to_param(&$value)?),*])
         })()
     };
 }
@@ -178,7 +229,7 @@ mod tests {
         let params = params!["Ann", 42, amount, bytes, Option::<i32>::None, true].expect("params");
         assert_eq!(
             params,
-            serde_json::json!(["Ann", 42, "12.50", "AQID", null, true]).as_array().cloned().expect("array")
+            serde_json::json!(["Ann", 42, "12.50", {"base64": "AQID"}, null, true]).as_array().cloned().expect("array")
         );
     }
 }

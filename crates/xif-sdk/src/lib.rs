@@ -10,7 +10,7 @@ mod database;
 mod serve;
 pub mod types;
 
-pub use database::{Database, Param, Row, database, param};
+pub use database::{Database, Param, Row, ToParam, database, param};
 /// Re-exported for the generated bindings, so that an extension needs no serde dependency.
 pub use serde;
 pub use serve::{Handler, Manifest, serve};

@@ -7,7 +7,8 @@
 //! dates and times as strings; base64 for bytes). PostgreSQL types its parameters itself, so
 //! each statement is prepared first (sqlx caches it per connection) and each value is bound as
 //! the type the database expects; MySQL and SQLite convert what they are given, so values are
-//! bound as their JSON kind says.
+//! bound as their JSON kind says. Binary Data arrives as `{"base64": "…"}` (the SDK tags it),
+//! so that it is bound as bytes everywhere.
 
 use std::str::FromStr as _;
 use std::sync::Arc;
@@ -257,6 +258,7 @@ macro_rules! bind_loose {
                 (None, None, None) => $query.bind(number.to_string()),
             },
             Value::String(value) => $query.bind(value.clone()),
+            Value::Object(object) if binary(object).is_some() => $query.bind(binary(object)),
             other => {
                 return Err(failure(
                     "invalid_parameter",
@@ -271,6 +273,14 @@ macro_rules! bind_loose {
     };
 }
 use bind_loose;
+
+/// The bytes of Binary Data as the SDK sends a parameter of it: `{"base64": "…"}`.
+fn binary(object: &serde_json::Map<String, Value>) -> Option<Vec<u8>> {
+    match (object.len(), object.get("base64").and_then(Value::as_str)) {
+        (1, Some(text)) => base64::engine::general_purpose::STANDARD.decode(text).ok(),
+        _ => None,
+    }
+}
 
 fn kind_of(value: &Value) -> &'static str {
     match value {
@@ -318,7 +328,7 @@ fn bind_postgres<'q>(
         "FLOAT8" => bind!(f64, value.as_f64()).ok_or_else(|| wrong("a number")),
         "NUMERIC" => bind!(rust_decimal::Decimal, text().and_then(|text| rust_decimal::Decimal::from_str(&text).ok()))
             .ok_or_else(|| wrong("a Decimal, such as \"12.50\"")),
-        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CITEXT" => {
+        "TEXT" | "VARCHAR" | "CHAR" | "NAME" | "citext" => {
             bind!(String, value.as_str().map(str::to_owned)).ok_or_else(|| wrong("text"))
         }
         "DATE" => bind!(chrono::NaiveDate, value.as_str().and_then(|text| text.parse().ok()))
@@ -331,10 +341,13 @@ fn bind_postgres<'q>(
             bind!(chrono::DateTime<chrono::Utc>, value.as_str().and_then(date_time).map(|time| time.and_utc()))
                 .ok_or_else(|| wrong("a Date Time in UTC, such as \"2024-01-31T09:30:00\""))
         }
-        "BYTEA" => {
-            bind!(Vec<u8>, value.as_str().and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok()))
-                .ok_or_else(|| wrong("Binary Data in base64"))
-        }
+        "BYTEA" => bind!(
+            Vec<u8>,
+            value.as_object().and_then(binary).or_else(|| value
+                .as_str()
+                .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok()))
+        )
+        .ok_or_else(|| wrong("Binary Data in base64")),
         other => Err(format!(
             "parameter ${position} is of type {other}, which no platform data type maps to: cast it in the SQL, such \
              as `${position}::text`"
@@ -404,9 +417,7 @@ fn postgres_row(row: &sqlx::postgres::PgRow) -> Result<Row, String> {
             "BYTEA" => Value::String(base64::engine::general_purpose::STANDARD.encode(get!(Vec<u8>))),
             "VOID" => Value::Null,
             _ => match row.try_get_unchecked::<String, _>(index) {
-                Ok(text) if matches!(type_name, "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CITEXT" | "CHAR") => {
-                    Value::String(text)
-                }
+                Ok(text) if matches!(type_name, "TEXT" | "VARCHAR" | "CHAR" | "NAME" | "citext") => Value::String(text),
                 _ => return Err(no_form(name, type_name)),
             },
         };
