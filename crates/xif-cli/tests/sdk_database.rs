@@ -66,6 +66,18 @@ type = "Text"
 name = "Rows"
 type = "Long Integer"
 
+[[actions]]
+name = "Select"
+description = "Counts the rows a query returns."
+
+[[actions.inputs]]
+name = "Sql"
+type = "Text"
+
+[[actions.outputs]]
+name = "Rows"
+type = "Long Integer"
+
 [[entities]]
 name = "Entry"
 description = "An entry."
@@ -137,6 +149,17 @@ impl bindings::Extension for Implementation {
     fn count(&self, database: Text, table: Text) -> Result<LongInteger, ActionError> {
         let rows = xif_sdk::database(&database)?.query(&format!("SELECT COUNT(*) AS n FROM {table}"), &[])?;
         rows.first().ok_or_else(|| ActionError::new("no_rows", "COUNT returned no row"))?.get("n")
+    }
+
+    fn select(&self, sql: Text) -> Result<LongInteger, ActionError> {
+        Self::rows(&sql)
+    }
+}
+
+impl Implementation {
+    fn rows(sql: &str) -> Result<LongInteger, ActionError> {
+        let rows = xif_sdk::database("main")?.query(sql, &[])?;
+        Ok(LongInteger::try_from(rows.len()).unwrap_or(LongInteger::MAX))
     }
 }
 
@@ -316,6 +339,21 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_and_sqlit
         failure(call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "nowhere" })), "database_error");
     assert!(message.contains("logical database `main`") && message.contains("\"nowhere\" does not exist"), "{message}");
     assert!(!message.contains(xif_testkit::postgres::PASSWORD) && !message.contains("127.0.0.1"), "{message}");
+
+    // At most 10,000 rows a query; a column with no platform form asks for a cast.
+    let (status, body) =
+        call(&url, &admin, "Select", &json!({ "Sql": "SELECT g FROM generate_series(1, 10000) AS g" }));
+    assert_eq!((status, &body["Rows"]), (200, &json!(10_000)), "{body}");
+    let message = failure(
+        call(&url, &admin, "Select", &json!({ "Sql": "SELECT g FROM generate_series(1, 10001) AS g" })),
+        "too_many_rows",
+    );
+    assert!(message.contains("more than 10000 rows") && message.contains("LIMIT"), "{message}");
+    let message = failure(
+        call(&url, &admin, "Select", &json!({ "Sql": "SELECT '00000000-0000-0000-0000-000000000000'::uuid AS key" })),
+        "invalid_column",
+    );
+    assert!(message.contains("column `key` is of type UUID") && message.contains("CAST(key AS TEXT)"), "{message}");
 
     // The database stopped: the action is told, soon, and the server keeps serving.
     cluster.stop();
