@@ -78,6 +78,10 @@ type = "Text"
 name = "Rows"
 type = "Long Integer"
 
+[[actions]]
+name = "Later"
+description = "Leaves a thread that queries once the call has returned."
+
 [[entities]]
 name = "Entry"
 description = "An entry."
@@ -153,6 +157,19 @@ impl bindings::Extension for Implementation {
 
     fn select(&self, sql: Text) -> Result<LongInteger, ActionError> {
         Self::rows(&sql)
+    }
+
+    fn later(&self) -> Result<(), ActionError> {
+        let database = xif_sdk::database("main")?;
+        std::thread::spawn(move || {
+            // Long enough for the call to have returned: the host then refuses the query.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            match database.query("SELECT 1 AS one", &[]) {
+                Ok(_) => eprintln!("later: the query ran after its call"),
+                Err(error) => eprintln!("later: {error}"),
+            }
+        });
+        Ok(())
     }
 }
 
@@ -339,6 +356,26 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_and_sqlit
         failure(call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "nowhere" })), "database_error");
     assert!(message.contains("logical database `main`") && message.contains("\"nowhere\" does not exist"), "{message}");
     assert!(!message.contains(xif_testkit::postgres::PASSWORD) && !message.contains("127.0.0.1"), "{message}");
+
+    // A handle kept past its call is refused: the query belongs to a call that has ended.
+    let (status, body) = call(&url, &admin, "Later", &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let output = Command::new("curl")
+            .args(["-sS", "-H"])
+            .arg(format!("authorization: Bearer {admin}"))
+            .arg(format!("{url}/api/v1/extensions/Ledger/logs"))
+            .output()
+            .expect("curl runs");
+        let log = String::from_utf8_lossy(&output.stdout).into_owned();
+        if let Some(line) = log.lines().find(|line| line.contains("later: ")) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "the late query left no line in the log: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(line.contains("(no_call)") && line.contains("not in progress"), "{line}");
 
     // At most 10,000 rows a query; a column with no platform form asks for a cast.
     let (status, body) =
