@@ -166,6 +166,17 @@ async fn columns(database: &Database, table: &str) -> Result<Vec<Column>, sqlx::
     }
 }
 
+/// The name of a table of the current schema that is `table` in another case, if there is one.
+async fn table_in_another_case(pool: &sqlx::PgPool, table: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND lower(table_name) = lower($1) LIMIT 1",
+    )
+    .bind(table)
+    .fetch_optional(pool)
+    .await
+}
+
 /// The column types that fit `data_type` in `database`'s dialect, as said in messages, and
 /// whether `found` is one of them.
 fn fits(database: &Database, data_type: DataType, found: &str) -> (&'static str, bool) {
@@ -241,9 +252,20 @@ pub async fn check(
         let found = columns(database, table).await?;
         let entity_name = &entity.name.value;
         if found.is_empty() {
+            let other_case = match database {
+                Database::Postgres(pool) => table_in_another_case(pool, table).await?,
+                _ => None,
+            };
+            let hint = match other_case {
+                Some(other) => format!(
+                    "; `{other}` exists, but PostgreSQL compares the quoted names the server uses exactly: write \
+                     `table = \"{other}\"`"
+                ),
+                None => "; create it, or correct `table`".to_owned(),
+            };
             problems.push(format!(
                 "{}: entity `{entity_name}`: table `{table}` not found in the database of connection `{connection}` \
-                 ({}); create it, or correct `table`",
+                 ({}){hint}",
                 location(text, table_span),
                 database.kind()
             ));
@@ -255,13 +277,25 @@ pub async fn check(
             let column_span = attribute.column.as_ref().map_or(attribute.name.span, |column| column.span);
             let head =
                 format!("entity `{entity_name}`, attribute `{}`, column `{table}.{column}`", attribute.name.value);
-            let Some(actual) = found.iter().find(|candidate| candidate.name.eq_ignore_ascii_case(column)) else {
-                let names: Vec<&str> = found.iter().map(|candidate| candidate.name.as_str()).collect();
-                problems.push(format!(
-                    "{}: {head}: expected a column `{column}`, found none (the table has {})",
-                    location(text, column_span),
-                    names.join(", ")
-                ));
+            // PostgreSQL compares quoted names exactly (the records' SQL quotes them); MySQL and
+            // SQLite compare column names regardless of case.
+            let exact = matches!(database, Database::Postgres(_));
+            let same = |candidate: &&Column| {
+                if exact { candidate.name == column } else { candidate.name.eq_ignore_ascii_case(column) }
+            };
+            let Some(actual) = found.iter().find(same) else {
+                let message = match found.iter().find(|candidate| candidate.name.eq_ignore_ascii_case(column)) {
+                    Some(other) => format!(
+                        "expected a column `{column}`, found `{}`: PostgreSQL compares the quoted names the server \
+                         uses exactly; write `column = \"{}\"`",
+                        other.name, other.name
+                    ),
+                    None => {
+                        let names: Vec<&str> = found.iter().map(|candidate| candidate.name.as_str()).collect();
+                        format!("expected a column `{column}`, found none (the table has {})", names.join(", "))
+                    }
+                };
+                problems.push(format!("{}: {head}: {message}", location(text, column_span)));
                 continue;
             };
             let data_type = attribute.data_type.data_type.value;
@@ -350,15 +384,6 @@ pub async fn list(
     Ok(Json(listed(&name, &published, &state.metadata.mappings().await?)))
 }
 
-/// `PUT /extensions/{name}/databases/{logical}`'s options.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct MapQuery {
-    /// Map without checking the database (it may not be reachable from here yet, or its tables
-    /// be made later).
-    #[serde(default)]
-    force: bool,
-}
-
 /// `PUT /extensions/{name}/databases/{logical}` `{"connection": NAME}`: checks the entities of
 /// that logical database against the connection's database, then maps it. Every mismatch
 /// refuses the mapping (`422 mapping_mismatch`, each in `problems`) unless `?force=true`.
@@ -366,7 +391,7 @@ pub async fn map(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath((name, logical)): ApiPath<(ExtensionName, String)>,
-    axum::extract::Query(query): axum::extract::Query<MapQuery>,
+    super::connections::Force(force): super::connections::Force,
     ApiJson(request): ApiJson<xif_api::MapDatabase>,
 ) -> Result<Json<xif_api::LogicalDatabase>, ApiError> {
     let administrator = user.administrator_for("mapping an extension's logical database")?;
@@ -385,7 +410,7 @@ pub async fn map(
         ));
     };
     let record = super::connections::find(&state, &request.connection).await?;
-    if !query.force {
+    if !force {
         let refused = |message: String| {
             ApiError::new(
                 ErrorCode::MappingMismatch,
@@ -430,7 +455,7 @@ pub async fn map(
             format!("database connection `{}` was removed meanwhile", record.name),
         ));
     }
-    tracing::info!(extension = %name, %logical, connection = %record.name, by = %administrator.name, forced = query.force, "logical database mapped");
+    tracing::info!(extension = %name, %logical, connection = %record.name, by = %administrator.name, forced = force, "logical database mapped");
     state.entities.changed(&state.cluster).await;
     let all = state.metadata.mappings().await?;
     listed(&name, &published, &all)
