@@ -2,7 +2,7 @@
 //! extension project whose actions insert and read rows through the SDK, published by the real
 //! `xif publish` on a real `xif server` (extensions isolated as the server runs them), its
 //! logical database `main` mapped to a PostgreSQL database of a cluster started here, then to an
-//! SQLite file; the rows checked with `psql` and `sqlite3`. A logical database the definition
+//! SQLite file, then to a MariaDB database; the rows checked with `psql`, `sqlite3` and `mariadb`. A logical database the definition
 //! does not declare, one it declares but nobody mapped, the database's own error, and the
 //! database stopped under the server each give the action a clear error, and the server keeps
 //! serving. `xif call` runs the queries locally on a database given with `--database`, and
@@ -46,6 +46,12 @@ type = "Date"
 name = "Receipt"
 type = "Binary Data"
 
+[[actions.inputs]]
+name = "Marks"
+description = "How the SQL marks parameters: `$` ($1, $2: PostgreSQL, SQLite) or `?` (MySQL)."
+type = "Text"
+default = "$"
+
 [[actions.outputs]]
 name = "Entries"
 type = "Text"
@@ -87,12 +93,12 @@ name = "Entry"
 description = "An entry."
 table = "entries"
 attributes = [
-  { name = "Id", type = "Long Integer", identifier = true, auto_number = true },
-  { name = "Name", type = "Text", length = 100 },
-  { name = "Amount", type = "Decimal", length = 12, decimals = 2 },
-  { name = "Day", type = "Date" },
-  { name = "Active", type = "Boolean" },
-  { name = "Receipt", type = "Binary Data" },
+  { name = "Id", type = "Long Integer", identifier = true, auto_number = true, column = "id" },
+  { name = "Name", type = "Text", length = 100, column = "name" },
+  { name = "Amount", type = "Decimal", length = 12, decimals = 2, column = "amount" },
+  { name = "Day", type = "Date", column = "day" },
+  { name = "Active", type = "Boolean", column = "active" },
+  { name = "Receipt", type = "Binary Data", column = "receipt" },
 ]
 
 [[entities]]
@@ -113,10 +119,18 @@ use bindings::*;
 struct Implementation;
 
 impl bindings::Extension for Implementation {
-    fn add(&self, name: Text, amount: Decimal, day: Date, receipt: BinaryData) -> Result<Text, ActionError> {
+    fn add(&self, name: Text, amount: Decimal, day: Date, receipt: BinaryData, marks: Text) -> Result<Text, ActionError> {
+        let mark = |n: usize| if marks == "?" { "?".to_owned() } else { format!("${n}") };
         let database = xif_sdk::database("main")?;
         let inserted = database.execute(
-            "INSERT INTO entries (name, amount, day, active, receipt) VALUES ($1, $2, $3, $4, $5)",
+            &format!(
+                "INSERT INTO entries (name, amount, day, active, receipt) VALUES ({}, {}, {}, {}, {})",
+                mark(1),
+                mark(2),
+                mark(3),
+                mark(4),
+                mark(5)
+            ),
             &xif_sdk::params![name, amount, day, true, receipt]?,
         )?;
         if inserted != 1 {
@@ -127,7 +141,10 @@ impl bindings::Extension for Implementation {
             scope
                 .spawn(|| {
                     database.query(
-                        "SELECT name, amount, day, active, receipt FROM entries WHERE amount >= $1 ORDER BY name",
+                        &format!(
+                            "SELECT name, amount, day, active, receipt FROM entries WHERE amount >= {} ORDER BY name",
+                            mark(1)
+                        ),
                         &xif_sdk::params![Decimal::ZERO]?,
                     )
                 })
@@ -243,7 +260,7 @@ fn healthy(server: &str) -> bool {
 }
 
 #[test]
-fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_and_sqlite() {
+fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_sqlite_and_mariadb() {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let root = directory.path();
     std::fs::create_dir(root.join("config")).expect("config directory");
@@ -442,6 +459,31 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_and_sqlit
     let message =
         failure(call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "nowhere" })), "database_error");
     assert!(message.contains("no such table: nowhere"), "{message}");
+
+    // Mapped to MariaDB: the same action, with MySQL's marks.
+    let mariadb = xif_testkit::mariadb::Server::new();
+    let shop = mariadb.database();
+    mariadb.sql_in(
+        &shop,
+        "CREATE TABLE entries (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100), amount DECIMAL(12, 2), \
+         day DATE, active BOOLEAN, receipt BLOB);",
+    );
+    let (code, _, stderr) =
+        xif(root, &url, &admin, &["admin", "connection", "add", "shop", "--url-stdin"], &format!("{shop}\n"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = xif(root, &url, &admin, &["admin", "connection", "map", "Ledger", "main", "shop"], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let inputs = json!({ "Name": "Eve", "Amount": "0.10", "Day": "2020-02-29", "Receipt": "AQID", "Marks": "?" });
+    let (status, body) = call(&url, &admin, "Add", &inputs);
+    assert_eq!((status, &body["Entries"]), (200, &json!("Eve=0.10@2020-02-29:true#[1, 2, 3]")), "{body}");
+    assert_eq!(
+        mariadb.sql_in(&shop, "SELECT name, amount, day, active, HEX(receipt) FROM entries").trim(),
+        "Eve\t0.10\t2020-02-29\t1\t010203"
+    );
+    let message =
+        failure(call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "nowhere" })), "database_error");
+    assert!(message.contains("logical database `main` (MySQL)") && message.contains("nowhere"), "{message}");
+    assert!(!message.contains(xif_testkit::mariadb::PASSWORD), "{message}");
 
     // `xif call --database` runs the same queries on the author's machine, on a database given
     // directly.
