@@ -438,6 +438,8 @@ impl AppState {
             metrics: metrics_handle(),
             _lock: lock,
         };
+        // Extensions' own queries (`xif_sdk::database`) run on the mapped connections.
+        state.runtime.use_entities(Arc::clone(&state.entities));
         let bootstrap = state.bootstrap(admin_password).await?;
         // The published version of every extension starts before the server listens; a version
         // that fails to start is logged and reported, the others start regardless.

@@ -9,6 +9,7 @@
 //!   through it.
 //! - [`Database`] is one pool of one of the three kinds; SQL is written per dialect.
 
+pub mod broker;
 pub mod connections;
 pub mod mapping;
 pub mod secrets;
