@@ -13,6 +13,7 @@ pub mod cluster;
 mod connections;
 pub mod entities;
 mod error;
+pub mod extension_openapi;
 mod handlers;
 pub mod names;
 mod paging;
@@ -736,6 +737,7 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions/{name}/versions/{number}/xif", get(download))
         .route("/extensions/{name}/publications", get(publications).post(publish))
         .route("/extensions/{name}/actions/{action}", post(call))
+        .route("/extensions/{name}/openapi.json", get(extension_openapi::handler))
         .route("/extensions/{name}/logs", get(logs))
         .route("/extensions/{name}/lock", delete(break_lock))
         .route("/locks", get(locks))
