@@ -225,6 +225,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The running extensions.
     pub runtime: Arc<Runtime>,
+    /// The record operations' plan of each entity of the running definitions (step 11).
+    pub records: Arc<entities::records::Records>,
     /// Recently seen API tokens.
     pub tokens: Arc<auth::TokenCache>,
     /// Publications.
@@ -422,6 +424,7 @@ impl AppState {
             publishing,
             cluster,
             entities: Arc::new(entities::Entities::default()),
+            records: Arc::default(),
             calls: Arc::new(calllog::CallLog::default()),
             peers,
             tokens: Arc::new(auth::TokenCache::default()),
@@ -737,6 +740,11 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions/{name}/publications", get(publications).post(publish))
         .route("/extensions/{name}/actions/{action}", post(call))
         .route("/extensions/{name}/logs", get(logs))
+        .route("/extensions/{name}/entities/{entity}/records", get(entities::api::list).post(entities::api::create))
+        .route(
+            "/extensions/{name}/entities/{entity}/records/{id}",
+            get(entities::api::read).put(entities::api::put).delete(entities::api::delete),
+        )
         .route("/extensions/{name}/lock", delete(break_lock))
         .route("/locks", get(locks))
         .route("/nodes", get(nodes))

@@ -576,6 +576,11 @@ impl Runtime {
         self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| running.process.log().text())
     }
 
+    /// The definition of the version of `extension` that runs, if one does.
+    pub async fn definition(&self, extension: &str) -> Option<Arc<Definition>> {
+        self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| Arc::clone(&running.definition))
+    }
+
     /// The version of `extension` that runs, if one does.
     pub async fn running_version(&self, extension: &str) -> Option<i64> {
         self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| running.number)

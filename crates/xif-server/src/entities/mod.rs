@@ -9,6 +9,11 @@
 //!   through it.
 //! - [`Database`] is one pool of one of the three kinds; SQL is written per dialect.
 
+pub mod api;
+pub mod filter;
+pub mod records;
+pub mod sql;
+
 use std::fmt;
 
 /// A pool of connections to one database connection of the server.
