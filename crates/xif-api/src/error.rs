@@ -131,6 +131,14 @@ error_codes! {
     ActionTimeout = "action_timeout", 504, CallFailed, "The action did not finish within its time limit.";
     ExtensionCrashed = "extension_crashed", 502, CallFailed, "The extension's process ended during the call.";
     ExtensionProtocolError = "extension_protocol_error", 502, CallFailed, "The extension broke the protocol and was stopped.";
+    // Database connections and mappings
+    UnknownConnection = "unknown_connection", 404, Refused, "There is no database connection of that name.";
+    ConnectionExists = "connection_exists", 409, Refused, "A database connection of that name exists already.";
+    InvalidConnection = "invalid_connection", 400, Refused, "The connection's name or URL is not one the server takes; the message says why.";
+    ConnectionInUse = "connection_in_use", 409, Refused, "Logical databases are mapped to the connection; the message names them.";
+    SecretsKeyMissing = "secrets_key_missing", 409, Refused, "The farm was started without a secrets key (--secrets-key), so it cannot store a connection's secret.";
+    UnknownLogicalDatabase = "unknown_logical_database", 404, Refused, "The published version of the extension has no entity in that logical database.";
+    MappingMismatch = "mapping_mismatch", 422, Refused, "The database does not fit the entities; `problems` lists each mismatch, located in the definition.";
     // The server
     Internal = "internal", 500, Refused, "The server failed; the detail is in its log, never in the answer.";
 }

@@ -74,7 +74,10 @@ fn main() {
     if std::env::args().any(|argument| argument == "--list") {
         return;
     }
-    assert!(Command::new("wrk").arg("--version").output().is_ok(), "wrk is needed: apt-get install wrk (bench/run does)");
+    assert!(
+        Command::new("wrk").arg("--version").output().is_ok(),
+        "wrk is needed: apt-get install wrk (bench/run does)"
+    );
     let temporary = tempfile::tempdir().expect("temporary directory");
     let cluster = xif_testkit::postgres::Cluster::new();
     let url = cluster.database();
@@ -113,7 +116,9 @@ fn main() {
             .expect("publish");
         assert_eq!(response.status(), 200);
     });
-    for arguments in [&["connection", "add", "shopdb", "--url-stdin"][..], &["connection", "map", "Shop", "main", "shopdb"]] {
+    for arguments in
+        [&["connection", "add", "shopdb", "--url-stdin"][..], &["connection", "map", "Shop", "main", "shopdb"]]
+    {
         let mut child = Command::new(env!("CARGO_BIN_EXE_xif"))
             .args(["admin", "--server", &server.url])
             .args(arguments)
@@ -145,11 +150,12 @@ fn main() {
                 |axum::extract::State(pool): axum::extract::State<sqlx::PgPool>,
                  axum::extract::Path(id): axum::extract::Path<i64>| async move {
                     use sqlx::Row as _;
-                    let row = sqlx::query("SELECT \"id\", \"name\", \"count\", \"price\" FROM \"item\" WHERE \"id\" = $1")
-                        .bind(id)
-                        .fetch_one(&pool)
-                        .await
-                        .expect("the row");
+                    let row =
+                        sqlx::query("SELECT \"id\", \"name\", \"count\", \"price\" FROM \"item\" WHERE \"id\" = $1")
+                            .bind(id)
+                            .fetch_one(&pool)
+                            .await
+                            .expect("the row");
                     axum::Json(serde_json::json!({
                         "Id": row.get::<i64, _>(0),
                         "Name": row.get::<String, _>(1),
@@ -181,7 +187,9 @@ fn main() {
     let (baseline, _, _) = xif_testkit::spread(&baseline_rates);
     let (records, _, _) = xif_testkit::spread(&record_rates);
     let ratio = records / baseline;
-    println!("wrk, 1 thread, {CONNECTIONS} connections, {SECONDS} s each, GET by id over {ROWS} rows, {ROUNDS} rounds (medians)");
+    println!(
+        "wrk, 1 thread, {CONNECTIONS} connections, {SECONDS} s each, GET by id over {ROWS} rows, {ROUNDS} rounds (medians)"
+    );
     println!("minimal axum handler with the same query and pool (baseline): {baseline:.0} requests/s");
     println!("xif server, a record read by id: {records:.0} requests/s");
     println!(

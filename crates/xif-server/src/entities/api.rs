@@ -92,6 +92,14 @@ where
         body(table).await
     }
     .await
+    .map_err(|error| match error {
+        // Named only on failure: looking the connection up costs the hot path nothing.
+        RecordError::Unavailable { connection: None, extension, entity, logical, reason } => {
+            let connection = state.entities.connection_name(&extension, &logical);
+            RecordError::Unavailable { connection, extension, entity, logical, reason }
+        }
+        other => other,
+    })
     .map_err(ApiError::from);
     state.calls.record(CallEntry {
         at,

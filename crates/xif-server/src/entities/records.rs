@@ -75,10 +75,13 @@ pub enum RecordError {
     Database(#[from] EntityError),
     /// The database did not answer the statement.
     #[error(
-        "the database of entity `{entity}` (logical database `{logical}` of extension `{extension}`) cannot be reached \
-         now ({reason}); nothing was read or changed"
+        "the database of entity `{entity}` (logical database `{logical}` of extension `{extension}`{}) cannot be \
+         reached now ({reason}); nothing was read or changed",
+        connection.as_ref().map(|name| format!(", database connection `{name}`")).unwrap_or_default()
     )]
     Unavailable {
+        /// The connection the logical database is mapped to, when known.
+        connection: Option<String>,
         /// The extension.
         extension: String,
         /// The entity.
@@ -360,6 +363,7 @@ async fn execute(database: &Database, sql: &str, values: Vec<Bound>) -> Result<(
 fn database_error(error: sqlx::Error, extension: &str, plan: &Plan) -> RecordError {
     use sqlx::error::ErrorKind;
     let unavailable = |reason: String| RecordError::Unavailable {
+        connection: None,
         extension: extension.to_owned(),
         entity: plan.entity.clone(),
         logical: plan.logical.clone(),
