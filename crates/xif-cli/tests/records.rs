@@ -75,10 +75,11 @@ const ROW: &str =
 /// names) and the JSON answer.
 fn request(method: &str, url: &str, token: &str, body: Option<&Value>) -> (u16, Vec<(String, String)>, Value) {
     let mut curl = Command::new("curl");
-    curl.args(["-sS", "-i", "-X", method, "-H"]).arg(format!("authorization: Bearer {token}")).arg("--").arg(url);
+    curl.args(["-sS", "-i", "-X", method, "-H"]).arg(format!("authorization: Bearer {token}"));
     if let Some(body) = body {
         curl.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
     }
+    curl.arg("--url").arg(url);
     let output = curl.output().expect("curl runs");
     assert!(output.status.success(), "curl {url}: {}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
