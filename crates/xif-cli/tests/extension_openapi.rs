@@ -1,7 +1,8 @@
 //! The typed API of an extension: a real `xif server` serves, for the published version of an
 //! extension with an action and an entity, an OpenAPI document that `openapi-spec-validator`
 //! finds valid, from which `openapi-python-client` generates a client (warnings failing it),
-//! and that client, run by Python, calls the action for real and reaches the entity's records.
+//! and that client, run by Python, calls the action and uses the entity's records (on a SQLite
+//! file mapped as its logical database) for real.
 //! The document of the fixture with every data type passes both tools too. Both tools come
 //! from PyPI, at the versions `scripts/install-test-tools` pins.
 
@@ -227,27 +228,96 @@ fn a_published_extension_has_a_valid_typed_api_whose_generated_client_calls_its_
     assert_eq!(answered["refused"]["error"]["code"], "action_failed", "{answered}");
 }
 
-/// The generated client lists the entity's records: with no database connection mapped, the
-/// records API says so in the envelope the document describes.
-const LIST_SCRIPT: &str = r#"
+/// The generated client uses the entity's records: refused while the logical database is
+/// mapped to no connection (in the envelope the document describes), then, mapped to a SQLite
+/// file, creates a record (its identifier numbered by the database), lists it with a filter,
+/// reads it by its identifier, and deletes it.
+const RECORDS_SCRIPT: &str = r#"
 import json, sys
 from shop_client import AuthenticatedClient
-from shop_client.api.records import list_customer_records
+from shop_client.api.records import (
+    create_customer_record, delete_customer_record, get_customer_record, list_customer_records,
+)
+from shop_client.models import Customer
 
 client = AuthenticatedClient(base_url=sys.argv[1] + "/api/v1", token=sys.argv[2], raise_on_unexpected_status=True)
-listed = list_customer_records.sync_detailed(client=client, name_like="A%", sort="-Id", limit=10)
-print(json.dumps({ "status": int(listed.status_code), "body": json.loads(listed.content) }))
+if sys.argv[3] == "unmapped":
+    listed = list_customer_records.sync_detailed(client=client, name_like="A%")
+    print(json.dumps({"status": int(listed.status_code), "body": json.loads(listed.content)}))
+    sys.exit(0)
+created = create_customer_record.sync_detailed(
+    client=client,
+    body=Customer(name="Ann", since="2024-01-31T09:30:00", balance="12.50", active=True),
+)
+customer = created.parsed
+listed = list_customer_records.sync(client=client, name_like="A%", sort="-Id", limit=10)
+missed = list_customer_records.sync(client=client, name="Bob")
+read = get_customer_record.sync(client=client, id=customer.id)
+deleted = delete_customer_record.sync_detailed(client=client, id=customer.id)
+gone = get_customer_record.sync_detailed(client=client, id=customer.id)
+print(json.dumps({
+    "created_status": int(created.status_code),
+    "location": created.headers.get("location"),
+    "created": customer.to_dict(),
+    "listed": [item.to_dict() for item in listed],
+    "missed": len(missed),
+    "read": read.to_dict(),
+    "deleted_status": int(deleted.status_code),
+    "gone_status": int(gone.status_code),
+    "gone": json.loads(gone.content),
+}))
 "#;
 
 #[test]
-#[ignore = "needs the records API (branch `records`): run once it is merged"]
-fn the_generated_client_reaches_the_records_of_an_entity() {
+fn the_generated_client_uses_the_records_of_an_entity() {
     let published = published_shop();
     let work = published.work.path();
     validate_and_generate(&published.document, work, "shop_client");
-    let answered = python(LIST_SCRIPT, work, &[&published.server.url, &published.token]);
+    let (url, token) = (published.server.url.as_str(), published.token.as_str());
+    let answered = python(RECORDS_SCRIPT, work, &[url, token, "unmapped"]);
     assert_eq!(answered["status"], 409, "{answered}");
     assert_eq!(answered["body"]["error"]["code"], "missing_configuration", "{answered}");
+
+    let file = work.join("shop.sqlite");
+    let sqlite3 = |statement: &str| run(Command::new("sqlite3").arg(&file).arg(statement)).trim().to_owned();
+    sqlite3(
+        r#"CREATE TABLE "CUSTOMER" ("Id" INTEGER PRIMARY KEY AUTOINCREMENT, "Name" TEXT NOT NULL, "Since" DATETIME, "Balance" TEXT, "Active" BOOLEAN)"#,
+    );
+    let admin = |arguments: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xif"))
+            .args(["admin", "--server", url])
+            .args(arguments)
+            .env("XIF_TOKEN", token)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("xif admin runs");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("written");
+        let output = child.wait_with_output().expect("finished");
+        assert!(output.status.success(), "xif admin {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    admin(&["connection", "add", "shopdb", "--url-stdin"], &format!("sqlite://{}\n", file.display()));
+    admin(&["connection", "map", "Shop", "main", "shopdb"], "");
+
+    let answered = python(RECORDS_SCRIPT, work, &[url, token, "mapped"]);
+    assert_eq!(answered["created_status"], 201, "{answered}");
+    let id = answered["created"]["Id"].as_i64().unwrap_or_else(|| panic!("the database numbered it: {answered}"));
+    assert!(
+        answered["location"].as_str().is_some_and(|location| location.ends_with(&format!("/records/{id}"))),
+        "{answered}"
+    );
+    assert_eq!(answered["created"]["Name"], "Ann", "{answered}");
+    assert_eq!(answered["listed"], json!([answered["created"]]), "{answered}");
+    assert_eq!(answered["missed"], 0, "{answered}");
+    assert_eq!(answered["read"], answered["created"], "{answered}");
+    assert_eq!(answered["read"]["Balance"], "12.50", "{answered}");
+    assert_eq!(answered["read"]["Since"], "2024-01-31T09:30:00", "{answered}");
+    assert_eq!(answered["deleted_status"], 204, "{answered}");
+    assert_eq!(answered["gone_status"], 404, "{answered}");
+    assert_eq!(answered["gone"]["error"]["code"], "record_not_found", "{answered}");
+    assert_eq!(sqlite3(r#"SELECT count(*) FROM "CUSTOMER""#), "0", "the row was deleted in the database");
 }
 
 /// The document of the fixture that has every data type (Entity Identifier, Record List,

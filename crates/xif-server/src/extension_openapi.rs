@@ -408,7 +408,7 @@ fn record_errors(operation: &mut Map<String, Value>, entity: &str, extra: &[(&st
     responses.insert(
         "404".into(),
         error_response(&format!(
-            "`record_not_found`: no `{entity}` record has that identifier; `unknown_entity`, `unknown_extension`: the published version has no such entity"
+            "`record_not_found`: no `{entity}` record has that identifier; `unknown_entity`: the running version has no such entity; `extension_not_running`: no version of the extension runs"
         )),
     );
     responses.insert(

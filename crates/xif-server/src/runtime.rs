@@ -576,7 +576,7 @@ impl Runtime {
         self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| running.process.log().text())
     }
 
-    /// The definition of the running version of `extension`, if one runs.
+    /// The definition of the version of `extension` that runs, if one does.
     pub async fn definition(&self, extension: &str) -> Option<Arc<Definition>> {
         self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| Arc::clone(&running.definition))
     }

@@ -6,6 +6,7 @@
 
 pub mod farm;
 pub mod haproxy;
+pub mod mariadb;
 pub mod postgres;
 pub mod s3;
 
