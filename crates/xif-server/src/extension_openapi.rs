@@ -201,7 +201,7 @@ fn shared_responses() -> Value {
     })
 }
 
-/// The schema of one value of `spec`. `entity_attribute`: a nullable column (not mandatory).
+/// The schema of one value of `spec`.
 fn type_schema(definition: &Definition, spec: &TypeSpec) -> Value {
     let data_type = spec.data_type.value;
     let mut schema = match data_type {
