@@ -115,6 +115,13 @@ error_codes! {
     NoLock = "no_lock", 404, Refused, "No publication lock is held on the extension.";
     UnknownNode = "unknown_node", 404, Refused, "No live node of the farm has that name.";
     IsolationUnavailable = "isolation_unavailable", 503, Refused, "This server's kernel cannot isolate extensions, and it may not run them unisolated.";
+    // Records of entities
+    UnknownEntity = "unknown_entity", 404, Refused, "The published version of the extension has no such entity.";
+    RecordNotFound = "record_not_found", 404, Refused, "The entity has no record with that identifier.";
+    RecordConflict = "record_conflict", 409, Refused, "Another record holds a value that must be unique; the message names the attribute when the database says which.";
+    InvalidFilter = "invalid_filter", 400, Refused, "A filter, sort key, limit or offset of a list of records is not one the entity takes; the message names the query parameter.";
+    MissingConfiguration = "missing_configuration", 409, Refused, "A logical database of the extension is mapped to no database connection; the message names it and the `xif admin connection map` command.";
+    DatabaseUnavailable = "database_unavailable", 503, Unavailable, "The entity's database cannot be reached now; the message names it; retry after the `Retry-After` seconds.";
     // Calls
     ExtensionNotRunning = "extension_not_running", 404, Refused, "No version of the extension is published and running.";
     ExtensionFailed = "extension_failed", 503, CallFailed, "The extension crashed repeatedly and was stopped.";

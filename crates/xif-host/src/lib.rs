@@ -22,5 +22,5 @@ pub use isolation::{
 pub use log::Log;
 pub use process::{CallError, ExtensionProcess, ResourceLimits, StartError, StartOptions};
 pub use signature::{signature_mismatches, signatures};
-pub use validate::{InputError, validate_inputs};
+pub use validate::{InputError, check_value, default_value, validate_inputs};
 pub use xif_protocol::{ActionFailure, Row, Values};

@@ -13,6 +13,7 @@ pub mod cluster;
 mod connections;
 pub mod entities;
 mod error;
+pub mod extension_openapi;
 mod handlers;
 pub mod names;
 mod paging;
@@ -229,6 +230,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The running extensions.
     pub runtime: Arc<Runtime>,
+    /// The record operations' plan of each entity of the running definitions (step 11).
+    pub records: Arc<entities::records::Records>,
     /// Recently seen API tokens.
     pub tokens: Arc<auth::TokenCache>,
     /// Publications.
@@ -428,6 +431,7 @@ impl AppState {
             publishing,
             cluster,
             entities,
+            records: Arc::default(),
             calls: Arc::new(calllog::CallLog::default()),
             peers,
             tokens: Arc::new(auth::TokenCache::default()),
@@ -804,7 +808,13 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions/{name}/versions/{number}/xif", get(download))
         .route("/extensions/{name}/publications", get(publications).post(publish))
         .route("/extensions/{name}/actions/{action}", post(call))
+        .route("/extensions/{name}/openapi.json", get(extension_openapi::handler))
         .route("/extensions/{name}/logs", get(logs))
+        .route("/extensions/{name}/entities/{entity}/records", get(entities::api::list).post(entities::api::create))
+        .route(
+            "/extensions/{name}/entities/{entity}/records/{id}",
+            get(entities::api::read).put(entities::api::put).delete(entities::api::delete),
+        )
         .route("/extensions/{name}/lock", delete(break_lock))
         .route("/locks", get(locks))
         .route("/nodes", get(nodes))

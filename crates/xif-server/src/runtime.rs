@@ -600,6 +600,16 @@ impl Runtime {
         self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| Arc::clone(&running.definition))
     }
 
+    /// The definition of version `number` of `extension`, if that is the version that runs.
+    pub async fn definition_of_version(&self, extension: &str, number: i64) -> Option<Arc<Definition>> {
+        self.running
+            .read()
+            .await
+            .get(&extension.to_ascii_lowercase())
+            .filter(|running| running.number == number)
+            .map(|running| Arc::clone(&running.definition))
+    }
+
     /// The version of `extension` that runs, if one does.
     pub async fn running_version(&self, extension: &str) -> Option<i64> {
         self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| running.number)

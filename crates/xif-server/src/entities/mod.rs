@@ -9,10 +9,14 @@
 //!   through it.
 //! - [`Database`] is one pool of one of the three kinds; SQL is written per dialect.
 
+pub mod api;
 pub mod broker;
 pub mod connections;
+pub mod filter;
 pub mod mapping;
+pub mod records;
 pub mod secrets;
+pub mod sql;
 
 use std::collections::HashMap;
 use std::fmt;
