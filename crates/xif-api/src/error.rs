@@ -116,6 +116,13 @@ error_codes! {
     NoLock = "no_lock", 404, Refused, "No publication lock is held on the extension.";
     UnknownNode = "unknown_node", 404, Refused, "No live node of the farm has that name.";
     IsolationUnavailable = "isolation_unavailable", 503, Refused, "This server's kernel cannot isolate extensions, and it may not run them unisolated.";
+    // Records of entities
+    UnknownEntity = "unknown_entity", 404, Refused, "The published version of the extension has no such entity.";
+    RecordNotFound = "record_not_found", 404, Refused, "The entity has no record with that identifier.";
+    RecordConflict = "record_conflict", 409, Refused, "Another record holds a value that must be unique; the message names the attribute when the database says which.";
+    InvalidFilter = "invalid_filter", 400, Refused, "A filter, sort key, limit or offset of a list of records is not one the entity takes; the message names the query parameter.";
+    MissingConfiguration = "missing_configuration", 409, Refused, "A logical database of the extension is mapped to no database connection; the message names it and the `xif admin connection map` command.";
+    DatabaseUnavailable = "database_unavailable", 503, Unavailable, "The entity's database cannot be reached now; the message names it; retry after the `Retry-After` seconds.";
     // Calls
     ExtensionNotRunning = "extension_not_running", 404, Refused, "No version of the extension is published and running.";
     ExtensionFailed = "extension_failed", 503, CallFailed, "The extension crashed repeatedly and was stopped.";
@@ -125,6 +132,14 @@ error_codes! {
     ActionTimeout = "action_timeout", 504, CallFailed, "The action did not finish within its time limit.";
     ExtensionCrashed = "extension_crashed", 502, CallFailed, "The extension's process ended during the call.";
     ExtensionProtocolError = "extension_protocol_error", 502, CallFailed, "The extension broke the protocol and was stopped.";
+    // Database connections and mappings
+    UnknownConnection = "unknown_connection", 404, Refused, "There is no database connection of that name.";
+    ConnectionExists = "connection_exists", 409, Refused, "A database connection of that name exists already.";
+    InvalidConnection = "invalid_connection", 400, Refused, "The connection's name or URL is not one the server takes; the message says why.";
+    ConnectionInUse = "connection_in_use", 409, Refused, "Logical databases are mapped to the connection; the message names them.";
+    SecretsKeyMissing = "secrets_key_missing", 409, Refused, "The farm was started without a secrets key (--secrets-key), so it cannot store a connection's secret.";
+    UnknownLogicalDatabase = "unknown_logical_database", 404, Refused, "The published version of the extension has no entity in that logical database.";
+    MappingMismatch = "mapping_mismatch", 422, Refused, "The database does not fit the entities; `problems` lists each mismatch, located in the definition.";
     // The server
     Internal = "internal", 500, Refused, "The server failed; the detail is in its log, never in the answer.";
 }

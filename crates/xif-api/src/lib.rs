@@ -77,6 +77,10 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     /// For people: what was wrong and how to fix it.
     pub message: String,
+    /// Each problem found, for errors that find several (`mapping_mismatch`: one per column),
+    /// each located in the definition; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// `POST /login`.
@@ -244,6 +248,11 @@ pub struct Extension {
     /// it failed).
     #[serde(default)]
     pub running: Option<i64>,
+    /// The logical databases of the published version that are mapped to no database
+    /// connection ("missing configuration"): its entities cannot be used until an administrator
+    /// maps them (`xif admin connection map`).
+    #[serde(default)]
+    pub missing_configuration: Vec<String>,
 }
 
 /// A version of an extension.
@@ -436,4 +445,96 @@ pub struct Health {
     pub status: String,
     /// The server's version.
     pub version: String,
+}
+
+/// The kinds of database a connection can reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionKind {
+    /// PostgreSQL (`postgres://`).
+    Postgres,
+    /// MySQL or MariaDB (`mysql://`, `mariadb://`).
+    Mysql,
+    /// An SQLite file on the server (`sqlite://PATH`).
+    Sqlite,
+}
+
+impl ConnectionKind {
+    /// The name shown to people.
+    pub const fn label(self) -> &'static str {
+        match self {
+            ConnectionKind::Postgres => "PostgreSQL",
+            ConnectionKind::Mysql => "MySQL",
+            ConnectionKind::Sqlite => "SQLite",
+        }
+    }
+}
+
+/// `POST /connections`: a database connection to add.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewConnection {
+    /// Its name, as mappings refer to it.
+    pub name: String,
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, `mysql://…` (or `mariadb://…`), or
+    /// `sqlite://PATH` (an existing file outside the server's data directory). Stored encrypted,
+    /// never shown back but redacted.
+    pub url: String,
+}
+
+/// A database connection, as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// Its name.
+    pub name: String,
+    /// What it reaches.
+    pub kind: ConnectionKind,
+    /// Its URL with the password replaced by `***`.
+    pub url: String,
+    /// Who added it.
+    pub added_by: String,
+    /// When, RFC 3339.
+    pub added_at: String,
+    /// The logical databases mapped to it, as `EXTENSION/LOGICAL`.
+    #[serde(default)]
+    pub mappings: Vec<String>,
+}
+
+/// `POST /connections/{name}/test`: whether the database answered `SELECT 1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionTest {
+    /// The connection.
+    pub name: String,
+    /// Whether it answered.
+    pub ok: bool,
+    /// What happened, in words (never the secret).
+    pub message: String,
+    /// How long it took, in milliseconds.
+    pub millis: u64,
+}
+
+/// `PUT /extensions/{ext}/databases/{logical}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MapDatabase {
+    /// The connection to map the logical database to.
+    pub connection: String,
+}
+
+/// A logical database of an extension's published version, as `GET /extensions/{ext}/databases`
+/// lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogicalDatabase {
+    /// The extension.
+    pub extension: String,
+    /// The logical database, as the definition names it.
+    pub logical: String,
+    /// The connection it is mapped to; `None` for "missing configuration".
+    pub connection: Option<String>,
+    /// The entities of the published version in it.
+    pub entities: Vec<String>,
+    /// Who mapped it, when it is.
+    #[serde(default)]
+    pub mapped_by: Option<String>,
+    /// When, RFC 3339.
+    #[serde(default)]
+    pub mapped_at: Option<String>,
 }

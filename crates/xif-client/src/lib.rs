@@ -355,6 +355,49 @@ impl Client {
     pub async fn break_lock(&self, extension: &str) -> Result<xif_api::Lock, ClientError> {
         self.send(self.http.delete(self.url(&format!("/extensions/{extension}/lock")))).await
     }
+
+    /// Every database connection, with the mappings to it (administrators).
+    pub async fn connections(&self) -> Result<Vec<xif_api::Connection>, ClientError> {
+        self.send(self.http.get(self.url("/connections"))).await
+    }
+
+    /// Adds a database connection (administrators); its URL is shown back redacted.
+    pub async fn add_connection(&self, name: &str, url: &str) -> Result<xif_api::Connection, ClientError> {
+        let new = xif_api::NewConnection { name: name.to_owned(), url: url.to_owned() };
+        self.json(reqwest::Method::POST, "/connections", &new).await
+    }
+
+    /// Removes a database connection (administrators); `force` even while logical databases are
+    /// mapped to it (they are then missing configuration).
+    pub async fn remove_connection(&self, name: &str, force: bool) -> Result<(), ClientError> {
+        let url = format!("{}?force={force}", self.url(&format!("/connections/{name}")));
+        self.send::<Option<()>>(self.http.delete(url)).await.map(|_| ())
+    }
+
+    /// Connects to a database connection and runs `SELECT 1` (administrators).
+    pub async fn test_connection(&self, name: &str) -> Result<xif_api::ConnectionTest, ClientError> {
+        self.send(self.http.post(self.url(&format!("/connections/{name}/test")))).await
+    }
+
+    /// The logical databases of an extension's published version and their mappings
+    /// (administrators).
+    pub async fn databases(&self, extension: &str) -> Result<Vec<xif_api::LogicalDatabase>, ClientError> {
+        self.send(self.http.get(self.url(&format!("/extensions/{extension}/databases")))).await
+    }
+
+    /// Maps a logical database of an extension to a connection, after checking the database
+    /// against its entities unless `force` (administrators).
+    pub async fn map_database(
+        &self,
+        extension: &str,
+        logical: &str,
+        connection: &str,
+        force: bool,
+    ) -> Result<xif_api::LogicalDatabase, ClientError> {
+        let url = format!("{}?force={force}", self.url(&format!("/extensions/{extension}/databases/{logical}")));
+        let body = xif_api::MapDatabase { connection: connection.to_owned() };
+        self.send(self.http.put(url).json(&body)).await
+    }
 }
 
 /// The target of the `Link` header's `rel="next"` link, when there is one.

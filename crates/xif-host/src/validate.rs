@@ -152,6 +152,14 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// `value` checked against `spec` as an input of that type would be (Decimal numbers turned into
+/// exact strings), or where within it (`.Lines[1].Amount`, empty for the value itself) and what is
+/// wrong. The records API checks an entity's attribute values with it, so that records take
+/// exactly the JSON forms of action inputs.
+pub fn check_value(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Value, (String, String)> {
+    check(definition, spec, value)
+}
+
 /// A value checked against its type, or where within it (`.Lines[1].Amount`) and what is wrong.
 fn check(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Value, (String, String)> {
     let data_type = spec.data_type.value;
@@ -256,6 +264,12 @@ fn record(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Val
 /// An exact decimal's canonical text, if `text` is one.
 fn decimal(text: &str) -> Option<Value> {
     rust_decimal::Decimal::from_str_exact(text.trim()).ok().map(|decimal| Value::String(decimal.to_string()))
+}
+
+/// A definition's default value (`default = …`) as the JSON value of its type, as an omitted
+/// input's default is sent; the records API fills omitted attributes of a new record with it.
+pub fn default_value(spec: &TypeSpec, literal: &Literal) -> Value {
+    self::literal(spec, literal)
 }
 
 /// A definition's default value as the value sent to the extension.

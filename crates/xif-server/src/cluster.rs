@@ -53,6 +53,9 @@ pub enum Event {
     },
     /// A token was revoked, a user removed or permissions changed: forget cached tokens.
     AuthChanged,
+    /// A database connection was added or removed, or a logical database mapped: read the
+    /// connections and mappings again (and close the pools of those gone).
+    ConnectionsChanged,
     /// This node (re)connected to the shared store and may have missed events: compare
     /// everything again. Never sent between nodes.
     Resync,
@@ -154,6 +157,15 @@ pub trait Backend: Send + Sync {
     /// recorded yet, and returns the one recorded; the local back end records nothing and
     /// returns `store`.
     async fn claim_store(&self, store: &str) -> Result<String, StoreError>;
+    /// The farm setting `key` (see `farm_settings`); the local back end keeps none.
+    async fn setting(&self, _key: &str) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    /// Records `value` as the farm setting `key` when none is recorded yet, and returns the one
+    /// recorded; the local back end records nothing and returns `value`.
+    async fn claim_setting(&self, _key: &str, value: &str) -> Result<String, StoreError> {
+        Ok(value.to_owned())
+    }
 }
 
 /// The back end for the metadata store at `database`: PostgreSQL's tables and notifications
@@ -386,6 +398,16 @@ impl Cluster {
     /// recorded; see [`Backend::claim_store`].
     pub async fn claim_store(&self, store: &str) -> Result<String, StoreError> {
         self.backend.claim_store(store).await
+    }
+
+    /// The farm setting `key`, if recorded; see [`Backend::setting`].
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.backend.setting(key).await
+    }
+
+    /// Records `value` as the farm setting `key` unless one is; see [`Backend::claim_setting`].
+    pub async fn claim_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        self.backend.claim_setting(key, value).await
     }
 
     /// Registers this node and starts its heartbeat and its listener. Events come through

@@ -16,12 +16,13 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     retry_after: Option<u64>,
+    problems: Vec<String>,
 }
 
 impl ApiError {
     /// An error with a stable `code` and a `message` a person can act on.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after: None }
+        Self { code, message: message.into(), retry_after: None, problems: Vec::new() }
     }
 
     /// An error the client may retry after `wait` (at least a second, rounded up), which is sent
@@ -29,7 +30,18 @@ impl ApiError {
     pub fn retry_after(code: ErrorCode, message: &str, wait: std::time::Duration) -> Self {
         let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
         let unit = if seconds == 1 { "second" } else { "seconds" };
-        Self { code, message: format!("{message}; try again in {seconds} {unit}"), retry_after: Some(seconds) }
+        Self {
+            code,
+            message: format!("{message}; try again in {seconds} {unit}"),
+            retry_after: Some(seconds),
+            problems: Vec::new(),
+        }
+    }
+
+    /// The same error listing `problems`, each for people, in the answer's `problems`.
+    pub fn with_problems(mut self, problems: Vec<String>) -> Self {
+        self.problems = problems;
+        self
     }
 
     /// 403 for a missing permission, naming it.
@@ -133,7 +145,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let retry_after = self.retry_after;
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, problems: self.problems } };
         let mut response = (status, Json(body)).into_response();
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());

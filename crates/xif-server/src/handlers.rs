@@ -427,6 +427,7 @@ pub async fn extensions(
     let mut listed = paging.answer(extensions, |extension| extension.name.clone(), |extension| extension);
     for extension in &mut listed.items {
         extension.running = state.runtime.running_version(&extension.name).await;
+        extension.missing_configuration = state.entities.missing_for(&state.runtime, &extension.name).await;
     }
     Ok(listed)
 }
@@ -445,6 +446,7 @@ pub async fn extension(
         ));
     };
     extension.running = state.runtime.running_version(&extension.name).await;
+    extension.missing_configuration = state.entities.missing_for(&state.runtime, &extension.name).await;
     Ok(Json(extension))
 }
 
@@ -909,8 +911,19 @@ pub async fn publish(
     };
     // A task of its own: the publication runs to its end even if the client goes away.
     let publishing = Arc::clone(&state.publishing);
+    let extension = order.extension.clone();
     let publication = tokio::spawn(async move { publishing.publish(&user.0, &order).await });
-    Ok(Json(publication.await.map_err(ApiError::internal)??))
+    let mut response = publication.await.map_err(ApiError::internal)??;
+    if response.published {
+        for logical in state.entities.missing_for(&state.runtime, &extension).await {
+            response.messages.push(format!(
+                "warning: `{extension}` is missing configuration: its logical database `{logical}` is mapped to no \
+                 database connection, so its entities cannot be used until an administrator runs \
+                 `xif admin connection map {extension} {logical} CONNECTION`"
+            ));
+        }
+    }
+    Ok(Json(response))
 }
 
 pub async fn locks(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<xif_api::Lock>>, ApiError> {

@@ -13,6 +13,7 @@ pub mod cluster;
 mod connections;
 pub mod entities;
 mod error;
+pub mod extension_openapi;
 mod handlers;
 pub mod names;
 mod paging;
@@ -44,8 +45,9 @@ pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, Runt
 pub use s3::S3Blobs;
 pub use sqlite::SqliteStore;
 pub use store::{
-    BlobRead, BlobStore, BlobUpload, CallQuery, LockRequest, MetadataStore, NewToken, NewVersion, Page,
-    PublicationRecord, PublishRefusal, StoreError, TokenOwner, TokenScope, UserRecord, every_extension, fetch_to_temp,
+    BlobRead, BlobStore, BlobUpload, CallQuery, ConnectionRecord, LockRequest, MappingRecord, MetadataStore, NewToken,
+    NewVersion, Page, PublicationRecord, PublishRefusal, StoreError, TokenOwner, TokenScope, UserRecord,
+    every_extension, fetch_to_temp,
 };
 
 /// How to run a server.
@@ -83,12 +85,16 @@ pub struct Storage {
     /// `s3://BUCKET?endpoint=…&region=…`: archives in an S3-compatible object store; `None` for
     /// a directory in the data directory.
     pub blobs: Option<String>,
+    /// The key file database connections' URLs are encrypted under, shared by every node of a
+    /// farm (`--secrets-key`); `None` for `secrets.key` in the data directory (a single server),
+    /// or for a farm that stores no connection.
+    pub secrets_key: Option<PathBuf>,
 }
 
 impl Storage {
     /// The embedded default: everything in `data_dir`.
     pub fn embedded(data_dir: &Path) -> Self {
-        Self { data_dir: data_dir.to_owned(), database: None, blobs: None }
+        Self { data_dir: data_dir.to_owned(), database: None, blobs: None, secrets_key: None }
     }
 }
 
@@ -229,6 +235,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The running extensions.
     pub runtime: Arc<Runtime>,
+    /// The record operations' plan of each entity of the running definitions (step 11).
+    pub records: Arc<entities::records::Records>,
     /// Recently seen API tokens.
     pub tokens: Arc<auth::TokenCache>,
     /// Publications.
@@ -407,6 +415,7 @@ impl AppState {
         if recorded != store {
             return Err(store_mismatch(&recorded, &store));
         }
+        let keys = secrets_key(storage, &cluster).await?;
         // Known to itself before it listens (and without listening, as in tests): a node of one.
         backend.register(&cluster.identity()).await.map_err(storage_error)?;
         let publishing = Arc::new(publishing::Publishing::new(
@@ -425,13 +434,15 @@ impl AppState {
                 cluster.identity().name
             }))
         };
+        let entities = Arc::new(entities::Entities::new(Arc::clone(&metadata), keys, data_dir));
         let state = Self {
             metadata,
             blobs,
             runtime,
             publishing,
             cluster,
-            entities: Arc::new(entities::Entities::default()),
+            entities,
+            records: Arc::default(),
             calls,
             peers,
             tokens: Arc::new(auth::TokenCache::default()),
@@ -442,6 +453,8 @@ impl AppState {
             metrics: metrics_handle(),
             _lock: lock,
         };
+        // Extensions' own queries (`xif_sdk::database`) run on the mapped connections.
+        state.runtime.use_entities(Arc::clone(&state.entities));
         let bootstrap = state.bootstrap(admin_password).await?;
         // The published version of every extension starts before the server listens; a version
         // that fails to start is logged and reported, the others start regardless.
@@ -462,11 +475,16 @@ impl AppState {
         self.cluster.set_address(address, name);
         let mut events = self.cluster.subscribe();
         let tokens = Arc::clone(&self.tokens);
+        let entities = Arc::clone(&self.entities);
         tokio::spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(cluster::Event::AuthChanged | cluster::Event::Resync)
-                    | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => tokens.clear(),
+                    Ok(cluster::Event::AuthChanged) => tokens.clear(),
+                    Ok(cluster::Event::ConnectionsChanged) => entities.refresh().await,
+                    Ok(cluster::Event::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        tokens.clear();
+                        entities.refresh().await;
+                    }
                     Ok(cluster::Event::Published { .. }) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
@@ -611,6 +629,61 @@ async fn refuse_lost_database(data_dir: &Path, database: &Path) -> Result<(), Se
     })
 }
 
+/// Where database connections' secrets key comes from: a single server's own file in its data
+/// directory; on a farm, the `--secrets-key` file whose fingerprint the farm recorded first (a
+/// node with another key, or none once the farm has one, is refused: it could not read the
+/// connections the others store).
+async fn secrets_key(
+    storage: &Storage,
+    cluster: &cluster::Cluster,
+) -> Result<entities::secrets::KeySource, ServerError> {
+    use entities::secrets::{KeySource, SecretsKey};
+    const SETTING: &str = "secrets_key";
+    let storage_error = |source| ServerError::Storage { path: storage.data_dir.clone(), source };
+    let given = match &storage.secrets_key {
+        Some(path) => Some(SecretsKey::read(path).map_err(|problem| ServerError::Mismatch {
+            problem,
+            hint: "give --secrets-key (or XIF_SECRETS_KEY) the key file every node of the farm shares".into(),
+        })?),
+        None => None,
+    };
+    if storage.database.is_none() {
+        return Ok(match given {
+            Some(key) => KeySource::Given(key),
+            None => KeySource::Local(storage.data_dir.join(entities::secrets::KEY_FILE)),
+        });
+    }
+    let hint = "start every node of the farm with the same --secrets-key file (XIF_SECRETS_KEY): the one the \
+                farm's connections were stored under"
+        .to_owned();
+    match given {
+        Some(key) => {
+            let fingerprint = key.fingerprint();
+            let recorded = cluster.claim_setting(SETTING, &fingerprint).await.map_err(storage_error)?;
+            if recorded != fingerprint {
+                return Err(ServerError::Mismatch {
+                    problem: format!(
+                        "the secrets key given (key {fingerprint}) is not the farm's (key {recorded}): this node could \
+                         not read the database connections the others stored"
+                    ),
+                    hint,
+                });
+            }
+            Ok(KeySource::Given(key))
+        }
+        None => match cluster.setting(SETTING).await.map_err(storage_error)? {
+            Some(recorded) => Err(ServerError::Mismatch {
+                problem: format!(
+                    "the farm keeps database connections under a secrets key (key {recorded}), and this node was \
+                     started without one"
+                ),
+                hint,
+            }),
+            None => Ok(KeySource::Missing),
+        },
+    }
+}
+
 /// The archive store `storage` names, as the farm records it: `s3://BUCKET@ENDPOINT` (`@aws`
 /// for AWS itself), or `directory HOST:PATH` for the directory of one node (which only that
 /// node can read). Never a credential: those come from the environment.
@@ -746,12 +819,23 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions/{name}/versions/{number}/xif", get(download))
         .route("/extensions/{name}/publications", get(publications).post(publish))
         .route("/extensions/{name}/actions/{action}", post(call))
+        .route("/extensions/{name}/openapi.json", get(extension_openapi::handler))
         .route("/extensions/{name}/logs", get(logs))
         .route("/extensions/{name}/consumers", get(consumers))
         .route("/extensions/{name}/calls", get(calls))
+        .route("/extensions/{name}/entities/{entity}/records", get(entities::api::list).post(entities::api::create))
+        .route(
+            "/extensions/{name}/entities/{entity}/records/{id}",
+            get(entities::api::read).put(entities::api::put).delete(entities::api::delete),
+        )
         .route("/extensions/{name}/lock", delete(break_lock))
         .route("/locks", get(locks))
         .route("/nodes", get(nodes))
+        .route("/connections", get(entities::connections::list).post(entities::connections::add))
+        .route("/connections/{name}", delete(entities::connections::remove))
+        .route("/connections/{name}/test", post(entities::connections::test))
+        .route("/extensions/{name}/databases", get(entities::mapping::list))
+        .route("/extensions/{name}/databases/{logical}", axum::routing::put(entities::mapping::map))
         .route("/modules/{module}/dependencies", axum::routing::put(dependencies))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()

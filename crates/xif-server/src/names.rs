@@ -107,6 +107,8 @@ path_names! {
     ExtensionName: "valid extension name", is_definition_name, definition_rule("extension");
     /// An action's name, as `/extensions/{name}/actions/{action}` takes it.
     ActionName: "valid action name", is_definition_name, definition_rule("action");
+    /// An entity's name, as `/extensions/{name}/entities/{entity}/…` takes it.
+    EntityName: "valid entity name", is_definition_name, definition_rule("entity");
     /// A module's name, as `/modules/{module}/…` takes it.
     ModuleName: "valid module name", is_definition_name, definition_rule("module");
     /// A user's name, as `/users/{name}/…` takes it.

@@ -14,8 +14,8 @@ use sqlx::{Connection as _, Postgres, Row, Transaction};
 use xif_api::{Permission, Publication, Version};
 
 use crate::store::{
-    CallQuery, LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError,
-    TokenOwner, TokenScope, UserRecord,
+    CallQuery, ConnectionRecord, LockRequest, MappingRecord, MetadataStore, NewToken, NewVersion, Page,
+    PublicationRecord, PublishRefusal, StoreError, TokenOwner, TokenScope, UserRecord,
 };
 
 /// The schema, in order: (version, description, SQL).
@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     // The farm's tables (`cluster/postgres.rs`), numbered from 100 apart from the store's own.
     (100, "nodes", include_str!("../migrations/postgres/0100_nodes.sql")),
     (101, "farm settings", include_str!("../migrations/postgres/0101_farm_settings.sql")),
+    (102, "connections", include_str!("../migrations/postgres/0102_connections.sql")),
     (103, "scopes and calls", include_str!("../migrations/postgres/0103_scopes_and_calls.sql")),
 ];
 
@@ -168,6 +169,7 @@ fn extension(row: &PgRow) -> Result<xif_api::Extension, sqlx::Error> {
         published: row.try_get("published_number")?,
         versions: row.try_get("version_count")?,
         running: None,
+        missing_configuration: Vec::new(),
     })
 }
 
@@ -262,6 +264,101 @@ async fn lock_extension(transaction: &mut Transaction<'_, Postgres>, name: &str)
 
 #[async_trait]
 impl MetadataStore for PgStore {
+    async fn add_connection(&self, connection: &ConnectionRecord) -> Result<bool, StoreError> {
+        let added = sqlx::query(
+            "INSERT INTO database_connections (key, name, kind, sealed, redacted, added_by, added_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(connection.name.to_lowercase())
+        .bind(&connection.name)
+        .bind(&connection.kind)
+        .bind(&connection.sealed)
+        .bind(&connection.redacted)
+        .bind(&connection.added_by)
+        .bind(&connection.added_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(added.rows_affected() == 1)
+    }
+
+    async fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, kind, sealed, redacted, added_by, added_at FROM database_connections ORDER BY key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConnectionRecord {
+                    name: row.try_get("name")?,
+                    kind: row.try_get("kind")?,
+                    sealed: row.try_get("sealed")?,
+                    redacted: row.try_get("redacted")?,
+                    added_by: row.try_get("added_by")?,
+                    added_at: row.try_get("added_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_connection(&self, name: &str) -> Result<bool, StoreError> {
+        let key = name.to_lowercase();
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query("DELETE FROM database_mappings WHERE connection_key = $1")
+            .bind(&key)
+            .execute(&mut *transaction)
+            .await?;
+        let removed = sqlx::query("DELETE FROM database_connections WHERE key = $1")
+            .bind(&key)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(removed.rows_affected() == 1)
+    }
+
+    async fn map_database(&self, mapping: &MappingRecord) -> Result<bool, StoreError> {
+        // Only onto a connection that exists (the SELECT finds none otherwise).
+        let mapped = sqlx::query(
+            "INSERT INTO database_mappings \
+             (extension_key, logical_key, extension, logical, connection_key, mapped_by, mapped_at) \
+             SELECT $1, $2, $3, $4, key, $6, $7 FROM database_connections WHERE key = $5 \
+             ON CONFLICT (extension_key, logical_key) DO UPDATE SET extension = excluded.extension, \
+             logical = excluded.logical, connection_key = excluded.connection_key, \
+             mapped_by = excluded.mapped_by, mapped_at = excluded.mapped_at",
+        )
+        .bind(mapping.extension.to_lowercase())
+        .bind(mapping.logical.to_lowercase())
+        .bind(&mapping.extension)
+        .bind(&mapping.logical)
+        .bind(mapping.connection.to_lowercase())
+        .bind(&mapping.mapped_by)
+        .bind(&mapping.mapped_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(mapped.rows_affected() == 1)
+    }
+
+    async fn mappings(&self) -> Result<Vec<MappingRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.extension, m.logical, c.name AS connection, m.mapped_by, m.mapped_at \
+             FROM database_mappings m JOIN database_connections c ON c.key = m.connection_key \
+             ORDER BY m.extension_key, m.logical_key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MappingRecord {
+                    extension: row.try_get("extension")?,
+                    logical: row.try_get("logical")?,
+                    connection: row.try_get("connection")?,
+                    mapped_by: row.try_get("mapped_by")?,
+                    mapped_at: row.try_get("mapped_at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

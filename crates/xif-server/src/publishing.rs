@@ -431,7 +431,7 @@ impl Publishing {
                     _ = ticks.tick() => None,
                     event = events.recv() => match event {
                         Ok(Event::Published { extension, version }) => Some((extension, version)),
-                        Ok(Event::AuthChanged) => continue,
+                        Ok(Event::AuthChanged | Event::ConnectionsChanged) => continue,
                         Ok(Event::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                     },

@@ -11,8 +11,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use xif_api::{Permission, Publication, Version};
 
 use crate::store::{
-    CallQuery, LockRequest, MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError,
-    TokenOwner, TokenScope, UserRecord,
+    CallQuery, ConnectionRecord, LockRequest, MappingRecord, MetadataStore, NewToken, NewVersion, Page,
+    PublicationRecord, PublishRefusal, StoreError, TokenOwner, TokenScope, UserRecord,
 };
 
 /// The schema, in order. Each runs once, in a transaction, and is recorded in
@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_publication_lease.sql")),
     (5, include_str!("../migrations/0005_version_signatures.sql")),
     (6, include_str!("../migrations/0006_growth.sql")),
+    (7, include_str!("../migrations/0007_connections.sql")),
     (8, include_str!("../migrations/0008_scopes_and_calls.sql")),
 ];
 
@@ -161,6 +162,7 @@ fn extension(row: &SqliteRow) -> Result<xif_api::Extension, sqlx::Error> {
         published: row.try_get("published_number")?,
         versions: row.try_get("version_count")?,
         running: None,
+        missing_configuration: Vec::new(),
     })
 }
 
@@ -229,6 +231,99 @@ async fn extension_id(transaction: &mut Transaction<'_, Sqlite>, name: &str) -> 
 
 #[async_trait]
 impl MetadataStore for SqliteStore {
+    async fn add_connection(&self, connection: &ConnectionRecord) -> Result<bool, StoreError> {
+        let added = sqlx::query(
+            "INSERT INTO database_connections (key, name, kind, sealed, redacted, added_by, added_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(connection.name.to_lowercase())
+        .bind(&connection.name)
+        .bind(&connection.kind)
+        .bind(&connection.sealed)
+        .bind(&connection.redacted)
+        .bind(&connection.added_by)
+        .bind(&connection.added_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(added.rows_affected() == 1)
+    }
+
+    async fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, kind, sealed, redacted, added_by, added_at FROM database_connections ORDER BY key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConnectionRecord {
+                    name: row.try_get("name")?,
+                    kind: row.try_get("kind")?,
+                    sealed: row.try_get("sealed")?,
+                    redacted: row.try_get("redacted")?,
+                    added_by: row.try_get("added_by")?,
+                    added_at: row.try_get("added_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_connection(&self, name: &str) -> Result<bool, StoreError> {
+        let key = name.to_lowercase();
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query("DELETE FROM database_mappings WHERE connection_key = ?")
+            .bind(&key)
+            .execute(&mut *transaction)
+            .await?;
+        let removed =
+            sqlx::query("DELETE FROM database_connections WHERE key = ?").bind(&key).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        Ok(removed.rows_affected() == 1)
+    }
+
+    async fn map_database(&self, mapping: &MappingRecord) -> Result<bool, StoreError> {
+        // Only onto a connection that exists (the SELECT finds none otherwise).
+        let mapped = sqlx::query(
+            "INSERT INTO database_mappings \
+             (extension_key, logical_key, extension, logical, connection_key, mapped_by, mapped_at) \
+             SELECT ?1, ?2, ?3, ?4, key, ?6, ?7 FROM database_connections WHERE key = ?5 \
+             ON CONFLICT (extension_key, logical_key) DO UPDATE SET extension = excluded.extension, \
+             logical = excluded.logical, connection_key = excluded.connection_key, \
+             mapped_by = excluded.mapped_by, mapped_at = excluded.mapped_at",
+        )
+        .bind(mapping.extension.to_lowercase())
+        .bind(mapping.logical.to_lowercase())
+        .bind(&mapping.extension)
+        .bind(&mapping.logical)
+        .bind(mapping.connection.to_lowercase())
+        .bind(&mapping.mapped_by)
+        .bind(&mapping.mapped_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(mapped.rows_affected() == 1)
+    }
+
+    async fn mappings(&self) -> Result<Vec<MappingRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.extension, m.logical, c.name AS connection, m.mapped_by, m.mapped_at \
+             FROM database_mappings m JOIN database_connections c ON c.key = m.connection_key \
+             ORDER BY m.extension_key, m.logical_key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MappingRecord {
+                    extension: row.try_get("extension")?,
+                    logical: row.try_get("logical")?,
+                    connection: row.try_get("connection")?,
+                    mapped_by: row.try_get("mapped_by")?,
+                    mapped_at: row.try_get("mapped_at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -275,6 +275,38 @@ pub struct PublicationRecord {
     pub publication: Publication,
 }
 
+/// A database connection as stored: its URL only sealed (see `entities::secrets`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    /// Its name, as given.
+    pub name: String,
+    /// `postgres`, `mysql` or `sqlite`.
+    pub kind: String,
+    /// The URL, encrypted under the server's secrets key (base64).
+    pub sealed: String,
+    /// The URL with its secret replaced, to show.
+    pub redacted: String,
+    /// Who added it.
+    pub added_by: String,
+    /// When, RFC 3339.
+    pub added_at: String,
+}
+
+/// The mapping of an extension's logical database onto a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingRecord {
+    /// The extension, as named when mapped.
+    pub extension: String,
+    /// The logical database, as the definition names it.
+    pub logical: String,
+    /// The connection's name.
+    pub connection: String,
+    /// Who mapped it.
+    pub mapped_by: String,
+    /// When, RFC 3339.
+    pub mapped_at: String,
+}
+
 /// Users, tokens, versions and publications.
 #[async_trait]
 pub trait MetadataStore: Send + Sync {
@@ -351,6 +383,17 @@ pub trait MetadataStore: Send + Sync {
     async fn set_dependencies(&self, module: &str, dependencies: &[xif_api::Dependency]) -> Result<(), StoreError>;
     /// The modules that use `extension`, with what they use of it.
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError>;
+    /// Records a database connection; false when one of that name (regardless of case) exists.
+    async fn add_connection(&self, connection: &ConnectionRecord) -> Result<bool, StoreError>;
+    /// Every database connection, by name. Few: read whole.
+    async fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError>;
+    /// Removes a connection and the mappings to it, in one transaction; false when there is none.
+    async fn remove_connection(&self, name: &str) -> Result<bool, StoreError>;
+    /// Maps a logical database of an extension to a connection (replacing its mapping); false
+    /// when there is no such connection.
+    async fn map_database(&self, mapping: &MappingRecord) -> Result<bool, StoreError>;
+    /// Every mapping, by extension and logical database, with its connection's name as given.
+    async fn mappings(&self) -> Result<Vec<MappingRecord>, StoreError>;
     /// Appends entries to the integration log, in one transaction, as served by `node`.
     async fn insert_calls(&self, calls: &[crate::calllog::CallEntry], node: &str) -> Result<(), StoreError>;
     /// Entries of the integration log, newest first.

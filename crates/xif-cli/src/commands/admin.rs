@@ -1,10 +1,12 @@
-//! `xif admin user add|list|grant|revoke|remove` and `xif admin lock list|break`, with an
-//! administrator's token.
+//! `xif admin user add|list|grant|revoke|remove`, `xif admin lock list|break` and `xif admin
+//! connection …` (in `admin/connection.rs`), with an administrator's token.
 
 use std::io::{BufRead, IsTerminal};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+
+mod connection;
 
 use crate::commands::login::{Connection, refused};
 use crate::{Exit, output};
@@ -25,6 +27,9 @@ enum AdminCommand {
     /// See and break publication locks
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Database connections, and the mapping of extensions' logical databases onto them
+    #[command(subcommand)]
+    Connection(connection::ConnectionCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,9 +73,14 @@ enum UserCommand {
 pub fn run(args: &AdminArgs) -> anyhow::Result<Exit> {
     let client = args.connection.client()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    if let AdminCommand::Connection(command) = &args.command {
+        return runtime.block_on(connection::run(&client, command));
+    }
     let outcome = runtime.block_on(async {
         let command = match &args.command {
             AdminCommand::User(command) => command,
+            // Handled above, with exit codes of its own.
+            AdminCommand::Connection(_) => return anyhow::Ok(()),
             AdminCommand::Lock(LockCommand::List) => {
                 let locks = client.locks().await?;
                 if locks.is_empty() {

@@ -30,6 +30,11 @@ pub struct ServerArgs {
     /// credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) instead of the data directory
     #[arg(long, value_name = "URL", env = "XIF_BLOBS")]
     blobs: Option<String>,
+    /// The key database connections' passwords are encrypted under: a file of 64 hexadecimal
+    /// digits, the same for every node of a farm (with --database) [default: `secrets.key` in the
+    /// data directory, made at first need]
+    #[arg(long, value_name = "FILE", env = "XIF_SECRETS_KEY")]
+    secrets_key: Option<PathBuf>,
     /// The URL the other nodes of a farm reach this one at (`http://HOST:PORT`) [default: made
     /// from --listen, which must then not be a wildcard address when --database is given]
     #[arg(long, value_name = "URL", env = "XIF_ADVERTISE", value_parser = advertise)]
@@ -314,6 +319,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         data_dir: config.data_dir.clone(),
         database: args.database.clone(),
         blobs: args.blobs.clone(),
+        secrets_key: args.secrets_key.clone(),
     };
     let limits = Limits { trusted_keys, runtime: args.runtime()?, ..args.limits(config.max_upload)? };
     let drain_seconds = args.drain_seconds.unwrap_or(if args.database.is_some() { 2.0 } else { 0.0 });

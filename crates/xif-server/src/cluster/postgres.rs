@@ -207,6 +207,30 @@ impl Backend for PgBackend {
         row.try_get("value").map_err(failed)
     }
 
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM farm_settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(failed)?;
+        row.map(|row| row.try_get("value").map_err(failed)).transpose()
+    }
+
+    async fn claim_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO farm_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        let row = sqlx::query("SELECT value FROM farm_settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed)?;
+        row.try_get("value").map_err(failed)
+    }
+
     async fn listen(self: Arc<Self>, events: tokio::sync::broadcast::Sender<Event>, readiness: Arc<Readiness>) {
         loop {
             let mut listener = match PgListener::connect_with(&self.pool).await {

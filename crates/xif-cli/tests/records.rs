@@ -1,0 +1,452 @@
+//! Records of an extension's entities through the API, on real databases the tests start:
+//! PostgreSQL, MariaDB and SQLite. Each maps an existing table (made with the database's own
+//! client), then creates, reads, lists, updates and deletes through a real `xif server`,
+//! checking the rows with that client; every data type an attribute can have round-trips; SQL
+//! injection attempts in filter names, operators, values and sort keys are refused or harmless;
+//! and the database stopped mid-test answers 503 while the server keeps serving actions.
+
+#[path = "../../xif-host/tests/support/fixtures.rs"]
+mod fixtures;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "administrator-password";
+
+/// The entity every test maps: an attribute of every data type an attribute can have, a
+/// mandatory one, a default, a unique one, and an auto-numbered identifier.
+const DEFINITION: &str = r#"[extension]
+name = "Shop"
+version = "1.0.0"
+description = "Items in a database of the server."
+
+[[actions]]
+name = "Echo"
+description = "Returns its input."
+inputs = [ { name = "Text", type = "Text" } ]
+outputs = [ { name = "Same", type = "Text" } ]
+
+[[entities]]
+name = "Item"
+description = "An item."
+table = "item"
+attributes = [
+  { name = "Id", type = "Long Integer", identifier = true, auto_number = true, column = "id" },
+  { name = "Name", type = "Text", length = 50, mandatory = true, column = "name" },
+  { name = "Count", type = "Integer", default = 7, column = "count" },
+  { name = "Big", type = "Long Integer", column = "big" },
+  { name = "Price", type = "Decimal", length = 12, decimals = 2, column = "price" },
+  { name = "Active", type = "Boolean", column = "active" },
+  { name = "At", type = "Date Time", column = "at" },
+  { name = "Day", type = "Date", column = "day" },
+  { name = "Clock", type = "Time", column = "clock" },
+  { name = "Mail", type = "Email", column = "mail" },
+  { name = "Phone", type = "Phone Number", column = "phone" },
+  { name = "Amount", type = "Currency", column = "amount" },
+  { name = "Data", type = "Binary Data", column = "data" },
+  { name = "Parent", type = "Entity Identifier", record = "Item", column = "parent" },
+]
+"#;
+
+/// A database of a test: its URL for the server, its own client, and how to stop and start it.
+struct Backend<'a> {
+    /// `PostgreSQL`, `MariaDB`, `SQLite`: for messages.
+    name: &'static str,
+    url: String,
+    /// Runs SQL with the database's own client and returns its output.
+    sql: Box<dyn Fn(&str) -> String + 'a>,
+    /// `CREATE TABLE item …` in the dialect.
+    table: &'static str,
+    /// The full record's row, as `SELECT` [`ROW`] prints it.
+    row: &'static str,
+    /// Stops, then starts, the database (none for SQLite, a file).
+    stop: Option<Box<dyn Fn() + 'a>>,
+    start: Option<Box<dyn Fn() + 'a>>,
+}
+
+/// The columns of the full record, as each client prints them (binary as hexadecimal).
+const ROW: &str =
+    "SELECT name, count, big, price, active, at, day, clock, mail, phone, amount, HEXDATA FROM item WHERE name = 'Ann'";
+
+/// `METHOD URL` with curl, as `token`, with a JSON `body`: the status, the headers (lower-case
+/// names) and the JSON answer.
+fn request(method: &str, url: &str, token: &str, body: Option<&Value>) -> (u16, Vec<(String, String)>, Value) {
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "-i", "-X", method, "-H"]).arg(format!("authorization: Bearer {token}"));
+    if let Some(body) = body {
+        curl.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
+    }
+    curl.arg("--url").arg(url);
+    let output = curl.output().expect("curl runs");
+    assert!(output.status.success(), "curl {url}: {}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers and a body");
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|line| line.split_whitespace().nth(1)).and_then(|code| code.parse().ok());
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    (status.expect("a status code"), headers, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+}
+
+fn sha256_hex(path: &std::path::Path) -> String {
+    let output = Command::new("sha256sum").arg(path).output().expect("sha256sum runs");
+    String::from_utf8_lossy(&output.stdout).split_whitespace().next().expect("a digest").to_owned()
+}
+
+/// A server with `Shop` published, its logical database `main` mapped (with `xif admin
+/// connection add` and `map`) to `backend`'s database, whose table exists.
+struct Setup {
+    server: xif_testkit::Server,
+    _directory: tempfile::TempDir,
+    token: String,
+    records: String,
+}
+
+fn xif_admin(
+    server: &xif_testkit::Server,
+    token: &str,
+    arguments: &[&str],
+    stdin: &str,
+) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["admin", "--server", &server.url])
+        .args(arguments)
+        .env("XIF_TOKEN", token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xif admin runs");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("written");
+    let output = child.wait_with_output().expect("finished");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn set_up(backend: &Backend<'_>) -> Setup {
+    (backend.sql)(backend.table);
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let server = xif_testkit::Server::start(
+        env!("CARGO_BIN_EXE_xif"),
+        &directory.path().join("data"),
+        PASSWORD,
+        "warn",
+        &[],
+        drop,
+    );
+    let token = server.token("admin", PASSWORD);
+    let api = format!("{}/api/v1", server.url);
+    let archive = directory.path().join("shop.xif");
+    std::fs::write(&archive, xif_testkit::pack("Shop", "1.0.0", DEFINITION, &fixtures::binary("generic")))
+        .expect("written");
+    let output = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("authorization: Bearer {token}"))
+        .args(["-H", &format!("x-xif-sha256: {}", sha256_hex(&archive))])
+        .arg("--data-binary")
+        .arg(format!("@{}", archive.display()))
+        .arg(format!("{api}/extensions/Shop/versions"))
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "201", "the upload");
+    let (status, _, body) = request(
+        "POST",
+        &format!("{api}/extensions/Shop/publications"),
+        &token,
+        Some(&json!({ "version": 1, "expected": null })),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // Unmapped, the entity's database is missing configuration, and the message says how to map it.
+    let records = format!("{api}/extensions/Shop/entities/Item/records");
+    let (status, _, body) = request("GET", &records, &token, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("missing_configuration")), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap_or_default().contains("xif admin connection map Shop main"),
+        "{body}"
+    );
+
+    let (code, _, stderr) =
+        xif_admin(&server, &token, &["connection", "add", "shopdb", "--url-stdin"], &format!("{}\n", backend.url));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = xif_admin(&server, &token, &["connection", "map", "Shop", "main", "shopdb"], "");
+    assert_eq!(code, Some(0), "{}: {stderr}", backend.name);
+    Setup { server, _directory: directory, token, records }
+}
+
+/// The whole scenario on `backend`.
+fn scenario(backend: &Backend<'_>) {
+    let setup = set_up(backend);
+    let (token, records) = (&setup.token, &setup.records);
+    let name = backend.name;
+
+    // Create: every data type, the identifier assigned by the database.
+    let ann = json!({
+        "Name": "Ann", "Count": 3, "Big": 9_007_199_254_740_993_i64, "Price": "12.50", "Active": true,
+        "At": "2024-01-31T09:30:00", "Day": "2024-01-31", "Clock": "09:30:15", "Mail": "ann@example.com",
+        "Phone": "+44 20 7946 0000", "Amount": "1234.5678", "Data": "AAEC/w==", "Parent": null,
+    });
+    let (status, headers, created) = request("POST", records, token, Some(&ann));
+    assert_eq!(status, 201, "{name}: {created}");
+    let id = created["Id"].as_i64().unwrap_or_else(|| panic!("{name}: an identifier: {created}"));
+    let mut expected = ann.clone();
+    expected["Id"] = json!(id);
+    assert_eq!(created, expected, "{name}: the stored record is the one sent");
+    assert_eq!(
+        header(&headers, "location"),
+        Some(format!("/api/v1/extensions/Shop/entities/Item/records/{id}").as_str())
+    );
+    // The row, as the database's own client sees it.
+    assert_eq!((backend.sql)(ROW).trim_end(), backend.row, "{name}: the row");
+    let (status, _, read) = request("GET", &format!("{records}/{id}"), token, None);
+    assert_eq!((status, &read), (200, &expected), "{name}");
+
+    // Defaults fill what is omitted; mandatory attributes are required; unique ones conflict.
+    let (status, _, bob) = request("POST", records, token, Some(&json!({ "Name": "Bob", "Parent": id })));
+    assert_eq!(status, 201, "{name}: {bob}");
+    assert_eq!((bob["Count"].clone(), bob["Parent"].clone(), bob["Price"].clone()), (json!(7), json!(id), Value::Null));
+    let (status, _, cid) = request("POST", records, token, Some(&json!({ "Name": "Cid", "Count": 9 })));
+    assert_eq!(status, 201, "{name}: {cid}");
+    let (status, _, body) = request("POST", records, token, Some(&json!({ "Count": 1 })));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{name}: {body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("`Name`"), "{body}");
+    let (status, _, body) = request("POST", records, token, Some(&json!({ "Name": "Dee", "Count": "many" })));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{name}: {body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("`Count`"), "{body}");
+    let (status, _, body) = request("POST", records, token, Some(&json!({ "Name": "Ann" })));
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("record_conflict")), "{name}: {body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("`Name`"), "{name}: {body}");
+
+    // Lists: filters, sort, limit and offset, with a link to the next page when one is full.
+    let names = |query: &str| -> Vec<String> {
+        let (status, _, body) = request("GET", &format!("{records}?{query}"), token, None);
+        assert_eq!(status, 200, "{name} {query}: {body}");
+        body.as_array().expect("an array").iter().map(|r| r["Name"].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    assert_eq!(names(""), ["Ann", "Bob", "Cid"]);
+    assert_eq!(names("Name=Bob"), ["Bob"]);
+    assert_eq!(names("Count.gt=5&sort=-Name"), ["Cid", "Bob"]);
+    assert_eq!(names("Count.le=7&Count.ne=3"), ["Bob"]);
+    assert_eq!(names("Name.like=%25i%25"), ["Cid"]);
+    assert_eq!(names("Active=true"), ["Ann"]);
+    assert_eq!(names("Day=2024-01-31"), ["Ann"]);
+    assert_eq!(names("Price.ge=12.5"), ["Ann"]);
+    assert_eq!(names("sort=-Count&limit=2"), ["Cid", "Bob"]);
+    assert_eq!(names("sort=Name&limit=2&offset=2"), ["Cid"]);
+    let (_, headers, _) = request("GET", &format!("{records}?sort=Name&limit=2"), token, None);
+    let link = header(&headers, "link").unwrap_or_else(|| panic!("{name}: a link to the next page"));
+    assert_eq!(link, "</api/v1/extensions/Shop/entities/Item/records?sort=Name&limit=2&offset=2>; rel=\"next\"");
+    let (_, headers, _) = request("GET", &format!("{records}?sort=Name&limit=2&offset=2"), token, None);
+    assert_eq!(header(&headers, "link"), None, "{name}: no next page after the last");
+
+    // Update: the attributes given change, the others stay; the database's client agrees.
+    let (status, _, updated) =
+        request("PUT", &format!("{records}/{id}"), token, Some(&json!({ "Count": 4, "Mail": "ann@example.org" })));
+    assert_eq!(status, 200, "{name}: {updated}");
+    assert_eq!(
+        (updated["Count"].clone(), updated["Mail"].clone(), updated["Price"].clone()),
+        (json!(4), json!("ann@example.org"), json!("12.50"))
+    );
+    assert_eq!(
+        (backend.sql)("SELECT count, mail FROM item WHERE name = 'Ann'").trim_end().replace('\t', "|"),
+        "4|ann@example.org"
+    );
+    // Create-or-update: a new identifier creates the record.
+    let (status, _, created) = request("PUT", &format!("{records}/1000"), token, Some(&json!({ "Name": "Eve" })));
+    assert_eq!(
+        (status, created["Id"].clone(), created["Count"].clone()),
+        (201, json!(1000), json!(7)),
+        "{name}: {created}"
+    );
+    let (status, _, body) = request("PUT", &format!("{records}/1001"), token, Some(&json!({ "Id": 5, "Name": "Fay" })));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{name}: {body}");
+
+    // Delete, then it is gone.
+    let (status, _, _) = request("DELETE", &format!("{records}/1000"), token, None);
+    assert_eq!(status, 204, "{name}");
+    assert_eq!((backend.sql)("SELECT COUNT(*) FROM item WHERE id = 1000").trim(), "0", "{name}");
+    for method in ["GET", "DELETE"] {
+        let (status, _, body) = request(method, &format!("{records}/1000"), token, None);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("record_not_found")),
+            "{name} {method}: {body}"
+        );
+    }
+    let (status, _, body) = request("GET", &format!("{records}/abc"), token, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{name}: {body}");
+    let (status, _, body) =
+        request("GET", &format!("{}/api/v1/extensions/Shop/entities/Order/records", setup.server.url), token, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_entity")), "{name}: {body}");
+
+    // Injection attempts: refused naming the parameter, or harmless values; nothing executed.
+    let count = || (backend.sql)("SELECT COUNT(*) FROM item").trim().to_owned();
+    let before = count();
+    for (query, parameter) in [
+        ("Name%27%3B%20DROP%20TABLE%20item%3B--=x", "Name'; DROP TABLE item;--"),
+        ("Name.eq%3B%20DROP%20TABLE%20item=x", "Name.eq; DROP TABLE item"),
+        ("Name%20OR%201%3D1=x", "Name OR 1=1"),
+        ("Count.gt=1%20OR%201%3D1", "Count.gt"),
+        ("Name.like=x&Count.like=1", "Count.like"),
+        ("sort=Name%3B--", "sort"),
+        ("sort=Name%20DESC%3B%20DROP%20TABLE%20item", "sort"),
+        ("sort=(SELECT%201)", "sort"),
+        ("limit=1%3BDROP%20TABLE%20item", "limit"),
+        ("offset=-1", "offset"),
+        ("limit=1001", "limit"),
+        ("Data=AAEC", "Data"),
+    ] {
+        let (status, _, body) = request("GET", &format!("{records}?{query}"), token, None);
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_filter")), "{name} {query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&format!("`{parameter}`")), "{name} {query}: {message}");
+    }
+    for value in ["x%27%3B%20DROP%20TABLE%20item%3B%20--", "%27%20OR%20%271%27%3D%271", "Ann%27--"] {
+        assert_eq!(names(&format!("Name={value}")), Vec::<String>::new(), "{name}: a value is only a value");
+    }
+    let (status, _, stored) = request("POST", records, token, Some(&json!({ "Name": "Robert'); DROP TABLE item;--" })));
+    assert_eq!(status, 201, "{name}: {stored}");
+    assert_eq!(stored["Name"], "Robert'); DROP TABLE item;--");
+    assert_eq!(count(), (before.parse::<u64>().expect("a count") + 1).to_string(), "{name}: the table is there");
+
+    // The database stops: 503 naming the connection, never its secret; the server keeps serving.
+    if let (Some(stop), Some(start)) = (&backend.stop, &backend.start) {
+        stop();
+        let (status, headers, body) = request("GET", &format!("{records}/{id}"), token, None);
+        assert_eq!((status, body["error"]["code"].as_str()), (503, Some("database_unavailable")), "{name}: {body}");
+        assert!(header(&headers, "retry-after").is_some(), "{name}: Retry-After");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("shopdb"), "{name}: the message names the connection: {message}");
+        assert!(!message.contains("xif-test-secret"), "{name}: {message}");
+        let (status, _, _) = request("GET", &format!("{}/healthz", setup.server.url), token, None);
+        assert_eq!(status, 200, "{name}: the server still answers");
+        let (status, _, body) = request(
+            "POST",
+            &format!("{}/api/v1/extensions/Shop/actions/Echo", setup.server.url),
+            token,
+            Some(&json!({ "Text": "still here" })),
+        );
+        assert_eq!((status, &body["Same"]), (200, &json!("still here")), "{name}: actions still run");
+        start();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, _, body) = request("GET", &format!("{records}/{id}"), token, None);
+            if status == 200 {
+                assert_eq!(body["Name"], "Ann");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: records did not come back: {status} {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn records_round_trip_on_postgresql() {
+    let cluster = xif_testkit::postgres::Cluster::new();
+    let url = cluster.database();
+    scenario(&Backend {
+        name: "PostgreSQL",
+        url: url.clone(),
+        sql: Box::new(|statement| cluster.sql_in(&url, &statement.replace("HEXDATA", "encode(data, 'hex')"))),
+        table: "CREATE TABLE item (id BIGSERIAL PRIMARY KEY, name VARCHAR(50) NOT NULL UNIQUE, count INTEGER, big BIGINT, \
+                price NUMERIC(12,2), active BOOLEAN, at TIMESTAMP, day DATE, clock TIME, mail TEXT, phone VARCHAR(30), \
+                amount NUMERIC(19,4), data BYTEA, parent BIGINT)",
+        row: "Ann|3|9007199254740993|12.50|t|2024-01-31 09:30:00|2024-01-31|09:30:15|ann@example.com|+44 20 7946 0000|1234.5678|000102ff",
+        stop: Some(Box::new(|| cluster.stop())),
+        start: Some(Box::new(|| cluster.start())),
+    });
+}
+
+#[test]
+fn records_round_trip_on_mariadb() {
+    let server = xif_testkit::mariadb::Server::new();
+    let url = server.database();
+    scenario(&Backend {
+        name: "MariaDB",
+        url: url.clone(),
+        sql: Box::new(|statement| {
+            server.sql_in(&url, &statement.replace("HEXDATA", "LOWER(HEX(data))")).replace('\t', "|")
+        }),
+        table: "CREATE TABLE item (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50) NOT NULL UNIQUE, count INT, \
+                big BIGINT, price DECIMAL(12,2), active BOOLEAN, at DATETIME, day DATE, clock TIME, mail TEXT, \
+                phone VARCHAR(30), amount DECIMAL(19,4), data BLOB, parent BIGINT)",
+        row: "Ann|3|9007199254740993|12.50|1|2024-01-31 09:30:00|2024-01-31|09:30:15|ann@example.com|+44 20 7946 0000|1234.5678|000102ff",
+        stop: Some(Box::new(|| server.stop())),
+        start: Some(Box::new(|| server.start())),
+    });
+}
+
+#[test]
+fn records_round_trip_on_sqlite() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let file = directory.path().join("shop.sqlite");
+    let sqlite3 = |statement: &str| {
+        let output = Command::new("sqlite3")
+            .arg(&file)
+            .arg(statement.replace("HEXDATA", "lower(hex(data))"))
+            .output()
+            .expect("sqlite3 runs (scripts/install-test-tools installs it)");
+        assert!(output.status.success(), "sqlite3: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // SQLite keeps exact decimals as text (NUMERIC affinity would make 12.50 the real 12.5).
+    scenario(&Backend {
+        name: "SQLite",
+        url: format!("sqlite://{}", file.display()),
+        sql: Box::new(sqlite3),
+        table: "CREATE TABLE item (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, count INTEGER, \
+                big INTEGER, price TEXT, active BOOLEAN, at DATETIME, day DATE, clock TIME, mail TEXT, phone TEXT, \
+                amount TEXT, data BLOB, parent INTEGER)",
+        row: "Ann|3|9007199254740993|12.50|1|2024-01-31 09:30:00|2024-01-31|09:30:15|ann@example.com|+44 20 7946 0000|1234.5678|000102ff",
+        stop: None,
+        start: None,
+    });
+}
+
+#[test]
+fn a_throwaway_mariadb_server_makes_databases_its_users_reach_and_survives_a_restart() {
+    let server = xif_testkit::mariadb::Server::new();
+    let url = server.database();
+    let other = server.database();
+    assert_ne!(url, other);
+    server.sql_in(
+        &url,
+        "CREATE TABLE customer (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50)); INSERT INTO customer (name) VALUES ('Ann')",
+    );
+    assert_eq!(server.sql_in(&url, "SELECT id, name FROM customer"), "1\tAnn\n");
+
+    // The user of the URL reaches its database over TCP with the URL's password, and no other.
+    let user = url.trim_start_matches("mysql://").split(':').next().expect("a user").to_owned();
+    let database = url.rsplit('/').next().expect("a database").to_owned();
+    let client = |database: &str| {
+        Command::new("mariadb")
+            .args(["--no-defaults", "-h", "127.0.0.1", "-P", &server.port().to_string(), "-u", &user])
+            .arg(format!("-p{}", xif_testkit::mariadb::PASSWORD))
+            .args(["-N", "-B", "-D", database, "-e", "SELECT COUNT(*) FROM customer"])
+            .output()
+            .expect("mariadb runs")
+    };
+    let output = client(&database);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "1\n");
+    let other_database = other.rsplit('/').next().expect("a database");
+    assert!(!client(other_database).status.success(), "a user reached another test's database");
+
+    server.stop();
+    assert!(!client(&database).status.success(), "the stopped server answered");
+    server.start();
+    assert_eq!(server.sql_in(&url, "SELECT name FROM customer"), "Ann\n");
+}

@@ -1,0 +1,153 @@
+//! The query of a list of records: filters named after attributes (`Name=Ann`, `Age.gt=3`,
+//! `Name.like=An%`), `sort=Name,-Age`, `limit` and `offset`. Every key is looked up among the
+//! entity's attributes and turned into a column's index; anything else is refused naming the
+//! query parameter, so that no text of the request reaches the SQL ([`super::sql`]).
+
+use super::records::{Bound, RecordError};
+use super::sql::{Operator, Plan};
+
+/// How many records a page has when `limit` is not given.
+pub const LIMIT_DEFAULT: u32 = 50;
+/// The most records a page may have.
+pub const LIMIT_MAX: u32 = 1000;
+
+/// A list's query, checked against the entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// Each condition: a column's index, the comparison, and the value, bound.
+    pub conditions: Vec<(usize, Operator, Bound)>,
+    /// The order: a column's index and whether descending.
+    pub order: Vec<(usize, bool)>,
+    /// How many records, at most.
+    pub limit: u32,
+    /// How many records to skip.
+    pub offset: u64,
+}
+
+fn invalid(parameter: &str, problem: impl Into<String>) -> RecordError {
+    RecordError::InvalidFilter { parameter: shown(parameter), problem: problem.into() }
+}
+
+/// `text` as a message shows it: at most 64 characters.
+fn shown(text: &str) -> String {
+    let mut shown: String = text.chars().take(64).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    shown
+}
+
+impl ListQuery {
+    /// The query `query` (the URL's query string, undecoded) asks for, on the entity of `plan`.
+    pub fn parse(plan: &Plan, query: &str) -> Result<Self, RecordError> {
+        let mut list = ListQuery { conditions: Vec::new(), order: Vec::new(), limit: LIMIT_DEFAULT, offset: 0 };
+        let (mut limit_seen, mut offset_seen, mut sort_seen) = (false, false, false);
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "limit" | "offset" | "sort" => {
+                    let seen = match &*key {
+                        "limit" => &mut limit_seen,
+                        "offset" => &mut offset_seen,
+                        _ => &mut sort_seen,
+                    };
+                    if std::mem::replace(seen, true) {
+                        return Err(invalid(&key, "is given twice; give it once"));
+                    }
+                }
+                _ => {}
+            }
+            match &*key {
+                "limit" => {
+                    list.limit = value
+                        .parse()
+                        .ok()
+                        .filter(|limit| (1..=LIMIT_MAX).contains(limit))
+                        .ok_or_else(|| invalid("limit", format!("must be a whole number from 1 to {LIMIT_MAX}")))?;
+                }
+                "offset" => {
+                    list.offset = value
+                        .parse()
+                        .ok()
+                        .filter(|offset| i64::try_from(*offset).is_ok())
+                        .ok_or_else(|| invalid("offset", "must be a whole number from 0"))?;
+                }
+                "sort" => {
+                    for part in value.split(',') {
+                        let (name, descending) = match part.strip_prefix('-') {
+                            Some(name) => (name, true),
+                            None => (part, false),
+                        };
+                        let Some((index, column)) = plan.column(name) else {
+                            return Err(invalid(
+                                "sort",
+                                format!(
+                                    "`{}` is not an attribute of `{}`; sort by {}",
+                                    shown(name),
+                                    plan.entity,
+                                    attribute_list(plan)
+                                ),
+                            ));
+                        };
+                        if column.kind == super::sql::Kind::Binary {
+                            return Err(invalid(
+                                "sort",
+                                format!("`{}` is Binary Data, which has no order", column.attribute),
+                            ));
+                        }
+                        if list.order.iter().any(|(seen, _)| *seen == index) {
+                            return Err(invalid("sort", format!("`{}` is named twice", column.attribute)));
+                        }
+                        list.order.push((index, descending));
+                    }
+                }
+                _ => {
+                    let (name, operator) = match key.rsplit_once('.') {
+                        Some((name, suffix)) => {
+                            let operator = Operator::from_suffix(suffix).ok_or_else(|| {
+                                invalid(
+                                    &key,
+                                    format!(
+                                        "`.{}` is not a comparison; use `.eq`, `.ne`, `.gt`, `.ge`, `.lt`, `.le` or `.like`",
+                                        shown(suffix)
+                                    ),
+                                )
+                            })?;
+                            (name, operator)
+                        }
+                        None => (&*key, Operator::Equal),
+                    };
+                    let Some((index, column)) = plan.column(name) else {
+                        return Err(invalid(
+                            &key,
+                            format!(
+                                "`{}` is not an attribute of `{}`; filter on {}, or use `sort`, `limit`, `offset`",
+                                shown(name),
+                                plan.entity,
+                                attribute_list(plan)
+                            ),
+                        ));
+                    };
+                    if operator == Operator::Like && !column.kind.is_text() {
+                        return Err(invalid(
+                            &key,
+                            format!("`.like` takes text attributes only, and `{}` is not text", column.attribute),
+                        ));
+                    }
+                    if column.kind == super::sql::Kind::Binary {
+                        return Err(invalid(
+                            &key,
+                            format!("`{}` is Binary Data, which filters cannot compare", column.attribute),
+                        ));
+                    }
+                    let bound = Bound::from_text(column.kind, &value).map_err(|problem| invalid(&key, problem))?;
+                    list.conditions.push((index, operator, bound));
+                }
+            }
+        }
+        Ok(list)
+    }
+}
+
+fn attribute_list(plan: &Plan) -> String {
+    plan.columns.iter().map(|column| format!("`{}`", column.attribute)).collect::<Vec<_>>().join(", ")
+}
