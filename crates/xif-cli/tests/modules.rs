@@ -428,3 +428,108 @@ fn write_old_entries(data: &Path) {
         store.close().await;
     });
 }
+
+/// An extension with an entity on a table of an SQLite file.
+const SHOP: &str = r#"[extension]
+name = "Shop"
+version = "1.0.0"
+description = "Items."
+
+[[actions]]
+name = "Echo"
+description = "Returns its input."
+inputs = [ { name = "Text", type = "Text" } ]
+outputs = [ { name = "Same", type = "Text" } ]
+
+[[entities]]
+name = "Item"
+description = "An item."
+table = "item"
+attributes = [
+  { name = "Id", type = "Long Integer", identifier = true, auto_number = true, column = "id" },
+  { name = "Name", type = "Text", length = 50, mandatory = true, column = "name" },
+]
+"#;
+
+#[test]
+fn a_module_token_uses_the_records_of_its_extensions_only_and_each_operation_is_logged() {
+    let world = World::new(&[]);
+    let file = world.directory.path().join("shop.sqlite");
+    let output = Command::new("sqlite3")
+        .arg(&file)
+        .arg("CREATE TABLE item (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE)")
+        .output()
+        .expect("sqlite3 runs (scripts/install-test-tools installs it)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let admin = world.admin.clone();
+    let shop = xif_testkit::pack("Shop", "1.0.0", SHOP, &fixtures::binary("generic"));
+    assert_eq!(world.upload(&admin, "Shop", shop).0, 201);
+    world.publish("Shop", 1, None);
+    world.published("Echo");
+    let mut add = Command::new(env!("CARGO_BIN_EXE_xif"))
+        .args(["admin", "--server", &world.server.url, "connection", "add", "shopdb", "--url-stdin"])
+        .env("XIF_TOKEN", &admin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xif admin runs");
+    std::io::Write::write_all(
+        &mut add.stdin.take().expect("stdin"),
+        format!("sqlite://{}\n", file.display()).as_bytes(),
+    )
+    .expect("written");
+    let added = add.wait_with_output().expect("finished");
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let (code, _, stderr) = world.xif(&admin, &["admin", "connection", "map", "Shop", "main", "shopdb"]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (token, _) = world.module_token("Store", &["Shop"]);
+    let records = "/extensions/Shop/entities/Item/records";
+    let (status, created) = world.call("POST", records, &token, Some(json!({ "Name": "Ann" })));
+    assert_eq!(status, 201, "{created}");
+    let id = created["Id"].as_i64().expect("an identifier");
+    let (status, read) = world.call("GET", &format!("{records}/{id}"), &token, None);
+    assert_eq!((status, read["Name"].as_str()), (200, Some("Ann")), "{read}");
+    let (status, listed) = world.call("GET", &format!("{records}?Name=Ann"), &token, None);
+    assert_eq!((status, listed.as_array().map(Vec::len)), (200, Some(1)), "{listed}");
+    let (status, body) = world.call("GET", &format!("{records}/{}", id + 100), &token, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("record_not_found")), "{body}");
+    let (status, document) = world.call("GET", "/extensions/Shop/openapi.json", &token, None);
+    assert_eq!((status, document["openapi"].is_string()), (200, true), "its extension's typed API: {document}");
+
+    // Another extension's records, and its typed API: out of scope.
+    let scope = "this token is module `Store`'s, scoped to extensions Shop";
+    out_of_scope(world.call("GET", "/extensions/Echo/entities/Item/records", &token, None), scope);
+    out_of_scope(world.call("GET", "/extensions/Echo/openapi.json", &token, None), scope);
+    out_of_scope(world.call("GET", "/connections", &token, None), scope);
+    out_of_scope(world.call("GET", "/extensions/Shop/databases", &token, None), scope);
+    let (status, _) = world.call("DELETE", &format!("{records}/{id}"), &token, None);
+    assert_eq!(status, 204);
+
+    // Each record operation is in the log, with the module and the entity's operation.
+    let entries = logged(&world, "Shop", 5);
+    let operations: Vec<(&str, &str, Option<&str>)> = entries
+        .iter()
+        .map(|entry| {
+            assert_eq!((entry["kind"].as_str(), entry["module"].as_str()), (Some("record"), Some("Store")), "{entry}");
+            (
+                entry["operation"].as_str().unwrap_or_default(),
+                entry["outcome"].as_str().unwrap_or_default(),
+                entry["error"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        operations,
+        [
+            ("Item.delete", "ok", None),
+            ("Item.read", "failed", Some("record_not_found")),
+            ("Item.list", "ok", None),
+            ("Item.read", "ok", None),
+            ("Item.create", "ok", None),
+        ]
+    );
+    let echo = logged(&world, "Echo", 1);
+    assert_eq!((echo[0]["operation"].as_str(), echo[0]["error"].as_str()), (Some("Item.list"), Some("out_of_scope")));
+}
