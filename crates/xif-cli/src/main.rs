@@ -88,7 +88,7 @@ enum Command {
     Keygen(commands::keygen::KeygenArgs),
     /// Run the Platform Server: users, uploads, versions, publishing
     Server(Box<commands::server::ServerArgs>),
-    /// Administer a Platform Server (users and permissions, publication locks)
+    /// Administer a Platform Server (users and permissions, publication locks, database connections)
     Admin(commands::admin::AdminArgs),
     /// Call an action of a published extension through the server; prints its outputs as JSON
     Invoke(commands::invoke::InvokeArgs),

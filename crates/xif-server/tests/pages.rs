@@ -130,7 +130,10 @@ async fn lists_are_paged_by_limit_and_cursor_with_a_link_to_the_next_page() {
     );
     assert_eq!(links, ["/api/v1/extensions?after=beta&limit=2", "/api/v1/extensions?after=delta&limit=2"]);
     let (_, _, page) = server.get("/api/v1/extensions?after=Alpha&limit=1").await;
-    assert_eq!(page, json!([{ "name": "beta", "published": null, "versions": 1, "running": null }]));
+    assert_eq!(
+        page,
+        json!([{ "name": "beta", "published": null, "versions": 1, "running": null, "missing_configuration": [] }])
+    );
     let (_, _, page) = server.get("/api/v1/extensions?after=beta&limit=1").await;
     assert_eq!(page[0]["name"], "Big", "the cursor compares as the order does");
     assert_eq!((&page[0]["versions"], &page[0]["published"]), (&json!(7), &json!(5)));
@@ -204,7 +207,10 @@ async fn one_extension_and_a_version_by_its_digest_are_read_without_a_list() {
     let server = server().await;
     let (status, _, body) = server.get("/api/v1/extensions/big").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({ "name": "Big", "published": 5, "versions": 7, "running": null }));
+    assert_eq!(
+        body,
+        json!({ "name": "Big", "published": 5, "versions": 7, "running": null, "missing_configuration": [] })
+    );
     let (status, _, body) = server.get("/api/v1/extensions/Nothing").await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_extension")));
 

@@ -293,7 +293,10 @@ async fn uploads_are_checked_deduplicated_and_listed() {
     assert_eq!(versions.as_array().map(Vec::len), Some(2));
     assert_eq!(versions[1]["declared_version"], "1.1.0");
     let (_, extensions) = server.call("GET", "/api/v1/extensions", Some(&bob), None).await;
-    assert_eq!(extensions, json!([{ "name": "Greeter", "published": null, "versions": 2, "running": null }]));
+    assert_eq!(
+        extensions,
+        json!([{ "name": "Greeter", "published": null, "versions": 2, "running": null, "missing_configuration": [] }])
+    );
 
     let request = Request::builder()
         .uri("/api/v1/extensions/Greeter/versions/1/xif")

@@ -131,6 +131,9 @@ impl Server {
         // operators are told to, rather than on the command line that every process can read.
         if let Some(database) = postgres::test_database(data) {
             command.env("XIF_DATABASE", database);
+            // A node on a shared database keeps database connections' passwords only under a
+            // key given to it (`--secrets-key`, as every node of a farm).
+            command.env("XIF_SECRETS_KEY", postgres::secrets_key());
         }
         s3::configure(&mut command, data);
         let mut child = command

@@ -274,3 +274,16 @@ pub fn test_database(data: &Path) -> Option<String> {
     let mut databases = databases.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     Some(databases.entry(key).or_insert_with(|| shared().database()).clone())
 }
+
+/// A secrets key file (`xif server --secrets-key`) for every server the suites start on
+/// PostgreSQL: one key for the whole test process, so that a restarted server reads what it
+/// stored. A file of its own in the temporary directory, left there (it guards no real secret).
+pub fn secrets_key() -> PathBuf {
+    static KEY: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let directory = KEY.get_or_init(|| {
+        let directory = tempfile::Builder::new().prefix("xif-secrets-").tempdir().expect("a temporary directory");
+        std::fs::write(directory.path().join("secrets.key"), "ab".repeat(32)).expect("the key is written");
+        directory
+    });
+    directory.path().join("secrets.key")
+}

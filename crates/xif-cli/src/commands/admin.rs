@@ -1,5 +1,5 @@
-//! `xif admin user add|list|grant|revoke|remove` and `xif admin lock list|break`, with an
-//! administrator's token.
+//! `xif admin user add|list|grant|revoke|remove`, `xif admin lock list|break` and `xif admin
+//! connection …` (in `admin/connection.rs`), with an administrator's token.
 
 use std::io::{BufRead, IsTerminal};
 

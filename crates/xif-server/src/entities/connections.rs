@@ -74,32 +74,38 @@ impl Target {
         kind_name(self.kind)
     }
 
-    /// Connects a pool: one connection made at once (so that a failure says why), within
-    /// [`TIMEOUT`].
+    /// Connects a pool: one connection made first, alone, whose failure says why (refused,
+    /// authentication, unknown database: a pool's would only say that it timed out, sqlx
+    /// retrying until then), within [`TIMEOUT`]; the pool then connects as it needs.
     pub async fn connect(&self, data_dir: &Path) -> Result<Database, String> {
+        use sqlx::Connection as _;
         let connecting = async {
             match self.kind {
                 ConnectionKind::Postgres => {
                     let options =
                         sqlx::postgres::PgConnectOptions::from_str(&self.url).map_err(|error| error.to_string())?;
-                    sqlx::postgres::PgPoolOptions::new()
-                        .max_connections(MAX_CONNECTIONS)
-                        .acquire_timeout(TIMEOUT)
-                        .connect_with(options)
-                        .await
-                        .map(Database::Postgres)
-                        .map_err(|error| self.describe(&error))
+                    let first =
+                        sqlx::PgConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
+                    first.close().await.ok();
+                    Ok(Database::Postgres(
+                        sqlx::postgres::PgPoolOptions::new()
+                            .max_connections(MAX_CONNECTIONS)
+                            .acquire_timeout(TIMEOUT)
+                            .connect_lazy_with(options),
+                    ))
                 }
                 ConnectionKind::Mysql => {
                     let options =
                         sqlx::mysql::MySqlConnectOptions::from_str(&self.url).map_err(|error| error.to_string())?;
-                    sqlx::mysql::MySqlPoolOptions::new()
-                        .max_connections(MAX_CONNECTIONS)
-                        .acquire_timeout(TIMEOUT)
-                        .connect_with(options)
-                        .await
-                        .map(Database::MySql)
-                        .map_err(|error| self.describe(&error))
+                    let first =
+                        sqlx::MySqlConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
+                    first.close().await.ok();
+                    Ok(Database::MySql(
+                        sqlx::mysql::MySqlPoolOptions::new()
+                            .max_connections(MAX_CONNECTIONS)
+                            .acquire_timeout(TIMEOUT)
+                            .connect_lazy_with(options),
+                    ))
                 }
                 ConnectionKind::Sqlite => {
                     // Checked again: the file may have gone, or become a link into the data
@@ -110,13 +116,15 @@ impl Target {
                         .create_if_missing(false)
                         .busy_timeout(TIMEOUT)
                         .foreign_keys(true);
-                    sqlx::sqlite::SqlitePoolOptions::new()
-                        .max_connections(MAX_CONNECTIONS)
-                        .acquire_timeout(TIMEOUT)
-                        .connect_with(options)
-                        .await
-                        .map(Database::Sqlite)
-                        .map_err(|error| self.describe(&error))
+                    let first =
+                        sqlx::SqliteConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
+                    first.close().await.ok();
+                    Ok(Database::Sqlite(
+                        sqlx::sqlite::SqlitePoolOptions::new()
+                            .max_connections(MAX_CONNECTIONS)
+                            .acquire_timeout(TIMEOUT)
+                            .connect_lazy_with(options),
+                    ))
                 }
             }
         };
@@ -153,7 +161,12 @@ impl Target {
         let place = self.place();
         let said = match error {
             sqlx::Error::Database(database) => {
-                let code = database.code().map(|code| code.into_owned()).unwrap_or_default();
+                // MySQL's error number when it is MySQL (its SQLSTATE is too coarse), else the
+                // SQLSTATE.
+                let code = match database.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                    Some(mysql) => mysql.number().to_string(),
+                    None => database.code().map(|code| code.into_owned()).unwrap_or_default(),
+                };
                 match code.as_str() {
                     // PostgreSQL's invalid password / authorization; MySQL's access denied.
                     "28P01" | "28000" | "1045" => Some(format!(
@@ -162,6 +175,12 @@ impl Target {
                     )),
                     // PostgreSQL's and MySQL's unknown database.
                     "3D000" | "1049" => Some(format!("{place} has no database `{}`", self.database())),
+                    // MySQL's access denied to a database: it may not exist, or not be the user's.
+                    "1044" => Some(format!(
+                        "{place} refused the user `{}` the database `{}`: it does not exist, or the user may not use it",
+                        self.user(),
+                        self.database()
+                    )),
                     _ => None,
                 }
             }

@@ -166,6 +166,17 @@ async fn columns(database: &Database, table: &str) -> Result<Vec<Column>, sqlx::
     }
 }
 
+/// The name of a table of the current schema that is `table` in another case, if there is one.
+async fn table_in_another_case(pool: &sqlx::PgPool, table: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND lower(table_name) = lower($1) LIMIT 1",
+    )
+    .bind(table)
+    .fetch_optional(pool)
+    .await
+}
+
 /// The column types that fit `data_type` in `database`'s dialect, as said in messages, and
 /// whether `found` is one of them.
 fn fits(database: &Database, data_type: DataType, found: &str) -> (&'static str, bool) {
@@ -241,9 +252,20 @@ pub async fn check(
         let found = columns(database, table).await?;
         let entity_name = &entity.name.value;
         if found.is_empty() {
+            let other_case = match database {
+                Database::Postgres(pool) => table_in_another_case(pool, table).await?,
+                _ => None,
+            };
+            let hint = match other_case {
+                Some(other) => format!(
+                    "; `{other}` exists, but PostgreSQL compares the quoted names the server uses exactly: write \
+                     `table = \"{other}\"`"
+                ),
+                None => "; create it, or correct `table`".to_owned(),
+            };
             problems.push(format!(
                 "{}: entity `{entity_name}`: table `{table}` not found in the database of connection `{connection}` \
-                 ({}); create it, or correct `table`",
+                 ({}){hint}",
                 location(text, table_span),
                 database.kind()
             ));
@@ -255,13 +277,25 @@ pub async fn check(
             let column_span = attribute.column.as_ref().map_or(attribute.name.span, |column| column.span);
             let head =
                 format!("entity `{entity_name}`, attribute `{}`, column `{table}.{column}`", attribute.name.value);
-            let Some(actual) = found.iter().find(|candidate| candidate.name.eq_ignore_ascii_case(column)) else {
-                let names: Vec<&str> = found.iter().map(|candidate| candidate.name.as_str()).collect();
-                problems.push(format!(
-                    "{}: {head}: expected a column `{column}`, found none (the table has {})",
-                    location(text, column_span),
-                    names.join(", ")
-                ));
+            // PostgreSQL compares quoted names exactly (the records' SQL quotes them); MySQL and
+            // SQLite compare column names regardless of case.
+            let exact = matches!(database, Database::Postgres(_));
+            let same = |candidate: &&Column| {
+                if exact { candidate.name == column } else { candidate.name.eq_ignore_ascii_case(column) }
+            };
+            let Some(actual) = found.iter().find(same) else {
+                let message = match found.iter().find(|candidate| candidate.name.eq_ignore_ascii_case(column)) {
+                    Some(other) => format!(
+                        "expected a column `{column}`, found `{}`: PostgreSQL compares the quoted names the server \
+                         uses exactly; write `column = \"{}\"`",
+                        other.name, other.name
+                    ),
+                    None => {
+                        let names: Vec<&str> = found.iter().map(|candidate| candidate.name.as_str()).collect();
+                        format!("expected a column `{column}`, found none (the table has {})", names.join(", "))
+                    }
+                };
+                problems.push(format!("{}: {head}: {message}", location(text, column_span)));
                 continue;
             };
             let data_type = attribute.data_type.data_type.value;

@@ -222,7 +222,6 @@ impl Entities {
     pub(crate) fn target(&self, record: &ConnectionRecord) -> Result<connections::Target, String> {
         let url = self.keys.key()?.open(&record.name, &record.sealed)?;
         connections::Target::parse(&url, &self.data_dir)
-            .map_err(|message| format!("connection `{}`: {message}", record.name))
     }
 
     /// Builds the pool of `record` and keeps it, unless the connection changed meanwhile.
