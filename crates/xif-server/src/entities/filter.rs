@@ -168,9 +168,13 @@ mod tests {
         Plan::new(&definition, &definition.entities[0])
     }
 
-    /// `query` parses to `expected`: `Ok` with the conditions (column, operator), the order and
-    /// the limit and offset, or `Err` with the query parameter the refusal names.
-    fn check(query: &str, expected: Result<(Vec<(usize, Operator)>, Vec<(usize, bool)>, u32, u64), &str>) {
+    /// What a query parses to: the conditions (column, operator), the order, the limit and the
+    /// offset.
+    type Parsed = (Vec<(usize, Operator)>, Vec<(usize, bool)>, u32, u64);
+
+    /// `query` parses to `expected`: `Ok` with what it parses to, or `Err` with the query
+    /// parameter the refusal names.
+    fn check(query: &str, expected: Result<Parsed, &str>) {
         let parsed = ListQuery::parse(&plan(), query);
         match (parsed, expected) {
             (Ok(list), Ok((conditions, order, limit, offset))) => {
