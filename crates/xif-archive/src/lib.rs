@@ -18,6 +18,7 @@
 mod central;
 mod end;
 mod error;
+mod listing;
 mod manifest;
 mod read;
 mod sign;

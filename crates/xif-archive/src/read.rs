@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
+use crate::listing::Listing;
 use crate::write::hex;
 use crate::{ArchiveError, Entry, EntryKind, FORMAT_VERSION, MANIFEST, Manifest};
 
@@ -93,41 +94,14 @@ impl XifReader {
         }
         let corrupt =
             |error: zip::result::ZipError| ArchiveError::Corrupt { path: path.to_owned(), detail: error.to_string() };
-        let mut names = HashSet::with_capacity(archive.len());
-        let mut sizes = HashMap::with_capacity(archive.len());
-        let mut total = 0u64;
+        let mut listing = Listing::new(limits, archive.len());
         for index in 0..archive.len() {
             let entry = archive.by_index_raw(index).map_err(corrupt)?;
             let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-            if let Some(reason) = unsafe_path(&name) {
-                return Err(ArchiveError::UnsafePath { name, reason });
-            }
-            if entry.unix_mode().is_some_and(|mode| mode & 0o170_000 == 0o120_000) {
-                return Err(ArchiveError::Link { name });
-            }
-            if !names.insert(name.clone()) {
-                return Err(ArchiveError::Duplicate { name });
-            }
-            let size = entry.size();
-            if size > limits.max_entry_size {
-                return Err(ArchiveError::EntryTooLarge { name, size, limit: limits.max_entry_size });
-            }
-            total = total.saturating_add(size);
-            if total > limits.max_total_size {
-                return Err(ArchiveError::TotalTooLarge { size: total, limit: limits.max_total_size });
-            }
-            if size >= RATIO_FLOOR {
-                let ratio = size / entry.compressed_size().max(1);
-                if ratio > limits.max_ratio {
-                    return Err(ArchiveError::CompressionRatio { name, ratio, limit: limits.max_ratio });
-                }
-            }
-            sizes.insert(name, size);
+            let link = entry.unix_mode().is_some_and(|mode| mode & 0o170_000 == 0o120_000);
+            listing.admit(name, link, entry.size(), entry.compressed_size())?;
         }
-
-        if !names.contains(MANIFEST) {
-            return Err(ArchiveError::MissingManifest);
-        }
+        listing.has_manifest()?;
         let manifest_bytes = {
             let entry = archive.by_name(MANIFEST).map_err(corrupt)?;
             let mut bytes = Vec::new();
@@ -138,32 +112,7 @@ impl XifReader {
             bytes
         };
         let manifest = parse_manifest(&manifest_bytes)?;
-        let mut listed = HashSet::with_capacity(manifest.entries.len());
-        for entry in &manifest.entries {
-            if !listed.insert(entry.path.as_str()) {
-                return Err(ArchiveError::InvalidManifest(format!("`{}` is listed twice", entry.path)));
-            }
-            match sizes.get(&entry.path) {
-                None => return Err(ArchiveError::MissingEntry { name: entry.path.clone() }),
-                Some(size) if *size != entry.size => {
-                    return Err(ArchiveError::SizeMismatch {
-                        name: entry.path.clone(),
-                        expected: entry.size,
-                        found: *size,
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-        if let Some(name) = names.iter().filter(|name| *name != MANIFEST).find(|name| !listed.contains(name.as_str())) {
-            return Err(ArchiveError::NotInManifest { name: name.clone() });
-        }
-        if !manifest.entries.iter().any(|entry| entry.path == manifest.binary && entry.kind == EntryKind::Binary) {
-            return Err(ArchiveError::InvalidManifest(format!(
-                "the binary `{}` is not a binary entry",
-                manifest.binary
-            )));
-        }
+        listing.check_manifest(&manifest)?;
         Ok(Self { archive, path: path.to_owned(), manifest, manifest_bytes, limits })
     }
 

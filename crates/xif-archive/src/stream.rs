@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::end::{self, Directory, u16_at, u32_at, u64_at};
-use crate::read::{Limits, MAX_MANIFEST, MAX_NAME, NAME_TOO_LONG, RATIO_FLOOR, parse_manifest, unsafe_path};
+use crate::listing::Listing;
+use crate::read::{Limits, MAX_MANIFEST, MAX_NAME, NAME_TOO_LONG, RATIO_FLOOR, parse_manifest};
 use crate::write::hex;
-use crate::{ArchiveError, EntryKind, MANIFEST, Manifest};
+use crate::{ArchiveError, MANIFEST, Manifest};
 
 const LOCAL_SIGNATURE: u32 = 0x0403_4b50;
 const CENTRAL_SIGNATURE: u32 = 0x0201_4b50;
@@ -541,40 +542,15 @@ impl StreamCheck {
     /// [`XifReader::check`](crate::XifReader::check), on the central directory and the entries
     /// as read.
     fn check(&self, entries: Vec<CentralEntry>) -> Result<StreamChecked, ArchiveError> {
-        let limits = self.limits;
-        let mut names = HashSet::with_capacity(entries.len());
-        let mut sizes = HashMap::with_capacity(entries.len());
-        let mut total = 0u64;
+        let mut listing = Listing::new(self.limits, entries.len());
         for entry in &entries {
             let name = String::from_utf8_lossy(&entry.name).into_owned();
-            if let Some(reason) = unsafe_path(&name) {
-                return Err(ArchiveError::UnsafePath { name, reason });
-            }
             // As the zip crate's `unix_mode`: a Unix host's mode in the high bits.
-            if entry.made_by >> 8 == 3 && entry.external != 0 && (entry.external >> 16) & 0o170_000 == 0o120_000 {
-                return Err(ArchiveError::Link { name });
-            }
-            if !names.insert(name.clone()) {
-                return Err(ArchiveError::Duplicate { name });
-            }
-            if entry.size > limits.max_entry_size {
-                return Err(ArchiveError::EntryTooLarge { name, size: entry.size, limit: limits.max_entry_size });
-            }
-            total = total.saturating_add(entry.size);
-            if total > limits.max_total_size {
-                return Err(ArchiveError::TotalTooLarge { size: total, limit: limits.max_total_size });
-            }
-            if entry.size >= RATIO_FLOOR {
-                let ratio = entry.size / entry.compressed.max(1);
-                if ratio > limits.max_ratio {
-                    return Err(ArchiveError::CompressionRatio { name, ratio, limit: limits.max_ratio });
-                }
-            }
-            sizes.insert(name, entry.size);
+            let link =
+                entry.made_by >> 8 == 3 && entry.external != 0 && (entry.external >> 16) & 0o170_000 == 0o120_000;
+            listing.admit(name, link, entry.size, entry.compressed)?;
         }
-        if !names.contains(MANIFEST) {
-            return Err(ArchiveError::MissingManifest);
-        }
+        listing.has_manifest()?;
         let by_name: HashMap<String, &Local> =
             self.locals.iter().map(|local| (String::from_utf8_lossy(&local.name).into_owned(), local)).collect();
         let manifest_bytes = match by_name.get(MANIFEST) {
@@ -585,35 +561,7 @@ impl StreamCheck {
             _ => return Err(self.corrupt(format!("cannot read `{MANIFEST}`"))),
         };
         let manifest = parse_manifest(&manifest_bytes)?;
-        let mut listed = HashSet::with_capacity(manifest.entries.len());
-        for entry in &manifest.entries {
-            if !listed.insert(entry.path.as_str()) {
-                return Err(ArchiveError::InvalidManifest(format!("`{}` is listed twice", entry.path)));
-            }
-            match sizes.get(&entry.path) {
-                None => return Err(ArchiveError::MissingEntry { name: entry.path.clone() }),
-                Some(size) if *size != entry.size => {
-                    return Err(ArchiveError::SizeMismatch {
-                        name: entry.path.clone(),
-                        expected: entry.size,
-                        found: *size,
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-        if let Some(entry) = entries.iter().find(|entry| {
-            let name = String::from_utf8_lossy(&entry.name);
-            name != MANIFEST && !listed.contains(name.as_ref())
-        }) {
-            return Err(ArchiveError::NotInManifest { name: String::from_utf8_lossy(&entry.name).into_owned() });
-        }
-        if !manifest.entries.iter().any(|entry| entry.path == manifest.binary && entry.kind == EntryKind::Binary) {
-            return Err(ArchiveError::InvalidManifest(format!(
-                "the binary `{}` is not a binary entry",
-                manifest.binary
-            )));
-        }
+        listing.check_manifest(&manifest)?;
         // The content: every listed entry's size and digest, in the manifest's order.
         let mut kept = HashMap::new();
         for entry in &manifest.entries {

@@ -18,6 +18,7 @@ use xif_protocol::{
 };
 
 use crate::Log;
+use crate::database::DatabaseAccess;
 use crate::isolation::{Isolation, LAUNCH_SUBCOMMAND, LaunchPlan, kill_tree};
 use crate::signature::signature_mismatches;
 
@@ -53,6 +54,8 @@ pub struct StartOptions {
     /// without root and a file system of its own; the file size limit bounds what one write
     /// adds between checks).
     pub disk_bytes: Option<u64>,
+    /// Where the extension's queries on its logical databases run, and their limits.
+    pub databases: DatabaseAccess,
 }
 
 /// Limits on an extension process's resources; `None` leaves a resource unlimited.
@@ -88,6 +91,7 @@ impl StartOptions {
             clean_environment: false,
             isolation: None,
             disk_bytes: None,
+            databases: DatabaseAccess::none(),
         }
     }
 }
@@ -436,8 +440,10 @@ impl ExtensionProcess {
         let (ended_sender, ended) = tokio::sync::watch::channel(false);
         let (frames, queued) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(write_frames(writer, queued));
+        let queries = Queries { access: Arc::new(options.databases.clone()), frames: frames.downgrade() };
         let reader = tokio::spawn(read_replies(
             BufReader::with_capacity(64 * 1024, reader),
+            queries,
             Arc::clone(&pending),
             Arc::clone(&child),
             Arc::clone(&log),
@@ -652,10 +658,45 @@ async fn write_frames(mut writer: OwnedWriteHalf, mut frames: tokio::sync::mpsc:
     }
 }
 
-/// Routes replies to their calls until the channel ends; then fails every call in flight, and
-/// every later one, with the reason.
+/// What the reader needs to answer the extension's queries.
+struct Queries {
+    access: Arc<DatabaseAccess>,
+    /// The writer's queue; weak, so that the writer stops once the process is dropped.
+    frames: tokio::sync::mpsc::WeakUnboundedSender<Vec<u8>>,
+}
+
+impl Queries {
+    /// Answers query `id` of call `call` on a task of its own; refuses it at once when the call
+    /// is not in flight.
+    fn start(&self, pending: &Mutex<Pending>, query: (u64, u64, String, String, Vec<serde_json::Value>)) {
+        let (id, call, database, sql, params) = query;
+        let Some(frames) = self.frames.upgrade() else { return };
+        let in_flight = pending.lock().unwrap_or_else(PoisonError::into_inner).calls.contains_key(&call);
+        if !in_flight {
+            let error = ActionFailure {
+                code: "no_call".into(),
+                message: format!(
+                    "a query on logical database `{database}` belongs to call {call}, which is not in progress: a \
+                     `Database` works only until its call returns"
+                ),
+            };
+            // A failed send means the channel is gone; the reader sees it.
+            frames.send(encode(&HostMessage::QueryFailed { id, error })).ok();
+            return;
+        }
+        let access = Arc::clone(&self.access);
+        tokio::spawn(async move {
+            let frame = crate::database::answer(&access, id, database, sql, params).await;
+            frames.send(frame).ok();
+        });
+    }
+}
+
+/// Routes replies to their calls and starts the extension's queries until the channel ends;
+/// then fails every call in flight, and every later one, with the reason.
 async fn read_replies(
     mut reader: BufReader<OwnedReadHalf>,
+    queries: Queries,
     pending: Arc<Mutex<Pending>>,
     child: Arc<tokio::sync::Mutex<Child>>,
     log: Arc<Log>,
@@ -672,6 +713,10 @@ async fn read_replies(
             Ok(ExtensionMessage::Return { id, outputs }) => (id, Ok(outputs)),
             Ok(ExtensionMessage::Fail { id, error }) => {
                 (id, Err(CallError::Action { action: String::new(), failure: error }))
+            }
+            Ok(ExtensionMessage::Query { id, call, database, sql, params }) => {
+                queries.start(&pending, (id, call, database, sql, params));
+                continue;
             }
             Ok(ExtensionMessage::Hello(_)) => break Some(CallError::Protocol("a second hello".into())),
             Err(error) => break Some(CallError::Protocol(error.to_string())),

@@ -13,6 +13,16 @@
 //!    same id, in any order: calls are concurrent.
 //! 4. [`HostMessage::Shutdown`] asks the extension to finish its calls and exit.
 //!
+//! During a call, the extension may ask the host to run SQL on one of its logical databases
+//! ([`ExtensionMessage::Query`], naming the call it belongs to); the host runs it on the
+//! database connection the server mapped that logical database to, and answers
+//! [`HostMessage::Rows`] or [`HostMessage::QueryFailed`] with the query's id. The extension
+//! never sees the connection or its credentials. Parameters and cells travel in the platform's
+//! JSON forms (the values of action inputs). These messages did not raise [`PROTOCOL_VERSION`]:
+//! a host only sends them in answer to a query, so an extension that never queries works with
+//! any host of version 1, and one that does needs a host that knows them (an older host stops
+//! it as having broken the protocol).
+//!
 //! This crate knows the messages and the framing over `std::io`; it does not know processes,
 //! sockets or async runtimes.
 
@@ -55,7 +65,26 @@ pub enum ExtensionMessage {
         /// What went wrong.
         error: ActionFailure,
     },
+    /// Run SQL on a logical database of the extension, for a call in flight.
+    Query {
+        /// Chosen by the extension, unique among its queries in flight.
+        id: u64,
+        /// The id of the call the query belongs to.
+        call: u64,
+        /// The logical database, as the definition's entities name it (`main`).
+        database: String,
+        /// One SQL statement in the dialect of the mapped database, with parameters written as
+        /// that dialect writes them (`$1` for PostgreSQL, `?` for MySQL and SQLite).
+        sql: String,
+        /// The parameters' values, in order, in the platform's JSON forms, but Binary Data as
+        /// `{"base64": "…"}` (so that it is bound as bytes, not as its base64 text).
+        #[serde(default)]
+        params: Vec<serde_json::Value>,
+    },
 }
+
+/// A row a query returned: column name to value, in the platform's JSON forms.
+pub type Row = serde_json::Map<String, serde_json::Value>;
 
 /// What an extension says of itself when it connects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +159,24 @@ pub enum HostMessage {
     },
     /// Finish the calls in flight and exit.
     Shutdown,
+    /// A query succeeded.
+    Rows {
+        /// The query's id.
+        id: u64,
+        /// The rows it returned, in order (none for a statement that returns none).
+        rows: Vec<Row>,
+        /// The rows it changed (inserted, updated, deleted), as the database counts them.
+        affected: u64,
+    },
+    /// A query failed: the database refused it, is not reachable, or the logical database is
+    /// not declared or not mapped.
+    QueryFailed {
+        /// The query's id.
+        id: u64,
+        /// What went wrong, for the extension's author: a code and a message that names the
+        /// logical database and the database's own message, never its URL.
+        error: ActionFailure,
+    },
 }
 
 /// Why a frame could not be read.
@@ -228,6 +275,11 @@ mod tests {
             HostMessage::Welcome { protocol: PROTOCOL_VERSION },
             HostMessage::Call { id: 7, action: "Charge".into(), inputs: values },
             HostMessage::Shutdown,
+            HostMessage::Rows { id: 3, rows: vec![Row::from_iter([("Name".into(), "Ann".into())])], affected: 0 },
+            HostMessage::QueryFailed {
+                id: 4,
+                error: ActionFailure { code: "database_error".into(), message: "no table `x`".into() },
+            },
         ];
         let mut channel = Vec::new();
         for message in &messages {
@@ -240,6 +292,16 @@ mod tests {
             assert_eq!(&decode::<HostMessage>(&buffer).expect("a message"), message);
         }
         assert!(!read_frame(&mut reader, &mut buffer).expect("clean end"));
+    }
+
+    #[test]
+    fn a_query_without_parameters_reads_as_one_with_none() {
+        let query: ExtensionMessage =
+            decode(br#"{"type":"query","id":1,"call":2,"database":"main","sql":"SELECT 1"}"#).expect("a query");
+        assert_eq!(
+            query,
+            ExtensionMessage::Query { id: 1, call: 2, database: "main".into(), sql: "SELECT 1".into(), params: vec![] }
+        );
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! It gives the Rust type of each platform data type ([`types`]), the error an action returns
 //! ([`ActionError`]), and [`serve`], the loop that connects to the host, says hello with the
 //! extension's signatures, and runs the host's calls concurrently. Extensions normally reach it
-//! through their generated `src/bindings.rs`.
+//! through their generated `src/bindings.rs`. During a call, an action reaches the logical
+//! databases of its extension through [`database`] (see [`Database`]).
 
+mod database;
 mod serve;
 pub mod types;
 
+pub use database::{Database, Param, Row, ToParam, database, param};
 /// Re-exported for the generated bindings, so that an extension needs no serde dependency.
 pub use serde;
 pub use serve::{Handler, Manifest, serve};

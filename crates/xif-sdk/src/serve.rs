@@ -1,14 +1,17 @@
-//! The serve loop: connect to the host, say hello, run calls until told to stop.
+//! The serve loop: connect to the host, say hello, run calls until told to stop, and carry the
+//! queries actions make on their logical databases.
 
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use xif_protocol::{
-    ActionFailure, ActionSignature, CHANNEL_ENV, ExtensionMessage, Hello, HostMessage, PROTOCOL_VERSION, TOKEN_ENV,
-    Values, decode, encode, read_frame,
+    ActionFailure, ActionSignature, CHANNEL_ENV, ExtensionMessage, Hello, HostMessage, PROTOCOL_VERSION, Row,
+    TOKEN_ENV, Values, decode, encode, read_frame,
 };
 
 use crate::ActionError;
@@ -90,19 +93,19 @@ fn run(manifest: Manifest, handler: Arc<dyn Handler>) -> Result<(), String> {
         Err(error) => return Err(error.to_string()),
     }
 
-    // Leader and followers: the thread holding the reader reads one frame, lets go of the
-    // reader, and runs that call itself, so a call is never handed from thread to thread.
     // Buffered: the host sends calls queued together in one write; they are read in one call.
-    let shared = Arc::new(Shared {
+    let channel = Arc::new(Channel {
         reader: Mutex::new((BufReader::with_capacity(64 * 1024, reader), buffer)),
         writer: Mutex::new(writer),
-        stopping: AtomicBool::new(false),
-        handler,
+        state: Mutex::new(State::default()),
+        wake: Condvar::new(),
+        next_query: AtomicU64::new(1),
     });
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {
-            let shared = Arc::clone(&shared);
-            std::thread::spawn(move || shared.work())
+            let channel = Arc::clone(&channel);
+            let handler = Arc::clone(&handler);
+            std::thread::spawn(move || work(&channel, &*handler))
         })
         .collect();
     let mut outcome = Ok(());
@@ -116,63 +119,269 @@ fn run(manifest: Manifest, handler: Arc<dyn Handler>) -> Result<(), String> {
     outcome
 }
 
-struct Shared {
+/// A call read from the channel: its id, action and inputs.
+type Call = (u64, String, Values);
+
+/// What a query returned: its rows and the number of rows it changed.
+pub(crate) type Answer = (Vec<Row>, u64);
+
+/// The channel to the host, shared by the workers and by every [`crate::Database`] handle.
+///
+/// Leader and followers: one thread at a time (the leader, `State::leading`) reads a frame.
+/// A call it reads as an idle worker it runs itself, so a call is never handed from thread to
+/// thread on its way; it wakes another thread to lead first. A thread waiting for the answer
+/// to its query leads too while no one else does: otherwise, with every worker waiting on a
+/// query, no one would read the answers. A call such a thread reads goes to `backlog`, for the
+/// next idle worker; an answer for another query is left in `answers` for its waiter.
+pub(crate) struct Channel {
+    /// Locked only by the leader.
     reader: Mutex<(BufReader<UnixStream>, Vec<u8>)>,
     writer: Mutex<UnixStream>,
-    stopping: AtomicBool,
-    handler: Arc<dyn Handler>,
+    state: Mutex<State>,
+    /// Signalled when the lead is free, a call waits in the backlog, an answer arrived, or the
+    /// channel ended.
+    wake: Condvar,
+    next_query: AtomicU64,
 }
 
-impl Shared {
-    fn work(&self) -> Result<(), String> {
+#[derive(Default)]
+struct State {
+    /// A thread is reading the channel.
+    leading: bool,
+    /// Calls read by a thread that was waiting for a query's answer.
+    backlog: VecDeque<Call>,
+    /// Queries in flight: `None` until answered.
+    answers: HashMap<u64, Option<Result<Answer, ActionError>>>,
+    /// Threads waiting for an answer.
+    querying: usize,
+    /// The host asked to stop: idle workers exit; threads waiting for answers read on.
+    stopping: bool,
+    /// The channel is gone (closed, or broken with this reason): nothing more can be read.
+    closed: Option<String>,
+    /// Why the channel broke, until one worker has reported it as the process's outcome.
+    broken: Option<String>,
+}
+
+/// What the leader read.
+enum Frame {
+    Call(Call),
+    Answer(u64, Result<Answer, ActionError>),
+    Shutdown,
+    /// The host closed the channel cleanly.
+    Closed,
+    /// The channel broke, or the host sent something this side does not understand.
+    Broken(String),
+}
+
+impl Channel {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read(&self) -> Frame {
+        let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let (stream, buffer) = &mut *reader;
+        match read_frame(stream, buffer) {
+            Ok(true) => match decode::<HostMessage>(buffer) {
+                Ok(HostMessage::Call { id, action, inputs }) => Frame::Call((id, action, inputs)),
+                Ok(HostMessage::Rows { id, rows, affected }) => Frame::Answer(id, Ok((rows, affected))),
+                Ok(HostMessage::QueryFailed { id, error }) => {
+                    Frame::Answer(id, Err(ActionError::new(error.code, error.message)))
+                }
+                Ok(HostMessage::Shutdown) => Frame::Shutdown,
+                Ok(other) => Frame::Broken(format!("unexpected message from the host: {other:?}")),
+                Err(error) => Frame::Broken(error.to_string()),
+            },
+            Ok(false) => Frame::Closed,
+            Err(error) => Frame::Broken(error.to_string()),
+        }
+    }
+
+    /// Wakes a thread to take the lead: any idle worker will do, unless threads wait for
+    /// answers, which must all look.
+    fn pass_lead(&self, everyone: bool) {
+        if everyone {
+            self.wake.notify_all();
+        } else {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Records what the leader read that is not its own to run: an answer for its waiter, or
+    /// the end of the channel.
+    fn settle(&self, state: &mut State, frame: Frame) {
+        match frame {
+            Frame::Call(call) => state.backlog.push_back(call),
+            Frame::Answer(id, answer) => {
+                // An answer to no query in flight is dropped: its waiter is gone.
+                if let Some(slot) = state.answers.get_mut(&id) {
+                    *slot = Some(answer);
+                }
+            }
+            Frame::Shutdown => state.stopping = true,
+            Frame::Closed => state.closed = Some("the host closed the channel".into()),
+            Frame::Broken(reason) => {
+                state.closed = Some(reason.clone());
+                state.broken = Some(reason);
+            }
+        }
+        self.wake.notify_all();
+    }
+
+    /// The next call for an idle worker, or `None` once it should exit.
+    fn next_call(&self) -> Result<Option<Call>, String> {
+        let mut state = self.state();
         loop {
-            let (id, action, inputs) = {
-                let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
-                if self.stopping.load(Ordering::Acquire) {
-                    return Ok(());
+            if let Some(call) = state.backlog.pop_front() {
+                return Ok(Some(call));
+            }
+            if let Some(reason) = state.broken.take() {
+                return Err(reason);
+            }
+            if state.stopping || state.closed.is_some() {
+                return Ok(None);
+            }
+            if !state.leading {
+                state.leading = true;
+                drop(state);
+                let frame = self.read();
+                state = self.state();
+                state.leading = false;
+                if let Frame::Call(call) = frame {
+                    // Woken after the lock is let go, so that the next leader does not wake
+                    // only to wait for it.
+                    let everyone = state.querying > 0 || !state.backlog.is_empty();
+                    drop(state);
+                    self.pass_lead(everyone);
+                    return Ok(Some(call));
                 }
-                let (stream, buffer) = &mut *reader;
-                let message = match read_frame(stream, buffer) {
-                    Ok(true) => decode::<HostMessage>(buffer).map_err(|error| error.to_string()),
-                    // The host went away: nothing is left to serve.
-                    Ok(false) => Ok(HostMessage::Shutdown),
-                    Err(error) => Err(error.to_string()),
-                };
-                match message {
-                    Ok(HostMessage::Call { id, action, inputs }) => (id, action, inputs),
-                    Ok(HostMessage::Shutdown) => {
-                        self.stopping.store(true, Ordering::Release);
-                        return Ok(());
-                    }
-                    Ok(other) => {
-                        self.stopping.store(true, Ordering::Release);
-                        return Err(format!("unexpected message from the host: {other:?}"));
-                    }
-                    Err(error) => {
-                        self.stopping.store(true, Ordering::Release);
-                        return Err(error);
-                    }
+                self.settle(&mut state, frame);
+                continue;
+            }
+            state = self.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Sends a query for call `call` and waits for its answer, leading while no one else does.
+    pub(crate) fn query(
+        &self,
+        call: u64,
+        database: &str,
+        sql: &str,
+        params: Vec<serde_json::Value>,
+    ) -> Result<Answer, ActionError> {
+        let gone = |reason: &str| {
+            ActionError::new("database_unavailable", format!("the query cannot reach the host: {reason}"))
+        };
+        let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut state = self.state();
+            if let Some(reason) = &state.closed {
+                return Err(gone(reason));
+            }
+            state.answers.insert(id, None);
+            state.querying += 1;
+        }
+        let frame =
+            encode(&ExtensionMessage::Query { id, call, database: database.to_owned(), sql: sql.to_owned(), params });
+        let sent = self.writer.lock().unwrap_or_else(PoisonError::into_inner).write_all(&frame);
+        let mut state = self.state();
+        let answer = match sent {
+            Err(error) => Err(gone(&error.to_string())),
+            Ok(()) => loop {
+                if let Some(Some(_)) = state.answers.get(&id) {
+                    break state.answers.remove(&id).flatten().unwrap_or_else(|| Err(gone("no answer")));
                 }
-            };
-            let handler = &self.handler;
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.call(&action, inputs)))
-                .unwrap_or_else(|panic| {
+                if let Some(reason) = &state.closed {
+                    break Err(gone(reason));
+                }
+                if !state.leading {
+                    state.leading = true;
+                    drop(state);
+                    let frame = self.read();
+                    state = self.state();
+                    state.leading = false;
+                    // Whatever it was, the loop looks again: the answer, the end of the channel
+                    // (which a worker then reports as the process's outcome), or more to wait.
+                    self.settle(&mut state, frame);
+                    continue;
+                }
+                state = self.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+            },
+        };
+        state.answers.remove(&id);
+        state.querying -= 1;
+        let everyone = state.querying > 0 || !state.backlog.is_empty();
+        drop(state);
+        // This thread may have held the lead: someone else takes it now.
+        self.pass_lead(everyone);
+        answer
+    }
+
+    fn reply(&self, reply: &ExtensionMessage) -> Result<(), String> {
+        let frame = encode(reply);
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        writer.write_all(&frame).map_err(|error| format!("cannot answer the host: {error}"))
+    }
+}
+
+/// The call the current thread runs, so that [`crate::database`] knows which call a query
+/// belongs to.
+#[derive(Clone)]
+pub(crate) struct CallContext {
+    /// The call's id.
+    pub(crate) call: u64,
+    /// The channel it came on.
+    pub(crate) channel: Arc<Channel>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<CallContext>> = const { RefCell::new(None) };
+}
+
+/// The call the current thread runs, if it runs one.
+pub(crate) fn current_call() -> Option<CallContext> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
+/// Clears the current call when dropped, on every path out of the action (a panic too).
+struct Running;
+
+impl Running {
+    fn enter(context: CallContext) -> Self {
+        CURRENT.with(|current| *current.borrow_mut() = Some(context));
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.borrow_mut().take());
+    }
+}
+
+fn work(channel: &Arc<Channel>, handler: &dyn Handler) -> Result<(), String> {
+    while let Some((id, action, inputs)) = channel.next_call()? {
+        let result = {
+            let _running = Running::enter(CallContext { call: id, channel: Arc::clone(channel) });
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.call(&action, inputs))).unwrap_or_else(
+                |panic| {
                     let detail = panic
                         .downcast_ref::<&str>()
                         .map(|text| (*text).to_owned())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "no message".into());
                     Err(ActionError::new("panic", format!("action `{action}` panicked: {detail}")))
-                });
-            let reply = match result {
-                Ok(outputs) => ExtensionMessage::Return { id, outputs },
-                Err(error) => {
-                    ExtensionMessage::Fail { id, error: ActionFailure { code: error.code, message: error.message } }
-                }
-            };
-            let frame = encode(&reply);
-            let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            writer.write_all(&frame).map_err(|error| format!("cannot answer the host: {error}"))?;
-        }
+                },
+            )
+        };
+        let reply = match result {
+            Ok(outputs) => ExtensionMessage::Return { id, outputs },
+            Err(error) => {
+                ExtensionMessage::Fail { id, error: ActionFailure { code: error.code, message: error.message } }
+            }
+        };
+        channel.reply(&reply)?;
     }
+    Ok(())
 }

@@ -13,6 +13,7 @@ pub mod cluster;
 mod connections;
 pub mod entities;
 mod error;
+pub mod extension_openapi;
 mod handlers;
 pub mod names;
 mod paging;
@@ -441,6 +442,8 @@ impl AppState {
             metrics: metrics_handle(),
             _lock: lock,
         };
+        // Extensions' own queries (`xif_sdk::database`) run on the mapped connections.
+        state.runtime.use_entities(Arc::clone(&state.entities));
         let bootstrap = state.bootstrap(admin_password).await?;
         // The published version of every extension starts before the server listens; a version
         // that fails to start is logged and reported, the others start regardless.
@@ -805,6 +808,7 @@ pub fn router(state: AppState) -> Router {
         .route("/extensions/{name}/versions/{number}/xif", get(download))
         .route("/extensions/{name}/publications", get(publications).post(publish))
         .route("/extensions/{name}/actions/{action}", post(call))
+        .route("/extensions/{name}/openapi.json", get(extension_openapi::handler))
         .route("/extensions/{name}/logs", get(logs))
         .route("/extensions/{name}/entities/{entity}/records", get(entities::api::list).post(entities::api::create))
         .route(

@@ -290,6 +290,8 @@ pub struct Runtime {
     /// Bumped whenever a version starts serving or stops: calls that found their process
     /// restarting wait for it.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Where extensions' own queries on their logical databases run, once the server set it.
+    entities: std::sync::OnceLock<Arc<crate::entities::Entities>>,
 }
 
 /// A version started beside the running one, not yet serving calls.
@@ -420,7 +422,17 @@ impl Runtime {
             running: RwLock::new(HashMap::new()),
             failed: RwLock::new(HashMap::new()),
             changes: tokio::sync::watch::Sender::new(0),
+            entities: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Runs the queries that extensions started from now on make on their logical databases
+    /// (`xif_sdk::database`) on the connections of `entities`. Without it, such queries fail as
+    /// unavailable.
+    pub fn use_entities(&self, entities: Arc<crate::entities::Entities>) {
+        if self.entities.set(entities).is_err() {
+            tracing::warn!("the runtime's entities were set twice; the first stay");
+        }
     }
 
     /// Where the working directories are.
@@ -465,6 +477,13 @@ impl Runtime {
         options.limits = self.options.limits;
         options.disk_bytes = self.options.disk_bytes;
         options.clean_environment = true;
+        let databases = self.entities.get().map(|entities| {
+            Arc::new(crate::entities::broker::Broker::new(Arc::clone(entities), &definition.extension.name.value))
+                as Arc<dyn xif_host::Databases>
+        });
+        options.databases = xif_host::DatabaseAccess::new(&definition, databases);
+        // A query cannot outlast the call it belongs to.
+        options.databases.query_timeout = self.options.call_timeout;
         let (isolation, user) = self.isolation().await?;
         options.isolation = isolation;
         let process = ExtensionProcess::start(options.clone()).await?;
@@ -579,6 +598,16 @@ impl Runtime {
     /// The definition of the version of `extension` that runs, if one does.
     pub async fn definition(&self, extension: &str) -> Option<Arc<Definition>> {
         self.running.read().await.get(&extension.to_ascii_lowercase()).map(|running| Arc::clone(&running.definition))
+    }
+
+    /// The definition of version `number` of `extension`, if that is the version that runs.
+    pub async fn definition_of_version(&self, extension: &str, number: i64) -> Option<Arc<Definition>> {
+        self.running
+            .read()
+            .await
+            .get(&extension.to_ascii_lowercase())
+            .filter(|running| running.number == number)
+            .map(|running| Arc::clone(&running.definition))
     }
 
     /// The version of `extension` that runs, if one does.

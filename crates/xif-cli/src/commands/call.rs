@@ -1,6 +1,7 @@
-//! `xif call ACTION [--input JSON] [--path DIR]`
+//! `xif call ACTION [--input JSON] [--path DIR] [--database LOGICAL=URL]…`
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,6 +23,12 @@ pub struct CallArgs {
     /// The project directory, which holds `extension.toml`
     #[arg(long, value_name = "DIR", default_value = ".")]
     path: PathBuf,
+    /// Run the extension's queries on logical database LOGICAL at URL (`postgres://…`,
+    /// `mysql://…`, `sqlite:///PATH`), as the server runs them on a mapped connection; repeat for
+    /// each. Other users of the machine can read a password here: prefer a URL without one
+    /// (PostgreSQL reads `PGPASSWORD` and `~/.pgpass`)
+    #[arg(long = "database", value_name = "LOGICAL=URL")]
+    databases: Vec<String>,
     /// Stop the call after this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     call_timeout: u64,
@@ -60,10 +67,34 @@ pub fn run(args: &CallArgs) -> anyhow::Result<Exit> {
         definition.extension.version.value.to_string(),
     );
     start.signatures = xif_host::signatures(definition);
+    // Queries on the extension's logical databases run on the server's mapped connections;
+    // here they fail, saying so (and naming the declared ones when another is asked for).
+    start.databases = xif_host::DatabaseAccess::new(definition, None);
     start.call_timeout = Duration::from_secs(args.call_timeout);
+    start.databases.query_timeout = start.call_timeout;
+    let mut urls = Vec::new();
+    for given in &args.databases {
+        let Some((logical, url)) = given.split_once('=') else {
+            output::eprint(&format!(
+                "error: `--database` takes `LOGICAL=URL`, such as `main=postgres://localhost/shop`, not `{}`\n",
+                given.split("://").next().unwrap_or_default()
+            ));
+            return Ok(Exit::CouldNotRun);
+        };
+        urls.push((logical.trim().to_owned(), url.trim().to_owned()));
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
+        if !urls.is_empty() {
+            match xif_server::entities::broker::Direct::connect(&urls).await {
+                Ok(direct) => start.databases.databases = Some(Arc::new(direct)),
+                Err(error) => {
+                    output::eprint(&format!("error: {error}\n"));
+                    return Ok(Exit::CouldNotRun);
+                }
+            }
+        }
         let extension = match ExtensionProcess::start(start).await {
             Ok(extension) => extension,
             Err(error) => {

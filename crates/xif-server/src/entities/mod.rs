@@ -10,6 +10,7 @@
 //! - [`Database`] is one pool of one of the three kinds; SQL is written per dialect.
 
 pub mod api;
+pub mod broker;
 pub mod connections;
 pub mod filter;
 pub mod mapping;
