@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::io::Write as _;
 
 const SECONDS: &str = "3";
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const CONNECTIONS: &str = "8";
 /// The records the table holds; each request reads one of them.
 const ROWS: i64 = 1000;
@@ -70,6 +70,50 @@ fn wrk(url: &str, token: Option<&str>, script_directory: &Path) -> f64 {
         .expect("a rate")
 }
 
+/// Publishes Shop on `server` and maps its logical database `main` to `url` with `xif admin
+/// connection add` and `map`.
+fn publish_and_map(runtime: &tokio::runtime::Runtime, server: &xif_testkit::Server, token: &str, url: &str) {
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let bytes = xif_testkit::pack("Shop", "1.0.0", DEFINITION, &fixtures::binary("generic"));
+        use sha2::Digest as _;
+        let digest: String = hex::encode(sha2::Sha256::digest(&bytes));
+        let response = client
+            .post(format!("{}/api/v1/extensions/Shop/versions", server.url))
+            .bearer_auth(token)
+            .header("x-xif-sha256", digest)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(response.status(), 201);
+        let response = client
+            .post(format!("{}/api/v1/extensions/Shop/publications", server.url))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "version": 1, "expected": null }))
+            .send()
+            .await
+            .expect("publish");
+        assert_eq!(response.status(), 200);
+    });
+    for arguments in
+        [&["connection", "add", "shopdb", "--url-stdin"][..], &["connection", "map", "Shop", "main", "shopdb"]]
+    {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xif"))
+            .args(["admin", "--server", &server.url])
+            .args(arguments)
+            .env("XIF_TOKEN", token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("xif admin runs");
+        child.stdin.take().expect("stdin").write_all(format!("{url}\n").as_bytes()).expect("written");
+        let output = child.wait_with_output().expect("finished");
+        assert!(output.status.success(), "xif admin {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
 fn main() {
     if std::env::args().any(|argument| argument == "--list") {
         return;
@@ -89,49 +133,27 @@ fn main() {
         ),
     );
 
-    // The xif server, with Shop published and its logical database mapped to the table's.
-    let server = xif_testkit::Server::for_benchmark(env!("CARGO_BIN_EXE_xif"), &temporary.path().join("data"));
-    let token = server.token("admin", xif_testkit::BENCHMARK_PASSWORD);
+    // The xif server, with Shop published and its logical database mapped to the table's: one
+    // with its default of one worker thread on this machine (it leaves a core to extensions'
+    // processes), one with two, as the baseline is measured with both: here the work is the
+    // database's, in processes of its own, as an extension's would be.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let bytes = xif_testkit::pack("Shop", "1.0.0", DEFINITION, &fixtures::binary("generic"));
-        use sha2::Digest as _;
-        let digest: String = hex::encode(sha2::Sha256::digest(&bytes));
-        let response = client
-            .post(format!("{}/api/v1/extensions/Shop/versions", server.url))
-            .bearer_auth(&token)
-            .header("x-xif-sha256", digest)
-            .body(bytes)
-            .send()
-            .await
-            .expect("upload");
-        assert_eq!(response.status(), 201);
-        let response = client
-            .post(format!("{}/api/v1/extensions/Shop/publications", server.url))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({ "version": 1, "expected": null }))
-            .send()
-            .await
-            .expect("publish");
-        assert_eq!(response.status(), 200);
-    });
-    for arguments in
-        [&["connection", "add", "shopdb", "--url-stdin"][..], &["connection", "map", "Shop", "main", "shopdb"]]
-    {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xif"))
-            .args(["admin", "--server", &server.url])
-            .args(arguments)
-            .env("XIF_TOKEN", &token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("xif admin runs");
-        child.stdin.take().expect("stdin").write_all(format!("{url}\n").as_bytes()).expect("written");
-        let output = child.wait_with_output().expect("finished");
-        assert!(output.status.success(), "xif admin {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
-    }
+    let servers: Vec<(usize, xif_testkit::Server, String)> = [1, 2]
+        .into_iter()
+        .map(|workers| {
+            let server = xif_testkit::Server::start(
+                env!("CARGO_BIN_EXE_xif"),
+                &temporary.path().join(format!("data-{workers}")),
+                xif_testkit::BENCHMARK_PASSWORD,
+                "warn",
+                &["--workers", &workers.to_string()],
+                drop,
+            );
+            let token = server.token("admin", xif_testkit::BENCHMARK_PASSWORD);
+            publish_and_map(&runtime, &server, &token, &url);
+            (workers, server, token)
+        })
+        .collect();
 
     // The baseline: the same query on the same kind of pool (as many connections as the
     // server's), answered as the same JSON by a minimal axum handler, with one worker thread
@@ -170,7 +192,6 @@ fn main() {
         (runtime, address)
     };
     let minimal_servers: Vec<(tokio::runtime::Runtime, String)> = [1, 2].into_iter().map(minimal).collect();
-    let records_url = format!("{}/api/v1/extensions/Shop/entities/Item/records", server.url);
     let (mut baseline_rates, mut record_rates) = (Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         let mut best = 0.0_f64;
@@ -180,9 +201,14 @@ fn main() {
             best = best.max(rate);
         }
         baseline_rates.push(best);
-        let rate = wrk(&records_url, Some(&token), temporary.path());
-        println!("round {round}: xif server, a record read by id: {rate:.0} requests/s");
-        record_rates.push(rate);
+        let mut best = 0.0_f64;
+        for (workers, server, token) in &servers {
+            let url = format!("{}/api/v1/extensions/Shop/entities/Item/records", server.url);
+            let rate = wrk(&url, Some(token), temporary.path());
+            println!("round {round}: xif server, {workers} worker(s), a record read by id: {rate:.0} requests/s");
+            best = best.max(rate);
+        }
+        record_rates.push(best);
     }
     let (baseline, _, _) = xif_testkit::spread(&baseline_rates);
     let (records, _, _) = xif_testkit::spread(&record_rates);
@@ -190,15 +216,17 @@ fn main() {
     println!(
         "wrk, 1 thread, {CONNECTIONS} connections, {SECONDS} s each, GET by id over {ROWS} rows, {ROUNDS} rounds (medians)"
     );
-    println!("minimal axum handler with the same query and pool (baseline): {baseline:.0} requests/s");
-    println!("xif server, a record read by id: {records:.0} requests/s");
+    println!(
+        "minimal axum handler with the same query and pool, the faster of 1 or 2 workers (baseline): {baseline:.0} requests/s"
+    );
+    println!("xif server, a record read by id, the faster of 1 or 2 workers: {records:.0} requests/s");
     println!(
         "throughput ratio: {:.0}% (bar: at least 70%) -> {}",
         ratio * 100.0,
         if ratio >= 0.7 { "met" } else { "NOT met" }
     );
     xif_testkit::Figure::new(
-        "a record read by id through the API, PostgreSQL, wrk (baseline: a minimal axum handler, same query and pool)",
+        "a record read by id through the API, PostgreSQL, wrk, the faster of 1 or 2 workers (baseline: a minimal axum handler, same query and pool, the faster of 1 or 2 workers)",
         "requests/s",
         &record_rates,
         "at least 70% of the baseline",
@@ -207,5 +235,5 @@ fn main() {
     .against(baseline)
     .report();
     drop(minimal_servers);
-    drop(server);
+    drop(servers);
 }

@@ -229,6 +229,40 @@ fn scenario(backend: &Backend<'_>) {
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("record_conflict")), "{name}: {body}");
     assert!(body["error"]["message"].as_str().unwrap_or_default().contains("`Name`"), "{name}: {body}");
 
+    // Bodies that are no record of Item, each refused naming what is wrong; the server stays up.
+    for (bad, part) in [
+        (json!(["Name", "Zed"]), "JSON object"),
+        (json!("Zed"), "JSON object"),
+        (json!({ "Name": "Zed", "Nope": 1 }), "`Nope`"),
+        (json!({ "Name": "Zed", "Count": 2_147_483_648_i64 }), "`Count`"),
+        (json!({ "Name": "Zed", "Count": 1.5 }), "`Count`"),
+        (json!({ "Name": "Zed", "Big": "12" }), "`Big`"),
+        (json!({ "Name": "Zed", "Price": "12,50" }), "`Price`"),
+        (json!({ "Name": "Zed", "Price": "1e400" }), "`Price`"),
+        (json!({ "Name": "Zed", "Active": "yes" }), "`Active`"),
+        (json!({ "Name": "Zed", "At": "2024-02-30T09:30:00" }), "`At`"),
+        (json!({ "Name": "Zed", "Day": "31/01/2024" }), "`Day`"),
+        (json!({ "Name": "Zed", "Clock": "25:00:00" }), "`Clock`"),
+        (json!({ "Name": "Zed", "Data": "not base64!" }), "`Data`"),
+        (json!({ "Name": "Zed", "Parent": "one" }), "`Parent`"),
+        (json!({ "Name": { "nested": true } }), "`Name`"),
+        (json!({ "Name": null }), "`Name`"),
+        (json!({ "Name": "x".repeat(51) }), "`Name`"),
+    ] {
+        let (status, _, body) = request("POST", records, token, Some(&bad));
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{name} {bad}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(part), "{name} {bad}: {message}");
+    }
+
+    // A value the column cannot hold (phone is VARCHAR(30), the attribute has no length): the
+    // database refuses it, and that is the client's error. SQLite's columns take any length.
+    if backend.stop.is_some() {
+        let (status, _, body) =
+            request("POST", records, token, Some(&json!({ "Name": "Gus", "Phone": "1".repeat(40) })));
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{name}: {body}");
+    }
+
     // Lists: filters, sort, limit and offset, with a link to the next page when one is full.
     let names = |query: &str| -> Vec<String> {
         let (status, _, body) = request("GET", &format!("{records}?{query}"), token, None);

@@ -151,3 +151,66 @@ impl ListQuery {
 fn attribute_list(plan: &Plan) -> String {
     plan.columns.iter().map(|column| format!("`{}`", column.attribute)).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entities::sql::Operator;
+
+    fn plan() -> Plan {
+        let text = "[extension]\nname = \"Shop\"\nversion = \"1.0.0\"\ndescription = \"d\"\n\n\
+                    [[entities]]\nname = \"Customer\"\nattributes = [\n\
+                    { name = \"Id\", type = \"Long Integer\", identifier = true },\n\
+                    { name = \"Name\", type = \"Text\" },\n\
+                    { name = \"Age\", type = \"Integer\" },\n\
+                    { name = \"Photo\", type = \"Binary Data\" },\n]\n";
+        let definition = xif_definition::parse(text).expect("the definition parses");
+        Plan::new(&definition, &definition.entities[0])
+    }
+
+    /// What a query parses to: the conditions (column, operator), the order, the limit and the
+    /// offset.
+    type Parsed = (Vec<(usize, Operator)>, Vec<(usize, bool)>, u32, u64);
+
+    /// `query` parses to `expected`: `Ok` with what it parses to, or `Err` with the query
+    /// parameter the refusal names.
+    fn check(query: &str, expected: Result<Parsed, &str>) {
+        let parsed = ListQuery::parse(&plan(), query);
+        match (parsed, expected) {
+            (Ok(list), Ok((conditions, order, limit, offset))) => {
+                let found: Vec<(usize, Operator)> =
+                    list.conditions.iter().map(|(index, op, _)| (*index, *op)).collect();
+                assert_eq!((found, list.order, list.limit, list.offset), (conditions, order, limit, offset), "{query}");
+            }
+            (Err(RecordError::InvalidFilter { parameter, .. }), Err(expected)) => {
+                assert_eq!(parameter, expected, "{query}");
+            }
+            (parsed, expected) => panic!("{query}: {parsed:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn queries_become_column_indexes_or_are_refused_naming_the_parameter() {
+        check("", Ok((vec![], vec![], LIMIT_DEFAULT, 0)));
+        check("name=Ann", Ok((vec![(1, Operator::Equal)], vec![], LIMIT_DEFAULT, 0)));
+        check("Age.gt=3&Age.le=9", Ok((vec![(2, Operator::Greater), (2, Operator::LessOrEqual)], vec![], 50, 0)));
+        check("Name.like=An%25", Ok((vec![(1, Operator::Like)], vec![], 50, 0)));
+        check("sort=Name,-Age&limit=1000&offset=20", Ok((vec![], vec![(1, false), (2, true)], 1000, 20)));
+        check("Nom=Ann", Err("Nom"));
+        check("Name%3B--=x", Err("Name;--"));
+        check("Age.between=1", Err("Age.between"));
+        check("Age.like=1", Err("Age.like"));
+        check("Age=old", Err("Age"));
+        check("Age=99999999999", Err("Age"));
+        check("Photo=AA==", Err("Photo"));
+        check("sort=Name;DROP", Err("sort"));
+        check("sort=Name,Name", Err("sort"));
+        check("sort=-Photo", Err("sort"));
+        check("sort=Name&sort=Age", Err("sort"));
+        check("limit=0", Err("limit"));
+        check("limit=1001", Err("limit"));
+        check("limit=ten", Err("limit"));
+        check("offset=-1", Err("offset"));
+        check("offset=9223372036854775808", Err("offset"));
+    }
+}

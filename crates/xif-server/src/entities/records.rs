@@ -372,6 +372,7 @@ fn database_error(error: sqlx::Error, extension: &str, plan: &Plan) -> RecordErr
     match &error {
         sqlx::Error::Database(database) => {
             let code = database.code().map(|code| code.into_owned()).unwrap_or_default();
+            let mysql = database.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|error| error.number());
             match database.kind() {
                 ErrorKind::UniqueViolation => {
                     return RecordError::Conflict {
@@ -391,11 +392,22 @@ fn database_error(error: sqlx::Error, extension: &str, plan: &Plan) -> RecordErr
                 }
                 _ => {}
             }
+            // A value the column cannot hold: PostgreSQL's data exceptions (22…: too long, out
+            // of range), MySQL's 1264 (out of range), 1292 and 1366 (incorrect value), 1406
+            // (too long). Their messages name the type or column, not the value.
+            if code.starts_with("22") || matches!(mysql, Some(1264 | 1292 | 1366 | 1406)) {
+                return RecordError::InvalidInput(vec![format!(
+                    "the database refused a value of the record of `{}`: {}",
+                    plan.entity,
+                    database.message()
+                )]);
+            }
             // PostgreSQL: connection exceptions (08…), the server shutting down or out of
             // connections (57P01-57P03, 53300); MySQL: shutdown in progress (1053), too many
             // connections (1040, 1203).
             let down = code.starts_with("08")
-                || matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "53300" | "1053" | "1040" | "1203");
+                || matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "53300")
+                || matches!(mysql, Some(1053 | 1040 | 1203));
             if down {
                 return unavailable("it is shutting down or refuses connections".into());
             }
