@@ -3,11 +3,11 @@
 //!
 //! Recording must stay cheap on the call path: [`CallLog::record`] never waits on the database.
 //! It puts the entry on a bounded channel (a `try_send`, no lock held across a database call);
-//! one writer task takes what has arrived, up to [`BATCH`] entries, and inserts them in one
+//! one writer task takes what has arrived, up to `BATCH` (1,000) entries, and inserts them in one
 //! transaction. When the channel is full (the database slower than the calls for a while), the
 //! entry is dropped and counted in `xif_call_log_dropped_total`, with a warning at most every 10
 //! seconds: the calls themselves never slow down for their log. A sweeper removes the entries
-//! older than the retention every [`SWEEP_EVERY`].
+//! older than the retention every `SWEEP_EVERY` (10 minutes).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -112,7 +112,7 @@ impl CallLog {
         self.retention
     }
 
-    /// Records `entry`, without waiting: when the writer is behind by [`CAPACITY`] entries, the
+    /// Records `entry`, without waiting: when the writer is behind by `CAPACITY` (16,384) entries, the
     /// entry is dropped and counted.
     pub fn record(&self, entry: CallEntry) {
         let Some(sender) = &self.sender else { return };
