@@ -10,6 +10,7 @@
 mod database;
 mod isolation;
 mod log;
+mod outputs;
 mod process;
 mod signature;
 mod validate;
@@ -20,6 +21,7 @@ pub use isolation::{
     users_with_processes,
 };
 pub use log::Log;
+pub use outputs::Outputs;
 pub use process::{CallError, ExtensionProcess, ResourceLimits, StartError, StartOptions};
 pub use signature::{signature_mismatches, signatures};
 pub use validate::{InputError, check_value, default_value, validate_inputs};

@@ -883,10 +883,10 @@ pub async fn call(
     _user: CurrentUser,
     ApiPath((name, action)): ApiPath<(ExtensionName, ActionName)>,
     ApiJson(inputs): ApiJson<serde_json::Value>,
-) -> Result<Json<xif_api_values::Values>, ApiError> {
+) -> Result<RawJson, ApiError> {
     use crate::runtime::RuntimeCallError;
     match state.runtime.call(&name, &action, &inputs).await {
-        Ok(outputs) => Ok(Json(outputs)),
+        Ok(outputs) => Ok(RawJson(outputs)),
         Err(RuntimeCallError::NotRunning) => Err(ApiError::new(
             ErrorCode::ExtensionNotRunning,
             format!("no version of extension `{name}` is published and running"),
@@ -1034,7 +1034,12 @@ async fn peer_log(
     }
 }
 
-/// The JSON object type of call inputs and outputs.
-mod xif_api_values {
-    pub type Values = serde_json::Map<String, serde_json::Value>;
+/// A call's outputs as the body of the answer: the JSON the extension wrote, checked by the
+/// host, sent as it is rather than read into values and written out again.
+pub struct RawJson(pub xif_host::Outputs);
+
+impl IntoResponse for RawJson {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], self.0.into_json()).into_response()
+    }
 }

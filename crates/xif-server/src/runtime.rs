@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::RwLock;
 use xif_definition::Definition;
-use xif_host::{CallError, ExtensionProcess, InputError, StartOptions, Values};
+use xif_host::{CallError, ExtensionProcess, InputError, Outputs, StartOptions};
 
 /// How extension processes run.
 #[derive(Debug, Clone)]
@@ -546,8 +546,9 @@ impl Runtime {
     }
 
     /// Calls `action` of the running version of `extension` with `inputs`, checked against its
-    /// definition first.
-    pub async fn call(&self, extension: &str, action: &str, inputs: &Value) -> Result<Values, RuntimeCallError> {
+    /// definition first. The outputs are the JSON object the extension wrote, checked by the host
+    /// ([`Outputs`]) but not rebuilt: the handler sends them on as they are.
+    pub async fn call(&self, extension: &str, action: &str, inputs: &Value) -> Result<Outputs, RuntimeCallError> {
         let key = extension.to_ascii_lowercase();
         let limit = self.options.call_timeout;
         let started = tokio::time::Instant::now();
@@ -583,7 +584,7 @@ impl Runtime {
             },
         };
         let remaining = limit.saturating_sub(started.elapsed());
-        running.process.call_within(&name, checked, remaining).await.map_err(|error| match error {
+        running.process.call_outputs_within(&name, checked, remaining).await.map_err(|error| match error {
             // The limit the caller knows is the whole one, not what was left of it.
             CallError::Timeout { action, .. } => RuntimeCallError::Call(CallError::Timeout { action, limit }),
             other => RuntimeCallError::Call(other),
