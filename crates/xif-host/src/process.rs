@@ -18,9 +18,9 @@ use xif_protocol::{
 };
 
 use crate::Log;
-use crate::outputs::{Outputs, ReturnFrame};
 use crate::database::DatabaseAccess;
 use crate::isolation::{Isolation, LAUNCH_SUBCOMMAND, LaunchPlan, kill_tree};
+use crate::outputs::{Outputs, ReturnFrame};
 use crate::signature::signature_mismatches;
 
 /// How to start an extension.

@@ -8,8 +8,6 @@ use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::ThreadId;
-use std::time::{Duration, Instant};
 
 use xif_protocol::{
     ActionFailure, ActionSignature, CHANNEL_ENV, ExtensionMessage, Hello, HostMessage, PROTOCOL_VERSION, Row,
@@ -46,10 +44,6 @@ where
 
 /// Calls run at once at most; more wait for a free worker.
 const WORKERS: usize = 16;
-
-/// How long a call run by the thread that read it may keep the next frames unread before an
-/// idle worker takes over the reading.
-const WATCH: Duration = Duration::from_millis(1);
 
 /// Connects to the host named in the environment, says hello with `manifest`, and serves calls
 /// with `handler` until the host asks to stop or goes away. Problems are written to stderr,
@@ -135,11 +129,7 @@ pub(crate) type Answer = (Vec<Row>, u64);
 ///
 /// Leader and followers: one thread at a time (the leader, `State::leading`) reads a frame.
 /// A call it reads as an idle worker it runs itself, so a call is never handed from thread to
-/// thread on its way. When more frames wait behind it, it wakes another thread to lead first.
-/// When none does (the usual case below saturation), it keeps the lead through the call
-/// (`State::inline`) and reads the next frame itself, so that no thread is woken per call; one
-/// idle worker watches such calls, and takes the lead over from one that runs longer than
-/// [`WATCH`], so that a slow call holds up the others by a millisecond or two at most. A thread waiting for the answer
+/// thread on its way; it wakes another thread to lead first. A thread waiting for the answer
 /// to its query leads too while no one else does: otherwise, with every worker waiting on a
 /// query, no one would read the answers. A call such a thread reads goes to `backlog`, for the
 /// next idle worker; an answer for another query is left in `answers` for its waiter.
@@ -170,13 +160,6 @@ struct State {
     closed: Option<String>,
     /// Why the channel broke, until one worker has reported it as the process's outcome.
     broken: Option<String>,
-    /// The call whose reader runs it while keeping the lead: its number (from `runs`) and the
-    /// thread.
-    inline: Option<(u64, ThreadId)>,
-    /// Numbers the calls run keeping the lead.
-    runs: u64,
-    /// An idle worker watches the call run keeping the lead.
-    watching: bool,
 }
 
 /// What the leader read.
@@ -195,15 +178,9 @@ impl Channel {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads a frame, and says whether more of the channel is already read.
-    fn read(&self) -> (Frame, bool) {
+    fn read(&self) -> Frame {
         let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let (stream, buffer) = &mut *reader;
-        let frame = Self::frame(stream, buffer);
-        (frame, !stream.buffer().is_empty())
-    }
-
-    fn frame(stream: &mut BufReader<UnixStream>, buffer: &mut Vec<u8>) -> Frame {
         match read_frame(stream, buffer) {
             Ok(true) => match decode::<HostMessage>(buffer) {
                 Ok(HostMessage::Call { id, action, inputs }) => Frame::Call((id, action, inputs)),
@@ -251,102 +228,37 @@ impl Channel {
         self.wake.notify_all();
     }
 
-    /// The next call for an idle worker, or `None` once it should exit. `kept` numbers the call
-    /// this thread ran keeping the lead, if it did; it is set when the call returned is run so.
-    fn next_call(&self, kept: &mut Option<u64>) -> Result<Option<Call>, String> {
+    /// The next call for an idle worker, or `None` once it should exit.
+    fn next_call(&self) -> Result<Option<Call>, String> {
         let mut state = self.state();
-        // The lead kept through the call run here, unless a watcher took it over meanwhile.
-        let mut holding =
-            kept.take().is_some_and(|run| state.inline.is_some_and(|(inline, _)| inline == run));
-        if holding {
-            state.inline = None;
-        }
-        // The run this thread watches, and since when.
-        let mut watched: Option<(u64, Instant)> = None;
         loop {
-            let outcome = if let Some(call) = state.backlog.pop_front() {
-                Some(Ok(Some(call)))
-            } else if let Some(reason) = state.broken.take() {
-                Some(Err(reason))
-            } else if state.stopping || state.closed.is_some() {
-                Some(Ok(None))
-            } else {
-                None
-            };
-            if let Some(outcome) = outcome {
-                if watched.is_some() {
-                    state.watching = false;
-                }
-                if holding {
-                    // Not reading after all: someone else may lead.
-                    state.leading = false;
-                    drop(state);
-                    self.pass_lead(true);
-                }
-                return outcome;
+            if let Some(call) = state.backlog.pop_front() {
+                return Ok(Some(call));
             }
-            if holding || !state.leading {
-                if watched.take().is_some() {
-                    state.watching = false;
-                }
-                holding = false;
+            if let Some(reason) = state.broken.take() {
+                return Err(reason);
+            }
+            if state.stopping || state.closed.is_some() {
+                return Ok(None);
+            }
+            if !state.leading {
                 state.leading = true;
                 drop(state);
-                let (frame, buffered) = self.read();
+                let frame = self.read();
                 state = self.state();
+                state.leading = false;
                 if let Frame::Call(call) = frame {
-                    let others = state.querying > 0 || !state.backlog.is_empty();
-                    if !buffered && !others {
-                        // Nothing else to read yet: run it here, keeping the lead.
-                        state.runs += 1;
-                        state.inline = Some((state.runs, std::thread::current().id()));
-                        *kept = Some(state.runs);
-                        let recruit = !state.watching;
-                        drop(state);
-                        if recruit {
-                            // Every thread waiting now is an idle worker (no query is in
-                            // flight): one of them becomes the watcher.
-                            self.wake.notify_one();
-                        }
-                        return Ok(Some(call));
-                    }
-                    state.leading = false;
                     // Woken after the lock is let go, so that the next leader does not wake
                     // only to wait for it.
+                    let everyone = state.querying > 0 || !state.backlog.is_empty();
                     drop(state);
-                    self.pass_lead(others);
+                    self.pass_lead(everyone);
                     return Ok(Some(call));
                 }
-                state.leading = false;
                 self.settle(&mut state, frame);
                 continue;
             }
-            match state.inline {
-                Some((run, _)) if !state.watching || watched.is_some() => {
-                    state.watching = true;
-                    let since = match watched {
-                        Some((watched_run, since)) if watched_run == run => since,
-                        _ => Instant::now(),
-                    };
-                    watched = Some((run, since));
-                    let left = WATCH.saturating_sub(since.elapsed());
-                    if left.is_zero() {
-                        // The call has kept the lead a whole watch: this thread reads on.
-                        state.inline = None;
-                        state.watching = false;
-                        watched = None;
-                        holding = true;
-                        continue;
-                    }
-                    state = self.wake.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
-                }
-                _ => {
-                    if watched.take().is_some() {
-                        state.watching = false;
-                    }
-                    state = self.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
-                }
-            }
+            state = self.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -383,13 +295,10 @@ impl Channel {
                 if let Some(reason) = &state.closed {
                     break Err(gone(reason));
                 }
-                // A lead kept through a call is taken over at once (that call's thread is not
-                // reading, and may be this one): a query's answer is not left waiting on it.
-                if state.inline.is_some() || !state.leading {
-                    state.inline = None;
+                if !state.leading {
                     state.leading = true;
                     drop(state);
-                    let (frame, _) = self.read();
+                    let frame = self.read();
                     state = self.state();
                     state.leading = false;
                     // Whatever it was, the loop looks again: the answer, the end of the channel
@@ -452,8 +361,7 @@ impl Drop for Running {
 }
 
 fn work(channel: &Arc<Channel>, handler: &dyn Handler) -> Result<(), String> {
-    let mut kept = None;
-    while let Some((id, action, inputs)) = channel.next_call(&mut kept)? {
+    while let Some((id, action, inputs)) = channel.next_call()? {
         let result = {
             let _running = Running::enter(CallContext { call: id, channel: Arc::clone(channel) });
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.call(&action, inputs))).unwrap_or_else(

@@ -885,7 +885,7 @@ pub async fn call(
     ApiJson(inputs): ApiJson<serde_json::Value>,
 ) -> Result<RawJson, ApiError> {
     use crate::runtime::RuntimeCallError;
-    match state.runtime.call(&name, &action, &inputs).await {
+    match state.runtime.call(&name, &action, inputs).await {
         Ok(outputs) => Ok(RawJson(outputs)),
         Err(RuntimeCallError::NotRunning) => Err(ApiError::new(
             ErrorCode::ExtensionNotRunning,

@@ -548,7 +548,7 @@ impl Runtime {
     /// Calls `action` of the running version of `extension` with `inputs`, checked against its
     /// definition first. The outputs are the JSON object the extension wrote, checked by the host
     /// ([`Outputs`]) but not rebuilt: the handler sends them on as they are.
-    pub async fn call(&self, extension: &str, action: &str, inputs: &Value) -> Result<Outputs, RuntimeCallError> {
+    pub async fn call(&self, extension: &str, action: &str, inputs: Value) -> Result<Outputs, RuntimeCallError> {
         let key = extension.to_ascii_lowercase();
         let limit = self.options.call_timeout;
         let started = tokio::time::Instant::now();
@@ -573,7 +573,7 @@ impl Runtime {
         // The call is counted on the version it started on, which a replacement waits for.
         let _in_flight = InFlight::new(&running.in_flight);
         let (declared, checked) =
-            xif_host::validate_inputs(&running.definition, action, inputs).map_err(RuntimeCallError::Inputs)?;
+            xif_host::validate_owned_inputs(&running.definition, action, inputs).map_err(RuntimeCallError::Inputs)?;
         let name = declared.name.value.clone();
         // Waiting for a place counts against the call's time limit.
         let _place = match Arc::clone(&running.places).try_acquire_owned() {
