@@ -10,6 +10,7 @@
 mod database;
 mod isolation;
 mod log;
+mod outputs;
 mod process;
 mod signature;
 mod validate;
@@ -20,7 +21,8 @@ pub use isolation::{
     users_with_processes,
 };
 pub use log::Log;
+pub use outputs::Outputs;
 pub use process::{CallError, ExtensionProcess, ResourceLimits, StartError, StartOptions};
 pub use signature::{signature_mismatches, signatures};
-pub use validate::{InputError, check_value, default_value, validate_inputs};
+pub use validate::{InputError, check_value, default_value, validate_inputs, validate_owned_inputs};
 pub use xif_protocol::{ActionFailure, Row, Values};

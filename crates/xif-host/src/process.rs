@@ -20,6 +20,7 @@ use xif_protocol::{
 use crate::Log;
 use crate::database::DatabaseAccess;
 use crate::isolation::{Isolation, LAUNCH_SUBCOMMAND, LaunchPlan, kill_tree};
+use crate::outputs::{Outputs, ReturnFrame};
 use crate::signature::signature_mismatches;
 
 /// How to start an extension.
@@ -182,7 +183,7 @@ pub enum CallError {
     Protocol(String),
 }
 
-type Reply = Result<Values, CallError>;
+type Reply = Result<Outputs, CallError>;
 
 #[derive(Default)]
 struct Pending {
@@ -496,6 +497,18 @@ impl ExtensionProcess {
 
     /// Calls `action` with `inputs` and waits for its outputs, at most `limit`.
     pub async fn call_within(&self, action: &str, inputs: Values, limit: Duration) -> Result<Values, CallError> {
+        self.call_outputs_within(action, inputs, limit).await.map(|outputs| outputs.values())
+    }
+
+    /// Calls `action` with `inputs` and waits for its outputs, at most `limit`; the outputs stay
+    /// the JSON text the extension wrote (checked as [`Outputs`] says), for a caller that passes
+    /// them on.
+    pub async fn call_outputs_within(
+        &self,
+        action: &str,
+        inputs: Values,
+        limit: Duration,
+    ) -> Result<Outputs, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
         {
@@ -709,17 +722,28 @@ async fn read_replies(
             Err(FrameError::Io(_)) => break None,
             Err(error) => break Some(CallError::Protocol(error.to_string())),
         };
-        let (id, reply) = match decode::<ExtensionMessage>(&payload) {
-            Ok(ExtensionMessage::Return { id, outputs }) => (id, Ok(outputs)),
-            Ok(ExtensionMessage::Fail { id, error }) => {
-                (id, Err(CallError::Action { action: String::new(), failure: error }))
-            }
-            Ok(ExtensionMessage::Query { id, call, database, sql, params }) => {
-                queries.start(&pending, (id, call, database, sql, params));
-                continue;
-            }
-            Ok(ExtensionMessage::Hello(_)) => break Some(CallError::Protocol("a second hello".into())),
-            Err(error) => break Some(CallError::Protocol(error.to_string())),
+        // Most frames are returns: their outputs are checked and kept as written. A frame the
+        // fast reading does not take (another message, or outputs it refuses) is decoded in full,
+        // which reports what is wrong with it.
+        let (id, reply) = match ReturnFrame::read(&payload) {
+            Some((id, outputs)) => (id, Ok(outputs)),
+            None => match decode::<ExtensionMessage>(&payload) {
+                // Outputs the fast reading refused but the full decoding took: they are checked
+                // the slow way, so that nothing it accepts is refused.
+                Ok(ExtensionMessage::Return { id, outputs }) => match Outputs::from_values(&outputs) {
+                    Some(outputs) => (id, Ok(outputs)),
+                    None => break Some(CallError::Protocol("outputs that cannot be written as JSON".into())),
+                },
+                Ok(ExtensionMessage::Fail { id, error }) => {
+                    (id, Err(CallError::Action { action: String::new(), failure: error }))
+                }
+                Ok(ExtensionMessage::Query { id, call, database, sql, params }) => {
+                    queries.start(&pending, (id, call, database, sql, params));
+                    continue;
+                }
+                Ok(ExtensionMessage::Hello(_)) => break Some(CallError::Protocol("a second hello".into())),
+                Err(error) => break Some(CallError::Protocol(error.to_string())),
+            },
         };
         let sender = pending.lock().unwrap_or_else(PoisonError::into_inner).calls.remove(&id);
         if let Some(sender) = sender {

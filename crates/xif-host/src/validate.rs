@@ -128,6 +128,58 @@ pub fn validate_inputs<'a>(
     if errors.is_empty() { Ok((action, checked)) } else { Err(errors) }
 }
 
+/// As [`validate_inputs`], taking the inputs by value: a given input that is sent as it came
+/// (the usual case) is moved into the inputs to send rather than copied.
+pub fn validate_owned_inputs<'a>(
+    definition: &'a Definition,
+    action_name: &str,
+    inputs: Value,
+) -> Result<(&'a Action, Values), Vec<InputError>> {
+    let Some(action) = definition.action(action_name) else { return validate_inputs(definition, action_name, &inputs) };
+    let Value::Object(mut given) = inputs else { return validate_inputs(definition, action_name, &inputs) };
+    let action_label = || action.name.value.clone();
+    let mut errors = Vec::new();
+    for name in given.keys() {
+        if find(&action.inputs, name).is_none() {
+            let names = action.inputs.iter().map(|input| input.name.value.as_str());
+            errors.push(InputError::UnknownInput {
+                action: action_label(),
+                input: name.clone(),
+                suggestion: did_you_mean(name, names).map(str::to_owned),
+            });
+        }
+    }
+    let mut checked = Values::new();
+    for input in &action.inputs {
+        let name = &input.name.value;
+        let key = given.keys().find(|key| key.eq_ignore_ascii_case(name)).cloned();
+        match key.and_then(|key| given.remove(&key)) {
+            Some(value) => match check_changes(definition, &input.data_type, &value) {
+                Ok(changed) => {
+                    checked.insert(name.clone(), changed.unwrap_or(value));
+                }
+                Err((inner, problem)) => errors.push(InputError::InvalidValue {
+                    action: action_label(),
+                    path: format!("{name}{inner}"),
+                    problem,
+                }),
+            },
+            None => match &input.default {
+                Some(default) => {
+                    checked.insert(name.clone(), literal(&input.data_type, &default.value));
+                }
+                None if input.is_mandatory() => errors.push(InputError::MissingInput {
+                    action: action_label(),
+                    input: name.clone(),
+                    data_type: describe(&input.data_type),
+                }),
+                None => {}
+            },
+        }
+    }
+    if errors.is_empty() { Ok((action, checked)) } else { Err(errors) }
+}
+
 fn find<'a>(parameters: &'a [Parameter], name: &str) -> Option<&'a Parameter> {
     parameters.iter().find(|parameter| parameter.name.value.eq_ignore_ascii_case(name))
 }
@@ -162,6 +214,13 @@ pub fn check_value(definition: &Definition, spec: &TypeSpec, value: &Value) -> R
 
 /// A value checked against its type, or where within it (`.Lines[1].Amount`) and what is wrong.
 fn check(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Value, (String, String)> {
+    check_changes(definition, spec, value).map(|changed| changed.unwrap_or_else(|| value.clone()))
+}
+
+/// A value checked against its type: `None` when it is sent as it is, the value to send when
+/// it differs (a Decimal turned into its exact text, an attribute name written as declared), or
+/// where within it and what is wrong. Nothing is copied for a value sent as it is.
+fn check_changes(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Option<Value>, (String, String)> {
     let data_type = spec.data_type.value;
     let wrong = |expected: &str| Err((String::new(), format!("must be {expected}, found {}", kind(value))));
     match (data_type, value) {
@@ -171,37 +230,39 @@ fn check(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Valu
                 Some(length) if i64::try_from(characters).unwrap_or(i64::MAX) > length => {
                     Err((String::new(), format!("is {characters} characters long, over its length of {length}")))
                 }
-                _ => Ok(value.clone()),
+                _ => Ok(None),
             }
         }
         (DataType::Text | DataType::Email | DataType::PhoneNumber, _) => wrong("text"),
         (DataType::Integer, Value::Number(number)) if number.as_i64().is_some_and(|n| i32::try_from(n).is_ok()) => {
-            Ok(value.clone())
+            Ok(None)
         }
         (DataType::Integer, _) => wrong("an integer from -2147483648 to 2147483647"),
-        (DataType::LongInteger, Value::Number(number)) if number.as_i64().is_some() => Ok(value.clone()),
+        (DataType::LongInteger, Value::Number(number)) if number.as_i64().is_some() => Ok(None),
         (DataType::LongInteger, _) => wrong("an integer that fits in 64 bits"),
-        (DataType::Decimal | DataType::Currency, Value::Number(number)) => {
-            decimal(&number.to_string()).ok_or_else(|| (String::new(), format!("`{number}` is not an exact decimal")))
-        }
-        (DataType::Decimal | DataType::Currency, Value::String(text)) => {
-            decimal(text).ok_or_else(|| (String::new(), format!("must be a decimal number, found `{text}`")))
-        }
+        (DataType::Decimal | DataType::Currency, Value::Number(number)) => decimal(&number.to_string())
+            .map(Some)
+            .ok_or_else(|| (String::new(), format!("`{number}` is not an exact decimal"))),
+        (DataType::Decimal | DataType::Currency, Value::String(text)) => match decimal(text) {
+            Some(Value::String(exact)) if exact == *text => Ok(None),
+            Some(exact) => Ok(Some(exact)),
+            None => Err((String::new(), format!("must be a decimal number, found `{text}`"))),
+        },
         (DataType::Decimal | DataType::Currency, _) => {
             wrong("a decimal number (a JSON number or a string like \"12.50\")")
         }
-        (DataType::Boolean, Value::Bool(_)) => Ok(value.clone()),
+        (DataType::Boolean, Value::Bool(_)) => Ok(None),
         (DataType::Boolean, _) => wrong("`true` or `false`"),
-        (DataType::Date, Value::String(text)) if chrono::NaiveDate::from_str(text).is_ok() => Ok(value.clone()),
+        (DataType::Date, Value::String(text)) if chrono::NaiveDate::from_str(text).is_ok() => Ok(None),
         (DataType::Date, _) => wrong("a date like \"2024-01-31\""),
-        (DataType::Time, Value::String(text)) if chrono::NaiveTime::from_str(text).is_ok() => Ok(value.clone()),
+        (DataType::Time, Value::String(text)) if chrono::NaiveTime::from_str(text).is_ok() => Ok(None),
         (DataType::Time, _) => wrong("a time like \"09:30:00\""),
-        (DataType::DateTime, Value::String(text)) if chrono::NaiveDateTime::from_str(text).is_ok() => Ok(value.clone()),
+        (DataType::DateTime, Value::String(text)) if chrono::NaiveDateTime::from_str(text).is_ok() => Ok(None),
         (DataType::DateTime, _) => wrong("a date and time like \"2024-01-31T09:30:00\""),
         (DataType::BinaryData, Value::String(text))
             if base64::engine::general_purpose::STANDARD.decode(text.as_bytes()).is_ok() =>
         {
-            Ok(value.clone())
+            Ok(None)
         }
         (DataType::BinaryData, _) => wrong("base64 text"),
         (DataType::EntityIdentifier, _) => {
@@ -211,8 +272,8 @@ fn check(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Valu
                     _ => None,
                 });
             match identifier {
-                Some(identifier) => check(definition, &identifier.data_type, value),
-                None => Ok(value.clone()),
+                Some(identifier) => check_changes(definition, &identifier.data_type, value),
+                None => Ok(None),
             }
         }
         (DataType::Record, Value::Object(_)) => record(definition, spec, value),
@@ -222,27 +283,31 @@ fn check(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Valu
                 data_type: xif_definition::Spanned::new(DataType::Record, spec.data_type.span),
                 ..spec.clone()
             };
-            let mut checked = Vec::with_capacity(items.len());
+            let mut changes = Vec::with_capacity(items.len());
             for (index, item) in items.iter().enumerate() {
-                match check(definition, &element, item) {
-                    Ok(value) => checked.push(value),
+                match check_changes(definition, &element, item) {
+                    Ok(changed) => changes.push(changed),
                     Err((inner, problem)) => return Err((format!("[{index}]{inner}"), problem)),
                 }
             }
-            Ok(Value::Array(checked))
+            if changes.iter().all(Option::is_none) {
+                return Ok(None);
+            }
+            let items = items.iter().zip(changes).map(|(item, changed)| changed.unwrap_or_else(|| item.clone()));
+            Ok(Some(Value::Array(items.collect())))
         }
         (DataType::RecordList, _) => wrong("an array of objects"),
     }
 }
 
-fn record(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Value, (String, String)> {
+fn record(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Option<Value>, (String, String)> {
     let Value::Object(given) = value else { return Err((String::new(), "must be an object".into())) };
     let attributes: &[Attribute] = spec
         .record
         .as_ref()
         .and_then(|record| definition.record_definition(&record.value))
         .map_or(&[], |record| record.attributes());
-    let mut checked = Values::new();
+    let mut changes = Vec::with_capacity(given.len());
     for (name, value) in given {
         let Some(attribute) = attributes.iter().find(|attribute| attribute.name.value.eq_ignore_ascii_case(name))
         else {
@@ -251,14 +316,20 @@ fn record(definition: &Definition, spec: &TypeSpec, value: &Value) -> Result<Val
             let record = spec.record.as_ref().map_or("", |record| record.value.as_str());
             return Err((format!(".{name}"), format!("is not an attribute of `{record}`{hint}")));
         };
-        match check(definition, &attribute.data_type, value) {
-            Ok(value) => {
-                checked.insert(attribute.name.value.clone(), value);
-            }
+        match check_changes(definition, &attribute.data_type, value) {
+            Ok(changed) => changes.push((attribute, changed)),
             Err((inner, problem)) => return Err((format!(".{}{inner}", attribute.name.value), problem)),
         }
     }
-    Ok(Value::Object(checked))
+    let renamed = given.keys().zip(&changes).any(|(name, (attribute, _))| *name != attribute.name.value);
+    if !renamed && changes.iter().all(|(_, changed)| changed.is_none()) {
+        return Ok(None);
+    }
+    let mut checked = Values::new();
+    for ((_, value), (attribute, changed)) in given.iter().zip(changes) {
+        checked.insert(attribute.name.value.clone(), changed.unwrap_or_else(|| value.clone()));
+    }
+    Ok(Some(Value::Object(checked)))
 }
 
 /// An exact decimal's canonical text, if `text` is one.
@@ -281,5 +352,39 @@ fn literal(spec: &TypeSpec, literal: &Literal) -> Value {
         Literal::String(text) => Value::String(text.clone()),
         Literal::Boolean(flag) => Value::Bool(*flag),
         Literal::DateTime { text, .. } => Value::String(text.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Taking the inputs by value sends and refuses exactly what checking them by reference does.
+    #[test]
+    fn owned_inputs_are_checked_as_borrowed_ones_are() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/every-type/extension.toml"))
+                .expect("the fixture");
+        let definition = xif_definition::parse(&text).expect("a definition");
+        let cases = [
+            ("EchoScalars", json!({ "Text": "a", "Decimal": 1.5, "Currency": "2.50", "boolean": true })),
+            ("EchoScalars", json!({ "Text": "a", "Integer": "one" })),
+            ("EchoScalars", json!({ "Nope": 1 })),
+            ("EchoRecords", json!({ "Order": { "number": 1 } })),
+            ("Total", json!({ "Lines": [{ "Amount": "1.0" }, { "Amount": 2 }] })),
+            ("Total", json!({ "Lines": [] })),
+            ("Total", json!([1])),
+            ("Ping", json!({})),
+            ("Missing", json!({})),
+        ];
+        for (action, inputs) in cases {
+            let borrowed =
+                validate_inputs(&definition, action, &inputs).map(|(action, values)| (&action.name.value, values));
+            let owned = validate_owned_inputs(&definition, action, inputs.clone())
+                .map(|(action, values)| (&action.name.value, values));
+            assert_eq!(owned, borrowed, "{action} {inputs}");
+        }
     }
 }

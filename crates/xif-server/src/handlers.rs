@@ -985,11 +985,11 @@ pub async fn call(
     caller: Caller,
     ApiPath((name, action)): ApiPath<(ExtensionName, ActionName)>,
     inputs: Result<ApiJson<serde_json::Value>, ApiError>,
-) -> Result<Json<xif_api_values::Values>, ApiError> {
+) -> Result<RawJson, ApiError> {
     let at = std::time::SystemTime::now();
     let started = std::time::Instant::now();
     let outcome = match caller.allow_extension(&name).and(inputs) {
-        Ok(ApiJson(inputs)) => call_action(&state, &name, &action, &inputs).await,
+        Ok(ApiJson(inputs)) => call_action(&state, &name, &action, inputs).await,
         Err(error) => Err(error),
     };
     state.calls.record(caller.call_entry(
@@ -1008,11 +1008,11 @@ async fn call_action(
     state: &AppState,
     name: &str,
     action: &str,
-    inputs: &serde_json::Value,
-) -> Result<Json<xif_api_values::Values>, ApiError> {
+    inputs: serde_json::Value,
+) -> Result<RawJson, ApiError> {
     use crate::runtime::RuntimeCallError;
     match state.runtime.call(name, action, inputs).await {
-        Ok(outputs) => Ok(Json(outputs)),
+        Ok(outputs) => Ok(RawJson(outputs)),
         Err(RuntimeCallError::NotRunning) => Err(ApiError::new(
             ErrorCode::ExtensionNotRunning,
             format!("no version of extension `{name}` is published and running"),
@@ -1286,7 +1286,12 @@ pub async fn calls(
     Ok(response)
 }
 
-/// The JSON object type of call inputs and outputs.
-mod xif_api_values {
-    pub type Values = serde_json::Map<String, serde_json::Value>;
+/// A call's outputs as the body of the answer: the JSON the extension wrote, checked by the
+/// host, sent as it is rather than read into values and written out again.
+pub struct RawJson(pub xif_host::Outputs);
+
+impl IntoResponse for RawJson {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], self.0.into_json()).into_response()
+    }
 }

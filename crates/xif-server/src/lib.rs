@@ -231,8 +231,8 @@ pub struct AppState {
     pub metadata: Arc<dyn MetadataStore>,
     /// XIF files.
     pub blobs: Arc<dyn BlobStore>,
-    /// Limits.
-    pub limits: Limits,
+    /// Limits; behind an `Arc` because the state is cloned for every request.
+    pub limits: Arc<Limits>,
     /// The running extensions.
     pub runtime: Arc<Runtime>,
     /// The record operations' plan of each entity of the running definitions (step 11).
@@ -449,7 +449,7 @@ impl AppState {
             passwords: Arc::new(passwords),
             uploads: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_uploads.max(1))),
             throttle: Arc::new(throttle::LoginThrottle::new(&limits.login)),
-            limits,
+            limits: Arc::new(limits),
             metrics: metrics_handle(),
             _lock: lock,
         };

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::RwLock;
 use xif_definition::Definition;
-use xif_host::{CallError, ExtensionProcess, InputError, StartOptions, Values};
+use xif_host::{CallError, ExtensionProcess, InputError, Outputs, StartOptions};
 
 /// How extension processes run.
 #[derive(Debug, Clone)]
@@ -546,8 +546,9 @@ impl Runtime {
     }
 
     /// Calls `action` of the running version of `extension` with `inputs`, checked against its
-    /// definition first.
-    pub async fn call(&self, extension: &str, action: &str, inputs: &Value) -> Result<Values, RuntimeCallError> {
+    /// definition first. The outputs are the JSON object the extension wrote, checked by the host
+    /// ([`Outputs`]) but not rebuilt: the handler sends them on as they are.
+    pub async fn call(&self, extension: &str, action: &str, inputs: Value) -> Result<Outputs, RuntimeCallError> {
         let key = extension.to_ascii_lowercase();
         let limit = self.options.call_timeout;
         let started = tokio::time::Instant::now();
@@ -572,7 +573,7 @@ impl Runtime {
         // The call is counted on the version it started on, which a replacement waits for.
         let _in_flight = InFlight::new(&running.in_flight);
         let (declared, checked) =
-            xif_host::validate_inputs(&running.definition, action, inputs).map_err(RuntimeCallError::Inputs)?;
+            xif_host::validate_owned_inputs(&running.definition, action, inputs).map_err(RuntimeCallError::Inputs)?;
         let name = declared.name.value.clone();
         // Waiting for a place counts against the call's time limit.
         let _place = match Arc::clone(&running.places).try_acquire_owned() {
@@ -583,7 +584,7 @@ impl Runtime {
             },
         };
         let remaining = limit.saturating_sub(started.elapsed());
-        running.process.call_within(&name, checked, remaining).await.map_err(|error| match error {
+        running.process.call_outputs_within(&name, checked, remaining).await.map_err(|error| match error {
             // The limit the caller knows is the whole one, not what was left of it.
             CallError::Timeout { action, .. } => RuntimeCallError::Call(CallError::Timeout { action, limit }),
             other => RuntimeCallError::Call(other),

@@ -1166,8 +1166,8 @@ async fn republishing_while_a_client_keeps_calling_fails_no_call() {
             tokio::spawn(async move {
                 let (mut succeeded, mut failed) = (0u32, Vec::new());
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    match runtime.call("Echo", "Say", &json!({ "Text": "load" })).await {
-                        Ok(outputs) if outputs.get("Said") == Some(&json!("load")) => succeeded += 1,
+                    match runtime.call("Echo", "Say", json!({ "Text": "load" })).await {
+                        Ok(outputs) if outputs.values().get("Said") == Some(&json!("load")) => succeeded += 1,
                         Ok(other) => failed.push(format!("{other:?}")),
                         Err(error) => failed.push(format!("{error:?}")),
                     }
