@@ -627,3 +627,55 @@ fn a_throwaway_mariadb_server_makes_databases_its_users_reach_and_survives_a_res
     server.start();
     assert_eq!(server.sql_in(&url, "SELECT name FROM customer"), "Ann\n");
 }
+
+/// A page of large records stops at its byte budget (16 MiB) rather than holding `limit` of
+/// them in memory, and links to the first record it left out: following the links reads every
+/// record once.
+#[test]
+fn a_page_of_large_records_stops_at_its_byte_budget_and_links_to_the_rest() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let file = directory.path().join("shop.sqlite");
+    let sqlite3 = |statement: &str| {
+        let output = Command::new("sqlite3")
+            .arg(&file)
+            .arg(statement)
+            .output()
+            .expect("sqlite3 runs (scripts/install-test-tools installs it)");
+        assert!(output.status.success(), "sqlite3: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let backend = Backend {
+        name: "SQLite",
+        url: format!("sqlite://{}", file.display()),
+        sql: Box::new(sqlite3),
+        table: "CREATE TABLE item (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, count INTEGER, \
+                big INTEGER, price TEXT, active BOOLEAN, at DATETIME, day DATE, clock TIME, mail TEXT, phone TEXT, \
+                amount TEXT, data BLOB, parent INTEGER)",
+        row: "",
+        stop: None,
+        start: None,
+    };
+    let setup = set_up(&backend);
+    // 20 records of 1.5 MB each (2 MB in base64): 8 fit in a page's 16 MiB.
+    (backend.sql)(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20) \
+         INSERT INTO item (name, data) SELECT 'item' || x, zeroblob(1500000) FROM c",
+    );
+    let mut url = format!("{}?sort=Id&limit=1000", setup.records);
+    let mut pages = Vec::new();
+    let mut seen = Vec::new();
+    loop {
+        let (status, headers, body) = request("GET", &url, &setup.token, None);
+        assert_eq!(status, 200, "{url}: {body}");
+        let page = body.as_array().expect("an array");
+        pages.push(page.len());
+        seen.extend(page.iter().map(|record| record["Name"].as_str().expect("a name").to_owned()));
+        let Some(link) = header(&headers, "link") else { break };
+        let target = link.trim_start_matches('<').split_once('>').expect("a link").0;
+        url = format!("{}{target}", setup.server.url);
+        assert!(pages.len() < 10, "the links go on: {pages:?}");
+    }
+    assert_eq!(pages, [8, 8, 4], "records per page");
+    let expected: Vec<String> = (1..=20).map(|n| format!("item{n}")).collect();
+    assert_eq!(seen, expected, "every record once, in order");
+}

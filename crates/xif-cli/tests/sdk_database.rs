@@ -251,6 +251,26 @@ fn failure(answer: (u16, Value), code: &str) -> String {
     message
 }
 
+/// The records of Ledger's entity Entry, by curl: the status and the answer.
+fn records(server: &str, token: &str) -> (u16, Value) {
+    let output = Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}", "-H"])
+        .arg(format!("authorization: Bearer {token}"))
+        .arg(format!("{server}/api/v1/extensions/Ledger/entities/Entry/records"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("a status line");
+    (status.trim().parse().expect("a status"), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Runs `sql` through the action Select: the rows it counted.
+fn select(server: &str, token: &str, sql: &str) -> Value {
+    let (status, body) = call(server, token, "Select", &json!({ "Sql": sql }));
+    assert_eq!(status, 200, "{sql}: {body}");
+    body["Rows"].clone()
+}
+
 fn healthy(server: &str) -> bool {
     Command::new("curl")
         .args(["-sSf", "-o", "/dev/null"])
@@ -409,6 +429,26 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_sqlite_an
     );
     assert!(message.contains("column `key` is of type UUID") && message.contains("CAST(key AS TEXT)"), "{message}");
 
+    // The extension's session state ends with its query and reaches neither the records API
+    // nor its own next queries: a temporary table named like the entity's table, a search_path,
+    // a statement_timeout of its own.
+    assert_eq!(select(&url, &admin, "CREATE TEMP TABLE entries (id BIGINT)"), json!(0));
+    assert_eq!(select(&url, &admin, "SET search_path TO nowhere"), json!(0));
+    assert_eq!(select(&url, &admin, "SET statement_timeout = 0"), json!(0));
+    let (status, body) = records(&url, &admin);
+    assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(2)), "{body}");
+    for _ in 0..8 {
+        let (status, body) = call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "entries" }));
+        assert_eq!((status, &body["Rows"]), (200, &json!(2)), "{body}");
+        // The database stops a statement of the extension's after 30 s, whatever it set.
+        assert_eq!(select(&url, &admin, "SELECT 1 WHERE current_setting('statement_timeout') = '30s'"), json!(1));
+    }
+    // One statement a query: PostgreSQL prepares each.
+    let message =
+        failure(call(&url, &admin, "Select", &json!({ "Sql": "SELECT 1; DELETE FROM entries" })), "database_error");
+    assert!(message.contains("multiple commands"), "{message}");
+    assert_eq!(cluster.sql_in(&books, "SELECT count(*) FROM entries").trim(), "2");
+
     // The database stopped: the action is told, soon, and the server keeps serving.
     cluster.stop();
     let started = Instant::now();
@@ -460,6 +500,107 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_sqlite_an
         failure(call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "nowhere" })), "database_error");
     assert!(message.contains("no such table: nowhere"), "{message}");
 
+    // A hostile extension's SQL stays in its own file: no other database attached (the
+    // server's metadata, a new file through a `file:` URI), no copy written elsewhere, no
+    // second statement after the first, no temporary objects, pragmas or open transactions.
+    let metadata = root.join("data").join("metadata.sqlite");
+    let evil = root.join("evil.sqlite");
+    let copy = root.join("copy.sqlite");
+    let refused = [
+        format!("ATTACH DATABASE '{}' AS m", metadata.display()),
+        format!("ATTACH DATABASE 'file:{}?mode=rwc' AS e", evil.display()),
+        "CREATE TEMP TABLE entries (id INTEGER)".to_owned(),
+        "CREATE TEMP VIEW v AS SELECT 1".to_owned(),
+        "PRAGMA writable_schema = ON".to_owned(),
+        "PRAGMA journal_mode = OFF".to_owned(),
+        "BEGIN IMMEDIATE".to_owned(),
+        "SELECT load_extension('/tmp/nothing')".to_owned(),
+    ];
+    for sql in &refused {
+        let message = failure(call(&url, &admin, "Select", &json!({ "Sql": sql })), "database_error");
+        assert!(message.contains("not authorized"), "{sql}: {message}");
+    }
+    let message = failure(
+        call(&url, &admin, "Select", &json!({ "Sql": format!("VACUUM INTO '{}'", copy.display()) })),
+        "database_error",
+    );
+    assert!(message.contains("authoriz") || message.contains("attached"), "{message}");
+    for sql in [
+        format!("SELECT 1; ATTACH DATABASE '{}' AS m", metadata.display()),
+        "SELECT 1 AS one; DELETE FROM entries".to_owned(),
+        "SELECT 1 AS one; -- a comment\n; SELECT 2".to_owned(),
+    ] {
+        let message = failure(call(&url, &admin, "Select", &json!({ "Sql": sql })), "refused_statement");
+        assert!(message.contains("more than one statement"), "{sql}: {message}");
+    }
+    assert!(!evil.exists() && !copy.exists(), "a file was written");
+    assert_eq!(select(&url, &admin, "SELECT 1 AS one; -- a comment after it\n"), json!(1));
+    assert_eq!(select(&url, &admin, "PRAGMA table_info(entries)"), json!(6));
+    let (status, body) = call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "entries" }));
+    assert_eq!((status, &body["Rows"]), (200, &json!(1)), "{body}");
+
+    // Memory: the rows' bytes are counted while read, and a value has a size limit.
+    let message = failure(
+        call(
+            &url,
+            &admin,
+            "Select",
+            &json!({ "Sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20) \
+                               SELECT zeroblob(20000000) AS b FROM c" }),
+        ),
+        "result_too_large",
+    );
+    assert!(message.contains("more than 48 MiB"), "{message}");
+    let message =
+        failure(call(&url, &admin, "Select", &json!({ "Sql": "SELECT zeroblob(100000000) AS b" })), "database_error");
+    assert!(message.contains("too big"), "{message}");
+
+    // Runaway statements: the extension holds at most 4 connections, the records API keeps
+    // answering meanwhile, and SQLite itself stops each statement at its deadline, so that
+    // the extension's connections come back.
+    let runaway = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) AS n FROM c";
+    let started = Instant::now();
+    let runners: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, admin) = (url.clone(), admin.clone());
+            std::thread::spawn(move || call(&url, &admin, "Select", &json!({ "Sql": runaway })))
+        })
+        .collect();
+    // A fifth query waits for one of the four connections, and is told it cannot have one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = call(&url, &admin, "Select", &json!({ "Sql": "SELECT 1 AS one" }));
+        if status != 200 {
+            let message = failure((status, body), "database_unavailable");
+            assert!(message.contains("logical database `main`"), "{message}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "a fifth query ran while four ran away: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let asked = Instant::now();
+    let (status, body) = records(&url, &admin);
+    assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(1)), "{body}");
+    assert!(asked.elapsed() < Duration::from_secs(5), "the records API waited {:?}", asked.elapsed());
+    // Each ends at 30 s: the query's or the action's time limit, whichever the host sees first.
+    for runner in runners {
+        let (status, body) = runner.join().expect("a runner");
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!((status, code) == (504, "action_timeout") || message.contains("(query_timeout)"), "{status} {body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = call(&url, &admin, "Select", &json!({ "Sql": "SELECT 1 AS one" }));
+        if status == 200 {
+            assert_eq!(body["Rows"], 1, "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the runaway statements kept their connections: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+
     // Mapped to MariaDB: the same action, with MySQL's marks.
     let mariadb = xif_testkit::mariadb::Server::new();
     let shop = mariadb.database();
@@ -483,6 +624,10 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_sqlite_an
     let message =
         failure(call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "nowhere" })), "database_error");
     assert!(message.contains("logical database `main` (MySQL)") && message.contains("nowhere"), "{message}");
+    // The database stops a statement of the extension's after 30 s; one statement a query.
+    assert_eq!(select(&url, &admin, "SELECT 1 AS one WHERE @@max_statement_time = 30"), json!(1));
+    failure(call(&url, &admin, "Select", &json!({ "Sql": "SELECT 1 AS one; DELETE FROM entries" })), "database_error");
+    assert_eq!(mariadb.sql_in(&shop, "SELECT COUNT(*) FROM entries").trim(), "1");
     assert!(!message.contains(xif_testkit::mariadb::PASSWORD), "{message}");
 
     // `xif call --database` runs the same queries on the author's machine, on a database given

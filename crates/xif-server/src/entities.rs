@@ -15,6 +15,7 @@ pub mod connections;
 pub mod filter;
 pub mod mapping;
 pub mod records;
+pub mod sandbox;
 pub mod secrets;
 pub mod sql;
 
@@ -120,6 +121,21 @@ struct Cache {
     connections: HashMap<String, ConnectionRecord>,
     /// Pools by connection key, with the sealed URL they were built from.
     pools: HashMap<String, (String, Database)>,
+    /// The pools of extensions' own SQL ([`Entities::sdk_database`]), by
+    /// `connection key\0extension` in lower case, with the sealed URL they were built from.
+    sdk_pools: HashMap<String, (String, Database)>,
+}
+
+/// The key of an extension's own pool on connection `connection` (a connection key).
+fn sdk_key(connection: &str, extension: &str) -> String {
+    let mut key = format!("{connection}\0{extension}");
+    key.make_ascii_lowercase();
+    key
+}
+
+/// The connection key part of a key of [`Cache::sdk_pools`].
+fn connection_of(sdk_key: &str) -> &str {
+    sdk_key.split('\0').next().unwrap_or_default()
 }
 
 fn mapping_key(extension: &str, logical: &str) -> String {
@@ -150,6 +166,17 @@ impl Entities {
 
     /// The pool of the connection `extension`'s logical database `logical` is mapped to.
     pub async fn database(&self, extension: &str, logical: &str) -> Result<Database, EntityError> {
+        self.pool(extension, logical, false).await
+    }
+
+    /// The pool for `extension`'s own SQL (`xif_sdk::database`) on the connection its logical
+    /// database `logical` is mapped to: its own, apart from the records API's and other
+    /// extensions', with the guards of [`sandbox`].
+    pub async fn sdk_database(&self, extension: &str, logical: &str) -> Result<Database, EntityError> {
+        self.pool(extension, logical, true).await
+    }
+
+    async fn pool(&self, extension: &str, logical: &str, sandboxed: bool) -> Result<Database, EntityError> {
         let key = mapping_key(extension, logical);
         for _ in 0..2 {
             let record = {
@@ -161,7 +188,12 @@ impl Entities {
                             logical: logical.to_owned(),
                         });
                     };
-                    if let Some((_, database)) = cache.pools.get(connection) {
+                    let kept = if sandboxed {
+                        cache.sdk_pools.get(&sdk_key(connection, extension))
+                    } else {
+                        cache.pools.get(connection)
+                    };
+                    if let Some((_, database)) = kept {
                         return Ok(database.clone());
                     }
                     cache.connections.get(connection).cloned()
@@ -170,7 +202,7 @@ impl Entities {
                 }
             };
             match record {
-                Some(record) => return self.build(record).await,
+                Some(record) => return self.build(record, sandboxed.then_some(extension)).await,
                 None => self.reload().await.map_err(|error| {
                     tracing::error!(%error, "cannot read the database mappings");
                     EntityError::Unavailable(
@@ -225,13 +257,14 @@ impl Entities {
         connections::Target::parse(&url, &self.data_dir)
     }
 
-    /// Builds the pool of `record` and keeps it, unless the connection changed meanwhile.
-    async fn build(&self, record: ConnectionRecord) -> Result<Database, EntityError> {
+    /// Builds the pool of `record` (for the own SQL of `extension` when given) and keeps it,
+    /// unless the connection changed meanwhile.
+    async fn build(&self, record: ConnectionRecord, extension: Option<&str>) -> Result<Database, EntityError> {
         let unavailable = |message: String| {
             EntityError::Unavailable(format!("database connection `{}` cannot be used: {message}", record.name))
         };
         let target = self.target(&record).map_err(unavailable)?;
-        let database = target.connect(&self.data_dir).await.map_err(|message| {
+        let database = target.connect_with(&self.data_dir, extension.is_some()).await.map_err(|message| {
             tracing::warn!(connection = %record.name, %message, "cannot connect to a database connection");
             unavailable(message)
         })?;
@@ -239,11 +272,15 @@ impl Entities {
         let kept = {
             let mut cache = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let current = cache.connections.get(&key).is_some_and(|now| now.sealed == record.sealed);
-            match cache.pools.get(&key) {
+            let (pools, key) = match extension {
+                Some(extension) => (&mut cache.sdk_pools, sdk_key(&key, extension)),
+                None => (&mut cache.pools, key),
+            };
+            match pools.get(&key) {
                 // Another request built one first: use that one.
                 Some((_, existing)) => Some(existing.clone()),
                 None if current => {
-                    cache.pools.insert(key, (record.sealed.clone(), database.clone()));
+                    pools.insert(key, (record.sealed.clone(), database.clone()));
                     None
                 }
                 // Removed or replaced meanwhile: used for this request only.
@@ -277,8 +314,19 @@ impl Entities {
                 .filter(|(key, (sealed, _))| cache.connections.get(*key).is_none_or(|record| &record.sealed != sealed))
                 .map(|(key, _)| key.clone())
                 .collect();
+            let stale_sdk: Vec<String> = cache
+                .sdk_pools
+                .iter()
+                .filter(|(key, (sealed, _))| {
+                    cache.connections.get(connection_of(key)).is_none_or(|record| &record.sealed != sealed)
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
             cache.loaded = true;
-            stale.iter().filter_map(|key| cache.pools.remove(key)).map(|(_, database)| database).collect::<Vec<_>>()
+            let mut closed: Vec<Database> =
+                stale.iter().filter_map(|key| cache.pools.remove(key)).map(|(_, database)| database).collect();
+            closed.extend(stale_sdk.iter().filter_map(|key| cache.sdk_pools.remove(key)).map(|(_, database)| database));
+            closed
         };
         for database in closed {
             tokio::spawn(async move { database.close().await });

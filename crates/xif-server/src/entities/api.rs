@@ -118,7 +118,8 @@ where
 }
 
 /// `GET /extensions/{name}/entities/{entity}/records`: the records the query's filters select,
-/// sorted, a page at a time; `Link: <…>; rel="next"` when the page is full.
+/// sorted, a page at a time; `Link: <…>; rel="next"` when the page is full, or stopped early
+/// past [`super::records::MAX_PAGE_BYTES`] of records (then shorter than its limit).
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -127,13 +128,15 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = query.unwrap_or_default();
-    let (records, limit, offset) = run(&state, &caller, &extension, &entity, Operation::List, async |table| {
+    let ((records, cut), limit, offset) = run(&state, &caller, &extension, &entity, Operation::List, async |table| {
         let list = ListQuery::parse(table.plan, &query)?;
         let (limit, offset) = (list.limit, list.offset);
         Ok((table.list(list).await?, limit, offset))
     })
     .await?;
-    let full = records.len() == usize::try_from(limit).unwrap_or(usize::MAX);
+    // A page cut short by its byte budget links to the first record it left out.
+    let full = cut || records.len() == usize::try_from(limit).unwrap_or(usize::MAX);
+    let shown = u64::try_from(records.len()).unwrap_or(u64::MAX);
     let mut response = Json(records).into_response();
     if full {
         let mut next = form_urlencoded::Serializer::new(String::new());
@@ -143,7 +146,7 @@ pub async fn list(
             }
         }
         next.append_pair("limit", &limit.to_string());
-        next.append_pair("offset", &(offset + u64::from(limit)).to_string());
+        next.append_pair("offset", &(offset + shown).to_string());
         let link = format!("<{}?{}>; rel=\"next\"", uri.path(), next.finish());
         if let Ok(value) = HeaderValue::from_str(&link) {
             response.headers_mut().insert(header::LINK, value);

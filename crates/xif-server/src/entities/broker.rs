@@ -19,7 +19,7 @@ use serde_json::Value;
 use sqlx::{Column as _, Either, Executor as _, Row as _, Statement as _, TypeInfo as _, ValueRef as _};
 use xif_host::{ActionFailure, QueryFuture, QueryRows, Row};
 
-use super::{Database, Entities, EntityError};
+use super::{Database, Entities, EntityError, sandbox};
 
 /// Runs the queries of one extension's process on the databases its logical databases are
 /// mapped to.
@@ -44,7 +44,7 @@ impl Broker {
 impl xif_host::Databases for Broker {
     fn query<'a>(&'a self, logical: &'a str, sql: &'a str, params: Vec<Value>, max_rows: usize) -> QueryFuture<'a> {
         Box::pin(async move {
-            let database = self.entities.database(&self.extension, logical).await.map_err(|error| match error {
+            let database = self.entities.sdk_database(&self.extension, logical).await.map_err(|error| match error {
                 EntityError::MissingConfiguration { .. } => failure("missing_configuration", error.to_string()),
                 EntityError::UnknownDatabase { .. } => failure("unknown_database", error.to_string()),
                 EntityError::Unavailable(reason) => {
@@ -81,7 +81,7 @@ impl Direct {
             let target = super::connections::Target::parse(url, nowhere.path())
                 .map_err(|error| format!("logical database `{logical}`: {error}"))?;
             let database = target
-                .connect(nowhere.path())
+                .connect_with(nowhere.path(), true)
                 .await
                 .map_err(|error| format!("logical database `{logical}`: {error}"))?;
             databases.push((logical.clone(), database));
@@ -149,7 +149,21 @@ pub async fn run(
             for (index, value) in params.iter().enumerate() {
                 query = bind_loose!(query, index + 1, value);
             }
-            collect(pool.fetch_many(query), logical, max_rows, sqlite_row)
+            let mut connection = pool.acquire().await.map_err(failed)?;
+            {
+                let mut handle = connection.lock_handle().await.map_err(failed)?;
+                sandbox::single_statement(&mut handle, sql).map_err(|message| {
+                    failure(
+                        "refused_statement",
+                        format!("a query on logical database `{logical}` was refused: {message}"),
+                    )
+                })?;
+                // Stopped inside SQLite past its deadline, not only forgotten here: a runaway
+                // statement would keep the connection (and the file's lock) for good.
+                let deadline = std::time::Instant::now() + sandbox::QUERY_DEADLINE;
+                handle.set_progress_handler(1000, move || std::time::Instant::now() < deadline);
+            }
+            collect(connection.fetch_many(query), logical, max_rows, sqlite_row)
                 .await
                 .map_err(|error| error.unwrap_or_else(|error| database_failure(logical, database.kind(), &error)))
         }
@@ -180,6 +194,7 @@ where
 {
     let mut stream = std::pin::pin!(stream);
     let mut answer = QueryRows::default();
+    let mut bytes = 0usize;
     while let Some(item) = stream.try_next().await.map_err(Err)? {
         match item {
             Either::Left(result) => answer.affected += result.affected(),
@@ -193,11 +208,45 @@ where
                         ),
                     )));
                 }
-                answer.rows.push(convert(&row).map_err(|message| Ok(failure("invalid_column", message)))?);
+                let row = convert(&row).map_err(|message| Ok(failure("invalid_column", message)))?;
+                // Counted while reading, so that a query of huge rows stops at the budget
+                // rather than after all its rows are in memory.
+                bytes = bytes.saturating_add(row_size(&row));
+                if bytes > MAX_RESULT_BYTES {
+                    return Err(Ok(failure(
+                        "result_too_large",
+                        format!(
+                            "a query on logical database `{logical}` returned more than {} MiB; select fewer columns \
+                             or rows (a LIMIT), and read large values in parts",
+                            MAX_RESULT_BYTES >> 20
+                        ),
+                    )));
+                }
+                answer.rows.push(row);
             }
         }
     }
     Ok(answer)
+}
+
+/// The bytes of rows one query may answer (their JSON, about): less than a frame to the
+/// extension holds (64 MiB, `xif_protocol::MAX_FRAME`), which the host checks once encoded.
+pub const MAX_RESULT_BYTES: usize = 48 * 1024 * 1024;
+
+/// About the bytes of `row` as JSON: names, values, quotes and separators.
+pub(crate) fn row_size(row: &Row) -> usize {
+    row.iter().map(|(name, value)| name.len() + 4 + value_size(value)).sum::<usize>() + 2
+}
+
+fn value_size(value: &Value) -> usize {
+    match value {
+        Value::String(text) => text.len() + 2,
+        Value::Array(items) => items.iter().map(value_size).sum::<usize>() + items.len() + 2,
+        Value::Object(object) => {
+            object.iter().map(|(name, value)| name.len() + 4 + value_size(value)).sum::<usize>() + 2
+        }
+        _ => 24,
+    }
 }
 
 /// The rows a statement changed, whichever the database.

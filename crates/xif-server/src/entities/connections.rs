@@ -78,21 +78,32 @@ impl Target {
     /// authentication, unknown database: a pool's would only say that it timed out, sqlx
     /// retrying until then), within [`TIMEOUT`]; the pool then connects as it needs.
     pub async fn connect(&self, data_dir: &Path) -> Result<Database, String> {
+        self.connect_with(data_dir, false).await
+    }
+
+    /// Like [`Target::connect`]; when `sandboxed`, a pool for an extension's own SQL, with the
+    /// guards of [`super::sandbox`] (a small pool, database-side time limits, SQLite's
+    /// authorizer, connections reset on release).
+    pub async fn connect_with(&self, data_dir: &Path, sandboxed: bool) -> Result<Database, String> {
         use sqlx::Connection as _;
+        let most = if sandboxed { super::sandbox::MAX_CONNECTIONS } else { MAX_CONNECTIONS };
         let connecting = async {
             match self.kind {
                 ConnectionKind::Postgres => {
-                    let options =
+                    let mut options =
                         sqlx::postgres::PgConnectOptions::from_str(&self.url).map_err(|error| error.to_string())?;
+                    if sandboxed {
+                        let limit = super::sandbox::QUERY_DEADLINE.as_millis().to_string();
+                        options = options.options([("statement_timeout", limit.as_str())]);
+                    }
                     let first =
                         sqlx::PgConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
                     first.close().await.ok();
-                    Ok(Database::Postgres(
-                        sqlx::postgres::PgPoolOptions::new()
-                            .max_connections(MAX_CONNECTIONS)
-                            .acquire_timeout(TIMEOUT)
-                            .connect_lazy_with(options),
-                    ))
+                    let mut pool = sqlx::postgres::PgPoolOptions::new().max_connections(most).acquire_timeout(TIMEOUT);
+                    if sandboxed {
+                        pool = pool.after_release(|connection, _| Box::pin(super::sandbox::reset_postgres(connection)));
+                    }
+                    Ok(Database::Postgres(pool.connect_lazy_with(options)))
                 }
                 ConnectionKind::Mysql => {
                     let options =
@@ -100,12 +111,13 @@ impl Target {
                     let first =
                         sqlx::MySqlConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
                     first.close().await.ok();
-                    Ok(Database::MySql(
-                        sqlx::mysql::MySqlPoolOptions::new()
-                            .max_connections(MAX_CONNECTIONS)
-                            .acquire_timeout(TIMEOUT)
-                            .connect_lazy_with(options),
-                    ))
+                    let mut pool = sqlx::mysql::MySqlPoolOptions::new().max_connections(most).acquire_timeout(TIMEOUT);
+                    if sandboxed {
+                        pool = pool
+                            .after_connect(|connection, _| Box::pin(super::sandbox::limit_mysql(connection)))
+                            .after_release(|connection, _| Box::pin(super::sandbox::reset_mysql(connection)));
+                    }
+                    Ok(Database::MySql(pool.connect_lazy_with(options)))
                 }
                 ConnectionKind::Sqlite => {
                     // Checked again: the file may have gone, or become a link into the data
@@ -119,12 +131,12 @@ impl Target {
                     let first =
                         sqlx::SqliteConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
                     first.close().await.ok();
-                    Ok(Database::Sqlite(
-                        sqlx::sqlite::SqlitePoolOptions::new()
-                            .max_connections(MAX_CONNECTIONS)
-                            .acquire_timeout(TIMEOUT)
-                            .connect_lazy_with(options),
-                    ))
+                    let mut pool =
+                        sqlx::sqlite::SqlitePoolOptions::new().max_connections(most).acquire_timeout(TIMEOUT);
+                    if sandboxed {
+                        pool = pool.after_connect(|connection, _| Box::pin(super::sandbox::guard_sqlite(connection)));
+                    }
+                    Ok(Database::Sqlite(pool.connect_lazy_with(options)))
                 }
             }
         };

@@ -413,6 +413,53 @@ async fn fetch(database: &Database, plan: &Plan, sql: &str, values: Vec<Bound>) 
     }
 }
 
+/// The bytes of records one list page may answer (their JSON, about): a page stops early
+/// past them, its `Link` giving the offset of the first record left out.
+pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Runs `sql` with `values` and returns its rows as records, read one by one until their
+/// bytes pass `budget` (the first record is answered whatever its size): the records, and
+/// whether some were left out.
+async fn fetch_within(
+    database: &Database,
+    plan: &Plan,
+    sql: &str,
+    values: Vec<Bound>,
+    budget: usize,
+) -> Result<(Vec<Record>, bool), sqlx::Error> {
+    use futures_util::TryStreamExt as _;
+    macro_rules! within {
+        ($rows:expr, $decimal:expr) => {{
+            let mut rows = $rows;
+            let mut records = Vec::new();
+            let mut bytes = 0usize;
+            while let Some(row) = rows.try_next().await? {
+                let record = decode_row!(&row, plan, decimal: $decimal)?;
+                bytes = bytes.saturating_add(super::broker::row_size(&record));
+                if bytes > budget && !records.is_empty() {
+                    return Ok((records, true));
+                }
+                records.push(record);
+            }
+            Ok((records, false))
+        }};
+    }
+    match database {
+        Database::Postgres(pool) => {
+            let query = bind_values!(sqlx::query(sql), values, decimal: |d| d);
+            within!(query.fetch(pool), decimal_exact)
+        }
+        Database::MySql(pool) => {
+            let query = bind_values!(sqlx::query(sql), values, decimal: |d| d);
+            within!(query.fetch(pool), decimal_exact)
+        }
+        Database::Sqlite(pool) => {
+            let query = bind_values!(sqlx::query(sql), values, decimal: |d: Decimal| d.to_string());
+            within!(query.fetch(pool), decimal_sqlite)
+        }
+    }
+}
+
 /// Runs `sql` with `values`: the rows it affected and, on MySQL, the number it assigned.
 async fn execute(database: &Database, sql: &str, values: Vec<Bound>) -> Result<(u64, Option<u64>), sqlx::Error> {
     match database {
@@ -627,14 +674,15 @@ impl Table<'_> {
         })
     }
 
-    /// The records `query` selects.
-    pub async fn list(&self, query: super::filter::ListQuery) -> Result<Vec<Record>, RecordError> {
+    /// The records `query` selects, at most [`MAX_PAGE_BYTES`] of them (about) but one: the
+    /// records, and whether the page stopped early on that budget.
+    pub async fn list(&self, query: super::filter::ListQuery) -> Result<(Vec<Record>, bool), RecordError> {
         let conditions: Vec<_> = query.conditions.iter().map(|(index, operator, _)| (*index, *operator)).collect();
         let sql = self.plan.list(self.dialect(), &conditions, &query.order);
         let mut values: Vec<Bound> = query.conditions.into_iter().map(|(_, _, value)| value).collect();
         values.push(Bound::LongInteger(Some(i64::from(query.limit))));
         values.push(Bound::LongInteger(Some(i64::try_from(query.offset).unwrap_or(i64::MAX))));
-        fetch(self.database, self.plan, &sql, values).await.map_err(|e| self.fail(e))
+        fetch_within(self.database, self.plan, &sql, values, MAX_PAGE_BYTES).await.map_err(|e| self.fail(e))
     }
 
     /// `body`'s values checked against the entity: each given attribute's index and value,
