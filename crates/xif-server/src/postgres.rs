@@ -783,7 +783,8 @@ impl MetadataStore for PgStore {
         }
         let rows = sqlx::query(
             "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
-             FROM calls WHERE lower(extension) = lower($1) AND ($2::TEXT IS NULL OR lower(module) = lower($2)) \
+             FROM calls WHERE lower(extension) = lower($1) AND ($2::TEXT IS NULL OR (lower(module) = lower($2) AND user_name = $7) \
+             OR token_id = $8) \
              AND ($3::BIGINT IS NULL OR at >= $3) AND (NOT $4 OR error IS NOT NULL) \
              AND ($5::BIGINT IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
         )
@@ -793,6 +794,8 @@ impl MetadataStore for PgStore {
         .bind(query.failed)
         .bind(query.before_id)
         .bind(i64::from(query.limit))
+        .bind(query.owner)
+        .bind(query.token_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| Ok(call_row(row)?)).collect()

@@ -683,7 +683,8 @@ impl MetadataStore for SqliteStore {
     async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
-             FROM calls WHERE extension = ?1 AND (?2 IS NULL OR module = ?2) AND (?3 IS NULL OR at >= ?3) \
+             FROM calls WHERE extension = ?1 \
+             AND (?2 IS NULL OR (module = ?2 AND user_name = ?7) OR token_id = ?8) AND (?3 IS NULL OR at >= ?3) \
              AND (NOT ?4 OR error IS NOT NULL) AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
         )
         .bind(query.extension)
@@ -692,6 +693,8 @@ impl MetadataStore for SqliteStore {
         .bind(query.failed)
         .bind(query.before_id)
         .bind(query.limit)
+        .bind(query.owner)
+        .bind(query.token_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| Ok(call_row(row)?)).collect()

@@ -106,14 +106,16 @@ where
         })
         .map_err(ApiError::from),
     };
-    state.calls.record(caller.call_entry(
-        extension,
-        CallKind::Record,
-        &format!("{entity}.{}", operation.name()),
-        at,
-        started,
-        outcome.as_ref().err(),
-    ));
+    if crate::calllog::worth_recording(state, extension, outcome.as_ref().err()).await {
+        state.calls.record(caller.call_entry(
+            extension,
+            CallKind::Record,
+            &format!("{entity}.{}", operation.name()),
+            at,
+            started,
+            outcome.as_ref().err(),
+        ));
+    }
     outcome
 }
 
