@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection as _, Postgres, Row, Transaction};
+use sqlx::{ConnectOptions as _, Connection as _, Postgres, Row, Transaction};
 use xif_api::{Permission, Publication, Version};
 
 use crate::store::{
@@ -78,8 +78,10 @@ impl PgStore {
     /// [`redact`]). Several servers may do so at once: the migrations run under
     /// an advisory lock of the database.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options =
-            PgConnectOptions::from_str(url).map_err(|error| StoreError(format!("the URL is not valid: {error}")))?;
+        // No SQL text nor bound value (token hashes among them) in the server's log.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|error| StoreError(format!("the URL is not valid: {error}")))?
+            .disable_statement_logging();
         // One connection first, whose failure says why (refused, unknown host, authentication),
         // where the pool's would only say that it timed out.
         let connection = PgConnection::connect_with(&options)
