@@ -378,7 +378,7 @@ fn a_farm_shares_one_secrets_key_and_every_node_sees_a_new_mapping_at_once() {
     let sales = postgres.database();
     postgres.sql_in(
         &sales,
-        "CREATE TABLE customers (\"Id\" SERIAL PRIMARY KEY, \"Name\" TEXT, \"Age\" INTEGER, joined_at TIMESTAMPTZ)",
+        "CREATE TABLE customers (\"Id\" BIGSERIAL PRIMARY KEY, \"Name\" TEXT, \"Age\" INTEGER, joined_at TIMESTAMPTZ)",
     );
 
     // Node B knows the logical database is unmapped (and caches that).

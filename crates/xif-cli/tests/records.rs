@@ -136,6 +136,16 @@ fn xif_admin(
 }
 
 fn set_up(backend: &Backend<'_>) -> Setup {
+    let setup = set_up_unmapped(backend);
+    let (code, _, stderr) =
+        xif_admin(&setup.server, &setup.token, &["connection", "map", "Shop", "main", "shopdb"], "");
+    assert_eq!(code, Some(0), "{}: {stderr}", backend.name);
+    setup
+}
+
+/// A server with `Shop` published and connection `shopdb` added for `backend`'s database, whose
+/// table exists, but the logical database not mapped.
+fn set_up_unmapped(backend: &Backend<'_>) -> Setup {
     (backend.sql)(backend.table);
     let directory = tempfile::tempdir().expect("a temporary directory");
     let server = xif_testkit::Server::start(
@@ -181,8 +191,6 @@ fn set_up(backend: &Backend<'_>) -> Setup {
     let (code, _, stderr) =
         xif_admin(&server, &token, &["connection", "add", "shopdb", "--url-stdin"], &format!("{}\n", backend.url));
     assert_eq!(code, Some(0), "{stderr}");
-    let (code, _, stderr) = xif_admin(&server, &token, &["connection", "map", "Shop", "main", "shopdb"], "");
-    assert_eq!(code, Some(0), "{}: {stderr}", backend.name);
     Setup { server, _directory: directory, token, records }
 }
 
@@ -448,6 +456,141 @@ fn records_round_trip_on_sqlite() {
         stop: None,
         start: None,
     });
+}
+
+/// Columns narrower than their attributes (a 32-bit identifier for a Long Integer, `varchar(20)`
+/// for Text of length 50) are refused by the mapping check, each located in the definition;
+/// mapped anyway (`--force`), records still read and write, and the identifier a create
+/// assigns comes back with the stored record (no error after a write). Decimals with more
+/// digits than the attribute declares are refused before anything is written.
+fn narrow_columns(backend: &Backend<'_>, narrow_id: &str) {
+    let setup = set_up_unmapped(backend);
+    let (token, records) = (&setup.token, &setup.records);
+    let name = backend.name;
+    let (code, _, stderr) = xif_admin(&setup.server, token, &["connection", "map", "Shop", "main", "shopdb"], "");
+    assert_ne!(code, Some(0), "{name}: a narrow identifier was accepted");
+    for expected in [
+        format!(
+            "extension.toml:17:25: entity `Item`, attribute `Id`, column `item.id`: expected bigint for Long Integer, \
+             found {narrow_id}"
+        ),
+        "attribute `Name`, column `item.name`: expected a column of at least 50 characters for Text of length 50"
+            .to_owned(),
+        "attribute `Big`, column `item.big`: expected bigint for Long Integer".to_owned(),
+        "attribute `Parent`, column `item.parent`: expected bigint for Entity Identifier".to_owned(),
+    ] {
+        assert!(stderr.contains(&expected), "{name}: `{expected}` not in:\n{stderr}");
+    }
+    // Wider is fine: `phone` is varchar(30) for a Phone Number of no length, `count` is bigint.
+    assert!(!stderr.contains("item.phone") && !stderr.contains("item.count"), "{name}: {stderr}");
+
+    let (code, _, stderr) =
+        xif_admin(&setup.server, token, &["connection", "map", "Shop", "main", "shopdb", "--force"], "");
+    assert_eq!(code, Some(0), "{name}: {stderr}");
+    let (status, headers, created) =
+        request("POST", records, token, Some(&json!({ "Name": "Ann", "Count": 2, "Big": 5, "Price": "1200.5" })));
+    assert_eq!(status, 201, "{name}: {created}");
+    let id = created["Id"].as_i64().expect("the assigned identifier");
+    assert_eq!((created["Count"].as_i64(), created["Big"].as_i64()), (Some(2), Some(5)), "{name}: {created}");
+    assert_eq!(created["Price"], "1200.50", "{name}: {created}");
+    assert!(header(&headers, "location").is_some_and(|location| location.ends_with(&format!("/records/{id}"))));
+    let (status, _, read) = request("GET", &format!("{records}/{id}"), token, None);
+    assert_eq!((status, &read), (200, &created), "{name}");
+    let (status, _, list) = request("GET", &format!("{records}?Id={id}&Big.ge=5"), token, None);
+    assert_eq!((status, list), (200, json!([created])), "{name}");
+    let (status, _, updated) = request("PUT", &format!("{records}/{id}"), token, Some(&json!({ "Count": 4 })));
+    assert_eq!((status, updated["Count"].as_i64()), (200, Some(4)), "{name}: {updated}");
+
+    // Too many digits after the point, or before it: refused, naming the attribute, not rounded.
+    for (price, problem) in [
+        (json!("1.239"), "has 3 digits after the point, and the attribute takes 2"),
+        (json!(12_345_678_901.5), "has 11 digits before the point, and the attribute takes 10"),
+    ] {
+        let (status, _, body) = request("POST", records, token, Some(&json!({ "Name": "Bob", "Price": price })));
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{name}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("`Price`") && message.contains(problem), "{name}: {message}");
+    }
+    let (status, _, body) = request("PUT", &format!("{records}/{id}"), token, Some(&json!({ "Amount": "1.00001" })));
+    assert_eq!(status, 200, "{name}: Currency without declared digits takes any: {body}");
+    assert_eq!((backend.sql)("SELECT count(*) FROM item").trim(), "1", "{name}: a refused record was written");
+}
+
+#[test]
+fn narrow_columns_are_refused_and_a_forced_mapping_still_works_on_postgresql() {
+    let cluster = xif_testkit::postgres::Cluster::new();
+    let url = cluster.database();
+    narrow_columns(
+        &Backend {
+            name: "PostgreSQL",
+            url: url.clone(),
+            sql: Box::new(|statement| cluster.sql_in(&url, statement)),
+            table: "CREATE TABLE item (id SERIAL PRIMARY KEY, name VARCHAR(20) NOT NULL UNIQUE, count BIGINT, \
+                    big SMALLINT, price NUMERIC(12,2), active BOOLEAN, at TIMESTAMP, day DATE, clock TIME, \
+                    mail TEXT, phone VARCHAR(30), amount NUMERIC(19,6), data BYTEA, parent INTEGER)",
+            row: "",
+            stop: None,
+            start: None,
+        },
+        "integer",
+    );
+}
+
+#[test]
+fn narrow_columns_are_refused_and_a_forced_mapping_still_works_on_mariadb() {
+    let server = xif_testkit::mariadb::Server::new();
+    let url = server.database();
+    narrow_columns(
+        &Backend {
+            name: "MariaDB",
+            url: url.clone(),
+            sql: Box::new(|statement| server.sql_in(&url, statement)),
+            table: "CREATE TABLE item (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL UNIQUE, \
+                    count BIGINT, big SMALLINT, price DECIMAL(12,2), active BOOLEAN, at DATETIME, day DATE, \
+                    clock TIME, mail TEXT, phone VARCHAR(30), amount DECIMAL(19,6), data BLOB, parent INT)",
+            row: "",
+            stop: None,
+            start: None,
+        },
+        "int",
+    );
+}
+
+/// SQLite keeps a NUMERIC column's decimals as INTEGER or REAL (`1200.5`): records give them
+/// with the attribute's declared decimals, as the other databases do.
+#[test]
+fn sqlite_numeric_decimals_read_with_the_declared_decimals() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let file = directory.path().join("shop.sqlite");
+    let sqlite3 = |statement: &str| {
+        let output = Command::new("sqlite3").arg(&file).arg(statement).output().expect("sqlite3 runs");
+        assert!(output.status.success(), "sqlite3: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let backend = Backend {
+        name: "SQLite",
+        url: format!("sqlite://{}", file.display()),
+        sql: Box::new(sqlite3),
+        table: "CREATE TABLE item (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, count INTEGER, \
+                big INTEGER, price DECIMAL(12,2), active BOOLEAN, at DATETIME, day DATE, clock TIME, mail TEXT, \
+                phone TEXT, amount NUMERIC, data BLOB, parent INTEGER)",
+        row: "",
+        stop: None,
+        start: None,
+    };
+    let setup = set_up(&backend);
+    let (status, _, created) = request(
+        "POST",
+        &setup.records,
+        &setup.token,
+        Some(&json!({ "Name": "Ann", "Price": "1200.50", "Amount": "3" })),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!((backend.sql)("SELECT typeof(price), price FROM item").trim(), "real|1200.5");
+    assert_eq!((created["Price"].as_str(), created["Amount"].as_str()), (Some("1200.50"), Some("3")), "{created}");
+    let (status, _, body) =
+        request("POST", &setup.records, &setup.token, Some(&json!({ "Name": "Bob", "Price": "12345678901.5" })));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{body}");
 }
 
 #[test]

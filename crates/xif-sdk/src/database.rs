@@ -102,7 +102,16 @@ impl Row {
                 format!("the row has no column `{column}`; its columns are: {}", columns.join(", ")),
             )
         })?;
-        serde_json::from_value(value.clone()).map_err(|error| {
+        // A number where text is expected (SQLite keeps a DECIMAL column's values as INTEGER
+        // or REAL): read from the number's own text, so that a `Decimal` is exactly what was
+        // stored and never passes through a float of this side.
+        let read = serde_json::from_value(value.clone()).or_else(|error| match value {
+            serde_json::Value::Number(number) => {
+                serde_json::from_value(serde_json::Value::String(number.to_string())).map_err(|_| error)
+            }
+            _ => Err(error),
+        });
+        read.map_err(|error| {
             let problem = if value.is_null() {
                 "it is NULL: read it as an `Option`".to_owned()
             } else {
@@ -213,6 +222,21 @@ mod tests {
         assert!(error.message.contains("Option"), "{error}");
         let error = row.get::<i32>("missing").expect_err("no such column");
         assert!(error.message.contains("`missing`") && error.message.contains("age, amount, name, note"), "{error}");
+    }
+
+    /// SQLite's DECIMAL columns hold INTEGER or REAL values, which arrive as JSON numbers.
+    #[test]
+    fn decimals_are_read_from_json_numbers_exactly() {
+        let row = Row(serde_json::from_str(r#"{"price":1200.5,"whole":12,"tiny":0.1,"name":"Ann"}"#).expect("json"));
+        assert_eq!(row.get::<crate::types::Decimal>("price").expect("a number").to_string(), "1200.5");
+        assert_eq!(row.get::<crate::types::Decimal>("whole").expect("an integer").to_string(), "12");
+        assert_eq!(row.get::<crate::types::Decimal>("tiny").expect("exact").to_string(), "0.1");
+        assert_eq!(
+            row.get::<Option<crate::types::Decimal>>("whole").expect("optional").map(|d| d.to_string()),
+            Some("12".into())
+        );
+        let error = row.get::<crate::types::Decimal>("name").expect_err("text that is no number");
+        assert!(error.message.contains("`name`"), "{error}");
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl ListQuery {
                             return Err(invalid(
                                 "sort",
                                 format!(
-                                    "`{}` is not an attribute of `{}`; sort by {}",
+                                    "names `{}`, which is not an attribute of `{}`; sort by {}",
                                     shown(name),
                                     plan.entity,
                                     attribute_list(plan)
@@ -91,11 +91,11 @@ impl ListQuery {
                         if column.kind == super::sql::Kind::Binary {
                             return Err(invalid(
                                 "sort",
-                                format!("`{}` is Binary Data, which has no order", column.attribute),
+                                format!("names `{}`, which is Binary Data and has no order", column.attribute),
                             ));
                         }
                         if list.order.iter().any(|(seen, _)| *seen == index) {
-                            return Err(invalid("sort", format!("`{}` is named twice", column.attribute)));
+                            return Err(invalid("sort", format!("names `{}` twice", column.attribute)));
                         }
                         list.order.push((index, descending));
                     }
@@ -106,10 +106,8 @@ impl ListQuery {
                             let operator = Operator::from_suffix(suffix).ok_or_else(|| {
                                 invalid(
                                     &key,
-                                    format!(
-                                        "`.{}` is not a comparison; use `.eq`, `.ne`, `.gt`, `.ge`, `.lt`, `.le` or `.like`",
-                                        shown(suffix)
-                                    ),
+"ends in a suffix that is not a comparison; use `.eq`, `.ne`, `.gt`, `.ge`, `.lt`, `.le` \
+                                     or `.like`",
                                 )
                             })?;
                             (name, operator)
@@ -120,8 +118,12 @@ impl ListQuery {
                         return Err(invalid(
                             &key,
                             format!(
-                                "`{}` is not an attribute of `{}`; filter on {}, or use `sort`, `limit`, `offset`",
-                                shown(name),
+                                "{} not an attribute of `{}`; filter on {}, or use `sort`, `limit`, `offset`",
+                                if name == &*key {
+                                    "is".to_owned()
+                                } else {
+                                    format!("names `{}`, which is", shown(name))
+                                },
                                 plan.entity,
                                 attribute_list(plan)
                             ),
@@ -130,13 +132,16 @@ impl ListQuery {
                     if operator == Operator::Like && !column.kind.is_text() {
                         return Err(invalid(
                             &key,
-                            format!("`.like` takes text attributes only, and `{}` is not text", column.attribute),
+                            format!(
+                                "compares with `.like`, which takes text attributes only, and `{}` is not text",
+                                column.attribute
+                            ),
                         ));
                     }
                     if column.kind == super::sql::Kind::Binary {
                         return Err(invalid(
                             &key,
-                            format!("`{}` is Binary Data, which filters cannot compare", column.attribute),
+                            format!("names `{}`, which is Binary Data: filters cannot compare it", column.attribute),
                         ));
                     }
                     let bound = Bound::from_text(column.kind, &value).map_err(|problem| invalid(&key, problem))?;
@@ -212,5 +217,27 @@ mod tests {
         check("limit=ten", Err("limit"));
         check("offset=-1", Err("offset"));
         check("offset=9223372036854775808", Err("offset"));
+    }
+
+    /// Each message names the query parameter once and says what is wrong once.
+    #[test]
+    fn messages_say_the_parameter_once() {
+        let message = |query: &str| match ListQuery::parse(&plan(), query) {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("{query} was accepted"),
+        };
+        let nope = message("Nope=1");
+        assert!(nope.starts_with("query parameter `Nope` is not an attribute of `Customer`;"), "{nope}");
+        assert_eq!(nope.matches("Nope").count(), 1, "{nope}");
+        let bogus = message("Name.bogus=1");
+        assert!(
+            bogus.starts_with("query parameter `Name.bogus` ends in a suffix that is not a comparison;"),
+            "{bogus}"
+        );
+        assert_eq!(bogus.matches("bogus").count(), 1, "{bogus}");
+        let unknown = message("Nope.gt=1");
+        assert!(unknown.starts_with("query parameter `Nope.gt` names `Nope`, which is not an attribute"), "{unknown}");
+        let sort = message("sort=Nope");
+        assert!(sort.starts_with("query parameter `sort` names `Nope`, which is not an attribute"), "{sort}");
     }
 }

@@ -90,6 +90,8 @@ struct Column {
     key: bool,
     /// Numbered by the database (identity, serial, AUTO_INCREMENT, INTEGER PRIMARY KEY).
     generated: bool,
+    /// The most characters a text column holds, when the database limits it (`varchar(50)`).
+    length: Option<i64>,
 }
 
 /// The columns of `table`; empty when there is no such table.
@@ -104,7 +106,8 @@ async fn columns(database: &Database, table: &str) -> Result<Vec<Column>, sqlx::
                    JOIN information_schema.key_column_usage k ON k.constraint_name = t.constraint_name \
                    AND k.constraint_schema = t.constraint_schema AND k.table_name = t.table_name \
                    WHERE t.table_schema = c.table_schema AND t.table_name = c.table_name \
-                   AND t.constraint_type IN ('PRIMARY KEY', 'UNIQUE') AND k.column_name = c.column_name) AS key \
+                   AND t.constraint_type IN ('PRIMARY KEY', 'UNIQUE') AND k.column_name = c.column_name) AS key, \
+                 c.character_maximum_length::bigint AS length \
                  FROM information_schema.columns c \
                  WHERE c.table_schema = current_schema() AND c.table_name = $1 ORDER BY c.ordinal_position",
             )
@@ -118,6 +121,7 @@ async fn columns(database: &Database, table: &str) -> Result<Vec<Column>, sqlx::
                         data_type: row.try_get::<String, _>("data_type")?.to_lowercase(),
                         key: row.try_get("key")?,
                         generated: row.try_get("generated")?,
+                        length: row.try_get("length")?,
                     })
                 })
                 .collect()
@@ -125,7 +129,8 @@ async fn columns(database: &Database, table: &str) -> Result<Vec<Column>, sqlx::
         Database::MySql(pool) => {
             let rows = sqlx::query(
                 "SELECT CAST(column_name AS CHAR) AS name, CAST(data_type AS CHAR) AS data_type, \
-                 CAST(column_key AS CHAR) AS column_key, CAST(extra AS CHAR) AS extra \
+                 CAST(column_key AS CHAR) AS column_key, CAST(extra AS CHAR) AS extra, \
+                 CAST(character_maximum_length AS SIGNED) AS length \
                  FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? \
                  ORDER BY ordinal_position",
             )
@@ -141,6 +146,7 @@ async fn columns(database: &Database, table: &str) -> Result<Vec<Column>, sqlx::
                         data_type: row.try_get::<String, _>("data_type")?.to_lowercase(),
                         key: column_key == "PRI" || column_key == "UNI",
                         generated: extra.to_lowercase().contains("auto_increment"),
+                        length: row.try_get("length")?,
                     })
                 })
                 .collect()
@@ -159,6 +165,8 @@ async fn columns(database: &Database, table: &str) -> Result<Vec<Column>, sqlx::
                         generated: pk == 1 && keys == 1 && data_type == "integer",
                         data_type,
                         key: pk > 0,
+                        // SQLite keeps text of any length, whatever `varchar(n)` says.
+                        length: None,
                     })
                 })
                 .collect()
@@ -188,10 +196,9 @@ fn fits(database: &Database, data_type: DataType, found: &str) -> (&'static str,
             T::Text | T::Email | T::PhoneNumber => {
                 ("text, character varying or character", any(&["text", "character varying", "character"]))
             }
-            T::Integer => ("integer or smallint", any(&["integer", "smallint"])),
-            T::LongInteger | T::EntityIdentifier => {
-                ("bigint, integer or smallint", any(&["bigint", "integer", "smallint"]))
-            }
+            // Narrower columns are refused: the records' values would not fit, nor decode.
+            T::Integer => ("integer or bigint", any(&["integer", "bigint"])),
+            T::LongInteger | T::EntityIdentifier => ("bigint", any(&["bigint"])),
             T::Decimal | T::Currency => ("numeric", any(&["numeric"])),
             T::Boolean => ("boolean", any(&["boolean"])),
             T::DateTime => ("timestamp (with or without time zone)", found.starts_with("timestamp")),
@@ -205,10 +212,8 @@ fn fits(database: &Database, data_type: DataType, found: &str) -> (&'static str,
                 "varchar, char or a text type",
                 any(&["varchar", "char", "text", "tinytext", "mediumtext", "longtext"]),
             ),
-            T::Integer => ("int, mediumint, smallint or tinyint", any(&["int", "mediumint", "smallint", "tinyint"])),
-            T::LongInteger | T::EntityIdentifier => {
-                ("bigint or a smaller integer type", any(&["bigint", "int", "mediumint", "smallint", "tinyint"]))
-            }
+            T::Integer => ("int or bigint", any(&["int", "bigint"])),
+            T::LongInteger | T::EntityIdentifier => ("bigint", any(&["bigint"])),
             T::Decimal | T::Currency => ("decimal", any(&["decimal"])),
             T::Boolean => ("tinyint(1) (boolean) or bit", any(&["tinyint", "bit"])),
             T::DateTime => ("datetime or timestamp", any(&["datetime", "timestamp"])),
@@ -310,6 +315,21 @@ pub async fn check(
                     location(text, attribute.data_type.data_type.span),
                     data_type.name(),
                     if actual.data_type.is_empty() { "no declared type" } else { actual.data_type.as_str() }
+                ));
+            }
+            let textual = matches!(data_type, DataType::Text | DataType::Email | DataType::PhoneNumber);
+            if fit
+                && textual
+                && let (Some(wanted), Some(limit)) = (attribute.data_type.length.as_ref(), actual.length)
+                && limit < wanted.value
+            {
+                problems.push(format!(
+                    "{}: {head}: expected a column of at least {} characters for {} of length {}, found {} of {limit}",
+                    location(text, wanted.span),
+                    wanted.value,
+                    data_type.name(),
+                    wanted.value,
+                    actual.data_type
                 ));
             }
             if attribute.is_identifier() && !actual.key {

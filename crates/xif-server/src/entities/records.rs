@@ -64,7 +64,8 @@ pub enum RecordError {
     InvalidFilter {
         /// The query parameter, as given (shortened).
         parameter: String,
-        /// What is wrong with it.
+        /// What is wrong with it: a predicate that follows the parameter's name ("must be …",
+        /// "is not …"), so that the message says the name once.
         problem: String,
     },
     /// The record's values do not fit the entity; each problem names its attribute.
@@ -280,9 +281,9 @@ macro_rules! decode_row {
         for (index, column) in $plan.columns.iter().enumerate() {
             let value = match column.kind {
                 Kind::Text => row.try_get::<Option<String>, _>(index)?.map(Value::String),
-                Kind::Integer => row.try_get::<Option<i32>, _>(index)?.map(Value::from),
-                Kind::LongInteger => row.try_get::<Option<i64>, _>(index)?.map(Value::from),
-                Kind::Decimal => $decimal(row, index)?,
+                Kind::Integer => integer::<_, i32>(row, index)?.map(Value::from),
+                Kind::LongInteger => integer::<_, i64>(row, index)?.map(Value::from),
+                Kind::Decimal => $decimal(row, index, column.spec.decimals.as_ref().map(|d| d.value))?,
                 Kind::Boolean => row.try_get::<Option<bool>, _>(index)?.map(Value::Bool),
                 Kind::DateTime => row.try_get::<Option<NaiveDateTime>, _>(index)?.map(json_of_date_time),
                 Kind::Date => {
@@ -297,7 +298,37 @@ macro_rules! decode_row {
     }};
 }
 
-fn decimal_exact<R: sqlx::Row>(row: &R, index: usize) -> Result<Option<Value>, sqlx::Error>
+/// An integer column of any width (`smallint`, `integer`, `bigint`, a forced mapping's), read
+/// as `T`; a value `T` cannot hold is a decode error naming the column, never a wrong number.
+fn integer<R, T>(row: &R, index: usize) -> Result<Option<T>, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    T: TryFrom<i64>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i16: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let wide = match row.try_get::<Option<i64>, _>(index) {
+        Ok(value) => value,
+        Err(first) => match row.try_get::<Option<i32>, _>(index) {
+            Ok(value) => value.map(i64::from),
+            Err(_) => match row.try_get::<Option<i16>, _>(index) {
+                Ok(value) => value.map(i64::from),
+                Err(_) => return Err(first),
+            },
+        },
+    };
+    wide.map(|n| {
+        T::try_from(n).map_err(|_| sqlx::Error::ColumnDecode {
+            index: index.to_string(),
+            source: format!("{n} does not fit the attribute's integer type").into(),
+        })
+    })
+    .transpose()
+}
+
+fn decimal_exact<R: sqlx::Row>(row: &R, index: usize, _decimals: Option<i64>) -> Result<Option<Value>, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     Decimal: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -305,7 +336,13 @@ where
     Ok(row.try_get::<Option<Decimal>, _>(index)?.map(|d| Value::String(d.to_string())))
 }
 
-fn decimal_sqlite(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<Option<Value>, sqlx::Error> {
+/// SQLite's decimal, whichever storage class holds it, written with the attribute's declared
+/// decimals when it has them (`1200.50`, as the other databases' `numeric(12,2)` give it).
+fn decimal_sqlite(
+    row: &sqlx::sqlite::SqliteRow,
+    index: usize,
+    decimals: Option<i64>,
+) -> Result<Option<Value>, sqlx::Error> {
     let raw = row.try_get_raw(index)?;
     if raw.is_null() {
         return Ok(None);
@@ -315,8 +352,44 @@ fn decimal_sqlite(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<Option<
         "REAL" => row.try_get::<f64, _>(index)?.to_string(),
         _ => row.try_get::<String, _>(index)?,
     };
-    let exact = Decimal::from_str_exact(text.trim()).map(|d| d.to_string()).unwrap_or(text);
+    let exact = match Decimal::from_str_exact(text.trim()) {
+        Ok(mut decimal) => {
+            if let Some(decimals) = decimals.and_then(|d| u32::try_from(d).ok())
+                && decimal.scale() < decimals
+            {
+                decimal.rescale(decimals);
+            }
+            decimal.to_string()
+        }
+        Err(_) => text,
+    };
     Ok(Some(Value::String(exact)))
+}
+
+/// Whether a decimal `bound` fits the attribute's declared digits (`length` in all, `decimals`
+/// after the point), or what it must be instead: the databases would refuse it, round it
+/// silently (`1.239` into `1.24`) or, SQLite, keep it as it is.
+fn fits_digits(spec: &xif_definition::TypeSpec, bound: &Bound) -> Result<(), String> {
+    let Bound::Decimal(Some(value)) = bound else { return Ok(()) };
+    let value = value.normalize();
+    let decimals = spec.decimals.as_ref().map(|d| d.value);
+    if let Some(decimals) = decimals
+        && i64::from(value.scale()) > decimals
+    {
+        return Err(format!("has {} digits after the point, and the attribute takes {decimals}", value.scale()));
+    }
+    if let Some(length) = spec.length.as_ref().map(|l| l.value) {
+        let whole = length - decimals.unwrap_or(0);
+        let digits = value.trunc().abs().to_string().trim_start_matches('0').len();
+        if i64::try_from(digits).unwrap_or(i64::MAX) > whole {
+            return Err(format!(
+                "has {digits} digits before the point, and the attribute takes {whole} ({length} in all, {} after \
+                 the point)",
+                decimals.unwrap_or(0)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs `sql` with `values` and returns its rows as records.
@@ -601,7 +674,10 @@ impl Table<'_> {
             } else {
                 xif_host::check_value(self.definition, &column.spec, value).map_err(|(_, problem)| problem)
             };
-            match checked.and_then(|checked| Bound::from_checked(column.kind, &checked)) {
+            let bound = checked
+                .and_then(|checked| Bound::from_checked(column.kind, &checked))
+                .and_then(|bound| fits_digits(&column.spec, &bound).map(|()| bound));
+            match bound {
                 Ok(bound) => values.push((index, bound)),
                 Err(problem) => {
                     problems.push(format!("attribute `{}` of `{}` {problem}", column.attribute, self.plan.entity));
