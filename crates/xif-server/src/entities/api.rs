@@ -27,8 +27,13 @@ impl From<RecordError> for ApiError {
         match error {
             RecordError::NotRunning { .. } => ApiError::new(ErrorCode::ExtensionNotRunning, message),
             RecordError::UnknownEntity { .. } => ApiError::new(ErrorCode::UnknownEntity, message),
-            RecordError::NotFound { .. } => ApiError::new(ErrorCode::RecordNotFound, message),
-            RecordError::Conflict { .. } => ApiError::new(ErrorCode::RecordConflict, message),
+            RecordError::NotFound { .. } | RecordError::NotCreatedByPut { .. } => {
+                ApiError::new(ErrorCode::RecordNotFound, message)
+            }
+            RecordError::Conflict { .. } | RecordError::Reference { .. } => {
+                ApiError::new(ErrorCode::RecordConflict, message)
+            }
+            RecordError::InvalidStoredValue { .. } => ApiError::new(ErrorCode::InvalidStoredValue, message),
             RecordError::InvalidFilter { .. } => ApiError::new(ErrorCode::InvalidFilter, message),
             RecordError::InvalidInput(_) => ApiError::new(ErrorCode::InvalidInput, message),
             RecordError::Database(EntityError::MissingConfiguration { .. } | EntityError::UnknownDatabase { .. }) => {
