@@ -691,7 +691,10 @@ fn stored_values_the_type_cannot_take_and_constraint_violations_are_named_on_sql
     let (status, _, body) = request("POST", records, token, Some(&json!({ "Name": "Zero", "Count": -1 })));
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("check") && !message.contains("unique"), "{message}");
+    assert!(
+        message.contains("check") && message.contains("`count_positive`") && !message.contains("unique"),
+        "{message}"
+    );
     assert!(!message.contains("CHECK constraint failed"), "the database's own words are not answered: {message}");
     // A foreign key: 409 with its own wording.
     let (status, _, body) = request("POST", records, token, Some(&json!({ "Name": "Orphan", "Parent": 777 })));

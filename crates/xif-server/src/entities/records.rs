@@ -535,7 +535,11 @@ fn database_error(error: sqlx::Error, extension: &str, plan: &Plan) -> RecordErr
             // entity, the attribute or constraint, and the kind of problem.
             tracing::info!(entity = %plan.entity, code = %code, message = %database.message(), "the database refused a record statement");
             let attribute = column_named(plan, database.as_ref());
-            let constraint = database.constraint().map(|name| name.chars().take(64).collect::<String>());
+            // SQLite names a CHECK constraint only in its message (`CHECK constraint failed: NAME`).
+            let constraint = database
+                .constraint()
+                .or_else(|| database.message().strip_prefix("CHECK constraint failed: "))
+                .map(|name| name.chars().take(64).collect::<String>());
             let on = |what: &str| match (&attribute, &constraint) {
                 (Some(attribute), _) => format!("attribute `{attribute}` of `{}` {what}", plan.entity),
                 (None, Some(constraint)) => {
