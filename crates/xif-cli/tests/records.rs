@@ -708,3 +708,30 @@ fn stored_values_the_type_cannot_take_and_constraint_violations_are_named_on_sql
     assert!(body["error"]["message"].as_str().unwrap_or_default().contains("must be unique"), "{body}");
     assert_eq!((backend.sql)("SELECT count(*) FROM item").trim(), "5", "nothing refused was written");
 }
+
+/// PostgreSQL's numeric `NaN`, which no Decimal is: 502 `invalid_stored_value` naming the record
+/// and the attribute, for a read and a list, never 500.
+#[test]
+fn a_postgresql_nan_decimal_is_an_invalid_stored_value() {
+    let cluster = xif_testkit::postgres::Cluster::new();
+    let url = cluster.database();
+    let backend = Backend {
+        name: "PostgreSQL",
+        url: url.clone(),
+        sql: Box::new(|statement| cluster.sql_in(&url, statement)),
+        table: "CREATE TABLE item (id BIGSERIAL PRIMARY KEY, name VARCHAR(50) NOT NULL UNIQUE, count INTEGER, \
+                big BIGINT, price NUMERIC(12,2), active BOOLEAN, at TIMESTAMP, day DATE, clock TIME, mail TEXT, \
+                phone VARCHAR(30), amount NUMERIC(19,4), data BYTEA, parent BIGINT)",
+        row: "",
+        stop: None,
+        start: None,
+    };
+    let setup = set_up(&backend);
+    (backend.sql)("INSERT INTO item (id, name, price) VALUES (41, 'Unknown', 'NaN')");
+    let (status, _, body) = request("GET", &format!("{}/41", setup.records), &setup.token, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("invalid_stored_value")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("record `41`") && message.contains("`Price`"), "{message}");
+    let (status, _, body) = request("GET", &setup.records, &setup.token, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("invalid_stored_value")), "{body}");
+}
