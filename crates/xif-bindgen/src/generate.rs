@@ -86,7 +86,12 @@ fn body(definition: &Definition) -> String {
         );
         if let Some(identifier) = entity.attributes.iter().find(|attribute| attribute.is_identifier()) {
             emit!(out);
-            emit!(out, "/// The identifier of a `{}` record.", entity.name.value);
+            emit!(
+                out,
+                "/// The identifier of {} `{}` record.",
+                xif_definition::article(&entity.name.value),
+                entity.name.value
+            );
             emit!(
                 out,
                 "pub type {}Identifier = {};",

@@ -347,3 +347,38 @@ fn every_data_type_makes_a_valid_document_a_generator_takes() {
     let work = tempfile::tempdir().expect("work directory");
     validate_and_generate(&document, work.path(), "every_type_client");
 }
+
+/// Summaries say "an" before a vowel sound: "Creates an `Entry` record", "Reads a `User` record".
+#[test]
+fn record_summaries_take_the_article_of_the_entity_name() {
+    let text = r#"[extension]
+name = "Books"
+version = "1.0.0"
+description = "Entries and users."
+
+[[entities]]
+name = "Entry"
+description = "An entry."
+attributes = [ { name = "Id", type = "Long Integer", identifier = true, auto_number = true } ]
+
+[[entities]]
+name = "User"
+description = "A user."
+attributes = [
+  { name = "Id", type = "Long Integer", identifier = true },
+  { name = "Last", type = "Entity Identifier", record = "Entry" },
+]
+"#;
+    let definition = xif_definition::parse(text).expect("the definition parses");
+    let document = xif_server::extension_openapi::document(&definition, 1);
+    let entry = &document["paths"]["/extensions/Books/entities/Entry/records"];
+    let summary = entry["post"]["summary"].as_str().unwrap_or_default();
+    assert!(summary.starts_with("Creates an `Entry` record"), "{summary}");
+    let entry = &document["paths"]["/extensions/Books/entities/Entry/records/{id}"];
+    assert_eq!(entry["get"]["summary"], "Reads an `Entry` record");
+    assert_eq!(entry["delete"]["summary"], "Deletes an `Entry` record");
+    let user = &document["paths"]["/extensions/Books/entities/User/records/{id}"];
+    assert_eq!(user["get"]["summary"], "Reads a `User` record");
+    let last = &document["components"]["schemas"]["User"]["properties"]["Last"]["description"];
+    assert_eq!(last, "the identifier of an `Entry` record");
+}

@@ -8,4 +8,4 @@ mod parse;
 
 pub use model::*;
 pub use parse::{MAX_DEFINITION_BYTES, parse};
-pub use xif_diagnostics::Span;
+pub use xif_diagnostics::{Span, article};

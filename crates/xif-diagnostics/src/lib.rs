@@ -130,6 +130,21 @@ pub fn count(diagnostics: &[Diagnostic]) -> (usize, usize) {
     (errors, diagnostics.len() - errors)
 }
 
+/// The indefinite article for `word` in English prose: `an` before a vowel sound (`an Entry`,
+/// `an Hour`), `a` otherwise (`a Customer`, `a User`, `a Euro`). By the first letters, with the
+/// usual exceptions; hand-written because these few lines do not warrant a dependency.
+pub fn article(word: &str) -> &'static str {
+    let lower = word.trim_start_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+    let starts = |prefixes: &[&str]| prefixes.iter().any(|prefix| lower.starts_with(prefix));
+    if starts(&["uni", "use", "usa", "usu", "uti", "ura", "eu", "ewe", "one", "once"]) {
+        return "a";
+    }
+    if starts(&["hour", "honest", "honor", "honour", "heir"]) {
+        return "an";
+    }
+    if lower.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+}
+
 /// The closest of `candidates` to `typed`, when it is close enough to be a likely typo.
 pub fn did_you_mean<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let typed = typed.to_lowercase();
@@ -143,6 +158,25 @@ pub fn did_you_mean<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a st
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn articles_follow_the_first_sound() {
+        for (word, expected) in [
+            ("Entry", "an"),
+            ("Item", "an"),
+            ("Order", "an"),
+            ("Account", "an"),
+            ("Hour", "an"),
+            ("Customer", "a"),
+            ("User", "a"),
+            ("Unit", "a"),
+            ("Euro", "a"),
+            ("Umbrella", "an"),
+            ("`Entry`", "an"),
+        ] {
+            assert_eq!(article(word), expected, "{word}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -251,7 +251,8 @@ fn type_schema(definition: &Definition, spec: &TypeSpec) -> Value {
                 Some(attribute) if attribute.data_type.data_type.value != DataType::EntityIdentifier => {
                     let mut schema = type_schema(definition, &attribute.data_type);
                     let entity = spec.record.as_ref().map_or("", |record| record.value.as_str());
-                    schema["description"] = json!(format!("the identifier of a `{entity}` record"));
+                    schema["description"] =
+                        json!(format!("the identifier of {} `{entity}` record", xif_definition::article(entity)));
                     schema
                 }
                 _ => json!({ "description": "the identifier of a record" }),
@@ -518,7 +519,7 @@ fn record_paths(definition: &Definition, extension: &str, entity: &Entity, paths
     });
     let mut create = json!({
         "operationId": format!("create{name}Record"),
-        "summary": format!("Creates a `{name}` record{}", if identifier(entity).is_some_and(Attribute::is_auto_number) { "; the database numbers its identifier: leave it out (given, it is refused with 400)" } else { "" }),
+        "summary": format!("Creates {} `{name}` record{}", xif_definition::article(name), if identifier(entity).is_some_and(Attribute::is_auto_number) { "; the database numbers its identifier: leave it out (given, it is refused with 400)" } else { "" }),
         "tags": ["records"],
         "requestBody": body,
         "responses": {
@@ -549,7 +550,7 @@ fn record_paths(definition: &Definition, extension: &str, entity: &Entity, paths
         [("400", error_response("`invalid_path`, `invalid_filter`: the identifier does not fit its attribute's type"))];
     let mut get = json!({
         "operationId": format!("get{name}Record"),
-        "summary": format!("Reads a `{name}` record"),
+        "summary": format!("Reads {} `{name}` record", xif_definition::article(name)),
         "tags": ["records"],
         "responses": { "200": json_answer("the record") },
     });
@@ -557,7 +558,7 @@ fn record_paths(definition: &Definition, extension: &str, entity: &Entity, paths
     let put = if identifier.is_auto_number() {
         json!({
             "operationId": format!("put{name}Record"),
-            "summary": format!("Updates a `{name}` record; records are created with POST, which numbers them (PUT on a missing one answers 404)"),
+            "summary": format!("Updates {} `{name}` record; records are created with POST, which numbers them (PUT on a missing one answers 404)", xif_definition::article(name)),
             "tags": ["records"],
             "requestBody": body,
             "responses": { "200": json_answer("updated: the stored record") },
@@ -565,7 +566,7 @@ fn record_paths(definition: &Definition, extension: &str, entity: &Entity, paths
     } else {
         json!({
             "operationId": format!("put{name}Record"),
-            "summary": format!("Updates a `{name}` record, or creates it with that identifier"),
+            "summary": format!("Updates {} `{name}` record, or creates it with that identifier", xif_definition::article(name)),
             "tags": ["records"],
             "requestBody": body,
             "responses": { "200": json_answer("updated: the stored record"), "201": json_answer("created: the stored record") },
@@ -574,7 +575,7 @@ fn record_paths(definition: &Definition, extension: &str, entity: &Entity, paths
     let mut put = put;
     let mut delete = json!({
         "operationId": format!("delete{name}Record"),
-        "summary": format!("Deletes a `{name}` record"),
+        "summary": format!("Deletes {} `{name}` record", xif_definition::article(name)),
         "tags": ["records"],
         "responses": { "204": { "description": "deleted" } },
     });
