@@ -122,6 +122,7 @@ error_codes! {
     RecordConflict = "record_conflict", 409, Refused, "Another record holds a value that must be unique; the message names the attribute when the database says which.";
     InvalidFilter = "invalid_filter", 400, Refused, "A filter, sort key, limit or offset of a list of records is not one the entity takes; the message names the query parameter.";
     MissingConfiguration = "missing_configuration", 409, Refused, "A logical database of the extension is mapped to no database connection; the message names it and the `xif admin connection map` command.";
+    InvalidStoredValue = "invalid_stored_value", 502, Refused, "The entity's database holds a value its attribute's type cannot take (text in an Integer column, a number too large, NaN as a Decimal); the message names the record and the attribute to correct.";
     DatabaseUnavailable = "database_unavailable", 503, Unavailable, "The entity's database cannot be reached now; the message names it; retry after the `Retry-After` seconds.";
     // Calls
     ExtensionNotRunning = "extension_not_running", 404, Refused, "No version of the extension is published and running.";

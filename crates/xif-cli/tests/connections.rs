@@ -552,3 +552,72 @@ fn mariadb_and_sqlite_connections_are_tested_and_their_mappings_checked_per_colu
     let log = log.lock().expect("the log").join("\n");
     assert!(!log.contains(secret) && !log.contains("not-the-password"), "logged: {log}");
 }
+
+/// What an administrator may not add: a hard link to the server's own metadata (another name of
+/// a file in the data directory), and URL parameters sqlx does not read (which it would log with
+/// their values). And sqlx's statement logging is off: no SQL text in the server's log, even at
+/// `debug`.
+#[test]
+fn hard_links_to_the_metadata_and_unknown_url_parameters_are_refused_and_no_sql_is_logged() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let root = directory.path();
+    std::fs::create_dir(root.join("config")).expect("config directory");
+    let data = root.join("data");
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let server = {
+        let log = Arc::clone(&log);
+        let extra = ["--extension-isolation", "off"];
+        xif_testkit::Server::start(env!("CARGO_BIN_EXE_xif"), &data, PASSWORD, "debug", &extra, move |line| {
+            log.lock().expect("the log").push(line);
+        })
+    };
+    let url = server.url.clone();
+    let admin = server.token("admin", PASSWORD);
+    let add = |name: &str, connection: &str| {
+        api(&url, &admin, "POST", "/connections", Some(&json!({ "name": name, "url": connection })))
+    };
+
+    // A hard link to a file of the data directory, from elsewhere: refused, naming the file.
+    let own = ["metadata.sqlite", "secrets.key"].into_iter().find(|name| data.join(name).is_file());
+    let own = own.expect("the data directory holds the metadata or the secrets key");
+    let link = root.join("elsewhere.db");
+    std::fs::hard_link(data.join(own), &link).expect("a hard link");
+    let (status, body) = add("linked", &format!("sqlite://{}", link.display()));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(json_of(&body)["error"]["code"], "invalid_connection", "{body}");
+    assert!(body.contains("hard link") && body.contains(own), "{body}");
+    // A copy is another file: taken.
+    let copy = root.join("copy.db");
+    sqlite_file(&copy, "CREATE TABLE t (x INTEGER);");
+    let (status, body) = add("copy", &format!("sqlite://{}", copy.display()));
+    assert_eq!(status, 201, "{body}");
+
+    // Parameters sqlx does not read: refused, named, their values never shown.
+    for (connection, parameter) in [
+        ("postgres://user:secret-password@127.0.0.1:5432/sales?PASSWORD=leaked-value", "PASSWORD"),
+        ("postgres://user:secret-password@127.0.0.1:5432/sales?sslmode=disable&colour=leaked-value", "colour"),
+        ("mysql://user:secret-password@127.0.0.1:3306/crm?sslpassword=leaked-value", "sslpassword"),
+        ("mariadb://user:secret-password@127.0.0.1:3306/crm?application_name=leaked-value", "application_name"),
+    ] {
+        let (status, body) = add("params", connection);
+        assert_eq!(status, 400, "{connection}: {body}");
+        assert_eq!(json_of(&body)["error"]["code"], "invalid_connection", "{body}");
+        assert!(body.contains(&format!("`{parameter}`")), "{parameter} named: {body}");
+        assert!(!body.contains("leaked-value") && !body.contains("secret-password"), "{body}");
+    }
+    // Known ones are taken.
+    let known = "postgres://user:secret-password@127.0.0.1:5432/sales?sslmode=disable&application_name=xif";
+    let (status, body) = add("known", known);
+    assert_eq!(status, 201, "{body}");
+
+    // A connection tested (a `SELECT 1` on its pool) and the metadata used throughout: no SQL text
+    // in the log, which is at `debug`.
+    let (status, body) = api(&url, &admin, "POST", "/connections/copy/test", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("SELECT 1"), "the test ran: {body}");
+    server.stop();
+    let log = log.lock().expect("the log").join("\n");
+    assert!(log.contains("database connection added"), "the log was read at debug: {log}");
+    assert!(!log.contains("leaked-value"), "logged: {log}");
+    assert!(!log.contains("SELECT 1") && !log.contains("sqlx::query"), "statements logged: {log}");
+}

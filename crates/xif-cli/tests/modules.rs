@@ -356,6 +356,75 @@ fn the_integration_log_records_a_mix_of_successful_and_failed_calls() {
     assert_eq!(rest.as_array().map(Vec::len), Some(1), "{rest}");
 }
 
+/// Module names are free text: two users may each have a module `Shop`. A module token sees the
+/// entries of its own owner's module (and its own), never the other user's.
+#[test]
+fn a_module_token_sees_only_its_owners_entries_when_module_names_collide() {
+    let world = World::new(&[]);
+    world.published("Echo");
+    let (ours, _) = world.module_token("Shop", &["Echo"]);
+    let (status, body) = world.call(
+        "POST",
+        "/users",
+        &world.admin,
+        Some(json!({ "name": "rival", "password": "rival-password-1", "grant": ["allow-extensions"] })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let rival = world.server.token("rival", "rival-password-1");
+    let (status, body) =
+        world.call("POST", "/tokens", &rival, Some(json!({ "module": "shop", "extensions": ["Echo"] })));
+    assert_eq!(status, 201, "{body}");
+    let theirs = body["token"].as_str().expect("a token").to_owned();
+    let say = |token: &str, text: &str| {
+        world.call("POST", "/extensions/Echo/actions/Say", token, Some(json!({ "Text": text }))).0
+    };
+    assert_eq!(say(&ours, "ours"), 200);
+    assert_eq!(say(&theirs, "theirs"), 200);
+    assert_eq!(say(&theirs, "theirs"), 200);
+    let all = logged(&world, "Echo", 3);
+    assert_eq!(all.iter().filter(|entry| entry["user"] == "rival").count(), 2, "{all:?}");
+
+    let (status, body) = world.call("GET", "/extensions/Echo/calls", &ours, None);
+    let seen = body.as_array().cloned().unwrap_or_default();
+    assert_eq!((status, seen.len()), (200, 1), "ours sees its one entry only: {body}");
+    assert_eq!(seen[0]["user"], "admin", "{body}");
+    let (status, body) = world.call("GET", "/extensions/Echo/calls", &theirs, None);
+    let seen = body.as_array().cloned().unwrap_or_default();
+    assert_eq!((status, seen.len()), (200, 2), "theirs sees its two entries only: {body}");
+    assert!(seen.iter().all(|entry| entry["user"] == "rival"), "{body}");
+}
+
+/// Calls to extensions that do not exist are answered but not recorded, whoever makes them, so
+/// made-up names cannot fill the log; calls to real ones, failed or not, still are.
+#[test]
+fn calls_to_extensions_that_do_not_exist_are_not_logged() {
+    let world = World::new(&[]);
+    world.published("Echo");
+    let (token, _) = world.module_token("Shop", &["Echo"]);
+    let admin = world.admin.clone();
+    for index in 0..20 {
+        let name = format!("Made{index}");
+        let (status, _) =
+            world.call("POST", &format!("/extensions/{name}/actions/Say"), &admin, Some(json!({ "Text": "hi" })));
+        assert!((400..500).contains(&status), "{name}: {status}");
+        let (status, _) = world.call("GET", &format!("/extensions/{name}/entities/Customer/records"), &admin, None);
+        assert!((400..500).contains(&status), "{name}: {status}");
+        let (status, _) =
+            world.call("POST", &format!("/extensions/{name}/actions/Say"), &token, Some(json!({ "Text": "hi" })));
+        assert_eq!(status, 403, "{name}: out of scope");
+    }
+    // A real extension's failed call is still recorded; the log is written in order, so once it
+    // is there, the calls before it would be too.
+    let (status, _) = world.call("POST", "/extensions/Echo/actions/Shout", &admin, Some(json!({})));
+    assert_eq!(status, 404);
+    let entries = logged(&world, "Echo", 1);
+    assert_eq!(entries[0]["error"], "unknown_action", "{entries:?}");
+    for index in 0..20 {
+        let (status, body) = world.call("GET", &format!("/extensions/Made{index}/calls"), &admin, None);
+        assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(0)), "Made{index}: {body}");
+    }
+}
+
 #[test]
 fn with_the_log_off_nothing_is_recorded_and_old_entries_are_swept_at_start() {
     let directory = tempfile::tempdir().expect("temporary directory");

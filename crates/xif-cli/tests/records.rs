@@ -305,22 +305,28 @@ fn scenario(backend: &Backend<'_>) {
         (backend.sql)("SELECT count, mail FROM item WHERE name = 'Ann'").trim_end().replace('\t', "|"),
         "4|ann@example.org"
     );
-    // Create-or-update: a new identifier creates the record.
-    let (status, _, created) = request("PUT", &format!("{records}/1000"), token, Some(&json!({ "Name": "Eve" })));
-    assert_eq!(
-        (status, created["Id"].clone(), created["Count"].clone()),
-        (201, json!(1000), json!(7)),
-        "{name}: {created}"
-    );
+    // The identifier is the database's to number: PUT of a new one is refused (it would take a
+    // number the database gives later), and so is one given to POST; nothing is written.
+    let (status, _, body) = request("PUT", &format!("{records}/1000"), token, Some(&json!({ "Name": "Eve" })));
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("record_not_found")), "{name}: {body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("created with POST"), "{name}: {body}");
+    let (status, _, body) = request("POST", records, token, Some(&json!({ "Id": 1000, "Name": "Eve" })));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{name}: {body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("`Id`") && message.contains("numbered by the database; leave it out"), "{name}: {body}");
+    assert_eq!((backend.sql)("SELECT COUNT(*) FROM item WHERE id = 1000 OR name = 'Eve'").trim(), "0", "{name}");
     let (status, _, body) = request("PUT", &format!("{records}/1001"), token, Some(&json!({ "Id": 5, "Name": "Fay" })));
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{name}: {body}");
+    let (status, _, eve) = request("POST", records, token, Some(&json!({ "Name": "Eve" })));
+    assert_eq!((status, &eve["Count"]), (201, &json!(7)), "{name}: {eve}");
+    let eve = eve["Id"].as_i64().expect("numbered");
 
     // Delete, then it is gone.
-    let (status, _, _) = request("DELETE", &format!("{records}/1000"), token, None);
+    let (status, _, _) = request("DELETE", &format!("{records}/{eve}"), token, None);
     assert_eq!(status, 204, "{name}");
-    assert_eq!((backend.sql)("SELECT COUNT(*) FROM item WHERE id = 1000").trim(), "0", "{name}");
+    assert_eq!((backend.sql)(&format!("SELECT COUNT(*) FROM item WHERE id = {eve}")).trim(), "0", "{name}");
     for method in ["GET", "DELETE"] {
-        let (status, _, body) = request(method, &format!("{records}/1000"), token, None);
+        let (status, _, body) = request(method, &format!("{records}/{eve}"), token, None);
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (404, Some("record_not_found")),
@@ -678,4 +684,106 @@ fn a_page_of_large_records_stops_at_its_byte_budget_and_links_to_the_rest() {
     assert_eq!(pages, [8, 8, 4], "records per page");
     let expected: Vec<String> = (1..=20).map(|n| format!("item{n}")).collect();
     assert_eq!(seen, expected, "every record once, in order");
+}
+
+/// What the database holds but the attribute's type cannot take answers 502
+/// `invalid_stored_value` naming the record and the attribute (never 500), for a read and for a
+/// list; constraint violations say what kind they are: a CHECK or NOT NULL is the client's 400,
+/// a foreign key a 409 of its own wording, only a unique violation "must be unique", and none
+/// answers the database's own words.
+#[test]
+fn stored_values_the_type_cannot_take_and_constraint_violations_are_named_on_sqlite() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let file = directory.path().join("shop.sqlite");
+    let sqlite3 = |statement: &str| {
+        let output = Command::new("sqlite3").arg(&file).arg(statement).output().expect("sqlite3 runs");
+        assert!(output.status.success(), "sqlite3: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let backend = Backend {
+        name: "SQLite",
+        url: format!("sqlite://{}", file.display()),
+        sql: Box::new(sqlite3),
+        table: "CREATE TABLE item (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, \
+                count INTEGER CONSTRAINT count_positive CHECK (count > 0), big INTEGER, price TEXT, active BOOLEAN, \
+                at DATETIME, day DATE, clock TIME, mail TEXT, phone TEXT, amount TEXT, data BLOB, \
+                parent INTEGER REFERENCES item (id))",
+        row: "",
+        stop: None,
+        start: None,
+    };
+    let setup = set_up(&backend);
+    let (token, records) = (&setup.token, &setup.records);
+
+    // Values written behind the server's back, by the database's own client.
+    (backend.sql)(
+        "INSERT INTO item (id, name, count) VALUES (1, 'Text', 'abc'); \
+         INSERT INTO item (id, name, count) VALUES (2, 'Huge', 99999999999); \
+         INSERT INTO item (id, name, price) VALUES (3, 'Infinite', 'inf'); \
+         INSERT INTO item (id, name, amount) VALUES (4, 'Real', 9e999); \
+         INSERT INTO item (id, name, count) VALUES (5, 'Fine', 3);",
+    );
+    for (id, attribute) in [(1, "Count"), (2, "Count"), (3, "Price"), (4, "Amount")] {
+        let (status, _, body) = request("GET", &format!("{records}/{id}"), token, None);
+        assert_eq!((status, body["error"]["code"].as_str()), (502, Some("invalid_stored_value")), "{id}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("record `{id}`")) && message.contains(&format!("`{attribute}`")),
+            "{id}: the message names the record and the attribute: {message}"
+        );
+        let (status, _, body) = request("GET", &format!("{records}?Id={id}"), token, None);
+        assert_eq!((status, body["error"]["code"].as_str()), (502, Some("invalid_stored_value")), "{id}: {body}");
+    }
+    let (status, _, body) = request("GET", &format!("{records}?sort=Id"), token, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("invalid_stored_value")), "{body}");
+    let (status, _, body) = request("GET", &format!("{records}/5"), token, None);
+    assert_eq!((status, &body["Count"]), (200, &json!(3)), "a sound record reads: {body}");
+
+    // A CHECK constraint: the client's 400, naming the constraint, not "must be unique".
+    let (status, _, body) = request("POST", records, token, Some(&json!({ "Name": "Zero", "Count": -1 })));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("check") && message.contains("`count_positive`") && !message.contains("unique"),
+        "{message}"
+    );
+    assert!(!message.contains("CHECK constraint failed"), "the database's own words are not answered: {message}");
+    // A foreign key: 409 with its own wording.
+    let (status, _, body) = request("POST", records, token, Some(&json!({ "Name": "Orphan", "Parent": 777 })));
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("record_conflict")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("refers to a record that does not exist") && !message.contains("unique"), "{message}");
+    assert!(!message.contains("FOREIGN KEY constraint failed"), "{message}");
+    // A unique violation is still one.
+    let (status, _, body) = request("POST", records, token, Some(&json!({ "Name": "Fine" })));
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("record_conflict")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("must be unique"), "{body}");
+    assert_eq!((backend.sql)("SELECT count(*) FROM item").trim(), "5", "nothing refused was written");
+}
+
+/// PostgreSQL's numeric `NaN`, which no Decimal is: 502 `invalid_stored_value` naming the record
+/// and the attribute, for a read and a list, never 500.
+#[test]
+fn a_postgresql_nan_decimal_is_an_invalid_stored_value() {
+    let cluster = xif_testkit::postgres::Cluster::new();
+    let url = cluster.database();
+    let backend = Backend {
+        name: "PostgreSQL",
+        url: url.clone(),
+        sql: Box::new(|statement| cluster.sql_in(&url, statement)),
+        table: "CREATE TABLE item (id BIGSERIAL PRIMARY KEY, name VARCHAR(50) NOT NULL UNIQUE, count INTEGER, \
+                big BIGINT, price NUMERIC(12,2), active BOOLEAN, at TIMESTAMP, day DATE, clock TIME, mail TEXT, \
+                phone VARCHAR(30), amount NUMERIC(19,4), data BYTEA, parent BIGINT)",
+        row: "",
+        stop: None,
+        start: None,
+    };
+    let setup = set_up(&backend);
+    (backend.sql)("INSERT INTO item (id, name, price) VALUES (41, 'Unknown', 'NaN')");
+    let (status, _, body) = request("GET", &format!("{}/41", setup.records), &setup.token, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("invalid_stored_value")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("record `41`") && message.contains("`Price`"), "{message}");
+    let (status, _, body) = request("GET", &setup.records, &setup.token, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("invalid_stored_value")), "{body}");
 }

@@ -133,6 +133,19 @@ impl CallLog {
     }
 }
 
+/// Whether a call to `extension` that ended with `error` (if it did) belongs in the log: every
+/// call to an extension that exists, published or not, running or not; none to a name no
+/// extension has, so that calls to made-up names (by any token, even one without permissions)
+/// cannot fill the log. The running versions are asked first (no database round trip on the
+/// hot path); the metadata is read only for a failed call to an extension that does not run.
+/// When the metadata cannot be read, the call is recorded.
+pub async fn worth_recording(state: &crate::AppState, extension: &str, error: Option<&crate::error::ApiError>) -> bool {
+    if error.is_none() || state.runtime.running_version(extension).await.is_some() {
+        return true;
+    }
+    !matches!(state.metadata.extension(extension).await, Ok(None))
+}
+
 /// Removes the entries older than `retention`; returns how many.
 pub async fn sweep(metadata: &dyn MetadataStore, retention: Duration) -> Result<u64, crate::store::StoreError> {
     let before = SystemTime::now().checked_sub(retention).unwrap_or(SystemTime::UNIX_EPOCH);

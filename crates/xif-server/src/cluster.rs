@@ -175,13 +175,20 @@ pub trait Backend: Send + Sync {
 pub async fn backend(database: Option<&str>) -> Result<Arc<dyn Backend>, StoreError> {
     match database {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            use sqlx::ConnectOptions as _;
+            // No SQL text nor bound value in the server's log.
+            let options =
+                <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)?.disable_statement_logging();
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
+                .connect_with(options.clone())
                 .await?;
-            let beats =
-                sqlx::postgres::PgPoolOptions::new().max_connections(1).acquire_timeout(HEARTBEAT).connect(url).await?;
+            let beats = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(HEARTBEAT)
+                .connect_with(options)
+                .await?;
             Ok(Arc::new(PgBackend::new(pool, beats)))
         }
         _ => Ok(Arc::new(LocalBackend::default())),

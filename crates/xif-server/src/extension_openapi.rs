@@ -415,10 +415,16 @@ fn record_errors(operation: &mut Map<String, Value>, entity: &str, extra: &[(&st
     responses.insert(
         "409".into(),
         error_response(
-            "`missing_configuration`: the entity's logical database is mapped to no database connection (`xif admin connection map`); `record_conflict`: a unique value is taken already",
+            "`missing_configuration`: the entity's logical database is mapped to no database connection (`xif admin connection map`); `record_conflict`: a unique value is taken already, or a foreign key of the database refuses the change",
         ),
     );
     responses.insert("500".into(), shared("Internal"));
+    responses.insert(
+        "502".into(),
+        error_response(
+            "`invalid_stored_value`: the database holds a value its attribute's type cannot take; the message names the record and the attribute",
+        ),
+    );
     responses.insert("503".into(), shared("RecordsUnavailable"));
     for (status, response) in extra {
         responses.insert((*status).to_owned(), response.clone());
@@ -513,7 +519,7 @@ fn record_paths(definition: &Definition, extension: &str, entity: &Entity, paths
     });
     let mut create = json!({
         "operationId": format!("create{name}Record"),
-        "summary": format!("Creates {} `{name}` record{}", xif_definition::article(name), if identifier(entity).is_some_and(Attribute::is_auto_number) { "; the database numbers its identifier when it is left out" } else { "" }),
+        "summary": format!("Creates {} `{name}` record{}", xif_definition::article(name), if identifier(entity).is_some_and(Attribute::is_auto_number) { "; the database numbers its identifier: leave it out (given, it is refused with 400)" } else { "" }),
         "tags": ["records"],
         "requestBody": body,
         "responses": {
@@ -548,13 +554,25 @@ fn record_paths(definition: &Definition, extension: &str, entity: &Entity, paths
         "tags": ["records"],
         "responses": { "200": json_answer("the record") },
     });
-    let mut put = json!({
-        "operationId": format!("put{name}Record"),
-        "summary": format!("Updates {} `{name}` record, or creates it with that identifier", xif_definition::article(name)),
-        "tags": ["records"],
-        "requestBody": body,
-        "responses": { "200": json_answer("updated: the stored record"), "201": json_answer("created: the stored record") },
-    });
+    // An auto-numbered identifier is the database's: PUT updates only, records are created by POST.
+    let put = if identifier.is_auto_number() {
+        json!({
+            "operationId": format!("put{name}Record"),
+            "summary": format!("Updates {} `{name}` record; records are created with POST, which numbers them (PUT on a missing one answers 404)", xif_definition::article(name)),
+            "tags": ["records"],
+            "requestBody": body,
+            "responses": { "200": json_answer("updated: the stored record") },
+        })
+    } else {
+        json!({
+            "operationId": format!("put{name}Record"),
+            "summary": format!("Updates {} `{name}` record, or creates it with that identifier", xif_definition::article(name)),
+            "tags": ["records"],
+            "requestBody": body,
+            "responses": { "200": json_answer("updated: the stored record"), "201": json_answer("created: the stored record") },
+        })
+    };
+    let mut put = put;
     let mut delete = json!({
         "operationId": format!("delete{name}Record"),
         "summary": format!("Deletes {} `{name}` record", xif_definition::article(name)),

@@ -992,14 +992,16 @@ pub async fn call(
         Ok(ApiJson(inputs)) => call_action(&state, &name, &action, inputs).await,
         Err(error) => Err(error),
     };
-    state.calls.record(caller.call_entry(
-        &name,
-        crate::calllog::CallKind::Action,
-        &action,
-        at,
-        started,
-        outcome.as_ref().err(),
-    ));
+    if crate::calllog::worth_recording(&state, &name, outcome.as_ref().err()).await {
+        state.calls.record(caller.call_entry(
+            &name,
+            crate::calllog::CallKind::Action,
+            &action,
+            at,
+            started,
+            outcome.as_ref().err(),
+        ));
+    }
     outcome
 }
 
@@ -1257,6 +1259,8 @@ pub async fn calls(
         .calls(&crate::store::CallQuery {
             extension: &name,
             module: caller.module(),
+            owner: caller.scope.as_ref().map(|_| caller.user.name.as_str()),
+            token_id: caller.scope.as_ref().map(|_| caller.token_id),
             since_micros: since,
             failed: query.failed,
             before_id: query.after,

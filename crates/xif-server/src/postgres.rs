@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection as _, Postgres, Row, Transaction};
+use sqlx::{ConnectOptions as _, Connection as _, Postgres, Row, Transaction};
 use xif_api::{Permission, Publication, Version};
 
 use crate::store::{
@@ -78,8 +78,10 @@ impl PgStore {
     /// [`redact`]). Several servers may do so at once: the migrations run under
     /// an advisory lock of the database.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options =
-            PgConnectOptions::from_str(url).map_err(|error| StoreError(format!("the URL is not valid: {error}")))?;
+        // No SQL text nor bound value (token hashes among them) in the server's log.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|error| StoreError(format!("the URL is not valid: {error}")))?
+            .disable_statement_logging();
         // One connection first, whose failure says why (refused, unknown host, authentication),
         // where the pool's would only say that it timed out.
         let connection = PgConnection::connect_with(&options)
@@ -783,7 +785,8 @@ impl MetadataStore for PgStore {
         }
         let rows = sqlx::query(
             "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
-             FROM calls WHERE lower(extension) = lower($1) AND ($2::TEXT IS NULL OR lower(module) = lower($2)) \
+             FROM calls WHERE lower(extension) = lower($1) AND ($2::TEXT IS NULL OR (lower(module) = lower($2) AND user_name = $7) \
+             OR token_id = $8) \
              AND ($3::BIGINT IS NULL OR at >= $3) AND (NOT $4 OR error IS NOT NULL) \
              AND ($5::BIGINT IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
         )
@@ -793,6 +796,8 @@ impl MetadataStore for PgStore {
         .bind(query.failed)
         .bind(query.before_id)
         .bind(i64::from(query.limit))
+        .bind(query.owner)
+        .bind(query.token_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| Ok(call_row(row)?)).collect()

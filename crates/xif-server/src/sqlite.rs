@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions as _, Row, Sqlite, Transaction};
 use xif_api::{Permission, Publication, Version};
 
 use crate::store::{
@@ -68,7 +68,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
+            .busy_timeout(std::time::Duration::from_secs(10))
+            // No SQL text nor bound value (token hashes among them) in the server's log.
+            .disable_statement_logging();
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
@@ -97,7 +99,9 @@ impl SqliteStore {
     /// nothing); an error when it cannot be read.
     pub async fn initialised(path: &Path) -> Result<bool, StoreError> {
         use sqlx::Connection as _;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?.read_only(true);
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .read_only(true)
+            .disable_statement_logging();
         let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
         let tables: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
@@ -683,7 +687,8 @@ impl MetadataStore for SqliteStore {
     async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
-             FROM calls WHERE extension = ?1 AND (?2 IS NULL OR module = ?2) AND (?3 IS NULL OR at >= ?3) \
+             FROM calls WHERE extension = ?1 \
+             AND (?2 IS NULL OR (module = ?2 AND user_name = ?7) OR token_id = ?8) AND (?3 IS NULL OR at >= ?3) \
              AND (NOT ?4 OR error IS NOT NULL) AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
         )
         .bind(query.extension)
@@ -692,6 +697,8 @@ impl MetadataStore for SqliteStore {
         .bind(query.failed)
         .bind(query.before_id)
         .bind(query.limit)
+        .bind(query.owner)
+        .bind(query.token_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| Ok(call_row(row)?)).collect()

@@ -153,8 +153,14 @@ impl TokenScope {
 pub struct CallQuery<'a> {
     /// The extension.
     pub extension: &'a str,
-    /// Only the calls made with this module's tokens.
+    /// Only the calls made with this module's tokens: those of `owner`'s tokens acting as this
+    /// module, and those of token `token_id`. Module names are free text, so two users' modules
+    /// may share a name; each sees only its own owner's entries.
     pub module: Option<&'a str>,
+    /// The user whose module tokens' entries are shown (with `module`).
+    pub owner: Option<&'a str>,
+    /// A token whose entries are shown too (with `module`): the asking token's own.
+    pub token_id: Option<i64>,
     /// Only the calls made at or after this time, in microseconds since the epoch.
     pub since_micros: Option<i64>,
     /// Only the calls that failed.

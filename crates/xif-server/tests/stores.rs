@@ -342,7 +342,16 @@ async fn the_integration_log_is_written_in_batches_filtered_and_swept_after_its_
         shared.store(1).insert_calls(&[other], "node-1").await.expect("written");
 
         let query = |since: Option<i64>, module: Option<&'static str>, failed: bool, before: Option<i64>, limit| {
-            xif_server::CallQuery { extension: "echo", module, since_micros: since, failed, before_id: before, limit }
+            xif_server::CallQuery {
+                extension: "echo",
+                module,
+                owner: module.map(|_| "admin"),
+                token_id: None,
+                since_micros: since,
+                failed,
+                before_id: before,
+                limit,
+            }
         };
         let all = shared.store(2).calls(&query(None, None, false, None, 1000)).await.expect("read");
         assert_eq!(all.len(), 100, "{back_end}: Echo's entries only, whatever the case of its name");
@@ -359,6 +368,9 @@ async fn the_integration_log_is_written_in_batches_filtered_and_swept_after_its_
         assert!(failed.iter().all(|call| call.outcome == "failed" && call.error.as_deref() == Some("invalid_input")));
         let shop = shared.store(0).calls(&query(None, Some("shop"), false, None, 1000)).await.expect("read");
         assert_eq!(shop.len(), 4 * 5, "{back_end}: a module's own entries, whatever the case of its name");
+        let stranger = xif_server::CallQuery { owner: Some("mallory"), ..query(None, Some("Shop"), false, None, 1000) };
+        let stranger = shared.store(0).calls(&stranger).await.expect("read");
+        assert!(stranger.is_empty(), "{back_end}: another user's module of the same name sees none of them");
         let recent_since = xif_server_micros(SystemTime::now() - day);
         let recent = shared.store(3).calls(&query(Some(recent_since), None, false, None, 1000)).await.expect("read");
         assert_eq!(recent.len(), 90, "{back_end}: since a day ago");

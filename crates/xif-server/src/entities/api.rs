@@ -27,8 +27,13 @@ impl From<RecordError> for ApiError {
         match error {
             RecordError::NotRunning { .. } => ApiError::new(ErrorCode::ExtensionNotRunning, message),
             RecordError::UnknownEntity { .. } => ApiError::new(ErrorCode::UnknownEntity, message),
-            RecordError::NotFound { .. } => ApiError::new(ErrorCode::RecordNotFound, message),
-            RecordError::Conflict { .. } => ApiError::new(ErrorCode::RecordConflict, message),
+            RecordError::NotFound { .. } | RecordError::NotCreatedByPut { .. } => {
+                ApiError::new(ErrorCode::RecordNotFound, message)
+            }
+            RecordError::Conflict { .. } | RecordError::Reference { .. } => {
+                ApiError::new(ErrorCode::RecordConflict, message)
+            }
+            RecordError::InvalidStoredValue { .. } => ApiError::new(ErrorCode::InvalidStoredValue, message),
             RecordError::InvalidFilter { .. } => ApiError::new(ErrorCode::InvalidFilter, message),
             RecordError::InvalidInput(_) => ApiError::new(ErrorCode::InvalidInput, message),
             RecordError::Database(EntityError::MissingConfiguration { .. } | EntityError::UnknownDatabase { .. }) => {
@@ -106,14 +111,16 @@ where
         })
         .map_err(ApiError::from),
     };
-    state.calls.record(caller.call_entry(
-        extension,
-        CallKind::Record,
-        &format!("{entity}.{}", operation.name()),
-        at,
-        started,
-        outcome.as_ref().err(),
-    ));
+    if crate::calllog::worth_recording(state, extension, outcome.as_ref().err()).await {
+        state.calls.record(caller.call_entry(
+            extension,
+            CallKind::Record,
+            &format!("{entity}.{}", operation.name()),
+            at,
+            started,
+            outcome.as_ref().err(),
+        ));
+    }
     outcome
 }
 

@@ -48,6 +48,7 @@ impl Target {
                        (or `mariadb://…`), or `sqlite:///ABSOLUTE/PATH` of an existing file";
         match scheme.as_deref() {
             Some("postgres" | "postgresql") => {
+                known_parameters(url, POSTGRES_PARAMETERS, "PostgreSQL")?;
                 sqlx::postgres::PgConnectOptions::from_str(url)
                     .map_err(|_| format!("`{}` is not a PostgreSQL URL sqlx can read; {example}", redact(url)))?;
                 Ok(Self { kind: ConnectionKind::Postgres, url: url.to_owned(), path: None })
@@ -57,6 +58,7 @@ impl Target {
                     Some((_, rest)) => format!("mysql://{rest}"),
                     None => url.to_owned(),
                 };
+                known_parameters(&url, MYSQL_PARAMETERS, "MySQL")?;
                 sqlx::mysql::MySqlConnectOptions::from_str(&url)
                     .map_err(|_| format!("`{}` is not a MySQL URL sqlx can read; {example}", redact(&url)))?;
                 Ok(Self { kind: ConnectionKind::Mysql, url, path: None })
@@ -77,6 +79,9 @@ impl Target {
     /// Connects a pool: one connection made first, alone, whose failure says why (refused,
     /// authentication, unknown database: a pool's would only say that it timed out, sqlx
     /// retrying until then), within [`TIMEOUT`]; the pool then connects as it needs.
+    ///
+    /// sqlx's statement logging is off on every pool: no SQL text nor value of an extension's
+    /// data reaches the server's log.
     pub async fn connect(&self, data_dir: &Path) -> Result<Database, String> {
         self.connect_with(data_dir, false).await
     }
@@ -85,13 +90,14 @@ impl Target {
     /// guards of [`super::sandbox`] (a small pool, database-side time limits, SQLite's
     /// authorizer, connections reset on release).
     pub async fn connect_with(&self, data_dir: &Path, sandboxed: bool) -> Result<Database, String> {
-        use sqlx::Connection as _;
+        use sqlx::{ConnectOptions as _, Connection as _};
         let most = if sandboxed { super::sandbox::MAX_CONNECTIONS } else { MAX_CONNECTIONS };
         let connecting = async {
             match self.kind {
                 ConnectionKind::Postgres => {
-                    let mut options =
-                        sqlx::postgres::PgConnectOptions::from_str(&self.url).map_err(|error| error.to_string())?;
+                    let mut options = sqlx::postgres::PgConnectOptions::from_str(&self.url)
+                        .map_err(|error| error.to_string())?
+                        .disable_statement_logging();
                     if sandboxed {
                         let limit = super::sandbox::QUERY_DEADLINE.as_millis().to_string();
                         options = options.options([("statement_timeout", limit.as_str())]);
@@ -106,8 +112,9 @@ impl Target {
                     Ok(Database::Postgres(pool.connect_lazy_with(options)))
                 }
                 ConnectionKind::Mysql => {
-                    let options =
-                        sqlx::mysql::MySqlConnectOptions::from_str(&self.url).map_err(|error| error.to_string())?;
+                    let options = sqlx::mysql::MySqlConnectOptions::from_str(&self.url)
+                        .map_err(|error| error.to_string())?
+                        .disable_statement_logging();
                     let first =
                         sqlx::MySqlConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
                     first.close().await.ok();
@@ -127,7 +134,8 @@ impl Target {
                         .filename(path)
                         .create_if_missing(false)
                         .busy_timeout(TIMEOUT)
-                        .foreign_keys(true);
+                        .foreign_keys(true)
+                        .disable_statement_logging();
                     let first =
                         sqlx::SqliteConnection::connect_with(&options).await.map_err(|error| self.describe(&error))?;
                     first.close().await.ok();
@@ -278,8 +286,68 @@ fn scrub(text: &str, url: &str) -> String {
     text
 }
 
+/// The query parameters sqlx 0.8 reads from a PostgreSQL URL (`PgConnectOptions`'s URL parser);
+/// `options[NAME]` too. sqlx logs any other one with its value ("ignoring unrecognized connect
+/// parameter"), so [`known_parameters`] refuses them.
+const POSTGRES_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// The query parameters sqlx 0.8 reads from a MySQL URL (`MySqlConnectOptions`'s URL parser).
+const MYSQL_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslca",
+    "ssl-ca",
+    "charset",
+    "collation",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "socket",
+    "timezone",
+    "time-zone",
+];
+
+/// Refuses a query parameter of `url` that sqlx does not read for `kind`, naming it (never its
+/// value): sqlx would ignore it silently, or log it with its value, which may be a secret.
+fn known_parameters(url: &str, known: &[&str], kind: &str) -> Result<(), String> {
+    let Ok(parsed) = url::Url::parse(url) else { return Ok(()) };
+    for (key, _) in parsed.query_pairs() {
+        let taken = known.contains(&key.as_ref()) || (kind == "PostgreSQL" && key.starts_with("options["));
+        if !taken {
+            let key: String = key.chars().take(64).collect();
+            return Err(format!(
+                "the {kind} URL has a parameter `{key}` that is not one the server reads; remove it (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The file an `sqlite://` URL names, checked: absolute, existing, a regular file, outside the
-/// server's data directory (whose metadata an extension must never be pointed at).
+/// server's data directory (whose metadata an extension must never be pointed at), and not
+/// another name (a hard link) of one of the data directory's own files.
 fn sqlite_path(url: &str, data_dir: &Path) -> Result<PathBuf, String> {
     let rest = &url["sqlite://".len()..];
     if rest.contains('?') || rest.contains('#') {
@@ -310,7 +378,34 @@ fn sqlite_path(url: &str, data_dir: &Path) -> Result<PathBuf, String> {
             data.display()
         ));
     }
+    if let Some(own) = same_file_in(&real, &data) {
+        return Err(format!(
+            "the SQLite file `{}` is another name (a hard link) of the server's own file `{own}` in its data \
+             directory: an extension must not be pointed at it; keep the database elsewhere",
+            path.display()
+        ));
+    }
     Ok(real)
+}
+
+/// The name of the file directly in `data` (`metadata.sqlite`, its `-wal` and `-shm`,
+/// `secrets.key`, …) that `file` is the same file as (same device and inode), if any.
+#[cfg(unix)]
+fn same_file_in(file: &Path, data: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let wanted = std::fs::metadata(file).ok()?;
+    let entries = std::fs::read_dir(data).ok()?;
+    entries.flatten().find_map(|entry| {
+        let metadata = entry.metadata().ok()?;
+        (metadata.is_file() && metadata.dev() == wanted.dev() && metadata.ino() == wanted.ino())
+            .then(|| entry.file_name().to_string_lossy().into_owned())
+    })
+}
+
+/// Without inodes to compare, only the path is checked.
+#[cfg(not(unix))]
+fn same_file_in(_file: &Path, _data: &Path) -> Option<String> {
+    None
 }
 
 /// A connection as the API shows it.

@@ -51,6 +51,19 @@ pub enum RecordError {
         /// The identifier, as given.
         identifier: String,
     },
+    /// `PUT` on a missing record of an entity whose identifier the database numbers.
+    #[error(
+        "entity `{entity}` has no record `{identifier}`; its records are created with POST, which the database \
+         numbers (`{attribute}`), not with PUT"
+    )]
+    NotCreatedByPut {
+        /// The entity.
+        entity: String,
+        /// The identifier, as given.
+        identifier: String,
+        /// The auto-numbered identifier attribute.
+        attribute: String,
+    },
     /// A unique column already holds the value.
     #[error("{}", conflict_message(entity, attribute.as_deref()))]
     Conflict {
@@ -91,6 +104,35 @@ pub enum RecordError {
         logical: String,
         /// What failed, without the connection's URL.
         reason: String,
+    },
+    /// A foreign key of the database refuses the change: the record refers to one that does
+    /// not exist, or other records refer to it.
+    #[error(
+        "the database refused the change to the record of `{entity}`: it refers to a record that does not exist, \
+         or other records refer to it{}; create the record it refers to, or change those that refer to it first",
+        constraint.as_ref().map(|c| format!(" (foreign key `{c}`)")).unwrap_or_default()
+    )]
+    Reference {
+        /// The entity.
+        entity: String,
+        /// The foreign key's name, when the database says it.
+        constraint: Option<String>,
+    },
+    /// The database holds a value the attribute's type cannot take.
+    #[error(
+        "{} of `{entity}` holds in attribute `{attribute}` a value that is not a valid {data_type}; correct it in \
+         the database (or write the record again with a valid value)",
+        record.as_ref().map(|record| format!("record `{record}`")).unwrap_or_else(|| "a record".to_owned())
+    )]
+    InvalidStoredValue {
+        /// The entity.
+        entity: String,
+        /// The record's identifier, when it could be read.
+        record: Option<String>,
+        /// The attribute.
+        attribute: String,
+        /// The attribute's data type.
+        data_type: String,
     },
     /// The table does not fit the definition, or the database failed otherwise: logged, not
     /// shown.
@@ -279,23 +321,62 @@ macro_rules! decode_row {
         let row = $row;
         let mut record = Record::new();
         for (index, column) in $plan.columns.iter().enumerate() {
-            let value = match column.kind {
-                Kind::Text => row.try_get::<Option<String>, _>(index)?.map(Value::String),
-                Kind::Integer => integer::<_, i32>(row, index)?.map(Value::from),
-                Kind::LongInteger => integer::<_, i64>(row, index)?.map(Value::from),
-                Kind::Decimal => $decimal(row, index, column.spec.decimals.as_ref().map(|d| d.value))?,
-                Kind::Boolean => row.try_get::<Option<bool>, _>(index)?.map(Value::Bool),
-                Kind::DateTime => row.try_get::<Option<NaiveDateTime>, _>(index)?.map(json_of_date_time),
-                Kind::Date => {
-                    row.try_get::<Option<NaiveDate>, _>(index)?.map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
+            let decoded = (|| -> Result<Option<Value>, sqlx::Error> {
+                Ok(match column.kind {
+                    Kind::Text => row.try_get::<Option<String>, _>(index)?.map(Value::String),
+                    Kind::Integer => integer::<_, i32>(row, index)?.map(Value::from),
+                    Kind::LongInteger => integer::<_, i64>(row, index)?.map(Value::from),
+                    Kind::Decimal => $decimal(row, index, column.spec.decimals.as_ref().map(|d| d.value))?,
+                    Kind::Boolean => row.try_get::<Option<bool>, _>(index)?.map(Value::Bool),
+                    Kind::DateTime => row.try_get::<Option<NaiveDateTime>, _>(index)?.map(json_of_date_time),
+                    Kind::Date => row
+                        .try_get::<Option<NaiveDate>, _>(index)?
+                        .map(|d| Value::String(d.format("%Y-%m-%d").to_string())),
+                    Kind::Time => row.try_get::<Option<NaiveTime>, _>(index)?.map(json_of_time),
+                    Kind::Binary => row.try_get::<Option<Vec<u8>>, _>(index)?.map(json_of_bytes),
+                })
+            })();
+            let value = match decoded {
+                Ok(value) => value,
+                // A value the column holds that the attribute's type cannot take: named by its
+                // record and attribute, so that the client is told which to correct.
+                Err(sqlx::Error::ColumnDecode { source, .. } | sqlx::Error::Decode(source)) => {
+                    let record = $plan.identifier.filter(|identifier| *identifier != index).and_then(|identifier| {
+                        integer::<_, i64>(row, identifier)
+                            .ok()
+                            .flatten()
+                            .map(|n| n.to_string())
+                            .or_else(|| row.try_get::<Option<String>, _>(identifier).ok().flatten())
+                    });
+                    return Err(sqlx::Error::ColumnDecode {
+                        index: index.to_string(),
+                        source: Box::new(Undecodable {
+                            attribute: column.attribute.clone(),
+                            data_type: column.spec.data_type.value.to_string(),
+                            record,
+                            detail: source.to_string(),
+                        }),
+                    });
                 }
-                Kind::Time => row.try_get::<Option<NaiveTime>, _>(index)?.map(json_of_time),
-                Kind::Binary => row.try_get::<Option<Vec<u8>>, _>(index)?.map(json_of_bytes),
+                Err(other) => return Err(other),
             };
             record.insert(column.attribute.clone(), value.unwrap_or(Value::Null));
         }
         Ok::<Record, sqlx::Error>(record)
     }};
+}
+
+/// A value a row holds that its attribute's type cannot take (SQLite's `'abc'` in an Integer
+/// column, a number too large for it, PostgreSQL's `NaN` as a Decimal): which attribute of which
+/// record, and what the decoder said (logged, not answered).
+#[derive(Debug, thiserror::Error)]
+#[error("attribute `{attribute}`: {detail}")]
+struct Undecodable {
+    attribute: String,
+    data_type: String,
+    /// The record's identifier, when it could be read.
+    record: Option<String>,
+    detail: String,
 }
 
 /// An integer column of any width (`smallint`, `integer`, `bigint`, a forced mapping's), read
@@ -361,7 +442,11 @@ fn decimal_sqlite(
             }
             decimal.to_string()
         }
-        Err(_) => text,
+        // `inf`, `NaN`, `abc`, a REAL beyond a decimal's 28 digits: not a decimal.
+        Err(_) => {
+            let shown: String = text.chars().take(40).collect();
+            return Err(sqlx::Error::Decode(format!("`{shown}` is not a decimal number").into()));
+        }
     };
     Ok(Some(Value::String(exact)))
 }
@@ -493,7 +578,25 @@ fn database_error(error: sqlx::Error, extension: &str, plan: &Plan) -> RecordErr
         sqlx::Error::Database(database) => {
             let code = database.code().map(|code| code.into_owned()).unwrap_or_default();
             let mysql = database.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|error| error.number());
-            match database.kind() {
+            // The database's own words go to the log, never to the client: ours name the
+            // entity, the attribute or constraint, and the kind of problem.
+            tracing::info!(entity = %plan.entity, code = %code, message = %database.message(), "the database refused a record statement");
+            let attribute = column_named(plan, database.as_ref());
+            // SQLite names a CHECK constraint only in its message (`CHECK constraint failed: NAME`).
+            let constraint = database
+                .constraint()
+                .or_else(|| database.message().strip_prefix("CHECK constraint failed: "))
+                .map(|name| name.chars().take(64).collect::<String>());
+            let on = |what: &str| match (&attribute, &constraint) {
+                (Some(attribute), _) => format!("attribute `{attribute}` of `{}` {what}", plan.entity),
+                (None, Some(constraint)) => {
+                    format!("a value of the record of `{}` {what} (constraint `{constraint}`)", plan.entity)
+                }
+                (None, None) => format!("a value of the record of `{}` {what}", plan.entity),
+            };
+            // MySQL 3819: a CHECK constraint is violated (sqlx gives it no kind).
+            let kind = if mysql == Some(3819) { ErrorKind::CheckViolation } else { database.kind() };
+            match kind {
                 ErrorKind::UniqueViolation => {
                     return RecordError::Conflict {
                         entity: plan.entity.clone(),
@@ -501,25 +604,31 @@ fn database_error(error: sqlx::Error, extension: &str, plan: &Plan) -> RecordErr
                     };
                 }
                 ErrorKind::NotNullViolation => {
-                    return RecordError::InvalidInput(vec![format!(
-                        "the database refused the record of `{}`: a column without a value must have one ({})",
-                        plan.entity,
-                        database.message()
+                    return RecordError::InvalidInput(vec![on(
+                        "must have a value: the database's column takes no null",
                     )]);
                 }
-                ErrorKind::ForeignKeyViolation | ErrorKind::CheckViolation => {
-                    return RecordError::Conflict { entity: plan.entity.clone(), attribute: None };
+                ErrorKind::CheckViolation => {
+                    return RecordError::InvalidInput(vec![on(&format!(
+                        "is refused by a check of the database{}",
+                        constraint
+                            .as_ref()
+                            .filter(|_| attribute.is_some())
+                            .map(|c| format!(" (constraint `{c}`)"))
+                            .unwrap_or_default()
+                    ))]);
+                }
+                ErrorKind::ForeignKeyViolation => {
+                    return RecordError::Reference { entity: plan.entity.clone(), constraint };
                 }
                 _ => {}
             }
             // A value the column cannot hold: PostgreSQL's data exceptions (22…: too long, out
             // of range), MySQL's 1264 (out of range), 1292 and 1366 (incorrect value), 1406
-            // (too long). Their messages name the type or column, not the value.
+            // (too long).
             if code.starts_with("22") || matches!(mysql, Some(1264 | 1292 | 1366 | 1406)) {
-                return RecordError::InvalidInput(vec![format!(
-                    "the database refused a value of the record of `{}`: {}",
-                    plan.entity,
-                    database.message()
+                return RecordError::InvalidInput(vec![on(
+                    "was refused by the database: too long, out of range or of a form its column does not take",
                 )]);
             }
             // PostgreSQL: connection exceptions (08…), the server shutting down or out of
@@ -536,10 +645,44 @@ fn database_error(error: sqlx::Error, extension: &str, plan: &Plan) -> RecordErr
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
             unavailable("the connection failed".into())
         }
+        sqlx::Error::ColumnDecode { source, .. } if source.is::<Undecodable>() => {
+            let Some(undecodable) = source.downcast_ref::<Undecodable>() else {
+                return RecordError::Internal { entity: plan.entity.clone(), detail: error.to_string() };
+            };
+            tracing::warn!(entity = %plan.entity, record = ?undecodable.record, %undecodable, "a stored value cannot be read as its attribute's type");
+            RecordError::InvalidStoredValue {
+                entity: plan.entity.clone(),
+                record: undecodable.record.as_ref().map(|record| record.chars().take(64).collect()),
+                attribute: undecodable.attribute.clone(),
+                data_type: undecodable.data_type.clone(),
+            }
+        }
         sqlx::Error::PoolTimedOut => unavailable("no connection was free or could be opened in time".into()),
         sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => unavailable("its pool is closed".into()),
         _ => RecordError::Internal { entity: plan.entity.clone(), detail: error.to_string() },
     }
+}
+
+/// The attribute whose column a NOT NULL, CHECK or data error names, when the database says
+/// which (PostgreSQL's `column` field or `"name"`, MySQL `'name'`, SQLite `table.name`).
+fn column_named(plan: &Plan, error: &(dyn sqlx::error::DatabaseError + 'static)) -> Option<String> {
+    let mut text = error.message().to_owned();
+    if let Some(postgres) = error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        if let Some(column) = postgres.column() {
+            return plan.columns.iter().find(|c| c.column == column).map(|c| c.attribute.clone());
+        }
+        text.push(' ');
+        text.push_str(postgres.detail().unwrap_or_default());
+    }
+    plan.columns
+        .iter()
+        .find(|column| {
+            let name = &column.column;
+            text.contains(&format!("\"{name}\""))
+                || text.contains(&format!("'{name}'"))
+                || text.contains(&format!("{}.{name}", plan.table))
+        })
+        .map(|column| column.attribute.clone())
 }
 
 /// The attribute a unique violation names, when the database's message or detail says which
@@ -796,7 +939,19 @@ impl Table<'_> {
     }
 
     /// Creates a record of `body` and returns it as stored, with its identifier's path segment.
+    /// An auto-numbered identifier is the database's to assign: given, it is refused (it would
+    /// take a number the database gives later, and that insert would fail).
     pub async fn create(&self, body: &Value) -> Result<(Record, String), RecordError> {
+        if let Some(identifier) = self.plan.identifier.filter(|index| self.plan.columns[*index].auto_number)
+            && let Value::Object(given) = body
+            && let Some(name) =
+                given.keys().find(|name| self.plan.column(name).is_some_and(|(index, _)| index == identifier))
+        {
+            return Err(RecordError::InvalidInput(vec![format!(
+                "attribute `{name}` of `{}` is numbered by the database; leave it out",
+                self.plan.entity
+            )]));
+        }
         let mut values = self.values(body)?;
         self.complete(&mut values)?;
         let record = self.insert(values).await?;
@@ -844,6 +999,15 @@ impl Table<'_> {
                 Err(RecordError::NotFound { .. }) => {}
                 Err(error) => return Err(error),
             }
+        }
+        // An auto-numbered identifier is the database's to assign: a record created here with
+        // one would take a number the database gives later.
+        if self.plan.columns[index].auto_number {
+            return Err(RecordError::NotCreatedByPut {
+                entity: self.plan.entity.clone(),
+                identifier: identifier.chars().take(64).collect(),
+                attribute: self.plan.columns[index].attribute.clone(),
+            });
         }
         values.push((index, key));
         self.complete(&mut values)?;
