@@ -74,6 +74,19 @@ fn new_writes_a_project_that_verifies_cleanly() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let outputs: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON outputs");
     assert_eq!(outputs, serde_json::json!({ "Greeting": "Hello, Ada Lovelace!" }));
+    // A database given as a bare path is shown as given, with how to write it.
+    let output = xif(
+        &["call", "Greet", "--input", r#"{"Person": {"Name": "Ada"}, "Formal": true}"#, "--database", "main=/tmp/x.db"],
+        &project,
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "logical database `main`: `/tmp/x.db` is not a database URL xif can use (for that SQLite file: `sqlite:///tmp/x.db`)"
+        ) && !stderr.contains("this server"),
+        "{stderr}"
+    );
 
     // Verifying from inside the project needs no `--path`.
     let output = xif(&["--quiet", "verify", "--definition-only"], &project);

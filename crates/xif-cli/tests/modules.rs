@@ -278,6 +278,99 @@ fn consumers_show_each_modules_state_against_the_published_version() {
     assert_eq!(code, Some(4), "{stderr}");
 }
 
+#[test]
+fn declaring_elements_the_version_does_not_define_is_refused() {
+    let world = World::new(&[]);
+    world.published("Echo");
+    let (token, _) = world.module_token("Shop", &["Echo"]);
+    let declared = json!({ "dependencies": [{
+        "extension": "Echo", "version": 1, "actions": ["Say", "Nope"], "structures": ["Card"], "entities": ["Say"]
+    }] });
+    let (status, body) = world.call("PUT", "/modules/Shop/dependencies", &token, Some(declared));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "version 1 (1.0.0) of extension `Echo` has no action `Nope`, no structure `Card`, no entity `Say`;"
+        ),
+        "{message}"
+    );
+    let (code, stdout, stderr) = world.xif(&world.admin, &["consumers", "Echo", "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(serde_json::from_str::<Value>(&stdout).expect("JSON"), json!([]), "nothing was declared");
+
+    let declared = json!({ "dependencies": [{ "extension": "Echo", "version": 1, "actions": ["say"] }] });
+    let (status, body) = world.call("PUT", "/modules/Shop/dependencies", &token, Some(declared));
+    assert_eq!(status, 200, "names match as elsewhere, whatever their case: {body}");
+}
+
+#[test]
+fn server_options_follow_any_subcommand_and_messages_show_what_was_given() {
+    let world = World::new(&[]);
+    world.published("Echo");
+    let url = world.server.url.clone();
+    let admin = world.admin.clone();
+    // `xif ARGUMENTS` with neither XIF_SERVER nor XIF_TOKEN nor a login: only the options tell.
+    let bare = |arguments: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_xif"))
+            .args(arguments)
+            .current_dir(world.directory.path())
+            .env("XIF_CONFIG_DIR", world.directory.path().join("config"))
+            .env_remove("XIF_SERVER")
+            .env_remove("XIF_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("xif runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    for arguments in [
+        vec!["admin", "connection", "mappings", "Echo", "--server", &url, "--token", &admin],
+        vec!["admin", "--server", &url, "connection", "--token", &admin, "list"],
+        vec!["admin", "user", "list", "--token", &admin, "--server", &url],
+        vec!["token", "list", "--server", &url, "--token", &admin],
+        vec!["token", "--server", &url, "--token", &admin, "list"],
+    ] {
+        let (code, _, stderr) = bare(&arguments);
+        assert_eq!(code, Some(0), "{arguments:?}: {stderr}");
+    }
+    let (code, _, stderr) = bare(&["admin", "lock", "list"]);
+    assert_eq!(code, Some(2), "without a server: {stderr}");
+    for arguments in [&["admin", "connection", "mappings", "--help"][..], &["token", "create", "--help"]] {
+        let (code, stdout, _) = bare(arguments);
+        assert_eq!(code, Some(0));
+        assert!(stdout.contains("--server <URL>") && stdout.contains("--token <TOKEN>"), "{arguments:?}: {stdout}");
+    }
+
+    // A refused module name is named as given.
+    let (code, _, stderr) = world.xif(&admin, &["token", "create", "bad name!", "--extension", "Echo"]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("`bad name!` is not a valid module name"), "{stderr}");
+
+    // `--quiet` silences what follows an added connection, as it does other commands' hints.
+    let secret = "postgres://shop:hunter2@127.0.0.1:1/shop";
+    let (code, stdout, stderr) = world.xif(&admin, &["-q", "admin", "connection", "add", "quiet", "--url", secret]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr, "", "quiet");
+    assert!(stdout.starts_with("quiet (") && !stdout.contains("hunter2"), "{stdout}");
+    let (code, _, stderr) = world.xif(&admin, &["admin", "connection", "add", "loud", "--url", secret]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("check it with `xif admin connection test loud`"), "{stderr}");
+    let (code, _, stderr) = world.xif(&admin, &["admin", "connection", "add", "path", "--url", "/tmp/x.db"]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains("`/tmp/x.db` is not a database URL xif can use (for that SQLite file: `sqlite:///tmp/x.db`)"),
+        "{stderr}"
+    );
+    let (code, _, stderr) =
+        world.xif(&admin, &["admin", "connection", "add", "path", "--url", "shop:hunter2@db.example/shop"]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("is not a database URL xif can use") && !stderr.contains("hunter2"), "{stderr}");
+}
+
 /// Polls `GET /extensions/{extension}/calls` until it holds `count` entries (the log is
 /// written behind the calls, in batches), for at most 10 seconds; answers them.
 fn logged(world: &World, extension: &str, count: usize) -> Vec<Value> {
@@ -423,6 +516,26 @@ fn calls_to_extensions_that_do_not_exist_are_not_logged() {
         let (status, body) = world.call("GET", &format!("/extensions/Made{index}/calls"), &admin, None);
         assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(0)), "Made{index}: {body}");
     }
+}
+
+#[test]
+fn the_integration_log_keeps_a_failed_actions_own_code() {
+    let world = World::new(&[]);
+    let definition = std::fs::read_to_string(fixtures::workspace().join("fixtures/behaviours/extension.toml"))
+        .expect("the behaviours fixture's definition");
+    let archive = xif_testkit::pack("Behaviours", "1.0.0", &definition, &fixtures::binary("behaviours"));
+    let admin = world.admin.clone();
+    let (status, body) = world.upload(&admin, "Behaviours", archive);
+    assert_eq!(status, 201, "{body}");
+    world.publish("Behaviours", 1, None);
+    let (status, body) = world.call("POST", "/extensions/Behaviours/actions/Fail", &admin, Some(json!({})));
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("action_failed")), "{body}");
+
+    let entries = logged(&world, "Behaviours", 1);
+    assert_eq!(entries[0]["error"], "action_failed:card_declined", "{entries:?}");
+    let (code, stdout, stderr) = world.xif(&admin, &["calls", "Behaviours", "--failed"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.lines().nth(1).is_some_and(|line| line.ends_with("action_failed:card_declined")), "{stdout}");
 }
 
 #[test]

@@ -34,8 +34,22 @@ pub struct CallEntry {
     pub operation: String,
     /// How long it took.
     pub duration: Duration,
-    /// `None` when it succeeded, else the API error code (`action_failed`, `not_found`).
+    /// `None` when it succeeded, else the API error code (`invalid_input`, `record_not_found`); for
+    /// an action that failed, with the action's own code after a colon (`action_failed:card_declined`).
     pub error: Option<String>,
+}
+
+/// The longest action code kept in the log, in characters.
+const MAX_ACTION_CODE: usize = 64;
+
+/// An action's own failure code as the log keeps it: the extension chose it, so only its first
+/// `MAX_ACTION_CODE` (64) letters, digits, `_`, `-` and `.` are kept (anything else becomes `_`), so
+/// that the entry stays short and one word in `xif calls`.
+pub fn action_code(code: &str) -> String {
+    code.chars()
+        .take(MAX_ACTION_CODE)
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' })
+        .collect()
 }
 
 /// What was called.

@@ -221,7 +221,7 @@ pub async fn create_token(
     if !crate::names::is_definition_name(&request.module) {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
-            format!("`module` is not a valid module name: {}", crate::names::definition_rule("module")),
+            format!("`{}` is not a valid module name: {}", request.module, crate::names::definition_rule("module")),
         ));
     }
     if request.extensions.is_empty() {
@@ -973,9 +973,45 @@ pub async fn dependencies(
                 format!("extension `{}` has no version {}", dependency.extension, dependency.version),
             ));
         }
+        let definition = state.publishing.definition(&dependency.extension, dependency.version).await?;
+        let unknown = unknown_elements(&definition, dependency);
+        if !unknown.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "version {} ({}) of extension `{}` has no {}; declare only what the version the module was built against defines",
+                    dependency.version,
+                    definition.extension.version.value,
+                    definition.extension.name.value,
+                    unknown.join(", no ")
+                ),
+            ));
+        }
     }
     state.metadata.set_dependencies(&module, &declared.dependencies).await?;
     Ok(Json(declared))
+}
+
+/// The actions, structures and entities a dependency names that `definition` does not define,
+/// each as `action `Name`` (and so on), in the order declared.
+fn unknown_elements(definition: &xif_definition::Definition, dependency: &xif_api::Dependency) -> Vec<String> {
+    use xif_definition::RecordDefinition;
+    let actions = dependency
+        .actions
+        .iter()
+        .filter(|name| definition.action(name).is_none())
+        .map(|name| format!("action `{name}`"));
+    let structures = dependency
+        .structures
+        .iter()
+        .filter(|name| !matches!(definition.record_definition(name), Some(RecordDefinition::Structure(_))))
+        .map(|name| format!("structure `{name}`"));
+    let entities = dependency
+        .entities
+        .iter()
+        .filter(|name| !matches!(definition.record_definition(name), Some(RecordDefinition::Entity(_))))
+        .map(|name| format!("entity `{name}`"));
+    actions.chain(structures).chain(entities).collect()
 }
 
 /// `POST /extensions/{name}/actions/{action}`: by any user, or by a module token scoped to the
@@ -988,29 +1024,32 @@ pub async fn call(
 ) -> Result<RawJson, ApiError> {
     let at = std::time::SystemTime::now();
     let started = std::time::Instant::now();
+    let mut action_code = None;
     let outcome = match caller.allow_extension(&name).and(inputs) {
-        Ok(ApiJson(inputs)) => call_action(&state, &name, &action, inputs).await,
+        Ok(ApiJson(inputs)) => call_action(&state, &name, &action, inputs, &mut action_code).await,
         Err(error) => Err(error),
     };
     if crate::calllog::worth_recording(&state, &name, outcome.as_ref().err()).await {
-        state.calls.record(caller.call_entry(
-            &name,
-            crate::calllog::CallKind::Action,
-            &action,
-            at,
-            started,
-            outcome.as_ref().err(),
-        ));
+        let mut entry =
+            caller.call_entry(&name, crate::calllog::CallKind::Action, &action, at, started, outcome.as_ref().err());
+        if let (Some(error), Some(code)) = (entry.error.as_mut(), action_code) {
+            // The action's own code (`action_failed:card_declined`) says why it failed.
+            error.push(':');
+            error.push_str(&crate::calllog::action_code(&code));
+        }
+        state.calls.record(entry);
     }
     outcome
 }
 
-/// Calls `action` of the running version of `name` with `inputs`; a failure as the API says it.
+/// Calls `action` of the running version of `name` with `inputs`; a failure as the API says it,
+/// and, when the action itself failed, its own code in `action_code`.
 async fn call_action(
     state: &AppState,
     name: &str,
     action: &str,
     inputs: serde_json::Value,
+    action_code: &mut Option<String>,
 ) -> Result<RawJson, ApiError> {
     use crate::runtime::RuntimeCallError;
     match state.runtime.call(name, action, inputs).await {
@@ -1033,10 +1072,13 @@ async fn call_action(
             }
         }
         Err(RuntimeCallError::Call(error)) => Err(match error {
-            xif_host::CallError::Action { failure, .. } => ApiError::new(
-                ErrorCode::ActionFailed,
-                format!("action `{action}` failed: {} ({})", failure.message, failure.code),
-            ),
+            xif_host::CallError::Action { failure, .. } => {
+                *action_code = Some(failure.code.clone());
+                ApiError::new(
+                    ErrorCode::ActionFailed,
+                    format!("action `{action}` failed: {} ({})", failure.message, failure.code),
+                )
+            }
             xif_host::CallError::Timeout { limit, .. } => {
                 ApiError::new(ErrorCode::ActionTimeout, format!("action `{action}` did not finish within {limit:?}"))
             }

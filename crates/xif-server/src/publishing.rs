@@ -498,7 +498,8 @@ impl Publishing {
         })
     }
 
-    async fn definition(&self, extension: &str, number: i64) -> Result<Definition, PublishError> {
+    /// The definition of version `number` of `extension`, read from its stored archive.
+    pub async fn definition(&self, extension: &str, number: i64) -> Result<Definition, PublishError> {
         Ok(self.archive(extension, number).await?.0)
     }
 

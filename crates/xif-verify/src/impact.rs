@@ -1,7 +1,7 @@
 //! Impact on consumers: how a change to an extension affects a module that uses some of its
 //! elements, from the definition the module was built against to the new one.
 
-use xif_definition::{Action, Attribute, Definition, Parameter, RecordDefinition, TypeSpec};
+use xif_definition::{Action, Attribute, Definition, Direction, Parameter, RecordDefinition, TypeSpec};
 
 /// The elements of an extension a module uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,7 +88,7 @@ fn compare_action(old: &Action, new: &Action, changes: &mut Vec<(Impact, String)
     compare_parameters(name, "output", &old.outputs, &new.outputs, changes);
     for added in &new.inputs {
         if find(&old.inputs, &added.name.value).is_none() {
-            let (impact, what) = if added.is_mandatory() {
+            let (impact, what) = if !may_omit(added) {
                 (Impact::Incompatible, "mandatory")
             } else {
                 (Impact::PossiblyIncompatible, "optional")
@@ -121,12 +121,47 @@ fn compare_parameters(
         let name = &before.name.value;
         match find(new, name) {
             None => changes.push((Impact::Incompatible, format!("{kind} `{name}` of action `{action}` was removed"))),
-            Some(after) => compare_types(
-                &format!("{kind} `{name}` of action `{action}`"),
-                &before.data_type,
-                &after.data_type,
-                changes,
-            ),
+            Some(after) => {
+                let what = format!("{kind} `{name}` of action `{action}`");
+                compare_types(&what, &before.data_type, &after.data_type, changes);
+                compare_presence(&what, before, after, changes);
+            }
+        }
+    }
+}
+
+/// Whether a caller may leave an input out: it is optional, or it has a default that fills it
+/// in (as `xif-host`'s validation does).
+fn may_omit(input: &Parameter) -> bool {
+    input.default.is_some() || !input.is_mandatory()
+}
+
+/// Whether a parameter that still exists must now be given, or changed its default.
+///
+/// An input a caller could omit that must now be given breaks every caller that omits it. A
+/// changed or removed default changes what such callers get. An output that may now be missing
+/// can break callers that rely on it. Relaxations (an input that may now be omitted, an output
+/// that is now always set) keep callers working and are not reported.
+fn compare_presence(what: &str, before: &Parameter, after: &Parameter, changes: &mut Vec<(Impact, String)>) {
+    let default = |parameter: &Parameter| parameter.default.as_ref().map(|default| default.value.clone());
+    match before.direction {
+        Direction::Input if may_omit(before) && !may_omit(after) => {
+            let why = if before.default.is_some() && after.default.is_none() {
+                "lost its default and is now mandatory"
+            } else {
+                "is now mandatory"
+            };
+            changes.push((Impact::Incompatible, format!("{what} {why}")));
+        }
+        Direction::Input if may_omit(before) && default(before) != default(after) => {
+            let why = if after.default.is_none() { "lost its default" } else { "changed its default" };
+            changes.push((Impact::PossiblyIncompatible, format!("{what} {why}")));
+        }
+        Direction::Input => {}
+        Direction::Output => {
+            if before.is_mandatory() && !after.is_mandatory() {
+                changes.push((Impact::PossiblyIncompatible, format!("{what} is no longer always set")));
+            }
         }
     }
 }
@@ -144,20 +179,25 @@ fn compare_attributes(
             None => {
                 changes.push((Impact::Incompatible, format!("attribute `{name}` of {kind} `{record}` was removed")));
             }
-            Some(after) => compare_types(
-                &format!("attribute `{name}` of {kind} `{record}`"),
-                &before.data_type,
-                &after.data_type,
-                changes,
-            ),
+            Some(after) => {
+                let what = format!("attribute `{name}` of {kind} `{record}`");
+                compare_types(&what, &before.data_type, &after.data_type, changes);
+                if !before.is_mandatory() && after.is_mandatory() && after.default.is_none() {
+                    changes.push((Impact::Incompatible, format!("{what} is now mandatory")));
+                }
+            }
         }
     }
     for added in new {
         if !old.iter().any(|before| before.name.value.eq_ignore_ascii_case(&added.name.value)) {
-            changes.push((
-                Impact::PossiblyIncompatible,
-                format!("{kind} `{record}` has a new attribute `{}`", added.name.value),
-            ));
+            // A new mandatory attribute without a default breaks code that builds such records
+            // (or creates such entity records) without it.
+            let (impact, what) = if added.is_mandatory() && added.default.is_none() && !added.is_auto_number() {
+                (Impact::Incompatible, "mandatory ")
+            } else {
+                (Impact::PossiblyIncompatible, "")
+            };
+            changes.push((impact, format!("{kind} `{record}` has a new {what}attribute `{}`", added.name.value)));
         }
     }
 }
@@ -276,6 +316,11 @@ attributes = [ { name = "Number", type = "Text" } ]
             )
         );
         assert_eq!(
+            check(("length = 19 }", "length = 19 }, { name = \"Tip\", type = \"Decimal\", default = 0 }"), &charge),
+            (Impact::PossiblyIncompatible, vec!["action `Charge` has a new optional input `Tip`".to_owned()]),
+            "a new input with a default may be omitted"
+        );
+        assert_eq!(
             check(("function = true\n", ""), &charge),
             (Impact::Incompatible, vec!["action `Charge` is no longer a function".to_owned()])
         );
@@ -293,6 +338,88 @@ attributes = [ { name = "Number", type = "Text" } ]
             check(("{ name = \"Number\", type = \"Text\" }", "{ name = \"Digits\", type = \"Text\" }"), &charge).0,
             Impact::Incompatible,
             "an attribute removed"
+        );
+    }
+
+    #[test]
+    fn an_input_that_must_now_be_given_breaks_callers_that_omit_it() {
+        let refund = uses(&["Refund"], &[]);
+        let with_default = "{ name = \"Receipt\", type = \"Text\", default = \"none\" }";
+        let refund_taking = |input: &str| {
+            let text =
+                BUILT.replace("inputs = [ { name = \"Receipt\", type = \"Text\" } ]", &format!("inputs = [ {input} ]"));
+            xif_definition::parse(&text).expect("the definition parses")
+        };
+        let changed = |before: &str, after: &str| impact(&refund_taking(before), &refund_taking(after), &refund);
+        let plain = "{ name = \"Receipt\", type = \"Text\" }";
+        let optional = "{ name = \"Receipt\", type = \"Text\", mandatory = false }";
+        assert_eq!(
+            changed(with_default, plain),
+            (
+                Impact::Incompatible,
+                vec!["input `Receipt` of action `Refund` lost its default and is now mandatory".to_owned()]
+            )
+        );
+        assert_eq!(
+            changed(optional, plain),
+            (Impact::Incompatible, vec!["input `Receipt` of action `Refund` is now mandatory".to_owned()])
+        );
+        assert_eq!(
+            changed(with_default, &with_default.replace("none", "n/a")),
+            (Impact::PossiblyIncompatible, vec!["input `Receipt` of action `Refund` changed its default".to_owned()])
+        );
+        assert_eq!(
+            changed(with_default, optional),
+            (Impact::PossiblyIncompatible, vec!["input `Receipt` of action `Refund` lost its default".to_owned()])
+        );
+        assert_eq!(changed(plain, optional).1, Vec::<String>::new(), "an input that may now be omitted breaks nothing");
+        assert_eq!(changed(plain, with_default).1, Vec::<String>::new());
+    }
+
+    #[test]
+    fn outputs_and_attributes_that_change_presence_are_classified() {
+        let charge = uses(&["Charge"], &["Card"]);
+        assert_eq!(
+            check(
+                (
+                    "{ name = \"Receipt\", type = \"Text\" } ]\n\n[[actions]]",
+                    "{ name = \"Receipt\", type = \"Text\", mandatory = true } ]\n\n[[actions]]"
+                ),
+                &charge
+            )
+            .1,
+            Vec::<String>::new(),
+            "an output that is now always set"
+        );
+        let always = BUILT.replace(
+            "outputs = [ { name = \"Receipt\", type = \"Text\" } ]",
+            "outputs = [ { name = \"Receipt\", type = \"Text\", mandatory = true } ]",
+        );
+        let always = xif_definition::parse(&always).expect("parses");
+        let sometimes = xif_definition::parse(BUILT).expect("parses");
+        assert_eq!(
+            impact(&always, &sometimes, &charge),
+            (
+                Impact::PossiblyIncompatible,
+                vec!["output `Receipt` of action `Charge` is no longer always set".to_owned()]
+            )
+        );
+        assert_eq!(
+            check(
+                ("{ name = \"Number\", type = \"Text\" }", "{ name = \"Number\", type = \"Text\", mandatory = true }"),
+                &charge
+            ),
+            (Impact::Incompatible, vec!["attribute `Number` of structure `Card` is now mandatory".to_owned()])
+        );
+        assert_eq!(
+            check(
+                (
+                    "{ name = \"Number\", type = \"Text\" }",
+                    "{ name = \"Number\", type = \"Text\" }, { name = \"Holder\", type = \"Text\", mandatory = true }"
+                ),
+                &charge
+            ),
+            (Impact::Incompatible, vec!["structure `Card` has a new mandatory attribute `Holder`".to_owned()])
         );
     }
 }

@@ -17,16 +17,20 @@ use xif_client::{Client, ClientError};
 use crate::{Exit, output};
 
 /// Which server to talk to, and as whom.
+///
+/// The options are global: a command with subcommands (`xif admin`, `xif token`) takes them
+/// anywhere after its name (`xif admin connection list --server URL`), and each subcommand's
+/// `--help` shows them.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
     /// The server's URL [default: the last `xif login`]
-    #[arg(long, value_name = "URL", env = "XIF_SERVER")]
+    #[arg(long, value_name = "URL", env = "XIF_SERVER", global = true)]
     pub server: Option<String>,
     /// An API token [default: the token of the last `xif login`]
-    #[arg(long, value_name = "TOKEN", env = "XIF_TOKEN", hide_env_values = true)]
+    #[arg(long, value_name = "TOKEN", env = "XIF_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// A PEM CA certificate to trust for the server's TLS certificate
-    #[arg(long, value_name = "FILE", env = "XIF_CA_CERT")]
+    #[arg(long, value_name = "FILE", env = "XIF_CA_CERT", global = true)]
     pub ca_cert: Option<PathBuf>,
 }
 

@@ -9,6 +9,8 @@ use crate::{Exit, output};
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
+    #[command(flatten)]
+    connection: Connection,
     #[command(subcommand)]
     command: TokenCommand,
 }
@@ -42,8 +44,6 @@ struct CreateArgs {
     /// Print the answer as JSON (with the token)
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    connection: Connection,
 }
 
 #[derive(Debug, Args)]
@@ -51,16 +51,12 @@ struct ListArgs {
     /// Print the tokens as a JSON array
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    connection: Connection,
 }
 
 #[derive(Debug, Args)]
 struct RevokeArgs {
     /// The token's id (`xif token list`)
     id: i64,
-    #[command(flatten)]
-    connection: Connection,
 }
 
 /// A duration as `--expires` takes it: a number of seconds, or a number followed by `s`, `m`,
@@ -83,9 +79,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn token(args: &TokenArgs) -> anyhow::Result<Exit> {
+    let connection = &args.connection;
     match &args.command {
         TokenCommand::Create(args) => {
-            let client = args.connection.client()?;
+            let client = connection.client()?;
             refused(runtime()?.block_on(async {
                 let request = xif_api::NewModuleToken {
                     module: args.module.clone(),
@@ -112,7 +109,7 @@ pub fn token(args: &TokenArgs) -> anyhow::Result<Exit> {
             }))
         }
         TokenCommand::List(args) => {
-            let client = args.connection.client()?;
+            let client = connection.client()?;
             refused(runtime()?.block_on(async {
                 let tokens = client.tokens().await?;
                 if args.json {
@@ -142,7 +139,7 @@ pub fn token(args: &TokenArgs) -> anyhow::Result<Exit> {
             }))
         }
         TokenCommand::Revoke(args) => {
-            let client = args.connection.client()?;
+            let client = connection.client()?;
             refused(runtime()?.block_on(async {
                 client.revoke_token(args.id).await?;
                 output::progress_line(&format!("token {} revoked", args.id));

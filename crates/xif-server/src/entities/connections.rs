@@ -67,7 +67,15 @@ impl Target {
                 let path = sqlite_path(url, data_dir)?;
                 Ok(Self { kind: ConnectionKind::Sqlite, url: url.to_owned(), path: Some(path) })
             }
-            _ => Err(format!("`{}` is not a database URL this server knows; {example}", redact(url))),
+            _ => {
+                // A bare path is most likely an SQLite file: say how to write it.
+                let hint = if url.starts_with('/') {
+                    format!(" (for that SQLite file: `sqlite://{url}`)")
+                } else {
+                    String::new()
+                };
+                Err(format!("`{}` is not a database URL xif can use{hint}; {example}", shown(url)))
+            }
         }
     }
 
@@ -345,6 +353,12 @@ fn known_parameters(url: &str, known: &[&str], kind: &str) -> Result<(), String>
     Ok(())
 }
 
+/// `url` as an error shows it: as given when it cannot hold a password (no user part, no
+/// `password` parameter), else redacted.
+fn shown(url: &str) -> String {
+    if url.contains('@') || url.to_ascii_lowercase().contains("password") { redact(url) } else { url.to_owned() }
+}
+
 /// The file an `sqlite://` URL names, checked: absolute, existing, a regular file, outside the
 /// server's data directory (whose metadata an extension must never be pointed at), and not
 /// another name (a hard link) of one of the data directory's own files.
@@ -361,8 +375,8 @@ fn sqlite_path(url: &str, data_dir: &Path) -> Result<PathBuf, String> {
     }
     let real = std::fs::canonicalize(path).map_err(|_| {
         format!(
-            "the SQLite file `{}` does not exist (or cannot be reached) on the server; the server never creates one: \
-             create the database first",
+            "the SQLite file `{}` does not exist (or cannot be reached); xif never creates one: create the \
+             database first",
             path.display()
         )
     })?;

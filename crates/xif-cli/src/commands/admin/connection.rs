@@ -83,8 +83,8 @@ pub async fn run(client: &Client, command: &ConnectionCommand) -> anyhow::Result
                 };
                 let added = client.add_connection(name, &url).await?;
                 output::print(&line(&added));
-                output::eprint(&format!(
-                    "added database connection `{}`; check it with `xif admin connection test {}`\n",
+                output::progress_line(&format!(
+                    "added database connection `{}`; check it with `xif admin connection test {}`",
                     added.name, added.name
                 ));
             }
@@ -108,12 +108,12 @@ pub async fn run(client: &Client, command: &ConnectionCommand) -> anyhow::Result
             }
             ConnectionCommand::Remove { name, force } => {
                 client.remove_connection(name, *force).await?;
-                output::eprint(&format!("removed database connection `{name}`\n"));
+                output::progress_line(&format!("removed database connection `{name}`"));
             }
             ConnectionCommand::Map { extension, logical_database, connection, force } => {
                 let mapped = client.map_database(extension, logical_database, connection, *force).await?;
-                output::eprint(&format!(
-                    "mapped `{}`'s logical database `{}` to connection `{}`{}\n",
+                output::progress_line(&format!(
+                    "mapped `{}`'s logical database `{}` to connection `{}`{}",
                     mapped.extension,
                     mapped.logical,
                     mapped.connection.as_deref().unwrap_or("?"),
