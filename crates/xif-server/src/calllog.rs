@@ -3,7 +3,7 @@
 //!
 //! Recording must stay cheap on the call path: [`CallLog::record`] never waits on the database.
 //! It puts the entry on a bounded channel (a `try_send`, no lock held across a database call);
-//! one writer task gathers what arrives for up to `GATHER` (200 ms), at most `BATCH` (4,096)
+//! one writer task gathers what arrives for up to `GATHER` (200 ms), at most `BATCH` (1,024)
 //! entries, and inserts them in one transaction. When the channel is full (the database slower than the calls for a while), the
 //! entry is dropped and counted in `xif_call_log_dropped_total`, with a warning at most every 10
 //! seconds: the calls themselves never slow down for their log. A sweeper removes the entries
@@ -75,7 +75,7 @@ impl CallKind {
 const CAPACITY: usize = 16_384;
 
 /// The most entries inserted in one transaction.
-const BATCH: usize = 4_096;
+const BATCH: usize = 1_024;
 
 /// How long the writer waits, after an entry arrives, for others to join its transaction: a few
 /// large transactions a second under load, rather than one (and its sync to disk) per handful
