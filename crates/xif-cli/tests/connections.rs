@@ -578,8 +578,20 @@ fn hard_links_to_the_metadata_and_unknown_url_parameters_are_refused_and_no_sql_
     };
 
     // A hard link to a file of the data directory, from elsewhere: refused, naming the file.
-    let own = ["metadata.sqlite", "secrets.key"].into_iter().find(|name| data.join(name).is_file());
-    let own = own.expect("the data directory holds the metadata or the secrets key");
+    // On SQLite the metadata; on PostgreSQL (whose secrets key comes from the environment)
+    // whatever file the data directory holds.
+    let own = ["metadata.sqlite", "secrets.key"]
+        .into_iter()
+        .map(str::to_owned)
+        .find(|name| data.join(name).is_file())
+        .or_else(|| {
+            std::fs::read_dir(&data).expect("the data directory").flatten().find_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                entry.file_type().ok()?.is_file().then_some(name)
+            })
+        })
+        .expect("the data directory holds a file");
+    let own = own.as_str();
     let link = root.join("elsewhere.db");
     std::fs::hard_link(data.join(own), &link).expect("a hard link");
     let (status, body) = add("linked", &format!("sqlite://{}", link.display()));

@@ -860,8 +860,22 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 async fn count_requests(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let response = next.run(request).await;
-    metrics::counter!("xif_http_requests_total", "status" => response.status().as_u16().to_string()).increment(1);
+    let headers = request.headers();
+    let sends_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok())
+            .is_some_and(|length| length != "0");
+    let mut response = next.run(request).await;
+    let status = response.status();
+    metrics::counter!("xif_http_requests_total", "status" => status.as_u16().to_string()).increment(1);
+    // A request refused before its body was read (a token out of scope, a full disk, a body
+    // over the limit) leaves bytes on the connection that hyper will not read: the connection
+    // is closed after the answer, and saying so keeps a client from sending its next request on
+    // it (which then fails as a broken pipe).
+    if sends_body && (status.is_client_error() || status.is_server_error()) {
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
     response
 }
 

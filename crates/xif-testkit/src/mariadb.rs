@@ -56,6 +56,18 @@ fn run(mut command: Command, what: &str) -> Output {
     output
 }
 
+/// The error logs (`*.err`) of a data directory, for a failure's message.
+fn server_log(data: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(data) else { return "(no data directory)".into() };
+    let mut log = String::new();
+    for entry in entries.flatten() {
+        if entry.path().extension().is_some_and(|extension| extension == "err") {
+            log.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    if log.is_empty() { "(none)".into() } else { log }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
 }
@@ -79,7 +91,14 @@ impl Server {
         if root {
             install.arg("--user=mysql");
         }
-        run(install, "mariadb-install-db");
+        let output = install.stdin(Stdio::null()).output().expect("mariadb-install-db runs");
+        assert!(
+            output.status.success(),
+            "mariadb-install-db failed: {}{}; its server's log: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            server_log(&directory.path().join("data"))
+        );
         let watchdog = {
             // The pid file names the running server, whichever start it is.
             let script = format!(
