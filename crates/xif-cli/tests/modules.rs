@@ -715,3 +715,41 @@ fn a_module_token_uses_the_records_of_its_extensions_only_and_each_operation_is_
     let echo = logged(&world, "Echo", 1);
     assert_eq!((echo[0]["operation"].as_str(), echo[0]["error"].as_str()), (Some("Item.list"), Some("out_of_scope")));
 }
+
+/// Calls answered just before a stop are in the log after it: the server writes what waits for
+/// the writer (which gathers entries for up to 200 ms) before it closes its database.
+#[test]
+fn calls_answered_just_before_a_stop_are_in_the_log() {
+    let world = World::new(&[]);
+    world.published("Echo");
+    let admin = world.admin.clone();
+    for text in ["one", "two", "three"] {
+        let (status, _) = world.call("POST", "/extensions/Echo/actions/Say", &admin, Some(json!({ "Text": text })));
+        assert_eq!(status, 200);
+    }
+    let World { server, directory, .. } = world;
+    server.stop();
+    let server = xif_testkit::Server::start(
+        env!("CARGO_BIN_EXE_xif"),
+        &directory.path().join("data"),
+        PASSWORD,
+        "warn",
+        &[],
+        drop,
+    );
+    let token = server.token("admin", PASSWORD);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let body: Value = runtime.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/extensions/Echo/calls", server.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("JSON")
+    });
+    let says = body.as_array().expect("entries").iter().filter(|entry| entry["operation"] == "Say").count();
+    assert_eq!(says, 3, "the three calls made before the stop: {body}");
+}

@@ -7,7 +7,8 @@
 //! entries, and inserts them in one transaction. When the channel is full (the database slower than the calls for a while), the
 //! entry is dropped and counted in `xif_call_log_dropped_total`, with a warning at most every 10
 //! seconds: the calls themselves never slow down for their log. A sweeper removes the entries
-//! older than the retention every `SWEEP_EVERY` (10 minutes).
+//! older than the retention every `SWEEP_EVERY` (10 minutes). At shutdown, [`CallLog::flush`]
+//! writes what still waits before the metadata store closes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -96,6 +97,10 @@ pub struct CallLog {
     warned_at: AtomicI64,
     /// How long entries are kept; zero when the log is off.
     retention: Duration,
+    /// Tells the writer to write what waits and end, at shutdown.
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    /// The writer, awaited by [`CallLog::flush`].
+    writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl CallLog {
@@ -108,7 +113,8 @@ impl CallLog {
         }
         let retention = Duration::from_secs(u64::from(days) * 86_400);
         let (sender, receiver) = tokio::sync::mpsc::channel(CAPACITY);
-        tokio::spawn(write(Arc::clone(&metadata), receiver, node));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let writer = tokio::spawn(write(Arc::clone(&metadata), receiver, stopped, node));
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SWEEP_EVERY);
             loop {
@@ -118,7 +124,26 @@ impl CallLog {
                 }
             }
         });
-        Self { sender: Some(sender), warned_at: AtomicI64::new(0), retention }
+        Self {
+            sender: Some(sender),
+            warned_at: AtomicI64::new(0),
+            retention,
+            stop: Some(stop),
+            writer: std::sync::Mutex::new(Some(writer)),
+        }
+    }
+
+    /// Writes the entries still waiting and stops the writer, within 5 seconds: at shutdown,
+    /// before the metadata store closes, so that the last calls are not lost.
+    pub async fn flush(&self) {
+        let Some(stop) = &self.stop else { return };
+        stop.send_replace(true);
+        let writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(writer) = writer
+            && tokio::time::timeout(Duration::from_secs(5), writer).await.is_err()
+        {
+            tracing::warn!("the integration log's last entries were not written within 5 seconds");
+        }
     }
 
     /// Whether calls are recorded.
@@ -181,26 +206,59 @@ pub async fn sweep(metadata: &dyn MetadataStore, retention: Duration) -> Result<
 async fn write(
     metadata: Arc<dyn MetadataStore>,
     mut receiver: tokio::sync::mpsc::Receiver<CallEntry>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
     node: impl Fn() -> String,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+    loop {
+        let mut stopping = tokio::select! {
+            received = receiver.recv_many(&mut batch, BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                false
+            }
+            _ = stopped.wait_for(|stop| *stop) => true,
+        };
         let until = tokio::time::Instant::now() + GATHER;
-        while batch.len() < BATCH {
+        while batch.len() < BATCH && !stopping {
             let room = BATCH - batch.len();
-            match tokio::time::timeout_at(until, receiver.recv_many(&mut batch, room)).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            tokio::select! {
+                gathered = tokio::time::timeout_at(until, receiver.recv_many(&mut batch, room)) => {
+                    if !matches!(gathered, Ok(received) if received > 0) {
+                        break;
+                    }
+                }
+                _ = stopped.wait_for(|stop| *stop) => stopping = true,
             }
         }
-        if let Err(error) = metadata.insert_calls(&batch, &node()).await {
-            metrics::counter!("xif_call_log_dropped_total").increment(batch.len() as u64);
-            tracing::warn!(%error, entries = batch.len(), "cannot write entries of the integration log; they are lost");
-        } else {
-            metrics::counter!("xif_call_log_written_total").increment(batch.len() as u64);
+        if stopping {
+            // What waits is written too, in batches, and the writer ends.
+            while let Ok(entry) = receiver.try_recv() {
+                batch.push(entry);
+                if batch.len() == BATCH {
+                    insert(metadata.as_ref(), &mut batch, &node()).await;
+                }
+            }
+            insert(metadata.as_ref(), &mut batch, &node()).await;
+            return;
         }
-        batch.clear();
+        insert(metadata.as_ref(), &mut batch, &node()).await;
     }
+}
+
+/// Inserts `batch` and empties it; a batch that cannot be written is dropped, counted.
+async fn insert(metadata: &dyn MetadataStore, batch: &mut Vec<CallEntry>, node: &str) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(error) = metadata.insert_calls(batch, node).await {
+        metrics::counter!("xif_call_log_dropped_total").increment(batch.len() as u64);
+        tracing::warn!(%error, entries = batch.len(), "cannot write entries of the integration log; they are lost");
+    } else {
+        metrics::counter!("xif_call_log_written_total").increment(batch.len() as u64);
+    }
+    batch.clear();
 }
 
 #[cfg(test)]
@@ -226,7 +284,7 @@ mod tests {
     #[tokio::test]
     async fn recording_never_waits_and_drops_what_the_channel_cannot_hold() {
         let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
-        let log = CallLog { sender: Some(sender), warned_at: AtomicI64::new(0), retention: Duration::from_secs(60) };
+        let log = CallLog { sender: Some(sender), retention: Duration::from_secs(60), ..CallLog::default() };
         let started = std::time::Instant::now();
         for index in 0..1_000 {
             log.record(entry(&format!("Call{index}")));

@@ -504,6 +504,7 @@ impl AppState {
     pub async fn shutdown(&self) {
         self.cluster.leave().await;
         self.runtime.stop_all().await;
+        self.calls.flush().await;
         // Closed, the database is one file again (its write-ahead log checkpointed): a copy of
         // a stopped server's `metadata.sqlite` is a whole backup.
         self.metadata.close().await;
