@@ -70,6 +70,7 @@ error_codes! {
     InvalidRequest = "invalid_request", 400, Refused, "The body is not what the endpoint takes.";
     InvalidPath = "invalid_path", 400, Refused, "A name or number in the path is not valid.";
     NoSuchEndpoint = "no_such_endpoint", 404, Refused, "There is no such endpoint.";
+    ForgedRequest = "forged_request", 403, Refused, "A Service Center form came without its session's anti-forgery token (from another site, or a page of an ended session).";
     MethodNotAllowed = "method_not_allowed", 405, Refused, "The endpoint does not take this method; `Allow` lists those it takes.";
     RequestTimeout = "request_timeout", 408, Refused, "The request's body did not arrive in time, or came too slowly.";
     PayloadTooLarge = "payload_too_large", 413, Refused, "The request body is larger than the endpoint takes.";

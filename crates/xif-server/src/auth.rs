@@ -258,48 +258,54 @@ impl FromRequestParts<AppState> for Caller {
                 "this endpoint needs an API token: log in with `POST /api/v1/login` and send `Authorization: Bearer TOKEN`",
             ));
         };
-        // Hashed once: the cache is keyed by the digest itself, the store by its hex.
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let cached = match state.tokens.get(&digest) {
-            Some(cached) => cached,
-            None => {
-                let hash = hex::encode(digest);
-                let Some(owner) = state.metadata.token_user(&hash).await? else {
-                    return Err(ApiError::new(
-                        ErrorCode::InvalidToken,
-                        "the API token is unknown or was revoked; log in again for a new one",
-                    ));
-                };
-                let expires_at = match owner.expires_at.as_deref().map(chrono::DateTime::parse_from_rfc3339) {
-                    None => None,
-                    Some(Ok(at)) => Some(at.with_timezone(&chrono::Utc)),
-                    // Unreadable: refused as expired rather than let through.
-                    Some(Err(error)) => {
-                        tracing::error!(%error, user = %owner.user.name, "a token's expiry is unreadable");
-                        Some(chrono::DateTime::<chrono::Utc>::MIN_UTC)
-                    }
-                };
-                let cached = Cached {
-                    caller: Caller { user: owner.user, token_id: owner.token_id, scope: owner.scope },
-                    expires_at,
-                };
-                state.tokens.put(digest, cached.clone());
-                cached
-            }
-        };
-        if let Some(expires_at) = cached.expires_at
-            && expires_at <= chrono::Utc::now()
-        {
-            return Err(ApiError::new(
-                ErrorCode::TokenExpired,
-                format!(
-                    "the API token expired at {}; log in again for a new one",
-                    expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                ),
-            ));
-        }
-        Ok(cached.caller)
+        caller_for_token(state, token).await
     }
+}
+
+/// The caller a token stands for (an API token, or the one a Service Center session holds),
+/// through the cache; refused when it is unknown, revoked or expired.
+pub(crate) async fn caller_for_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    // Hashed once: the cache is keyed by the digest itself, the store by its hex.
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let cached = match state.tokens.get(&digest) {
+        Some(cached) => cached,
+        None => {
+            let hash = hex::encode(digest);
+            let Some(owner) = state.metadata.token_user(&hash).await? else {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidToken,
+                    "the API token is unknown or was revoked; log in again for a new one",
+                ));
+            };
+            let expires_at = match owner.expires_at.as_deref().map(chrono::DateTime::parse_from_rfc3339) {
+                None => None,
+                Some(Ok(at)) => Some(at.with_timezone(&chrono::Utc)),
+                // Unreadable: refused as expired rather than let through.
+                Some(Err(error)) => {
+                    tracing::error!(%error, user = %owner.user.name, "a token's expiry is unreadable");
+                    Some(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+                }
+            };
+            let cached = Cached {
+                caller: Caller { user: owner.user, token_id: owner.token_id, scope: owner.scope },
+                expires_at,
+            };
+            state.tokens.put(digest, cached.clone());
+            cached
+        }
+    };
+    if let Some(expires_at) = cached.expires_at
+        && expires_at <= chrono::Utc::now()
+    {
+        return Err(ApiError::new(
+            ErrorCode::TokenExpired,
+            format!(
+                "the API token expired at {}; log in again for a new one",
+                expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ));
+    }
+    Ok(cached.caller)
 }
 
 impl Caller {

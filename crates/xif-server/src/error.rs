@@ -78,6 +78,21 @@ impl ApiError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The HTTP status its code answers with.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The problems it lists, each for people.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// The seconds a client is told to wait before it tries again, if any.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        self.retry_after
+    }
 }
 
 impl From<StoreError> for ApiError {

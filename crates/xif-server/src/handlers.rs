@@ -104,6 +104,29 @@ pub async fn login(
             ));
         }
     };
+    let (token, token_id, expires_at, user) =
+        sign_in(&state, peer, &request.user, &request.password, lifetime, request.label.as_deref()).await?;
+    Ok(Json(LoginResponse { token, token_id, expires_at, user: user.api() }))
+}
+
+/// Checks `user`'s `password` from the client at `peer`, throttled as logins are (per address
+/// and per user name, on this node and across the farm), and makes a token that lasts
+/// `lifetime`: the token, its id, its expiry (RFC 3339) and the user. Both the API's login and
+/// Service Center's sign-in come here, so that they refuse and throttle alike.
+pub(crate) async fn sign_in(
+    state: &AppState,
+    peer: Option<std::net::IpAddr>,
+    user_name: &str,
+    password: &str,
+    lifetime: Duration,
+    label: Option<&str>,
+) -> Result<(String, i64, Option<String>, crate::store::UserRecord), ApiError> {
+    let request = LoginRequest {
+        user: user_name.to_owned(),
+        password: password.to_owned(),
+        expires_in: None,
+        label: label.map(str::to_owned),
+    };
     // A name no user can have (user names are ASCII by rule) is refused before it is
     // throttled or looked up: a store could match it to another user's name (PostgreSQL's
     // `lower` folds `İ` to `i`), and it would be counted apart from that user.
@@ -157,7 +180,7 @@ pub async fn login(
     // which names are taken.
     let hash = match &user {
         Some(user) => user.password_hash.clone(),
-        None => dummy_hash(&state).await?,
+        None => dummy_hash(state).await?,
     };
     let matches = state.passwords.verify(request.password.clone(), hash).await?;
     let Some(user) = user.filter(|_| matches) else {
@@ -184,7 +207,7 @@ pub async fn login(
         })
         .await?;
     tracing::info!(user = %user.name, token_id, "login");
-    Ok(Json(LoginResponse { token, token_id, expires_at, user: user.api() }))
+    Ok((token, token_id, expires_at, user))
 }
 
 /// An argon2 hash of a random password, checked against when the user does not exist.

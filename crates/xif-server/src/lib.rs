@@ -11,6 +11,7 @@ mod blobs;
 pub mod calllog;
 pub mod cluster;
 mod connections;
+mod console;
 pub mod entities;
 mod error;
 pub mod extension_openapi;
@@ -254,6 +255,8 @@ pub struct AppState {
     pub(crate) uploads: Arc<tokio::sync::Semaphore>,
     throttle: Arc<throttle::LoginThrottle>,
     metrics: PrometheusHandle,
+    /// Whether Service Center's cookies are marked `Secure`: when the server speaks TLS.
+    pub(crate) secure_cookies: bool,
     /// The data directory's lock, held while any clone of the state lives.
     _lock: Arc<nix::fcntl::Flock<std::fs::File>>,
 }
@@ -451,6 +454,7 @@ impl AppState {
             throttle: Arc::new(throttle::LoginThrottle::new(&limits.login)),
             limits: Arc::new(limits),
             metrics: metrics_handle(),
+            secure_cookies: false,
             _lock: lock,
         };
         // Extensions' own queries (`xif_sdk::database`) run on the mapped connections.
@@ -841,6 +845,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest(xif_api::PREFIX, api)
+        // Service Center, the web console (step 12); the server's root leads to it.
+        .nest(console::ROOT, console::router())
+        .route("/", get(|| async { axum::response::Redirect::to("/console/extensions") }))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -949,6 +956,8 @@ pub async fn serve(
             }
         })
     });
+    let mut state = state;
+    state.secure_cookies = config.tls.is_some();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let serve_error = |source| ServerError::Serve { address: config.listen, source };
     let server = connections::configure(axum_server::Server::from_listener(listener), &limits).handle(handle);

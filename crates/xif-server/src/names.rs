@@ -48,6 +48,14 @@ fn shown(name: &str) -> String {
     }
 }
 
+/// `name` as a name of type `T` ([`ExtensionName`], [`UserName`]…), checked as the path takes
+/// it: for Service Center, which reads names from its own paths and forms and calls the API's
+/// handlers with them.
+pub(crate) fn parse<T: de::DeserializeOwned>(name: &str) -> Result<T, crate::error::ApiError> {
+    T::deserialize(de::value::StrDeserializer::<de::value::Error>::new(name))
+        .map_err(|error| crate::error::ApiError::new(xif_api::ErrorCode::InvalidPath, error.to_string()))
+}
+
 macro_rules! path_names {
     ($($(#[$doc:meta])* $name:ident: $what:literal, $valid:path, $rule:expr;)*) => {$(
         $(#[$doc])*

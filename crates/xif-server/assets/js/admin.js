@@ -1,0 +1,1 @@
+// admin: filled in by its part of step 12

@@ -1,0 +1,1 @@
+// extension: filled in by its part of step 12

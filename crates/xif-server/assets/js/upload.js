@@ -1,0 +1,1 @@
+// upload: filled in by its part of step 12
