@@ -717,7 +717,9 @@ async fn the_document_lists_every_status_and_code_the_server_answers() {
         // Answered where the document has no operation: said once, for every path.
         if matches!(
             code,
-            xif_api::ErrorCode::NoSuchEndpoint | xif_api::ErrorCode::MethodNotAllowed | xif_api::ErrorCode::ForgedRequest
+            xif_api::ErrorCode::NoSuchEndpoint
+                | xif_api::ErrorCode::MethodNotAllowed
+                | xif_api::ErrorCode::ForgedRequest
         ) {
             let info = document["info"]["description"].as_str().expect("a description");
             assert!(info.contains(&mention), "the document's description says when {mention} is answered");

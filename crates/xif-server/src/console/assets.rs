@@ -27,6 +27,7 @@ const CSS: &str = concat!(
     include_str!("../../assets/css/base.css"),
     include_str!("../../assets/css/extensions.css"),
     include_str!("../../assets/css/extension.css"),
+    include_str!("../../assets/css/activity.css"),
     include_str!("../../assets/css/upload.css"),
     include_str!("../../assets/css/admin.css"),
 );
@@ -35,6 +36,7 @@ const CSS: &str = concat!(
 const JS: &str = concat!(
     include_str!("../../assets/js/base.js"),
     include_str!("../../assets/js/extension.js"),
+    include_str!("../../assets/js/activity.js"),
     include_str!("../../assets/js/upload.js"),
     include_str!("../../assets/js/admin.js"),
 );

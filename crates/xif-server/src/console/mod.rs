@@ -18,6 +18,7 @@
 //!   page shows and allows exactly what the API allows that user; administration pages answer
 //!   403 to others.
 
+mod activity;
 mod admin;
 mod assets;
 mod extension;
@@ -57,6 +58,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(signin::routes())
         .merge(extensions::routes())
         .merge(extension::routes())
+        .merge(activity::routes())
         .merge(upload::routes())
         .merge(admin::routes())
         .fallback(not_found)
