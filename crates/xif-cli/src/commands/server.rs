@@ -373,6 +373,10 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
             state,
             |bound| {
                 output::eprint(&format!("listening on {scheme}://{}\n", bound.api));
+                output::eprint(&format!(
+                    "Service Center, the web console: {scheme}://{}/console/ (sign in as a user of this server)\n",
+                    bound.api
+                ));
                 if let Some(metrics) = bound.metrics {
                     output::eprint(&format!("metrics on http://{metrics}/metrics\n"));
                 }
