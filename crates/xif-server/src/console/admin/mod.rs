@@ -1,0 +1,44 @@
+//! Service Center's administration: users and their permissions, the user's own tokens,
+//! database connections and their mappings, the nodes of the farm, and publication locks.
+//!
+//! Every page calls the API's handlers with the session's user, so it checks and says exactly
+//! what the API does: pages for administrators only answer the API's 403 to everyone else, on
+//! GET and POST alike (the navigation hides them too).
+
+mod connections;
+mod farm;
+mod tokens;
+mod users;
+
+use axum::Router;
+use axum::response::Response;
+
+use super::Session;
+use crate::AppState;
+use crate::error::ApiError;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().merge(users::routes()).merge(tokens::routes()).merge(connections::routes()).merge(farm::routes())
+}
+
+/// The API's 403 page unless `session`'s user is an administrator, checked before anything
+/// else so that a user who is not one learns nothing more (not even that a name is invalid).
+fn administrator(session: &Session, what: &str) -> Result<(), Response> {
+    session.current_user().administrator_for(what).map(|_| ()).map_err(|error| super::failure(Some(session), &error))
+}
+
+/// `name` read as a path name of kind `T` (a user, an extension), or its error page.
+fn parse<T: serde::de::DeserializeOwned>(session: &Session, name: &str) -> Result<T, Response> {
+    crate::names::parse::<T>(name).map_err(|error| super::failure(Some(session), &error))
+}
+
+/// The error page of `error` for `session`.
+fn fail(session: &Session, error: &ApiError) -> Response {
+    super::failure(Some(session), error)
+}
+
+/// `message` (the API's, in lower case) as a sentence ending with a full stop.
+fn said(message: &str) -> String {
+    let sentence = super::sentence(message.trim_end());
+    if sentence.ends_with(['.', '!', '?', ')']) { sentence } else { sentence + "." }
+}
