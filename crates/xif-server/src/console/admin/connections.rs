@@ -100,7 +100,8 @@ async fn databases(state: &AppState, session: &Session) -> Result<Vec<xif_api::L
             continue;
         }
         let Ok(name) = crate::names::parse::<ExtensionName>(&extension.name) else { continue };
-        let listed = crate::entities::mapping::list(State(state.clone()), session.current_user(), ApiPath(name)).await?;
+        let listed =
+            crate::entities::mapping::list(State(state.clone()), session.current_user(), ApiPath(name)).await?;
         all.extend(listed.0);
     }
     Ok(all)
@@ -292,7 +293,11 @@ async fn add(State(state): State<AppState>, posted: Posted<AddForm>) -> Response
 }
 
 /// Tests a connection and says what happened, in words, above the list.
-async fn test(State(state): State<AppState>, Path(name): Path<String>, posted: Posted<serde::de::IgnoredAny>) -> Response {
+async fn test(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<serde::de::IgnoredAny>,
+) -> Response {
     let session = posted.session;
     if let Err(refused) = super::administrator(&session, WHAT) {
         return refused;
@@ -325,8 +330,13 @@ async fn remove(State(state): State<AppState>, Path(name): Path<String>, posted:
     }
     let force = form.force.as_deref() == Some("true");
     let shown = name.clone();
-    match crate::entities::connections::remove(State(state.clone()), session.current_user(), ApiPath(name), Force(force))
-        .await
+    match crate::entities::connections::remove(
+        State(state.clone()),
+        session.current_user(),
+        ApiPath(name),
+        Force(force),
+    )
+    .await
     {
         Ok(_) => see_other(&format!("/console/connections?removed={shown}")),
         Err(error) if error.code() == ErrorCode::ConnectionInUse => {
@@ -396,12 +406,13 @@ async fn map(State(state): State<AppState>, posted: Posted<MapForm>) -> Response
                     view.problems = error.problems().to_vec();
                 }
                 ErrorCode::MappingMismatch => {
-                    view.map_error = Some("The database could not be checked; map anyway only if you know it fits.".into());
+                    view.map_error =
+                        Some("The database could not be checked; map anyway only if you know it fits.".into());
                     view.problems = vec![super::said(error.message())];
                 }
-                ErrorCode::UnknownConnection
-                | ErrorCode::UnknownLogicalDatabase
-                | ErrorCode::UnknownExtension => view.map_error = Some(super::said(error.message())),
+                ErrorCode::UnknownConnection | ErrorCode::UnknownLogicalDatabase | ErrorCode::UnknownExtension => {
+                    view.map_error = Some(super::said(error.message()))
+                }
                 _ => return super::fail(&session, &error),
             }
             connections_page(&state, &session, status, view).await

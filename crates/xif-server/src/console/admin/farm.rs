@@ -125,7 +125,11 @@ async fn locks(State(state): State<AppState>, session: Session, Query(done): Que
     render("Publication locks", &session, Nav::Locks, content)
 }
 
-async fn break_lock(State(state): State<AppState>, Path(name): Path<String>, posted: Posted<serde::de::IgnoredAny>) -> Response {
+async fn break_lock(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    posted: Posted<serde::de::IgnoredAny>,
+) -> Response {
     let session = posted.session;
     if let Err(refused) = super::administrator(&session, "managing publication locks") {
         return refused;

@@ -19,8 +19,13 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// The lifetimes offered for a module token, in seconds; `None` is the server's default.
-const LIFETIMES: [(&str, &str); 5] =
-    [("", "The server's default"), ("3600", "1 hour"), ("86400", "1 day"), ("2592000", "30 days"), ("31536000", "1 year")];
+const LIFETIMES: [(&str, &str); 5] = [
+    ("", "The server's default"),
+    ("3600", "1 hour"),
+    ("86400", "1 day"),
+    ("2592000", "30 days"),
+    ("31536000", "1 year"),
+];
 
 /// What the list says after a change (`?revoked=ID`).
 #[derive(serde::Deserialize, Default)]
@@ -51,7 +56,8 @@ struct Errors {
 }
 
 async fn list(State(state): State<AppState>, session: Session, Query(done): Query<Done>) -> Response {
-    let notice = done.revoked.map(|id| html! { div class="notice" role="status" { p { "Token " (id) " was revoked." } } });
+    let notice =
+        done.revoked.map(|id| html! { div class="notice" role="status" { p { "Token " (id) " was revoked." } } });
     tokens_page(&state, &session, StatusCode::OK, notice, &CreateForm::default(), &Errors::default()).await
 }
 
@@ -109,7 +115,8 @@ async fn tokens_page(
                                 form class="inline" method="post" action={ "/console/tokens/" (token.id) "/revoke" }
                                     data-confirm=(if current { "Revoke this session's token? You will be signed out.".to_owned() } else { format!("Revoke token {}? What uses it stops working at once.", token.id) }) {
                                     (session.csrf_input())
-                                    button type="submit" class="danger" aria-label={ "Revoke token " (token.id) } {
+                                    button type="submit" class="danger"
+                                        aria-label=(if current { format!("Revoke and sign out (token {})", token.id) } else { format!("Revoke token {}", token.id) }) {
                                         @if current { "Revoke and sign out" } @else { "Revoke" }
                                     }
                                 }
@@ -176,7 +183,8 @@ async fn create(State(state): State<AppState>, posted: Posted<CreateForm>) -> Re
         match lifetime.parse::<u64>() {
             Ok(seconds) => Some(seconds),
             Err(_) => {
-                let errors = Errors { lifetime: Some("Choose one of the lifetimes offered.".into()), ..Errors::default() };
+                let errors =
+                    Errors { lifetime: Some("Choose one of the lifetimes offered.".into()), ..Errors::default() };
                 return tokens_page(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, None, &form, &errors).await;
             }
         }
@@ -207,9 +215,15 @@ async fn create(State(state): State<AppState>, posted: Posted<CreateForm>) -> Re
                     }
                 }
             };
-            let mut response =
-                tokens_page(&state, &session, StatusCode::CREATED, Some(shown), &CreateForm::default(), &Errors::default())
-                    .await;
+            let mut response = tokens_page(
+                &state,
+                &session,
+                StatusCode::CREATED,
+                Some(shown),
+                &CreateForm::default(),
+                &Errors::default(),
+            )
+            .await;
             // Shown once: no cache, and no history entry to come back to it.
             response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
@@ -231,7 +245,11 @@ async fn create(State(state): State<AppState>, posted: Posted<CreateForm>) -> Re
 }
 
 /// Revokes one of the user's tokens; revoking this session's signs out.
-async fn revoke(State(state): State<AppState>, Path(id): Path<String>, posted: Posted<serde::de::IgnoredAny>) -> Response {
+async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted<serde::de::IgnoredAny>,
+) -> Response {
     let session = posted.session;
     let Ok(id) = id.parse::<i64>() else {
         return super::fail(

@@ -151,7 +151,8 @@ fn permissions(session: &Session, user: &str, held: &[Permission]) -> Markup {
 
 /// Granting a permission `user` does not hold yet, and removing them.
 fn actions(session: &Session, user: &str, held: &[Permission]) -> Markup {
-    let missing: Vec<Permission> = Permission::ALL.into_iter().filter(|permission| !held.contains(permission)).collect();
+    let missing: Vec<Permission> =
+        Permission::ALL.into_iter().filter(|permission| !held.contains(permission)).collect();
     let select = format!("grant-{user}");
     html! {
         div class="user-actions" {
@@ -202,14 +203,22 @@ fn add_form(session: &Session, add: &AddState) -> Markup {
 
 /// Adds a user; an error is shown next to the field it is about, the name kept (never the
 /// password).
-async fn add(State(state): State<AppState>, paging: Result<Paging<String>, ApiError>, posted: Posted<AddForm>) -> Response {
+async fn add(
+    State(state): State<AppState>,
+    paging: Result<Paging<String>, ApiError>,
+    posted: Posted<AddForm>,
+) -> Response {
     let Posted { session, form } = posted;
     if let Err(refused) = super::administrator(&session, "managing users") {
         return refused;
     }
     let administrator = form.administrator.is_some();
-    let request =
-        xif_api::NewUser { name: form.name.trim().to_owned(), password: form.password, administrator, grant: Vec::new() };
+    let request = xif_api::NewUser {
+        name: form.name.trim().to_owned(),
+        password: form.password,
+        administrator,
+        grant: Vec::new(),
+    };
     let name = request.name.clone();
     match crate::handlers::add_user(State(state.clone()), session.current_user(), ApiJson(request)).await {
         Ok(_) => see_other(&format!("/console/users?done=added&user={name}")),
@@ -226,11 +235,7 @@ async fn add(State(state): State<AppState>, paging: Result<Paging<String>, ApiEr
     }
 }
 
-async fn grant(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    posted: Posted<PermissionForm>,
-) -> Response {
+async fn grant(State(state): State<AppState>, Path(name): Path<String>, posted: Posted<PermissionForm>) -> Response {
     let Posted { session, form } = posted;
     if let Err(refused) = super::administrator(&session, "managing users") {
         return refused;
@@ -246,11 +251,7 @@ async fn grant(
     }
 }
 
-async fn revoke(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    posted: Posted<PermissionForm>,
-) -> Response {
+async fn revoke(State(state): State<AppState>, Path(name): Path<String>, posted: Posted<PermissionForm>) -> Response {
     let Posted { session, form } = posted;
     if let Err(refused) = super::administrator(&session, "managing users") {
         return refused;
