@@ -179,7 +179,7 @@ await run(async (browser) => {
   await admin.getByLabel("URL").fill(`sqlite://${wrongDb}`);
   await admin.getByRole("button", { name: "Add connection" }).click();
   await admin.getByText("Connection wrong was added.").waitFor();
-  await admin.getByLabel("Logical database").selectOption("Shop/main");
+  await admin.getByLabel("Logical database", { exact: true }).selectOption("Shop/main");
   await admin.getByLabel("Connection", { exact: true }).selectOption("wrong");
   await admin.getByRole("button", { name: "Map", exact: true }).click();
   const problems = admin.locator("#map-problems li");
@@ -188,6 +188,10 @@ await run(async (browser) => {
   assert.match(await problems.allTextContents().then((all) => all.join("\n")), /column `notes.Body`/);
   await admin.getByRole("button", { name: "Map anyway" }).waitFor();
   await capture(admin, "admin-connections-mismatch");
+  // Mapped anyway (forced, as the API allows): the mapping is recorded.
+  await admin.getByRole("button", { name: "Map anyway" }).click();
+  await admin.getByText("Logical database Shop/main to wrong was mapped.").waitFor();
+  assert.match(await row(admin, "Shop / main").locator("td[data-label=Connection]").textContent(), /^wrong \(by admin/);
 
   // The right database: added, tested, mapped.
   await admin.getByLabel("Name", { exact: true }).fill("shop");
@@ -199,7 +203,7 @@ await run(async (browser) => {
   await tested.waitFor();
   assert.match(await tested.textContent(), /Connection shop works: it answered in \d+ ms/);
   await capture(admin, "admin-connections-tested");
-  await admin.getByLabel("Logical database").selectOption("Shop/main");
+  await admin.getByLabel("Logical database", { exact: true }).selectOption("Shop/main");
   await admin.getByLabel("Connection", { exact: true }).selectOption("shop");
   await admin.getByRole("button", { name: "Map", exact: true }).click();
   await admin.getByText("Logical database Shop/main to shop was mapped.").waitFor();

@@ -78,7 +78,7 @@ struct View {
 }
 
 async fn list(State(state): State<AppState>, session: Session, Query(done): Query<Done>) -> Response {
-    if let Err(refused) = super::administrator(&session, WHAT) {
+    if let Some(refused) = super::refused(&session, WHAT) {
         return refused;
     }
     let notice = |text: String| html! { div class="notice" role="status" { p { (text) } } };
@@ -176,7 +176,7 @@ async fn connections_page(state: &AppState, session: &Session, status: StatusCod
                 aria-describedby={ "connection-url-hint" @if view.url_error.is_some() { " connection-url-error" } };
             p class="hint" id="connection-url-hint" {
                 code { "postgres://USER:PASSWORD@HOST:PORT/DATABASE" } ", " code { "mysql://…" } " or "
-                code { "sqlite:///PATH" } " (an existing file outside the server's data directory). Stored encrypted; never shown again, but without its password."
+                code { "sqlite:///PATH" } " (an existing file outside the server's data directory). Stored encrypted, and only ever shown without its password."
             }
             (field_error("connection-url-error", view.url_error.as_deref()))
             button type="submit" class="primary" { "Add connection" }
@@ -227,8 +227,9 @@ fn map_form(
 ) -> Markup {
     let mismatch = !view.problems.is_empty();
     html! {
+        h3 id="map-heading" { "Map a logical database" }
         div class="map" {
-            form class="stack" method="post" action="/console/connections/map" id="map-form" {
+            form class="stack" aria-labelledby="map-heading" method="post" action="/console/connections/map" id="map-form" {
                 (session.csrf_input())
                 label for="map-database" { "Logical database" }
                 select id="map-database" name="database" required {
@@ -269,7 +270,7 @@ fn map_form(
 /// back.
 async fn add(State(state): State<AppState>, posted: Posted<AddForm>) -> Response {
     let Posted { session, form } = posted;
-    if let Err(refused) = super::administrator(&session, WHAT) {
+    if let Some(refused) = super::refused(&session, WHAT) {
         return refused;
     }
     let name = form.name.trim().to_owned();
@@ -299,7 +300,7 @@ async fn test(
     posted: Posted<serde::de::IgnoredAny>,
 ) -> Response {
     let session = posted.session;
-    if let Err(refused) = super::administrator(&session, WHAT) {
+    if let Some(refused) = super::refused(&session, WHAT) {
         return refused;
     }
     match crate::entities::connections::test(State(state.clone()), session.current_user(), ApiPath(name)).await {
@@ -325,7 +326,7 @@ async fn test(
 /// Removes a connection; while it is mapped the API's refusal is shown with "remove anyway".
 async fn remove(State(state): State<AppState>, Path(name): Path<String>, posted: Posted<RemoveForm>) -> Response {
     let Posted { session, form } = posted;
-    if let Err(refused) = super::administrator(&session, WHAT) {
+    if let Some(refused) = super::refused(&session, WHAT) {
         return refused;
     }
     let force = form.force.as_deref() == Some("true");
@@ -361,16 +362,16 @@ async fn remove(State(state): State<AppState>, Path(name): Path<String>, posted:
 /// which then offers to map anyway.
 async fn map(State(state): State<AppState>, posted: Posted<MapForm>) -> Response {
     let Posted { session, form } = posted;
-    if let Err(refused) = super::administrator(&session, WHAT) {
+    if let Some(refused) = super::refused(&session, WHAT) {
         return refused;
     }
     let Some((extension, logical)) = form.database.split_once('/') else {
         let view = View { map_error: Some("Choose a logical database.".into()), map: form, ..View::default() };
         return connections_page(&state, &session, StatusCode::BAD_REQUEST, view).await;
     };
-    let extension = match super::parse::<ExtensionName>(&session, extension) {
+    let extension = match crate::names::parse::<ExtensionName>(extension) {
         Ok(extension) => extension,
-        Err(refused) => return refused,
+        Err(error) => return super::fail(&session, &error),
     };
     let force = form.force.as_deref() == Some("true");
     let request = xif_api::MapDatabase { connection: form.connection.clone() };
@@ -411,7 +412,7 @@ async fn map(State(state): State<AppState>, posted: Posted<MapForm>) -> Response
                     view.problems = vec![super::said(error.message())];
                 }
                 ErrorCode::UnknownConnection | ErrorCode::UnknownLogicalDatabase | ErrorCode::UnknownExtension => {
-                    view.map_error = Some(super::said(error.message()))
+                    view.map_error = Some(super::said(error.message()));
                 }
                 _ => return super::fail(&session, &error),
             }

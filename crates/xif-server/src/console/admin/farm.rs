@@ -17,7 +17,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn nodes(State(state): State<AppState>, session: Session) -> Response {
-    if let Err(refused) = super::administrator(&session, "listing the nodes of the farm") {
+    if let Some(refused) = super::refused(&session, "listing the nodes of the farm") {
         return refused;
     }
     let nodes = match crate::handlers::nodes(State(state), session.current_user()).await {
@@ -77,7 +77,7 @@ struct Done {
 }
 
 async fn locks(State(state): State<AppState>, session: Session, Query(done): Query<Done>) -> Response {
-    if let Err(refused) = super::administrator(&session, "managing publication locks") {
+    if let Some(refused) = super::refused(&session, "managing publication locks") {
         return refused;
     }
     let locks = match crate::handlers::locks(State(state), session.current_user()).await {
@@ -131,12 +131,12 @@ async fn break_lock(
     posted: Posted<serde::de::IgnoredAny>,
 ) -> Response {
     let session = posted.session;
-    if let Err(refused) = super::administrator(&session, "managing publication locks") {
+    if let Some(refused) = super::refused(&session, "managing publication locks") {
         return refused;
     }
-    let parsed = match super::parse::<ExtensionName>(&session, &name) {
+    let parsed = match crate::names::parse::<ExtensionName>(&name) {
         Ok(name) => name,
-        Err(refused) => return refused,
+        Err(error) => return super::fail(&session, &error),
     };
     match crate::handlers::break_lock(State(state), session.current_user(), ApiPath(parsed)).await {
         Ok(lock) => see_other(&format!("/console/locks?broken={}", lock.0.extension)),

@@ -21,15 +21,11 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().merge(users::routes()).merge(tokens::routes()).merge(connections::routes()).merge(farm::routes())
 }
 
-/// The API's 403 page unless `session`'s user is an administrator, checked before anything
-/// else so that a user who is not one learns nothing more (not even that a name is invalid).
-fn administrator(session: &Session, what: &str) -> Result<(), Response> {
-    session.current_user().administrator_for(what).map(|_| ()).map_err(|error| super::failure(Some(session), &error))
-}
-
-/// `name` read as a path name of kind `T` (a user, an extension), or its error page.
-fn parse<T: serde::de::DeserializeOwned>(session: &Session, name: &str) -> Result<T, Response> {
-    crate::names::parse::<T>(name).map_err(|error| super::failure(Some(session), &error))
+/// The API's 403 page when `session`'s user is not an administrator, checked before anything
+/// else so that a user who is not one learns nothing more (not even that a name is invalid);
+/// `None` for an administrator.
+fn refused(session: &Session, what: &str) -> Option<Response> {
+    session.current_user().administrator_for(what).err().map(|error| super::failure(Some(session), &error))
 }
 
 /// The error page of `error` for `session`.
@@ -41,4 +37,16 @@ fn fail(session: &Session, error: &ApiError) -> Response {
 fn said(message: &str) -> String {
     let sentence = super::sentence(message.trim_end());
     if sentence.ends_with(['.', '!', '?', ')']) { sentence } else { sentence + "." }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::said;
+
+    #[test]
+    fn the_apis_messages_are_said_as_sentences() {
+        assert_eq!(said("passwords have at least 12 characters"), "Passwords have at least 12 characters.");
+        assert_eq!(said("done already."), "Done already.");
+        assert_eq!(said("see `xif admin` (its help)"), "See `xif admin` (its help)");
+    }
 }

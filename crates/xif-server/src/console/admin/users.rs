@@ -60,7 +60,7 @@ async fn list(
     paging: Result<Paging<String>, ApiError>,
     Query(done): Query<Done>,
 ) -> Response {
-    if let Err(refused) = super::administrator(&session, "managing users") {
+    if let Some(refused) = super::refused(&session, "managing users") {
         return refused;
     }
     let notice = match (done.done.as_deref(), done.user.as_deref()) {
@@ -209,7 +209,7 @@ async fn add(
     posted: Posted<AddForm>,
 ) -> Response {
     let Posted { session, form } = posted;
-    if let Err(refused) = super::administrator(&session, "managing users") {
+    if let Some(refused) = super::refused(&session, "managing users") {
         return refused;
     }
     let administrator = form.administrator.is_some();
@@ -237,12 +237,12 @@ async fn add(
 
 async fn grant(State(state): State<AppState>, Path(name): Path<String>, posted: Posted<PermissionForm>) -> Response {
     let Posted { session, form } = posted;
-    if let Err(refused) = super::administrator(&session, "managing users") {
+    if let Some(refused) = super::refused(&session, "managing users") {
         return refused;
     }
-    let name = match super::parse::<UserName>(&session, &name) {
+    let name = match crate::names::parse::<UserName>(&name) {
         Ok(name) => name,
-        Err(refused) => return refused,
+        Err(error) => return super::fail(&session, &error),
     };
     let request = xif_api::Grant { permission: form.permission };
     match crate::handlers::grant(State(state), session.current_user(), ApiPath(name), ApiJson(request)).await {
@@ -253,12 +253,12 @@ async fn grant(State(state): State<AppState>, Path(name): Path<String>, posted: 
 
 async fn revoke(State(state): State<AppState>, Path(name): Path<String>, posted: Posted<PermissionForm>) -> Response {
     let Posted { session, form } = posted;
-    if let Err(refused) = super::administrator(&session, "managing users") {
+    if let Some(refused) = super::refused(&session, "managing users") {
         return refused;
     }
-    let name = match super::parse::<UserName>(&session, &name) {
+    let name = match crate::names::parse::<UserName>(&name) {
         Ok(name) => name,
-        Err(refused) => return refused,
+        Err(error) => return super::fail(&session, &error),
     };
     match crate::handlers::revoke(State(state), session.current_user(), ApiPath((name, form.permission))).await {
         Ok(user) => see_other(&format!("/console/users?done=granted&user={}", user.0.name)),
@@ -274,12 +274,12 @@ async fn remove(
     posted: Posted<serde::de::IgnoredAny>,
 ) -> Response {
     let session = posted.session;
-    if let Err(refused) = super::administrator(&session, "managing users") {
+    if let Some(refused) = super::refused(&session, "managing users") {
         return refused;
     }
-    let parsed = match super::parse::<UserName>(&session, &name) {
+    let parsed = match crate::names::parse::<UserName>(&name) {
         Ok(name) => name,
-        Err(refused) => return refused,
+        Err(error) => return super::fail(&session, &error),
     };
     match crate::handlers::remove_user(State(state.clone()), session.current_user(), ApiPath(parsed)).await {
         Ok(_) => see_other(&format!("/console/users?done=removed&user={name}")),
