@@ -1,6 +1,6 @@
 // Administration in Service Center: users and permissions, my tokens, database connections and
 // mappings, nodes, publication locks, and 403 for everyone but administrators.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync, unlinkSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { assert, url, adminPassword, newPage, signIn, capture, apiToken, api, run } from "./lib.mjs";
 
@@ -203,6 +203,20 @@ await run(async (browser) => {
   await tested.waitFor();
   assert.match(await tested.textContent(), /Connection shop works: it answered in \d+ ms/);
   await capture(admin, "admin-connections-tested");
+  // A database that went away: the test says it failed, in words.
+  const goneDb = `${goodDb}.gone`;
+  writeFileSync(goneDb, "");
+  await admin.getByLabel("Name", { exact: true }).fill("gone");
+  await admin.getByLabel("URL").fill(`sqlite://${goneDb}`);
+  await admin.getByRole("button", { name: "Add connection" }).click();
+  await admin.getByText("Connection gone was added.").waitFor();
+  unlinkSync(goneDb);
+  await admin.getByRole("button", { name: "Test gone" }).click();
+  await admin.locator("#test-result").waitFor();
+  assert.match(await admin.locator("#test-result").textContent(), /Connection gone failed \(after \d+ ms\):/);
+  await capture(admin, "admin-connections-test-failed");
+  await row(admin, "gone").getByRole("button", { name: "Remove gone" }).click();
+  await admin.getByText("Connection gone was removed.").waitFor();
   await admin.getByLabel("Logical database", { exact: true }).selectOption("Shop/main");
   await admin.getByLabel("Connection", { exact: true }).selectOption("shop");
   await admin.getByRole("button", { name: "Map", exact: true }).click();
