@@ -24,6 +24,16 @@ async function upload(token, name, path) {
   assert.equal(answer.status, 201, `the upload of ${name}: ${await answer.text()}`);
 }
 
+/** `capture()`, and the page must not be wider than a phone's 390 pixels at that width. */
+async function shoot(page, name) {
+  await capture(page, name);
+  const width = page.viewportSize().width;
+  await page.setViewportSize({ width: 390, height: 844 });
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+  await page.setViewportSize({ width, height: 900 });
+  assert.ok(wide <= 390, `${name} is ${wide} pixels wide at a phone's width`);
+}
+
 /** The row of a `.list` table whose heading cell is exactly `name`. */
 const row = (page, name) => page.locator("table.list tbody tr", { has: page.locator("th", { hasText: new RegExp(`^${name}( \\(you\\))?$`) }) });
 
@@ -38,7 +48,7 @@ await run(async (browser) => {
   await admin.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Users", exact: true }).click();
   await admin.getByRole("heading", { level: 1, name: "Users" }).waitFor();
   assert.equal(await row(admin, "admin").count(), 1);
-  await capture(admin, "admin-users");
+  await shoot(admin, "admin-users");
 
   // A weak password is said next to the password field; the name is kept.
   await admin.getByLabel("User name").fill("dev");
@@ -50,7 +60,7 @@ await run(async (browser) => {
   assert.equal(await admin.getByLabel("User name").inputValue(), "dev");
   assert.match(await admin.getByLabel("Password", { exact: true }).getAttribute("aria-describedby"), /new-password-error/);
   assert.equal(await admin.getByLabel("Password", { exact: true }).inputValue(), "", "a password is never shown back");
-  await capture(admin, "admin-users-weak-password");
+  await shoot(admin, "admin-users-weak-password");
 
   // An invalid name is said next to the name.
   await admin.getByLabel("User name").fill("no spaces allowed");
@@ -69,7 +79,7 @@ await run(async (browser) => {
   await dev.getByRole("button", { name: "Grant" }).click();
   await admin.getByText("The permissions of dev were changed.").waitFor();
   assert.match(await row(admin, "dev").locator("td[data-label=Permissions]").textContent(), /allow-extensions/);
-  await capture(admin, "admin-users-granted");
+  await shoot(admin, "admin-users-granted");
 
   // Granted and revoked again: allow-foreign-entities.
   await admin.getByLabel("Permission to grant to dev").selectOption("allow-foreign-entities");
@@ -87,7 +97,7 @@ await run(async (browser) => {
   assert.equal(refusal.status(), 400);
   await admin.locator("#users-error").waitFor();
   assert.match(await admin.locator("#users-error").textContent(), /cannot remove your own account/);
-  await capture(admin, "admin-users-remove-self");
+  await shoot(admin, "admin-users-remove-self");
 
   // A user removed is gone.
   assert.equal((await api(adminToken, "POST", "/users", { name: "temp", password: "temp-password-1" })).status, 201);
@@ -115,7 +125,7 @@ await run(async (browser) => {
   await admin.goto(`${url}/console/tokens`);
   await admin.getByRole("heading", { level: 1, name: "My tokens" }).waitFor();
   assert.equal(await admin.locator("tr.current .this-session").textContent(), "this session");
-  await capture(admin, "admin-tokens");
+  await shoot(admin, "admin-tokens");
 
   // An unknown extension is said next to the extensions field.
   await admin.getByLabel("Module name").fill("Billing");
@@ -135,7 +145,7 @@ await run(async (browser) => {
   assert.match(moduleToken, /^xif_/);
   await admin.getByRole("button", { name: "Copy" }).click();
   await admin.locator(".new-token .copied").filter({ hasText: /./ }).waitFor();
-  await capture(admin, "admin-tokens-created");
+  await shoot(admin, "admin-tokens-created");
   // The token works, as the module.
   assert.equal((await api(moduleToken, "POST", "/extensions/Shop/actions/Echo", { Text: "hi" })).status, 200);
   // Never shown again.
@@ -156,7 +166,7 @@ await run(async (browser) => {
   await admin.getByRole("heading", { level: 1, name: "Database connections" }).waitFor();
   const shopMain = row(admin, "Shop / main");
   assert.match(await shopMain.locator("td[data-label=Connection]").textContent(), /missing configuration/);
-  await capture(admin, "admin-connections-empty");
+  await shoot(admin, "admin-connections-empty");
 
   // A bad name is said next to the name, and the URL is never shown back.
   await admin.getByLabel("Name", { exact: true }).fill("1 bad");
@@ -172,7 +182,7 @@ await run(async (browser) => {
   await admin.locator("#connection-url-error").waitFor();
   assert.equal(await admin.getByLabel("URL").inputValue(), "", "the URL is not put back in its field");
   assert.ok(!(await admin.content()).includes("hunter2"), "the URL's password is nowhere on the page");
-  await capture(admin, "admin-connections-bad-url");
+  await shoot(admin, "admin-connections-bad-url");
 
   // A database whose table does not fit: the problems are listed next to the map form.
   await admin.getByLabel("Name", { exact: true }).fill("wrong");
@@ -187,7 +197,7 @@ await run(async (browser) => {
   assert.ok((await problems.count()) >= 1);
   assert.match(await problems.allTextContents().then((all) => all.join("\n")), /column `notes.Body`/);
   await admin.getByRole("button", { name: "Map anyway" }).waitFor();
-  await capture(admin, "admin-connections-mismatch");
+  await shoot(admin, "admin-connections-mismatch");
   // Mapped anyway (forced, as the API allows): the mapping is recorded.
   await admin.getByRole("button", { name: "Map anyway" }).click();
   await admin.getByText("Logical database Shop/main to wrong was mapped.").waitFor();
@@ -202,7 +212,7 @@ await run(async (browser) => {
   const tested = admin.locator("#test-result");
   await tested.waitFor();
   assert.match(await tested.textContent(), /Connection shop works: it answered in \d+ ms/);
-  await capture(admin, "admin-connections-tested");
+  await shoot(admin, "admin-connections-tested");
   // A database that went away: the test says it failed, in words.
   const goneDb = `${goodDb}.gone`;
   writeFileSync(goneDb, "");
@@ -214,7 +224,7 @@ await run(async (browser) => {
   await admin.getByRole("button", { name: "Test gone" }).click();
   await admin.locator("#test-result").waitFor();
   assert.match(await admin.locator("#test-result").textContent(), /Connection gone failed \(after \d+ ms\):/);
-  await capture(admin, "admin-connections-test-failed");
+  await shoot(admin, "admin-connections-test-failed");
   await row(admin, "gone").getByRole("button", { name: "Remove gone" }).click();
   await admin.getByText("Connection gone was removed.").waitFor();
   await admin.getByLabel("Logical database", { exact: true }).selectOption("Shop/main");
@@ -223,7 +233,7 @@ await run(async (browser) => {
   await admin.getByText("Logical database Shop/main to shop was mapped.").waitFor();
   assert.match(await row(admin, "Shop / main").locator("td[data-label=Connection]").textContent(), /^shop \(by admin/);
   assert.match(await row(admin, "shop").locator("td[data-label=Mapped]").textContent(), /Shop\/main/);
-  await capture(admin, "admin-connections-mapped");
+  await shoot(admin, "admin-connections-mapped");
   // Records now reach the mapped database.
   assert.equal((await api(adminToken, "GET", "/extensions/Shop/entities/Note/records")).status, 200);
 
@@ -231,7 +241,7 @@ await run(async (browser) => {
   await row(admin, "shop").getByRole("button", { name: "Remove shop" }).click();
   await admin.locator("#remove-error").waitFor();
   assert.match(await admin.locator("#remove-error").textContent(), /in use by `Shop\/main`/);
-  await capture(admin, "admin-connections-in-use");
+  await shoot(admin, "admin-connections-in-use");
   await admin.goto(`${url}/console/connections`);
   await row(admin, "wrong").getByRole("button", { name: "Remove wrong" }).click();
   await admin.getByText("Connection wrong was removed.").waitFor();
@@ -243,13 +253,13 @@ await run(async (browser) => {
   assert.equal(await node.count(), 1);
   assert.match(await node.locator("h2").textContent(), /live/);
   assert.match(await row(admin, "Shop").locator("td[data-label='Running version']").textContent(), /version 1/);
-  await capture(admin, "admin-nodes");
+  await shoot(admin, "admin-nodes");
 
   // ── Locks ──
   await admin.goto(`${url}/console/locks`);
   await admin.getByRole("heading", { level: 1, name: "Publication locks" }).waitFor();
   await admin.getByText("No publication holds a lock.").waitFor();
-  await capture(admin, "admin-locks-empty");
+  await shoot(admin, "admin-locks-empty");
   // A slow deploy holds its extension's lock while it starts.
   await upload(adminToken, "Slow", slowArchive);
   const publishing = api(adminToken, "POST", "/extensions/Slow/publications", { version: 1, expected: null });
@@ -260,7 +270,7 @@ await run(async (browser) => {
   }
   assert.ok(held, "the slow publication's lock is listed");
   assert.equal(await row(admin, "Slow").locator("td[data-label=Holder]").textContent(), "admin");
-  await capture(admin, "admin-locks-held");
+  await shoot(admin, "admin-locks-held");
   await row(admin, "Slow").getByRole("button", { name: "Break the lock of Slow" }).click();
   await admin.getByText("The publication lock of Slow was broken.").waitFor();
   await publishing;
@@ -271,7 +281,7 @@ await run(async (browser) => {
     assert.equal(answer.status(), 403, `GET ${path} as dev`);
     await developer.getByRole("heading", { level: 1, name: "Not allowed" }).waitFor();
   }
-  await capture(developer, "admin-forbidden");
+  await shoot(developer, "admin-forbidden");
   const csrf = await developer.locator('meta[name="csrf-token"]').getAttribute("content");
   const posts = [
     ["/console/users", { name: "intruder", password: "intruder-password" }],
