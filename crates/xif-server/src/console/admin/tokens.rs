@@ -136,7 +136,7 @@ async fn tokens_page(
     html_response(status, page("My tokens", Some(session), Nav::Tokens, content))
 }
 
-/// `aria-describedby` and `aria-invalid` of a field whose error, if any, is `error` at `id`.
+/// The `aria-invalid` of a field whose error, if any, is `error`.
 fn invalid(error: Option<&String>) -> Option<&'static str> {
     error.map(|_| "true")
 }
