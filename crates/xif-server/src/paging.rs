@@ -182,6 +182,13 @@ pub struct Listed<T> {
     next: Option<String>,
 }
 
+impl<T> Listed<T> {
+    /// Whether another page follows (the console links to it).
+    pub(crate) fn more(&self) -> bool {
+        self.next.is_some()
+    }
+}
+
 impl<T: Serialize> IntoResponse for Listed<T> {
     fn into_response(self) -> Response {
         match self.next {
