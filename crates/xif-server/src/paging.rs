@@ -140,6 +140,12 @@ fn shown(value: &str) -> String {
 }
 
 impl<K: Clone> Paging<K> {
+    /// The page after `after` (the first when `None`) of `limit` items, asked for by the
+    /// server itself (Service Center reads every page of a list through the API's handlers).
+    pub(crate) fn new(after: Option<K>, limit: u32) -> Self {
+        Paging { after, limit, path: String::new() }
+    }
+
     /// The page to read from the store: one item more than the limit, which tells whether
     /// another page follows.
     pub fn page(&self) -> Page<K> {
@@ -180,6 +186,15 @@ pub struct Listed<T> {
     pub items: Vec<T>,
     /// The `Link` header's value, when another page follows.
     next: Option<String>,
+}
+
+impl<T> Listed<T> {
+    /// The cursor (`after`) of the next page, when another page follows.
+    pub(crate) fn next_after(&self) -> Option<String> {
+        let link = self.next.as_deref()?;
+        let query = link.split_once('?')?.1.split_once('>')?.0;
+        form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "after").map(|(_, value)| value.into_owned())
+    }
 }
 
 impl<T: Serialize> IntoResponse for Listed<T> {
