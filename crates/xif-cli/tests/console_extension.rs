@@ -5,7 +5,10 @@
 //! without `allow-extensions` who sees no Publish button and is refused (403) the form.
 
 #[path = "support/browser.rs"]
-#[allow(unfulfilled_lint_expectations, reason = "this test writes in the scenario's directory: it opens the server's store")]
+#[allow(
+    unfulfilled_lint_expectations,
+    reason = "this test writes in the scenario's directory: it opens the server's store"
+)]
 mod browser;
 #[path = "../../xif-host/tests/support/fixtures.rs"]
 mod fixtures;
@@ -14,7 +17,6 @@ mod fixtures;
 mod seed;
 
 use sha2::{Digest, Sha256};
-use xif_server::MetadataStore as _;
 
 /// The echo fixture's definition, `NAME` and `VERSION` replaced; version 2 renames its action,
 /// which a module built against version 1 uses.

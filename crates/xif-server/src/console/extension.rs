@@ -102,8 +102,7 @@ struct Overview {
 /// Reads what the overview of `name` shows, as `session`'s user.
 async fn read(state: &AppState, session: &Session, name: &str) -> Result<Overview, ApiError> {
     let caller = Caller { user: session.user.clone(), token_id: session.token_id, scope: None };
-    let axum::Json(extension) =
-        crate::handlers::extension(State(state.clone()), caller, extension_name(name)?).await?;
+    let axum::Json(extension) = crate::handlers::extension(State(state.clone()), caller, extension_name(name)?).await?;
     let mut versions = Vec::new();
     let mut after = None;
     loop {
@@ -180,7 +179,7 @@ fn facts(overview: &Overview) -> Markup {
     let extension = &overview.extension;
     let (running_on, live) = overview.nodes;
     html! {
-        section aria-labelledby="facts-heading" class="overview-facts" {
+        section aria-labelledby="facts-heading" class="overview" {
             h2 id="facts-heading" { "Facts" }
             dl class="facts" id="facts" {
                 dt { "Published version" }
@@ -229,7 +228,7 @@ fn versions_table(session: &Session, overview: &Overview) -> Markup {
     let name = &overview.extension.name;
     let published = overview.extension.published;
     html! {
-        section aria-labelledby="versions-heading" {
+        section aria-labelledby="versions-heading" class="overview" {
             h2 id="versions-heading" { "Versions" }
             @if overview.versions.is_empty() {
                 p class="empty" { "No version was uploaded." }
@@ -252,7 +251,7 @@ fn versions_table(session: &Session, overview: &Overview) -> Markup {
                             tr data-version=(number) {
                                 th scope="row" {
                                     (number)
-                                    @if version.published { " " span class="badge published" { "published" } }
+                                    @if version.published { " " span class="version-badge published" { "published" } }
                                 }
                                 td data-label="Declared" { (version.declared_version) }
                                 td data-label="Uploaded by" { (version.uploaded_by) }
@@ -293,7 +292,7 @@ fn versions_table(session: &Session, overview: &Overview) -> Markup {
 /// The publication history, newest first.
 fn history(publications: &[xif_api::Publication]) -> Markup {
     html! {
-        section aria-labelledby="history-heading" {
+        section aria-labelledby="history-heading" class="overview" {
             h2 id="history-heading" { "Publication history" }
             @if publications.is_empty() {
                 p class="empty" { "Never published." }
