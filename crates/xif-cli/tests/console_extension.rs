@@ -6,14 +6,16 @@
 
 #[path = "support/browser.rs"]
 #[allow(
+    clippy::allow_attributes,
     unfulfilled_lint_expectations,
-    reason = "this test writes in the scenario's directory: it opens the server's store"
+    reason = "`Console::directory` expects to be unused (an `expect` cannot be expected); this test opens the \
+              server's store in it"
 )]
 mod browser;
 #[path = "../../xif-host/tests/support/fixtures.rs"]
 mod fixtures;
 #[path = "support/seed.rs"]
-#[allow(dead_code, reason = "only the store is opened here")]
+#[expect(dead_code, reason = "only the store is opened here, nothing is seeded")]
 mod seed;
 
 use sha2::{Digest, Sha256};

@@ -61,6 +61,8 @@ await run(async (browser) => {
   const shop = page.locator("#consumers tbody tr", { hasText: "Shop" });
   assert.match(await shop.textContent(), /incompatible/);
   assert.match(await shop.textContent(), /Say/);
+  assert.equal(await page.locator("#checks").getAttribute("class"), "warning");
+  assert.match(await page.locator("#checks").textContent(), /Module `Shop` is incompatible/);
   await capture(page, "extension-publish-impact-on-consumers");
   await page.getByRole("button", { name: "Publish version 2" }).click();
   await page.locator("#outcome").getByRole("heading", { name: "Version 2 is published." }).waitFor();
@@ -97,7 +99,7 @@ await run(async (browser) => {
     page.getByRole("button", { name: "Publish version 2" }).click(),
   ]);
   assert.equal(refused.status(), 409);
-  await page.locator("#refusal").waitFor();
+  await page.locator("#refusal").getByRole("heading", { name: "Your publication of version 2 was refused" }).waitFor();
   assert.match(await page.locator("#refusal").textContent(), /another publication happened meanwhile/);
   assert.equal(await fact("published"), "version 2");
   await capture(page, "extension-publish-stale");

@@ -410,8 +410,9 @@ async fn preview(
 
 /// The messages and the consumers' impact of a validate-only run.
 fn impact(response: &PublishResponse) -> Markup {
+    let risky = response.consumers.iter().any(|consumer| impact_class(&consumer.impact) != "ok");
     html! {
-        div class="notice" id="checks" {
+        div class=(if risky { "warning" } else { "notice" }) id="checks" {
             h3 { "What the checks found" }
             @if response.messages.is_empty() {
                 p { "Nothing to report: every check passed." }
@@ -518,7 +519,7 @@ async fn publish(State(state): State<AppState>, Path(name): Path<String>, posted
         Err(error) => {
             let banner = html! {
                 div class="error" role="alert" id="refusal" {
-                    h2 { "Version " (form.version) " was not published" }
+                    h2 { "Your publication of version " (form.version) " was refused" }
                     p { (super::sentence(error.message())) }
                     @if !error.problems().is_empty() {
                         ul { @for problem in error.problems() { li { code { (problem) } } } }
