@@ -205,3 +205,21 @@ impl<T: Serialize> IntoResponse for Listed<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_pages_cursor_is_read_back_from_its_link() {
+        let paging = Paging::<i64> { after: None, limit: 2, path: "/api/v1/extensions/Echo/versions".into() };
+        let listed = paging.answer(vec![1_i64, 2, 3], i64::to_string, |number| number);
+        assert_eq!(listed.items, [1, 2]);
+        assert_eq!(listed.next_after().as_deref(), Some("2"));
+        let last = paging.answer(vec![3_i64], i64::to_string, |number| number);
+        assert_eq!(last.next_after(), None);
+        let names =
+            Paging::<String>::new(None, 1).answer(vec!["a b".to_owned(), "c".to_owned()], Clone::clone, |name| name);
+        assert_eq!(names.next_after().as_deref(), Some("a b"));
+    }
+}
