@@ -185,7 +185,12 @@ fn facts(overview: &Overview) -> Markup {
                 dt { "Published version" }
                 dd data-fact="published" { @match extension.published { Some(number) => { "version " (number) }, None => span class="muted" { "none" } } }
                 dt { "Running version" }
-                dd data-fact="running" { @match extension.running { Some(number) => { "version " (number) }, None => span class="muted" { "not running" } } }
+                dd data-fact="running" {
+                    @match extension.running { Some(number) => { "version " (number) }, None => span class="muted" { "not running" } }
+                    @if extension.published.is_some() && extension.running != extension.published {
+                        " " span class="warn" { "(not the published version: its deploy failed or is under way)" }
+                    }
+                }
                 dt { "Runs on" }
                 dd data-fact="nodes" { (running_on) " of " (live) @if live == 1 { " live node" } @else { " live nodes" } }
                 dt { "Configuration" }
