@@ -140,6 +140,12 @@ fn shown(value: &str) -> String {
 }
 
 impl<K: Clone> Paging<K> {
+    /// The page after `after` (the first when `None`) of `limit` items, asked for by the
+    /// server itself (Service Center reads every page of a list through the API's handlers).
+    pub(crate) fn new(after: Option<K>, limit: u32) -> Self {
+        Paging { after, limit, path: String::new() }
+    }
+
     /// The page to read from the store: one item more than the limit, which tells whether
     /// another page follows.
     pub fn page(&self) -> Page<K> {
@@ -187,6 +193,13 @@ impl<T> Listed<T> {
     pub(crate) fn more(&self) -> bool {
         self.next.is_some()
     }
+
+    /// The cursor (`after`) of the next page, when another page follows.
+    pub(crate) fn next_after(&self) -> Option<String> {
+        let link = self.next.as_deref()?;
+        let query = link.split_once('?')?.1.split_once('>')?.0;
+        form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "after").map(|(_, value)| value.into_owned())
+    }
 }
 
 impl<T: Serialize> IntoResponse for Listed<T> {
@@ -195,5 +208,23 @@ impl<T: Serialize> IntoResponse for Listed<T> {
             Some(link) => ([(header::LINK, link)], Json(self.items)).into_response(),
             None => Json(self.items).into_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_pages_cursor_is_read_back_from_its_link() {
+        let paging = Paging::<i64> { after: None, limit: 2, path: "/api/v1/extensions/Echo/versions".into() };
+        let listed = paging.answer(vec![1_i64, 2, 3], i64::to_string, |number| number);
+        assert_eq!(listed.items, [1, 2]);
+        assert_eq!(listed.next_after().as_deref(), Some("2"));
+        let last = paging.answer(vec![3_i64], i64::to_string, |number| number);
+        assert_eq!(last.next_after(), None);
+        let names =
+            Paging::<String>::new(None, 1).answer(vec!["a b".to_owned(), "c".to_owned()], Clone::clone, |name| name);
+        assert_eq!(names.next_after().as_deref(), Some("a b"));
     }
 }
