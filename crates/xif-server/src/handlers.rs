@@ -1371,7 +1371,7 @@ pub(crate) async fn calls_page(
     let mut entries = state
         .metadata
         .calls(&crate::store::CallQuery {
-            extension: &name,
+            extension: name,
             module: caller.module(),
             owner: caller.scope.as_ref().map(|_| caller.user.name.as_str()),
             token_id: caller.scope.as_ref().map(|_| caller.token_id),

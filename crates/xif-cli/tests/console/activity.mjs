@@ -86,8 +86,10 @@ await run(async (browser) => {
   for (const action of ["Fail", "Panic", "Crash", "Sleep", "Flood", "Allocate", "Environment"]) {
     await page.getByRole("heading", { level: 4, name: action, exact: true }).waitFor();
   }
+  const fail = page.locator("section", { has: page.getByRole("heading", { level: 4, name: "Fail" }) });
+  assert.match(await fail.textContent(), /No inputs\..*No outputs\./);
   const orders = page.getByRole("table", { name: "Record operations of Order" });
-  assert.match(await orders.textContent(), /GET \/api\/v1\/extensions\/Behaviours\/entities\/Order\/records\/\{id\}/);
+  assert.match(await orders.textContent(), /GET\s*\/api\/v1\/extensions\/Behaviours\/entities\/Order\/records\/\{id\}/);
   const link = page.getByRole("link", { name: "Download the OpenAPI document" });
   const download = await page.request.get(`${url}${await link.getAttribute("href")}`);
   assert.equal(download.status(), 200);

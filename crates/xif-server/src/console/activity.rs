@@ -203,11 +203,7 @@ async fn entity_mapping(State(state): State<AppState>, session: Session, Path(na
         let missing = state.entities.missing_configuration(&extension.name, &logicals).await;
         logicals
             .into_iter()
-            .map(|logical| Mapped {
-                connection: (!missing.contains(&logical)).then_some(None),
-                logical,
-                mapped: None,
-            })
+            .map(|logical| Mapped { connection: (!missing.contains(&logical)).then_some(None), logical, mapped: None })
             .collect()
     };
     let content = html! {
@@ -512,8 +508,9 @@ async fn calls(
     // A limit that is not a number is said next to its field, as the API's range is.
     let (form, limit_error) = match form {
         Ok(Query(form)) => {
-            let error = (!form.limit.trim().is_empty() && form.limit.trim().parse::<u32>().is_err())
-                .then(|| format!("`limit` is a number from 1 to {}, not `{}`", xif_api::PAGE_LIMIT_MAX, form.limit.trim()));
+            let error = (!form.limit.trim().is_empty() && form.limit.trim().parse::<u32>().is_err()).then(|| {
+                format!("`limit` is a number from 1 to {}, not `{}`", xif_api::PAGE_LIMIT_MAX, form.limit.trim())
+            });
             (form, error)
         }
         Err(rejection) => {
@@ -548,7 +545,7 @@ async fn calls(
     };
     let content = html! {
         h2 { "Integration log" }
-        p class="hint" { "The calls made to " (extension.name) "'s actions and records, newest first." }
+        p class="hint" { "The calls made to the actions and records of " (extension.name) ", newest first." }
         form method="get" action=(format!("{base}/calls")) class="filters" aria-label="Filters" {
             div class="field" {
                 label for="since" { "Since" }
@@ -665,8 +662,17 @@ fn schema_type(schema: &Value) -> Markup {
     }
 }
 
+/// `text` with the names it puts in backticks shown as code.
+fn code_spans(text: &str) -> Markup {
+    html! {
+        @for (index, part) in text.split('`').enumerate() {
+            @if index % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
+}
+
 /// The properties of an object `schema`: a table of name, type, mandatory, description.
-fn properties(document: &Value, schema: &Value, caption: &str, mandatory_label: &str) -> Markup {
+fn properties(document: &Value, schema: &Value, what: &str, action: &str, mandatory_label: &str) -> Markup {
     let schema = resolve(document, schema);
     let required: Vec<&str> =
         schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
@@ -674,10 +680,11 @@ fn properties(document: &Value, schema: &Value, caption: &str, mandatory_label: 
     let properties = schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
     html! {
         @if properties.is_empty() {
-            p class="empty" { "None." }
+            p class="none" { "No " (what.to_lowercase()) "." }
         } @else {
+            h5 { (what) }
             table class="list parameters" {
-                caption class="visually-hidden" { (caption) }
+                caption class="visually-hidden" { (what) " of " (action) }
                 thead { tr {
                     th scope="col" { "Name" }
                     th scope="col" { "Type" }
@@ -691,7 +698,7 @@ fn properties(document: &Value, schema: &Value, caption: &str, mandatory_label: 
                             td data-label="Type" { (schema_type(property)) }
                             td data-label=(mandatory_label) { @if required.contains(&name.as_str()) { "yes" } @else { "no" } }
                             td data-label="Description" {
-                                @if let Some(description) = property.get("description").and_then(Value::as_str) { (description) }
+                                @if let Some(description) = property.get("description").and_then(Value::as_str) { (code_spans(description)) }
                             }
                         }
                     }
@@ -701,8 +708,11 @@ fn properties(document: &Value, schema: &Value, caption: &str, mandatory_label: 
     }
 }
 
-/// The operations of `document` tagged `tag`: path, method and operation, in the paths' order.
-fn operations<'a>(document: &'a Value, tag: &str) -> Vec<(&'a str, &'a str, &'a Value)> {
+/// An operation of an OpenAPI document: its path, its method, and itself.
+type Operation<'a> = (&'a str, &'a str, &'a Value);
+
+/// The operations of `document` tagged `tag`, in the paths' order.
+fn operations<'a>(document: &'a Value, tag: &str) -> Vec<Operation<'a>> {
     let mut found = Vec::new();
     let Some(paths) = document.get("paths").and_then(Value::as_object) else { return found };
     for (path, item) in paths {
@@ -742,7 +752,7 @@ async fn api(State(state): State<AppState>, session: Session, Path(name): Path<S
     let actions = operations(&document, "actions");
     let records = operations(&document, "records");
     // Record operations by entity, in the order of the paths.
-    let mut entities: Vec<(&str, Vec<(&str, &str, &Value)>)> = Vec::new();
+    let mut entities: Vec<(&str, Vec<Operation<'_>>)> = Vec::new();
     for (path, method, operation) in records {
         let entity = path.split("/entities/").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("");
         match entities.iter_mut().find(|(name, _)| *name == entity) {
@@ -771,13 +781,11 @@ async fn api(State(state): State<AppState>, session: Session, Path(name): Path<S
             section class="operation" aria-labelledby={ "action-" (action) } {
                 h4 id={ "action-" (action) } { (action) }
                 p class="endpoint" { code { (method.to_uppercase()) " " (prefix) (path) } }
-                @if let Some(summary) = operation.get("summary").and_then(Value::as_str) { p { (summary) } }
+                @if let Some(summary) = operation.get("summary").and_then(Value::as_str) { p { (code_spans(summary)) } }
                 @let inputs = operation.pointer("/requestBody/content/application~1json/schema").unwrap_or(&Value::Null);
                 @let outputs = operation.pointer("/responses/200/content/application~1json/schema").unwrap_or(&Value::Null);
-                h5 { "Inputs" }
-                (properties(&document, inputs, &format!("Inputs of {action}"), "Mandatory"))
-                h5 { "Outputs" }
-                (properties(&document, outputs, &format!("Outputs of {action}"), "Always set"))
+                (properties(&document, inputs, "Inputs", action, "Mandatory"))
+                (properties(&document, outputs, "Outputs", action, "Always set"))
             }
         }
         h3 { "Records" }
@@ -787,13 +795,18 @@ async fn api(State(state): State<AppState>, session: Session, Path(name): Path<S
                 h4 id={ "entity-" (entity) } { (entity) }
                 table class="list records" {
                     caption class="visually-hidden" { "Record operations of " (entity) }
-                    thead { tr { th scope="col" { "Operation" } th scope="col" { "What it does" } } }
+                    thead { tr {
+                        th scope="col" { "Method" }
+                        th scope="col" { "Path" }
+                        th scope="col" { "What it does" }
+                    } }
                     tbody {
                         @for (path, method, operation) in operations {
                             tr {
-                                th scope="row" { code { (method.to_uppercase()) " " (prefix) (path) } }
+                                th scope="row" { code { (method.to_uppercase()) } }
+                                td data-label="Path" class="path" { code { (prefix) (path) } }
                                 td data-label="What it does" {
-                                    @if let Some(summary) = operation.get("summary").and_then(Value::as_str) { (summary) }
+                                    @if let Some(summary) = operation.get("summary").and_then(Value::as_str) { (code_spans(summary)) }
                                 }
                             }
                         }
@@ -837,9 +850,10 @@ mod tests {
 
     #[test]
     fn bytes_dropped_by_the_bounded_log_keep_the_cursor_in_place() {
-        let before = "[10 earlier bytes dropped]\nabcdefghij";
-        let after = "[15 earlier bytes dropped]\nfghijklmno";
-        assert_eq!(appended(after, &cursor(before)), Some("klmno"));
+        let kept: String = (0..100).map(|index| char::from(b'a' + (index % 26) as u8)).collect();
+        let before = format!("[10 earlier bytes dropped]\n{kept}");
+        let after = format!("[15 earlier bytes dropped]\n{}new line\n", &kept[5..]);
+        assert_eq!(appended(&after, &cursor(&before)), Some("new line\n"));
     }
 
     #[test]
