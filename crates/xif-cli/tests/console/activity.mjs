@@ -90,6 +90,7 @@ await run(async (browser) => {
   assert.match(await fail.textContent(), /No inputs\..*No outputs\./);
   const orders = page.getByRole("table", { name: "Record operations of Order" });
   assert.match(await orders.textContent(), /GET\s*\/api\/v1\/extensions\/Behaviours\/entities\/Order\/records\/\{id\}/);
+  assert.match(await page.locator("main .hint").first().textContent(), /published version 1 \(declared 1\.0\.0\)/);
   const link = page.getByRole("link", { name: "Download the OpenAPI document" });
   const download = await page.request.get(`${url}${await link.getAttribute("href")}`);
   assert.equal(download.status(), 200);

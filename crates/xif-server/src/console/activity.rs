@@ -769,8 +769,9 @@ async fn api(State(state): State<AppState>, session: Session, Path(name): Path<S
             }
         }
         @if let Some(version) = document.pointer("/info/version").and_then(Value::as_str) {
+            @let (declared, number) = version.rsplit_once('+').unwrap_or((version, "?"));
             p class="hint" {
-                "Generated from the published version (" code { (version) } "). Every operation takes an API token ("
+                "Generated from the published version " (number) " (declared " code { (declared) } "). Every operation takes an API token ("
                 code { "Authorization: Bearer TOKEN" } "); a module token must name " (extension.name) "."
             }
         }
