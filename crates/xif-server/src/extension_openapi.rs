@@ -623,7 +623,7 @@ pub async fn handler(
 
 /// The definition of version `number` of `extension`: the running one's when it runs (no
 /// archive to read), else read from its archive.
-async fn published_definition(
+pub(crate) async fn published_definition(
     state: &crate::AppState,
     extension: &str,
     number: i64,

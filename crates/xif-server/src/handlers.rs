@@ -1120,7 +1120,7 @@ async fn call_action(
 }
 
 /// `GET /extensions/{name}/logs?node=…`: which node's log.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 pub struct LogsQuery {
     /// A node's name, or `local` for the node answering; every live node's when absent.
     node: Option<String>,
@@ -1246,14 +1246,14 @@ pub async fn consumers(
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct CallsQuery {
     /// RFC 3339, or a time back from now: `90s`, `30m`, `1h`, `2d`.
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Only the calls that failed.
     #[serde(default)]
-    failed: bool,
+    pub(crate) failed: bool,
     /// Entries a page, 1 to 1000 [default 100].
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The id of the last entry of the previous page.
-    after: Option<i64>,
+    pub(crate) after: Option<i64>,
 }
 
 /// A time back from `now` (`90s`, `30m`, `1h`, `2d`) or an RFC 3339 time, in microseconds since
@@ -1285,10 +1285,8 @@ pub async fn calls(
     query: Result<axum::extract::Query<CallsQuery>, axum::extract::rejection::QueryRejection>,
     axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
 ) -> Result<Response, ApiError> {
-    caller.allow_extension(&name)?;
-    if caller.scope.is_none() && !caller.user.administrator && !caller.user.has(Permission::AllowExtensions) {
-        return Err(ApiError::missing_permission(&caller.user.name, "allow-extensions", "reading the integration log"));
-    }
+    // Refused for who asks before what is asked is read, as before the query.
+    may_read_calls(&caller, &name)?;
     let axum::extract::Query(query) = query.map_err(|rejection| {
         ApiError::new(
             ErrorCode::InvalidRequest,
@@ -1299,6 +1297,57 @@ pub async fn calls(
             ),
         )
     })?;
+    let page = calls_page(&state, &caller, &name, &query).await?;
+    let next = page.next_after.map(|after| {
+        let mut parameters = form_urlencoded::Serializer::new(String::new());
+        if let Some(since) = page.since_micros {
+            parameters.append_pair("since", &crate::store::rfc3339_micros(since));
+        }
+        if query.failed {
+            parameters.append_pair("failed", "true");
+        }
+        parameters.append_pair("limit", &page.limit.to_string()).append_pair("after", &after.to_string());
+        format!("<{}?{}>; rel=\"next\"", uri.path(), parameters.finish())
+    });
+    let entries = page.entries;
+    let mut response = Json(entries).into_response();
+    if let Some(link) = next.and_then(|link| axum::http::HeaderValue::from_str(&link).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+/// Refuses `caller` the integration log of extension `name` unless it is an administrator, has
+/// allow-extensions, or is a module token scoped to the extension.
+fn may_read_calls(caller: &Caller, name: &ExtensionName) -> Result<(), ApiError> {
+    caller.allow_extension(name)?;
+    if caller.scope.is_none() && !caller.user.administrator && !caller.user.has(Permission::AllowExtensions) {
+        return Err(ApiError::missing_permission(&caller.user.name, "allow-extensions", "reading the integration log"));
+    }
+    Ok(())
+}
+
+/// A page of an extension's integration log, as [`calls`] answers it.
+pub(crate) struct CallsPage {
+    /// The entries, newest first.
+    pub entries: Vec<xif_api::CallRecord>,
+    /// `since`, read, in microseconds since the epoch.
+    pub since_micros: Option<i64>,
+    /// The entries a page.
+    pub limit: u32,
+    /// The `after` of the next page, when there is one.
+    pub next_after: Option<i64>,
+}
+
+/// The page of extension `name`'s integration log that `query` asks for, as `caller` may read
+/// it: the rules of [`calls`], for it and for Service Center.
+pub(crate) async fn calls_page(
+    state: &AppState,
+    caller: &Caller,
+    name: &ExtensionName,
+    query: &CallsQuery,
+) -> Result<CallsPage, ApiError> {
+    may_read_calls(caller, name)?;
     let limit = query.limit.unwrap_or(xif_api::PAGE_LIMIT_DEFAULT);
     if !(1..=xif_api::PAGE_LIMIT_MAX).contains(&limit) {
         return Err(ApiError::new(
@@ -1322,7 +1371,7 @@ pub async fn calls(
     let mut entries = state
         .metadata
         .calls(&crate::store::CallQuery {
-            extension: &name,
+            extension: name,
             module: caller.module(),
             owner: caller.scope.as_ref().map(|_| caller.user.name.as_str()),
             token_id: caller.scope.as_ref().map(|_| caller.token_id),
@@ -1332,27 +1381,13 @@ pub async fn calls(
             limit: limit + 1,
         })
         .await?;
-    let next = if entries.len() > limit as usize {
+    let next_after = if entries.len() > limit as usize {
         entries.truncate(limit as usize);
-        entries.last().map(|last| {
-            let mut parameters = form_urlencoded::Serializer::new(String::new());
-            if let Some(since) = since {
-                parameters.append_pair("since", &crate::store::rfc3339_micros(since));
-            }
-            if query.failed {
-                parameters.append_pair("failed", "true");
-            }
-            parameters.append_pair("limit", &limit.to_string()).append_pair("after", &last.id.to_string());
-            format!("<{}?{}>; rel=\"next\"", uri.path(), parameters.finish())
-        })
+        entries.last().map(|last| last.id)
     } else {
         None
     };
-    let mut response = Json(entries).into_response();
-    if let Some(link) = next.and_then(|link| axum::http::HeaderValue::from_str(&link).ok()) {
-        response.headers_mut().insert(header::LINK, link);
-    }
-    Ok(response)
+    Ok(CallsPage { entries, since_micros: since, limit, next_after })
 }
 
 /// A call's outputs as the body of the answer: the JSON the extension wrote, checked by the
