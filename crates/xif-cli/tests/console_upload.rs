@@ -1,0 +1,36 @@
+//! Service Center in a real browser: Upload & Publish an Extension (the progress bar, the
+//! publish page it goes on to, refusals next to the file input in the API's words, an archive
+//! uploaded twice, the 403 of a user without allow-extensions) and the list of extensions with
+//! its columns and search (`tests/console/upload.mjs`).
+
+#[path = "support/browser.rs"]
+mod browser;
+#[path = "../../xif-host/tests/support/fixtures.rs"]
+mod fixtures;
+
+/// A definition whose action takes a type that does not exist: the verifier's problem.
+const BROKEN: &str = "[extension]\nname = \"Broken\"\nversion = \"1.0.0\"\ndescription = \"Cannot be.\"\n\n[[actions]]\nname = \"Say\"\ndescription = \"Says.\"\ninputs = [ { name = \"Text\", type = \"Nonsense\" } ]\n";
+
+/// The echo fixture's definition.
+const ECHO: &str = "[extension]\nname = \"Parcels\"\nversion = \"1.0.0\"\ndescription = \"Echoes.\"\n\n[[actions]]\nname = \"Say\"\ndescription = \"Says it back.\"\ninputs = [ { name = \"Text\", type = \"Text\", length = 10 } ]\noutputs = [ { name = \"Said\", type = \"Text\" } ]\n";
+
+#[test]
+fn uploading_from_the_browser_with_progress_refusals_and_the_list() {
+    let files = tempfile::tempdir().expect("temporary directory");
+    let good = files.path().join("parcels.xif");
+    std::fs::write(&good, xif_testkit::pack("Parcels", "1.0.0", ECHO, &fixtures::binary("generic"))).expect("written");
+    let broken = files.path().join("broken.xif");
+    std::fs::write(&broken, xif_testkit::pack("Broken", "1.0.0", BROKEN, &fixtures::binary("generic")))
+        .expect("written");
+    let junk = files.path().join("junk.xif");
+    std::fs::write(&junk, b"this is not a zip archive at all").expect("written");
+    let console = browser::Console::start(&[]);
+    console.run(
+        "upload.mjs",
+        &[
+            ("XIF_GOOD_XIF", good.to_str().expect("UTF-8 path")),
+            ("XIF_BROKEN_XIF", broken.to_str().expect("UTF-8 path")),
+            ("XIF_JUNK_XIF", junk.to_str().expect("UTF-8 path")),
+        ],
+    );
+}
