@@ -52,7 +52,10 @@ fn assets(html: &str) -> Vec<String> {
             let rest = &html[index + attribute.len()..];
             let Some(end) = rest.find('"') else { continue };
             let target = &rest[..end];
-            if (target.ends_with(".js") || target.ends_with(".css") || target.contains(".js?") || target.contains(".css?"))
+            if (target.ends_with(".js")
+                || target.ends_with(".css")
+                || target.contains(".js?")
+                || target.contains(".css?"))
                 && !found.iter().any(|seen| seen == target)
             {
                 found.push(target.to_owned());

@@ -34,3 +34,32 @@ fn uploading_from_the_browser_with_progress_refusals_and_the_list() {
         ],
     );
 }
+
+/// How large the large upload is: incompressible bytes in the archive's binary.
+const LARGE_MIB: u64 = 48;
+
+#[test]
+fn a_large_upload_from_the_browser_is_streamed_not_held_in_memory() {
+    use std::io::Read as _;
+    let files = tempfile::tempdir().expect("temporary directory");
+    // The fixture's binary with incompressible padding after it: still the same program.
+    let binary = files.path().join("padded");
+    let mut padded = std::fs::read(fixtures::binary("generic")).expect("the fixture's binary");
+    std::fs::File::open("/dev/urandom")
+        .expect("/dev/urandom")
+        .take(LARGE_MIB * 1024 * 1024)
+        .read_to_end(&mut padded)
+        .expect("random bytes");
+    std::fs::write(&binary, padded).expect("written");
+    let large = files.path().join("large.xif");
+    std::fs::write(&large, xif_testkit::pack("Parcels", "1.0.0", ECHO, &binary)).expect("written");
+    let console = browser::Console::start(&[]);
+    console.run(
+        "upload-large.mjs",
+        &[
+            ("XIF_LARGE_XIF", large.to_str().expect("UTF-8 path")),
+            ("XIF_LARGE_MIB", &LARGE_MIB.to_string()),
+            ("XIF_SERVER_PID", &console.server.id().to_string()),
+        ],
+    );
+}

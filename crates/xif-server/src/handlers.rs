@@ -564,7 +564,8 @@ pub async fn upload(
     }
     let declared_length =
         headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    let incoming = Incoming { expected_name: Some(&*name), announced: Some(announced), declared_length, headers: &headers };
+    let incoming =
+        Incoming { expected_name: Some(&*name), announced: Some(announced), declared_length, headers: &headers };
     let (status, response) = receive_upload(&state, &user, incoming, body.into_data_stream()).await?;
     Ok((status, Json(response)))
 }

@@ -647,9 +647,7 @@ impl MetadataStore for SqliteStore {
 
     async fn every_consumer_version(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT extension, version FROM module_dependencies").fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get::<String, _>("extension")?, row.try_get::<i64, _>("version")?)))
-            .collect()
+        rows.iter().map(|row| Ok((row.try_get::<String, _>("extension")?, row.try_get::<i64, _>("version")?))).collect()
     }
 
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError> {
