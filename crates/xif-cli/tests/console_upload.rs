@@ -19,6 +19,9 @@ fn uploading_from_the_browser_with_progress_refusals_and_the_list() {
     let files = tempfile::tempdir().expect("temporary directory");
     let good = files.path().join("parcels.xif");
     std::fs::write(&good, xif_testkit::pack("Parcels", "1.0.0", ECHO, &fixtures::binary("generic"))).expect("written");
+    let second = files.path().join("parcels-2.xif");
+    let echo2 = ECHO.replace("1.0.0", "1.0.1");
+    std::fs::write(&second, xif_testkit::pack("Parcels", "1.0.1", &echo2, &fixtures::binary("generic"))).expect("written");
     let broken = files.path().join("broken.xif");
     std::fs::write(&broken, xif_testkit::pack("Broken", "1.0.0", BROKEN, &fixtures::binary("generic")))
         .expect("written");
@@ -29,6 +32,7 @@ fn uploading_from_the_browser_with_progress_refusals_and_the_list() {
         "upload.mjs",
         &[
             ("XIF_GOOD_XIF", good.to_str().expect("UTF-8 path")),
+            ("XIF_SECOND_XIF", second.to_str().expect("UTF-8 path")),
             ("XIF_BROKEN_XIF", broken.to_str().expect("UTF-8 path")),
             ("XIF_JUNK_XIF", junk.to_str().expect("UTF-8 path")),
         ],

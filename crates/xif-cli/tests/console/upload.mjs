@@ -2,9 +2,10 @@
 import { assert, url, adminPassword, newPage, signIn, capture, apiToken, api, run } from "./lib.mjs";
 
 const good = process.env.XIF_GOOD_XIF;
+const second = process.env.XIF_SECOND_XIF;
 const broken = process.env.XIF_BROKEN_XIF;
 const junk = process.env.XIF_JUNK_XIF;
-assert.ok(good && broken && junk, "the Rust test passes the archives");
+assert.ok(good && second && broken && junk, "the Rust test passes the archives");
 
 await run(async (browser) => {
   const page = await newPage(browser);
@@ -89,6 +90,32 @@ await run(async (browser) => {
   await page.getByLabel("Search by name").fill("parc");
   await row.waitFor();
   await capture(page, "extensions-search");
+
+  // Published and used by two modules: running on this node, both consumers up to date.
+  const published = await api(admin, "POST", "/extensions/Parcels/publications", { version: 1 });
+  assert.equal(published.status, 200, JSON.stringify(published.body));
+  for (const module of ["Shop", "Audit"]) {
+    const declared = { dependencies: [{ extension: "Parcels", version: 1, actions: ["Say"] }] };
+    assert.equal((await api(admin, "PUT", `/modules/${module}/dependencies`, declared)).status, 200);
+  }
+  await page.goto(`${url}/console/extensions`);
+  const columns = async () => (await row.locator("td").allTextContents()).map((cell) => cell.trim());
+  assert.deepEqual(await columns(), ["version 1", "version 1", "1 node", "2 up to date", "1", "complete"]);
+  await capture(page, "extensions-list-published");
+
+  // A second version published: the consumers built against the first are compared with it.
+  await page.goto(`${url}/console/upload`);
+  await page.getByLabel("Extension archive (.xif)").setInputFiles(second);
+  await Promise.all([
+    page.waitForURL(/\/console\/extensions\/Parcels\/publish\?version=2$/),
+    page.getByRole("button", { name: "Upload" }).click(),
+  ]);
+  const again = await api(admin, "POST", "/extensions/Parcels/publications", { version: 2, expected: 1 });
+  assert.equal(again.status, 200, JSON.stringify(again.body));
+  await page.goto(`${url}/console/extensions`);
+  const states = await columns();
+  assert.deepEqual(states.slice(0, 3), ["version 2", "version 2", "1 node"]);
+  assert.match(states[3], /^2 (outdated|not affected)$/);
 
   // A user without allow-extensions gets 403 on the upload page, and cannot post to it.
   assert.equal((await api(admin, "POST", "/users", { name: "reader", password: "reader-password-1" })).status, 201);
