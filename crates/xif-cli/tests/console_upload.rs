@@ -21,7 +21,8 @@ fn uploading_from_the_browser_with_progress_refusals_and_the_list() {
     std::fs::write(&good, xif_testkit::pack("Parcels", "1.0.0", ECHO, &fixtures::binary("generic"))).expect("written");
     let second = files.path().join("parcels-2.xif");
     let echo2 = ECHO.replace("1.0.0", "1.0.1");
-    std::fs::write(&second, xif_testkit::pack("Parcels", "1.0.1", &echo2, &fixtures::binary("generic"))).expect("written");
+    std::fs::write(&second, xif_testkit::pack("Parcels", "1.0.1", &echo2, &fixtures::binary("generic")))
+        .expect("written");
     let broken = files.path().join("broken.xif");
     std::fs::write(&broken, xif_testkit::pack("Broken", "1.0.0", BROKEN, &fixtures::binary("generic")))
         .expect("written");

@@ -104,12 +104,25 @@ await run(async (browser) => {
   await capture(page, "extensions-list-published");
 
   // A second version published: the consumers built against the first are compared with it.
+  // Held on its way to the server, the upload shows its progress bar and figures.
   await page.goto(`${url}/console/upload`);
   await page.getByLabel("Extension archive (.xif)").setInputFiles(second);
-  await Promise.all([
-    page.waitForURL(/\/console\/extensions\/Parcels\/publish\?version=2$/),
-    page.getByRole("button", { name: "Upload" }).click(),
-  ]);
+  let release;
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  await page.route("**/console/upload", async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.getByRole("button", { name: "Upload" }).click();
+  await page.locator("#upload-progress").waitFor({ state: "visible" });
+  assert.equal(await page.getByRole("button", { name: "Upload" }).isDisabled(), true);
+  assert.match(await page.locator("#upload-figures").textContent(), /^\d+% · /);
+  await capture(page, "upload-in-progress");
+  release();
+  await page.waitForURL(/\/console\/extensions\/Parcels\/publish\?version=2$/);
+  await page.unroute("**/console/upload");
   const again = await api(admin, "POST", "/extensions/Parcels/publications", { version: 2, expected: 1 });
   assert.equal(again.status, 200, JSON.stringify(again.body));
   await page.goto(`${url}/console/extensions`);

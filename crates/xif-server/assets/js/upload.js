@@ -57,7 +57,8 @@
     });
     box.hidden = false;
     button.disabled = true;
-    show(0, 0);
+    const input = form.querySelector("#file");
+    show(0, input && input.files.length ? input.files[0].size : 0);
     request.send(new FormData(form));
   });
 })();
