@@ -30,6 +30,16 @@ await run(async (browser) => {
   assert.equal(first, "_csrf");
   await capture(page, "upload");
 
+  // An upload without its anti-forgery token first (as another site would post it) is refused
+  // before its file is read, even when the token comes after the file.
+  const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+  const junkFile = { name: "junk.xif", mimeType: "application/octet-stream", buffer: Buffer.from("not read") };
+  for (const multipart of [{ file: junkFile }, { file: junkFile, _csrf: csrf }, { _csrf: "0".repeat(64), file: junkFile }]) {
+    const forged = await page.request.post(`${url}/console/upload`, { multipart, maxRedirects: 0 });
+    assert.equal(forged.status(), 403, `refused: ${Object.keys(multipart).join(", ")}`);
+    assert.match(await forged.text(), /anti-forgery token/);
+  }
+
   // A good archive: the progress reaches 100%, then the version's publish page.
   await page.getByLabel("Extension archive (.xif)").setInputFiles(good);
   await Promise.all([
