@@ -12,6 +12,7 @@ use super::{Nav, Session};
 use crate::AppState;
 use crate::error::ApiError;
 
+/// The list's route: `GET /console/extensions` (`?q=` searches).
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/extensions", get(list))
 }

@@ -20,6 +20,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::handlers::{Incoming, may_upload, receive_upload};
 
+/// `GET /console/upload` (the form) and `POST /console/upload` (the upload).
 pub(super) fn routes() -> Router<AppState> {
     // The upload's size is limited by the API's own limit, checked as the file streams in.
     Router::new().route("/upload", get(form).post(upload).layer(DefaultBodyLimit::disable()))
