@@ -548,9 +548,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
     let user = user.0;
-    if !user.has(Permission::AllowExtensions) {
-        return Err(ApiError::missing_permission(&user.name, "allow-extensions", "uploading an extension"));
-    }
+    may_upload(&user)?;
     let announced = headers
         .get(DIGEST_HEADER)
         .and_then(|value| value.to_str().ok())
@@ -564,6 +562,52 @@ pub async fn upload(
             format!("`{DIGEST_HEADER}` must be 64 hexadecimal digits"),
         ));
     }
+    let declared_length =
+        headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let incoming =
+        Incoming { expected_name: Some(&*name), announced: Some(announced), declared_length, headers: &headers };
+    let (status, response) = receive_upload(&state, &user, incoming, body.into_data_stream()).await?;
+    Ok((status, Json(response)))
+}
+
+/// Refused unless `user` may upload (allow-extensions).
+pub(crate) fn may_upload(user: &crate::store::UserRecord) -> Result<(), ApiError> {
+    if user.has(Permission::AllowExtensions) {
+        Ok(())
+    } else {
+        Err(ApiError::missing_permission(&user.name, "allow-extensions", "uploading an extension"))
+    }
+}
+
+/// What an upload says of itself before its bytes: shared by the API's upload and the console's.
+pub(crate) struct Incoming<'a> {
+    /// The extension the archive must hold (the API's path); `None` takes the archive's.
+    pub expected_name: Option<&'a str>,
+    /// The SHA-256 the client announced (lower-case hex), checked against what came; the
+    /// console's browser announces none.
+    pub announced: Option<String>,
+    /// The length announced, refused at once when over the limit.
+    pub declared_length: Option<u64>,
+    /// The headers that may carry the archive's signature.
+    pub headers: &'a HeaderMap,
+}
+
+/// Receives an upload from `stream` and checks it as the API does (busy, size limit, signature
+/// rules, archive and definition, digest), storing it as a new version of its extension unless
+/// one with the same digest exists (answered `200` with `created: false`); `201` when new.
+/// The permission is checked by the caller ([`may_upload`]).
+pub(crate) async fn receive_upload<S, E>(
+    state: &AppState,
+    user: &crate::store::UserRecord,
+    incoming: Incoming<'_>,
+    stream: S,
+) -> Result<(StatusCode, UploadResponse), ApiError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    let Incoming { expected_name, announced, declared_length, headers } = incoming;
+    let mut stream = std::pin::pin!(stream);
     // Refused at once rather than queued: each upload checked holds memory, and a client told
     // to retry later does better than one left waiting for its body to be read.
     let Ok(_upload) = Arc::clone(&state.uploads).try_acquire_owned() else {
@@ -576,18 +620,16 @@ pub async fn upload(
     };
     let limit = state.limits.max_upload;
     let too_large = || ApiError::new(ErrorCode::UploadTooLarge, format!("uploads are limited to {limit} bytes"));
-    let declared_length =
-        headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     if declared_length.is_some_and(|length| length > limit) {
         return Err(too_large());
     }
     // A signature the server cannot accept is refused before anything is stored. The body is
     // still read and dropped: a client that is still sending it would otherwise find the
     // connection reset instead of the answer.
-    let signer = match trusted_signer(&state.limits.trusted_keys, &headers) {
+    let signer = match trusted_signer(&state.limits.trusted_keys, headers) {
         Ok(signer) => signer,
         Err(refusal) => {
-            drain(body, limit, state.limits.connections.body_timeout).await;
+            drain(stream.as_mut(), limit, state.limits.connections.body_timeout).await;
             return Err(refusal);
         }
     };
@@ -602,7 +644,7 @@ pub async fn upload(
         Ok(upload) => upload,
         Err(error) => {
             // Read to its end, so that the client gets the answer rather than a reset.
-            drain(body, limit, state.limits.connections.body_timeout).await;
+            drain(stream.as_mut(), limit, state.limits.connections.body_timeout).await;
             return Err(error.into());
         }
     };
@@ -630,7 +672,6 @@ pub async fn upload(
         None => (None, None),
     };
     let mut size = 0u64;
-    let mut stream = body.into_data_stream();
     let received = async {
         // Each chunk must come within the body timeout, and after the first such span the
         // upload must keep a minimum rate: a client trickling its bytes does not hold a
@@ -685,7 +726,7 @@ pub async fn upload(
     let checked_ms = started.elapsed().as_millis() - received_ms;
     received?;
     let sha256: String = hex::encode(hasher.finalize());
-    if sha256 != announced {
+    if let Some(announced) = announced.filter(|announced| *announced != sha256) {
         return Err(ApiError::new(
             ErrorCode::DigestMismatch,
             format!(
@@ -700,7 +741,7 @@ pub async fn upload(
         return Err(signature_refusal(error, &key));
     }
     let checked = checked?;
-    if !checked.name.eq_ignore_ascii_case(&name) {
+    if let Some(name) = expected_name.filter(|name| !checked.name.eq_ignore_ascii_case(name)) {
         return Err(ApiError::new(
             ErrorCode::NameMismatch,
             format!(
@@ -710,10 +751,7 @@ pub async fn upload(
         ));
     }
     if let Some(existing) = state.metadata.version_by_digest(&checked.name, &sha256).await? {
-        return Ok((
-            StatusCode::OK,
-            Json(UploadResponse { version: existing, created: false, warnings: checked.warnings }),
-        ));
+        return Ok((StatusCode::OK, UploadResponse { version: existing, created: false, warnings: checked.warnings }));
     }
     upload.commit(&sha256).await?;
     let version = state
@@ -731,15 +769,17 @@ pub async fn upload(
     metrics::counter!("xif_uploads_total").increment(1);
     metrics::counter!("xif_upload_bytes_total").increment(size);
     tracing::info!(user = %user.name, extension = %version.extension, number = version.number, size, received_ms, checked_ms, "uploaded");
-    Ok((StatusCode::CREATED, Json(UploadResponse { version, created: true, warnings: checked.warnings })))
+    Ok((StatusCode::CREATED, UploadResponse { version, created: true, warnings: checked.warnings }))
 }
 
 /// Reads and drops at most `limit` bytes of `body`, as long as they come as an upload must
 /// (each chunk within `idle`, and at the minimum rate once `idle` has passed): a refusal is
 /// answered once read, but a client trickling its body does not hold the connection for it.
-async fn drain(body: Body, limit: u64, idle: Duration) {
+async fn drain<S, E>(mut stream: std::pin::Pin<&mut S>, limit: u64, idle: Duration)
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + ?Sized,
+{
     let started = std::time::Instant::now();
-    let mut stream = body.into_data_stream();
     let mut read = 0u64;
     while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, stream.next()).await {
         read += chunk.len() as u64;

@@ -728,6 +728,11 @@ impl MetadataStore for PgStore {
         Ok(())
     }
 
+    async fn every_consumer_version(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT extension, version FROM module_dependencies").fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok((row.try_get::<String, _>("extension")?, row.try_get::<i64, _>("version")?))).collect()
+    }
+
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError> {
         if !comparable(extension) {
             return Ok(Vec::new());

@@ -645,6 +645,11 @@ impl MetadataStore for SqliteStore {
         Ok(())
     }
 
+    async fn every_consumer_version(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT extension, version FROM module_dependencies").fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok((row.try_get::<String, _>("extension")?, row.try_get::<i64, _>("version")?))).collect()
+    }
+
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError> {
         let rows = sqlx::query(hot::CONSUMERS).bind(extension).fetch_all(&self.pool).await?;
         rows.iter()

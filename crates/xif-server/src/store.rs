@@ -389,6 +389,9 @@ pub trait MetadataStore: Send + Sync {
     async fn set_dependencies(&self, module: &str, dependencies: &[xif_api::Dependency]) -> Result<(), StoreError>;
     /// The modules that use `extension`, with what they use of it.
     async fn consumers(&self, extension: &str) -> Result<Vec<(String, xif_api::Dependency)>, StoreError>;
+    /// For every module's use of an extension, the extension (as the module names it) and the
+    /// version the module was built against: one query for the console's list of extensions.
+    async fn every_consumer_version(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Records a database connection; false when one of that name (regardless of case) exists.
     async fn add_connection(&self, connection: &ConnectionRecord) -> Result<bool, StoreError>;
     /// Every database connection, by name. Few: read whole.
