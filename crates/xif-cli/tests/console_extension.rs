@@ -5,12 +5,6 @@
 //! without `allow-extensions` who sees no Publish button and is refused (403) the form.
 
 #[path = "support/browser.rs"]
-#[allow(
-    clippy::allow_attributes,
-    unfulfilled_lint_expectations,
-    reason = "`Console::directory` expects to be unused (an `expect` cannot be expected); this test opens the \
-              server's store in it"
-)]
 mod browser;
 #[path = "../../xif-host/tests/support/fixtures.rs"]
 mod fixtures;

@@ -14,8 +14,7 @@ pub const PASSWORD: &str = "console-admin-password";
 pub struct Console {
     /// The server.
     pub server: xif_testkit::Server,
-    /// Its data directory's parent, for the scenario's files.
-    #[expect(dead_code, reason = "each test binary includes this module; remove once a test writes files")]
+    /// Its data directory's parent, for the scenario's files (`XIF_SCRATCH` in the script).
     pub directory: tempfile::TempDir,
 }
 
@@ -57,6 +56,8 @@ impl Console {
             .env("XIF_URL", &self.server.url)
             .env("XIF_ADMIN_PASSWORD", PASSWORD)
             .env("XIF_SCREENSHOTS", screenshots())
+            // A directory of the test's own, for files the scenario writes.
+            .env("XIF_SCRATCH", self.directory.path())
             .env("XIF_TEST_TOOLS", &tools)
             .env("XIF_CHROMIUM", &chromium)
             .envs(env.iter().copied())

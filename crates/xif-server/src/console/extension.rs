@@ -33,7 +33,6 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// The pages of an extension, each a tab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)]
 pub(super) enum Tab {
     /// Versions, publications, the lock: `/console/extensions/{name}`.
     Overview,
