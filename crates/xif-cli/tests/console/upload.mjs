@@ -101,9 +101,16 @@ await run(async (browser) => {
   await row.waitFor();
   await capture(page, "extensions-search");
 
-  // Published and used by two modules: running on this node, both consumers up to date.
-  const published = await api(admin, "POST", "/extensions/Parcels/publications", { version: 1 });
-  assert.equal(published.status, 200, JSON.stringify(published.body));
+  // Upload & Publish, end to end in the browser: from the publish page the upload led to (the
+  // checks shown first), confirmed, the overview says version 1 runs.
+  await page.goto(`${url}/console/extensions/Parcels/publish?version=1`);
+  await page.getByRole("heading", { level: 2, name: "Publish version 1" }).waitFor();
+  await page.getByRole("button", { name: "Publish version 1" }).click();
+  await page.getByRole("heading", { level: 1, name: "Parcels" }).waitFor();
+  assert.equal((await page.locator('#facts dd[data-fact="running"]').textContent()).trim(), "version 1");
+  await capture(page, "upload-published");
+
+  // Used by two modules: running on this node, both consumers up to date.
   for (const module of ["Shop", "Audit"]) {
     const declared = { dependencies: [{ extension: "Parcels", version: 1, actions: ["Say"] }] };
     assert.equal((await api(admin, "PUT", `/modules/${module}/dependencies`, declared)).status, 200);
@@ -133,8 +140,12 @@ await run(async (browser) => {
   release();
   await page.waitForURL(/\/console\/extensions\/Parcels\/publish\?version=2$/);
   await page.unroute("**/console/upload");
-  const again = await api(admin, "POST", "/extensions/Parcels/publications", { version: 2, expected: 1 });
-  assert.equal(again.status, 200, JSON.stringify(again.body));
+  // The publish page the upload led to shows the impact on the two consumers before confirming.
+  await page.getByRole("heading", { level: 2, name: "Publish version 2" }).waitFor();
+  await page.locator("#consumers").getByRole("rowheader", { name: "Shop", exact: true }).waitFor();
+  await page.getByRole("button", { name: "Publish version 2" }).click();
+  await page.getByRole("heading", { level: 1, name: "Parcels" }).waitFor();
+  assert.equal((await page.locator('#facts dd[data-fact="running"]').textContent()).trim(), "version 2");
   await page.goto(`${url}/console/extensions`);
   const states = await columns();
   assert.deepEqual(states.slice(0, 3), ["version 2", "version 2", "1 node"]);
