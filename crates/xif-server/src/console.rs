@@ -62,6 +62,20 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(upload::routes())
         .merge(admin::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Every answer of the console, errors and redirects included, carries the same guards.
+        .layer(axum::middleware::map_response(|mut response: Response| async move {
+            secure_headers(response.headers_mut());
+            response
+        }))
+}
+
+/// A console page asked for with a method it does not take.
+async fn method_not_allowed(session: Option<Session>) -> Response {
+    failure(
+        session.as_ref(),
+        &ApiError::new(xif_api::ErrorCode::MethodNotAllowed, "this page of Service Center does not take that method"),
+    )
 }
 
 /// A console page nobody has.
@@ -208,6 +222,51 @@ impl axum::extract::OptionalFromRequestParts<AppState> for Session {
     }
 }
 
+/// A page's query string, as axum's `Query` reads it, refused as a console page (400, in the
+/// layout) rather than in plain text when it is not what the page takes.
+pub(crate) struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
+            Ok(axum::extract::Query(query)) => Ok(Query(query)),
+            Err(rejection) => Err(failure(
+                None,
+                &ApiError::new(
+                    xif_api::ErrorCode::InvalidRequest,
+                    format!("the address's query is not what this page takes: {}", rejection.body_text()),
+                ),
+            )),
+        }
+    }
+}
+
+/// The body of a console form: at most [`FORM_LIMIT`] bytes, within the server's body timeout
+/// (a client that trickles a form does not hold a connection for longer).
+pub(crate) async fn form_body(state: &AppState, body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {
+    let limit = state.limits.connections.body_timeout;
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, FORM_LIMIT)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => {
+            Err(ApiError::new(xif_api::ErrorCode::PayloadTooLarge, format!("a form takes at most {FORM_LIMIT} bytes")))
+        }
+        Err(_) => Err(ApiError::request_timeout(limit)),
+    }
+}
+
+/// Whether a form came as forms do (`application/x-www-form-urlencoded`; none is taken as one
+/// too, as some clients send none).
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_none_or(|value| {
+        value
+            .split(';')
+            .next()
+            .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    })
+}
+
 /// The largest form the console takes (the upload is not a form of this kind).
 const FORM_LIMIT: usize = 64 * 1024;
 
@@ -226,20 +285,16 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for Posted<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = request.into_parts();
         let session = <Session as FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await?;
-        let limit = state.limits.connections.body_timeout;
-        let bytes = match tokio::time::timeout(limit, axum::body::to_bytes(body, FORM_LIMIT)).await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(_)) => {
-                return Err(failure(
-                    Some(&session),
-                    &ApiError::new(
-                        xif_api::ErrorCode::PayloadTooLarge,
-                        format!("a form takes at most {FORM_LIMIT} bytes"),
-                    ),
-                ));
-            }
-            Err(_) => return Err(failure(Some(&session), &ApiError::request_timeout(limit))),
-        };
+        if !is_form(&parts.headers) {
+            return Err(failure(
+                Some(&session),
+                &ApiError::new(
+                    xif_api::ErrorCode::UnsupportedMediaType,
+                    "a Service Center form is sent as application/x-www-form-urlencoded",
+                ),
+            ));
+        }
+        let bytes = form_body(state, body).await.map_err(|error| failure(Some(&session), &error))?;
         let from_header = parts.headers.get("x-csrf-token").and_then(|value| value.to_str().ok()).map(str::to_owned);
         let from_form =
             form_urlencoded::parse(&bytes).find(|(key, _)| key == "_csrf").map(|(_, value)| value.into_owned());
@@ -386,7 +441,7 @@ pub(crate) fn failure(session: Option<&Session>, error: &ApiError) -> Response {
     let content = html! {
         h1 { (title) }
         div class="error" role="alert" {
-            p { (sentence(error.message())) }
+            p { (message(error.message())) }
             @if !error.problems().is_empty() {
                 ul { @for problem in error.problems() { li { code { (problem) } } } }
             }
@@ -404,7 +459,7 @@ pub(crate) fn failure(session: Option<&Session>, error: &ApiError) -> Response {
 pub(crate) fn field_error(id: &str, error: Option<&str>) -> Markup {
     html! {
         @if let Some(error) = error {
-            p class="field-error" id=(id) role="alert" { (error) }
+            p class="field-error" id=(id) role="alert" { (message(error)) }
         }
     }
 }
@@ -434,6 +489,53 @@ pub(crate) fn size(bytes: i64) -> String {
 pub(crate) fn sentence(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
+/// What a page says after a change it redirected to, carried in its address with a proof that
+/// this session's server wrote it (a digest under the session's token): a link from anyone else
+/// cannot make a page say "user admin was removed".
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Notice {
+    notice: Option<String>,
+    proof: Option<String>,
+}
+
+/// The proof of `text` for `session`.
+fn notice_proof(session: &Session, text: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"xif console notice\0");
+    hasher.update(session.token.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(text.as_bytes());
+    hex::encode(&hasher.finalize()[..16])
+}
+
+impl Notice {
+    /// The notice, when this session's server wrote it.
+    pub fn verified(&self, session: &Session) -> Option<&str> {
+        let (text, proof) = (self.notice.as_deref()?, self.proof.as_deref()?);
+        constant_time_eq(notice_proof(session, text).as_bytes(), proof.as_bytes()).then_some(text)
+    }
+}
+
+/// A redirect (303) to `target` (a path without a query) that shows `text` there as a notice.
+pub(crate) fn see_other_saying(session: &Session, target: &str, text: &str) -> Response {
+    let encoded: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("notice", text)
+        .append_pair("proof", &notice_proof(session, text))
+        .finish();
+    see_other(&format!("{target}?{encoded}"))
+}
+
+/// A message of the API's as a sentence, its `quoted` names (extensions, commands, users) shown
+/// as code rather than with their backticks.
+pub(crate) fn message(text: &str) -> Markup {
+    let text = sentence(text);
+    html! {
+        @for (index, part) in text.split('`').enumerate() {
+            @if index % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
 }
 
 /// A redirect after a form was handled (303: the browser reads the target with GET).

@@ -990,7 +990,7 @@ pub async fn publish(
 }
 
 pub async fn locks(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Vec<xif_api::Lock>>, ApiError> {
-    user.administrator()?;
+    user.administrator_for("listing publication locks")?;
     Ok(Json(state.publishing.locks().await?))
 }
 
@@ -999,7 +999,7 @@ pub async fn break_lock(
     user: CurrentUser,
     ApiPath(name): ApiPath<ExtensionName>,
 ) -> Result<Json<xif_api::Lock>, ApiError> {
-    let administrator = user.administrator()?;
+    let administrator = user.administrator_for("breaking a publication lock")?;
     match state.publishing.break_lock(&name).await? {
         Some(lock) => {
             tracing::warn!(by = %administrator.name, extension = %lock.extension, holder = %lock.holder, since = %lock.since, "publication lock broken");

@@ -848,6 +848,7 @@ pub fn router(state: AppState) -> Router {
         // Service Center, the web console (step 12); the server's root leads to it.
         .nest(console::ROOT, console::router())
         .route("/", get(|| async { axum::response::Redirect::to("/console/extensions") }))
+        .route("/console/", get(|| async { axum::response::Redirect::to("/console/extensions") }))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

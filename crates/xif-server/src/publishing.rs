@@ -229,7 +229,11 @@ impl Publishing {
                 Err(PublishError::DeployFailed { reason, .. }) => Some((order.version, reason.clone())),
                 _ => None,
             };
-            self.report(&extension, failure).await;
+            // A validate-only order deployed nothing: what the farm knows of the last deploy
+            // (a failure, say) stays as it was.
+            if !order.validate_only {
+                self.report(&extension, failure).await;
+            }
             let mut response = published?;
             for consumer in impacts
                 .iter()

@@ -132,7 +132,7 @@ await run(async (browser) => {
   await admin.getByLabel("Extensions it may use").fill("Nope");
   await admin.getByRole("button", { name: "Create token" }).click();
   await admin.locator("#token-extensions-error").waitFor();
-  assert.match(await admin.locator("#token-extensions-error").textContent(), /^No version of extension `Nope` was uploaded/);
+  assert.match(await admin.locator("#token-extensions-error").textContent(), /^No version of extension Nope was uploaded/);
   assert.equal(await admin.getByLabel("Module name").inputValue(), "Billing");
 
   // Created: shown once, with a copy button.

@@ -16,7 +16,9 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use super::Query;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -344,7 +346,7 @@ async fn log_of(state: &AppState, session: &Session, extension: &xif_api::Extens
         State(state.clone()),
         session.current_user(),
         ApiPath(path_name(extension)?),
-        Query(handlers::LogsQuery::default()),
+        axum::extract::Query(handlers::LogsQuery::default()),
         session.authorization(),
     )
     .await
@@ -498,7 +500,7 @@ async fn calls(
     State(state): State<AppState>,
     session: Session,
     Path(name): Path<String>,
-    form: Result<Query<CallsForm>, axum::extract::rejection::QueryRejection>,
+    form: Result<axum::extract::Query<CallsForm>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let extension = match extension(&state, &session, &name).await {
         Ok(extension) => extension,
@@ -507,7 +509,7 @@ async fn calls(
     let base = base(&extension);
     // A limit that is not a number is said next to its field, as the API's range is.
     let (form, limit_error) = match form {
-        Ok(Query(form)) => {
+        Ok(axum::extract::Query(form)) => {
             let error = (!form.limit.trim().is_empty() && form.limit.trim().parse::<u32>().is_err()).then(|| {
                 format!("`limit` is a number from 1 to {}, not `{}`", xif_api::PAGE_LIMIT_MAX, form.limit.trim())
             });

@@ -9,7 +9,9 @@
 //! refused as stale, in words).
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use super::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -65,7 +67,9 @@ fn frame_with_status(session: &Session, name: &str, tab: Tab, content: Markup, s
         (Tab::Api, format!("{base}/api"), "API"),
     ];
     let content = html! {
-        nav aria-label="Breadcrumb" class="crumbs" { a href="/console/extensions" { "Extensions" } " / " }
+        nav aria-label="Breadcrumb" class="crumbs" {
+            a href="/console/extensions" { "Extensions" } " / " span aria-current="page" { (name) }
+        }
         h1 { (name) }
         nav aria-label="Extension" class="tabs" {
             ul {
@@ -146,8 +150,37 @@ async fn read(state: &AppState, session: &Session, name: &str) -> Result<Overvie
 }
 
 /// `GET /console/extensions/{name}`.
-async fn overview(State(state): State<AppState>, session: Session, Path(name): Path<String>) -> Response {
-    overview_page(&state, &session, &name, None, StatusCode::OK).await
+///
+/// After a publication, its outcome comes in the address (see [`Published`]), so that reloading
+/// the page shows it again rather than posting the publication a second time.
+async fn overview(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Query(notice): Query<super::Notice>,
+) -> Response {
+    let banner =
+        notice.verified(&session).and_then(|text| serde_json::from_str::<Published>(text).ok()).map(|published| {
+            let response = PublishResponse {
+                published: published.published,
+                publication: None,
+                messages: published.messages,
+                consumers: Vec::new(),
+                nodes: published.nodes,
+            };
+            outcome(published.version, published.expected, &response)
+        });
+    overview_page(&state, &session, &name, banner, StatusCode::OK).await
+}
+
+/// What a publication's outcome shows, carried to the overview it redirects to.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Published {
+    version: i64,
+    expected: Option<i64>,
+    published: bool,
+    messages: Vec<String>,
+    nodes: Vec<xif_api::NodeDeploy>,
 }
 
 /// The overview of `name`, with `banner` (an outcome or a refusal) above it, answered `status`.
@@ -421,7 +454,7 @@ fn impact(response: &PublishResponse) -> Markup {
             @if response.messages.is_empty() {
                 p { "Nothing to report: every check passed." }
             } @else {
-                ul { @for message in &response.messages { li { (super::sentence(message)) } } }
+                ul { @for message in &response.messages { li { (super::message(message)) } } }
             }
         }
         h3 { "Impact on consumers" }
@@ -474,7 +507,7 @@ fn impact_class(impact: &str) -> &'static str {
 fn refusal(error: &ApiError) -> Markup {
     html! {
         div class="error" role="alert" id="refusal" {
-            p { (super::sentence(error.message())) }
+            p { (super::message(error.message())) }
             @if !error.problems().is_empty() {
                 ul { @for problem in error.problems() { li { code { (problem) } } } }
             }
@@ -517,14 +550,21 @@ async fn publish(State(state): State<AppState>, Path(name): Path<String>, posted
     let request = PublishRequest { version: form.version, expected, validate_only: false };
     match crate::handlers::publish(State(state.clone()), session.current_user(), path, ApiJson(request)).await {
         Ok(axum::Json(response)) => {
-            let banner = outcome(form.version, expected, &response);
-            overview_page(&state, &session, &name, Some(banner), StatusCode::OK).await
+            let published = Published {
+                version: form.version,
+                expected,
+                published: response.published,
+                messages: response.messages,
+                nodes: response.nodes,
+            };
+            let text = serde_json::to_string(&published).unwrap_or_default();
+            super::see_other_saying(&session, &format!("/console/extensions/{name}"), &text)
         }
         Err(error) => {
             let banner = html! {
                 div class="error" role="alert" id="refusal" {
                     h2 { "Your publication of version " (form.version) " was refused" }
-                    p { (super::sentence(error.message())) }
+                    p { (super::message(error.message())) }
                     @if !error.problems().is_empty() {
                         ul { @for problem in error.problems() { li { code { (problem) } } } }
                     }
@@ -554,7 +594,7 @@ fn outcome(version: i64, expected: Option<i64>, response: &PublishResponse) -> M
         div class=(if warned || failed { "warning" } else { "notice" }) role="status" id="outcome" {
             h2 { (what) }
             @if !response.messages.is_empty() {
-                ul class="messages" { @for message in &response.messages { li { (super::sentence(message)) } } }
+                ul class="messages" { @for message in &response.messages { li { (super::message(message)) } } }
             }
             @if !response.nodes.is_empty() {
                 table class="list nodes" {
@@ -580,7 +620,8 @@ fn outcome(version: i64, expected: Option<i64>, response: &PublishResponse) -> M
 
 /// `GET /console/extensions/{name}/lock/break`: the lock, and the form that breaks it.
 async fn confirm_break(State(state): State<AppState>, session: Session, Path(name): Path<String>) -> Response {
-    if let Err(error) = crate::auth::CurrentUser(session.user.clone()).administrator() {
+    if let Err(error) = crate::auth::CurrentUser(session.user.clone()).administrator_for("breaking a publication lock")
+    {
         return super::failure(Some(&session), &error);
     }
     let overview = match read(&state, &session, &name).await {

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use super::Query;
 use axum::response::Response;
 use axum::routing::get;
 use maud::{Markup, html};

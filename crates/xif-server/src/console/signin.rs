@@ -5,7 +5,9 @@
 //! derive an anti-forgery token from. Signing in runs the API's login, throttled alike.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use super::Query;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -38,20 +40,39 @@ struct Next {
 }
 
 /// The sign-in page, and a new anti-forgery value for its form.
-async fn form(State(state): State<AppState>, Query(next): Query<Next>, session: Option<Session>) -> Response {
+async fn form(
+    State(state): State<AppState>,
+    PeerAddress(peer): PeerAddress,
+    headers: HeaderMap,
+    Query(next): Query<Next>,
+    session: Option<Session>,
+) -> Response {
     // Signed in already: straight on.
     if session.is_some() {
         return super::see_other(
             next.next.as_deref().filter(|next| is_console_path(next)).unwrap_or("/console/extensions"),
         );
     }
-    sign_in_page(&state, StatusCode::OK, "", next.next.as_deref(), None, None)
+    sign_in_page(secure(&state, peer, &headers), StatusCode::OK, "", next.next.as_deref(), None, None)
+}
+
+/// Whether cookies are marked `Secure`: when the server speaks TLS itself, or when the request
+/// came from a trusted proxy (`--trusted-proxy`) that says its client spoke HTTPS to it
+/// (`X-Forwarded-Proto: https`), as a balancer that ends TLS does.
+fn secure(state: &AppState, peer: Option<std::net::IpAddr>, headers: &HeaderMap) -> bool {
+    state.secure_cookies
+        || (peer.is_some_and(|peer| state.limits.login.trusted_proxies.iter().any(|proxy| proxy.contains(&peer)))
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.rsplit(',').next())
+                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https")))
 }
 
 /// The sign-in page answered with `status`, the user name kept, and an error next to the
 /// password (wrong credentials) or above the form (throttled, busy).
 fn sign_in_page(
-    state: &AppState,
+    secure: bool,
     status: StatusCode,
     user: &str,
     next: Option<&str>,
@@ -67,7 +88,7 @@ fn sign_in_page(
         div class="signin" {
             h1 { "Sign in to Service Center" }
             @if let Some(error) = form_error {
-                div class="error" role="alert" id="signin-error" { p { (super::sentence(error)) } }
+                div class="error" role="alert" id="signin-error" { p { (super::message(error)) } }
             }
             form method="post" action="/console/sign-in" class="stack" {
                 input type="hidden" name="_csrf" value=(value);
@@ -87,7 +108,7 @@ fn sign_in_page(
         }
     };
     let mut response = super::html_response(status, super::page("Sign in", None, Nav::None, content));
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let secure = if secure { "; Secure" } else { "" };
     if let Ok(cookie) = HeaderValue::from_str(&format!(
         "{SIGN_IN_COOKIE}={value}; Path=/console/sign-in; HttpOnly; SameSite=Strict{secure}"
     )) {
@@ -112,13 +133,32 @@ async fn sign_in(
     State(state): State<AppState>,
     PeerAddress(peer): PeerAddress,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<SignIn>,
+    body: axum::body::Body,
 ) -> Response {
+    // Read as every console form is: bounded, and within the body timeout.
+    let secure = secure(&state, peer, &headers);
+    let form = match super::form_body(&state, body).await {
+        Ok(bytes) if super::is_form(&headers) => serde_urlencoded::from_bytes::<SignIn>(&bytes).map_err(|error| {
+            crate::error::ApiError::new(
+                xif_api::ErrorCode::InvalidRequest,
+                format!("the sign-in form is not what this page takes: {error}"),
+            )
+        }),
+        Ok(_) => Err(crate::error::ApiError::new(
+            xif_api::ErrorCode::UnsupportedMediaType,
+            "the sign-in form is sent as application/x-www-form-urlencoded",
+        )),
+        Err(error) => Err(error),
+    };
+    let form = match form {
+        Ok(form) => form,
+        Err(error) => return super::failure(None, &error),
+    };
     let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
         tracing::warn!(peer = ?peer, "console sign-in refused: no valid anti-forgery value");
         return sign_in_page(
-            &state,
+            secure,
             StatusCode::FORBIDDEN,
             &form.user,
             form.next.as_deref(),
@@ -138,7 +178,7 @@ async fn sign_in(
             tracing::info!(user = %user.name, "signed in to Service Center");
             let target = form.next.as_deref().filter(|next| is_console_path(next)).unwrap_or("/console/extensions");
             let mut response = super::see_other(target);
-            let secure = if state.secure_cookies { "; Secure" } else { "" };
+            let secure = if secure { "; Secure" } else { "" };
             let headers = response.headers_mut();
             if let Ok(cookie) = HeaderValue::from_str(&format!(
                 "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
@@ -156,14 +196,14 @@ async fn sign_in(
             let status = error.status();
             let mut response = match error.code() {
                 xif_api::ErrorCode::InvalidCredentials => sign_in_page(
-                    &state,
+                    secure,
                     status,
                     &user,
                     form.next.as_deref(),
                     Some("Wrong user name or password."),
                     None,
                 ),
-                _ => sign_in_page(&state, status, &user, form.next.as_deref(), None, Some(error.message())),
+                _ => sign_in_page(secure, status, &user, form.next.as_deref(), None, Some(error.message())),
             };
             if let Some(seconds) = error.retry_after_seconds() {
                 response.headers_mut().insert(header::RETRY_AFTER, seconds.into());

@@ -49,7 +49,7 @@ fn page(state: &AppState, session: &Session, status: StatusCode, refusal: Option
     let described = if refusal.is_some() { "file-help file-error" } else { "file-help" };
     let content = html! {
         h1 { "Upload & Publish an Extension" }
-        p { "Choose an extension's " code { ".xif" } " archive (as " code { "xif pack" } " makes it). It is checked as "
+        p { "Choose an extension's " code { ".xif" } " archive (as " code { "xif save" } " makes it). It is checked as "
             code { "xif publish" } " checks it; once stored, you see what publishing it changes before you confirm." }
         @if signed {
             div class="notice" { p { "This server accepts only archives signed by a trusted key: publish signed archives with "

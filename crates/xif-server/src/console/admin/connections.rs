@@ -3,14 +3,16 @@
 //! the form and "map anyway" as the API allows.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use crate::console::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
 use xif_api::ErrorCode;
 
-use super::super::{Nav, Posted, Session, field_error, html_response, page, see_other, when};
+use super::super::{Nav, Posted, Session, field_error, html_response, page, when};
 use crate::AppState;
 use crate::entities::connections::Force;
 use crate::error::{ApiError, ApiJson, ApiPath};
@@ -26,14 +28,6 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// What to say for an administrator's task here.
 const WHAT: &str = "managing database connections";
-
-/// What the list says after a change.
-#[derive(serde::Deserialize, Default)]
-struct Done {
-    added: Option<String>,
-    removed: Option<String>,
-    mapped: Option<String>,
-}
 
 /// The add-a-connection form as posted.
 #[derive(serde::Deserialize, Default)]
@@ -77,18 +71,15 @@ struct View {
     problems: Vec<String>,
 }
 
-async fn list(State(state): State<AppState>, session: Session, Query(done): Query<Done>) -> Response {
+async fn list(
+    State(state): State<AppState>,
+    session: Session,
+    Query(notice): Query<crate::console::Notice>,
+) -> Response {
     if let Some(refused) = super::refused(&session, WHAT) {
         return refused;
     }
-    let notice = |text: String| html! { div class="notice" role="status" { p { (text) } } };
-    let above = if let Some(name) = done.added {
-        Some(notice(format!("Connection {name} was added. Test it to see that the server reaches it.")))
-    } else if let Some(name) = done.removed {
-        Some(notice(format!("Connection {name} was removed.")))
-    } else {
-        done.mapped.map(|database| notice(format!("Logical database {database} was mapped.")))
-    };
+    let above = notice.verified(&session).map(|text| html! { div class="notice" role="status" { p { (text) } } });
     connections_page(&state, &session, StatusCode::OK, View { above, ..View::default() }).await
 }
 
@@ -276,7 +267,11 @@ async fn add(State(state): State<AppState>, posted: Posted<AddForm>) -> Response
     let name = form.name.trim().to_owned();
     let request = xif_api::NewConnection { name: name.clone(), url: form.url };
     match crate::entities::connections::add(State(state.clone()), session.current_user(), ApiJson(request)).await {
-        Ok(_) => see_other(&format!("/console/connections?added={name}")),
+        Ok(_) => crate::console::see_other_saying(
+            &session,
+            "/console/connections",
+            &format!("Connection {name} was added. Test it to see that the server reaches it."),
+        ),
         Err(error) => {
             let message = Some(super::said(error.message()));
             let mut view = View { add_name: name, ..View::default() };
@@ -339,7 +334,11 @@ async fn remove(State(state): State<AppState>, Path(name): Path<String>, posted:
     )
     .await
     {
-        Ok(_) => see_other(&format!("/console/connections?removed={shown}")),
+        Ok(_) => crate::console::see_other_saying(
+            &session,
+            "/console/connections",
+            &format!("Connection {shown} was removed."),
+        ),
         Err(error) if error.code() == ErrorCode::ConnectionInUse => {
             let above = html! {
                 div class="error" role="alert" id="remove-error" {
@@ -386,13 +385,14 @@ async fn map(State(state): State<AppState>, posted: Posted<MapForm>) -> Response
     match mapped {
         Ok(database) => {
             let database = database.0;
-            see_other(&format!(
-                "/console/connections?mapped={}",
-                form_urlencoded::byte_serialize(
-                    format!("{}/{} to {}", database.extension, database.logical, form.connection).as_bytes()
-                )
-                .collect::<String>()
-            ))
+            crate::console::see_other_saying(
+                &session,
+                "/console/connections",
+                &format!(
+                    "Logical database {}/{} to {} was mapped.",
+                    database.extension, database.logical, form.connection
+                ),
+            )
         }
         Err(error) => {
             let status = error.status();

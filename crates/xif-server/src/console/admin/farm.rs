@@ -2,12 +2,14 @@
 //! `/console/locks` (publication locks held, and breaking one).
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use crate::console::Query;
 use axum::response::Response;
 use axum::routing::{get, post};
 use maud::html;
 
-use super::super::{Nav, Posted, Session, render, see_other, when};
+use super::super::{Nav, Posted, Session, render, when};
 use crate::AppState;
 use crate::error::ApiPath;
 use crate::names::ExtensionName;
@@ -70,13 +72,11 @@ async fn nodes(State(state): State<AppState>, session: Session) -> Response {
     render("Nodes", &session, Nav::Nodes, content)
 }
 
-/// What the list says after a lock was broken.
-#[derive(serde::Deserialize, Default)]
-struct Done {
-    broken: Option<String>,
-}
-
-async fn locks(State(state): State<AppState>, session: Session, Query(done): Query<Done>) -> Response {
+async fn locks(
+    State(state): State<AppState>,
+    session: Session,
+    Query(notice): Query<crate::console::Notice>,
+) -> Response {
     if let Some(refused) = super::refused(&session, "managing publication locks") {
         return refused;
     }
@@ -86,8 +86,8 @@ async fn locks(State(state): State<AppState>, session: Session, Query(done): Que
     };
     let content = html! {
         h1 { "Publication locks" }
-        @if let Some(name) = done.broken {
-            div class="notice" role="status" { p { "The publication lock of " (name) " was broken." } }
+        @if let Some(text) = notice.verified(&session) {
+            div class="notice" role="status" { p { (text) } }
         }
         p class="hint" { "A publication holds its extension's lock while it deploys; a holder that died holds it no longer than its lease." }
         @if locks.is_empty() {
@@ -139,7 +139,11 @@ async fn break_lock(
         Err(error) => return super::fail(&session, &error),
     };
     match crate::handlers::break_lock(State(state), session.current_user(), ApiPath(parsed)).await {
-        Ok(lock) => see_other(&format!("/console/locks?broken={}", lock.0.extension)),
+        Ok(lock) => crate::console::see_other_saying(
+            &session,
+            "/console/locks",
+            &format!("The publication lock of {} was broken.", lock.0.extension),
+        ),
         Err(error) => super::fail(&session, &error),
     }
 }

@@ -1,14 +1,16 @@
 //! `/console/users`: the users, adding one, granting and revoking permissions, removing one.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use crate::console::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
 use xif_api::{ErrorCode, Permission};
 
-use super::super::{Nav, Posted, Session, field_error, html_response, page, see_other, when};
+use super::super::{Nav, Posted, Session, field_error, html_response, page, when};
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiPath};
 use crate::names::UserName;
@@ -20,13 +22,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/users/{name}/grant", post(grant))
         .route("/users/{name}/revoke", post(revoke))
         .route("/users/{name}/remove", post(remove))
-}
-
-/// What the list says after a change (`?done=…&user=…`).
-#[derive(serde::Deserialize, Default)]
-struct Done {
-    done: Option<String>,
-    user: Option<String>,
 }
 
 /// The add-a-user form as posted.
@@ -58,17 +53,12 @@ async fn list(
     State(state): State<AppState>,
     session: Session,
     paging: Result<Paging<String>, ApiError>,
-    Query(done): Query<Done>,
+    Query(notice): Query<crate::console::Notice>,
 ) -> Response {
     if let Some(refused) = super::refused(&session, "managing users") {
         return refused;
     }
-    let notice = match (done.done.as_deref(), done.user.as_deref()) {
-        (Some("added"), Some(user)) => Some(format!("User {user} was added.")),
-        (Some("granted"), Some(user)) => Some(format!("The permissions of {user} were changed.")),
-        (Some("removed"), Some(user)) => Some(format!("User {user} was removed.")),
-        _ => None,
-    };
+    let notice = notice.verified(&session).map(str::to_owned);
     users_page(&state, &session, paging, StatusCode::OK, AddState::default(), notice, None).await
 }
 
@@ -221,7 +211,7 @@ async fn add(
     };
     let name = request.name.clone();
     match crate::handlers::add_user(State(state.clone()), session.current_user(), ApiJson(request)).await {
-        Ok(_) => see_other(&format!("/console/users?done=added&user={name}")),
+        Ok(_) => crate::console::see_other_saying(&session, "/console/users", &format!("User {name} was added.")),
         Err(error) => {
             let mut add = AddState { name, administrator, ..AddState::default() };
             let message = Some(super::said(error.message()));
@@ -246,7 +236,11 @@ async fn grant(State(state): State<AppState>, Path(name): Path<String>, posted: 
     };
     let request = xif_api::Grant { permission: form.permission };
     match crate::handlers::grant(State(state), session.current_user(), ApiPath(name), ApiJson(request)).await {
-        Ok(user) => see_other(&format!("/console/users?done=granted&user={}", user.0.name)),
+        Ok(user) => crate::console::see_other_saying(
+            &session,
+            "/console/users",
+            &format!("The permissions of {} were changed.", user.0.name),
+        ),
         Err(error) => super::fail(&session, &error),
     }
 }
@@ -261,7 +255,11 @@ async fn revoke(State(state): State<AppState>, Path(name): Path<String>, posted:
         Err(error) => return super::fail(&session, &error),
     };
     match crate::handlers::revoke(State(state), session.current_user(), ApiPath((name, form.permission))).await {
-        Ok(user) => see_other(&format!("/console/users?done=granted&user={}", user.0.name)),
+        Ok(user) => crate::console::see_other_saying(
+            &session,
+            "/console/users",
+            &format!("The permissions of {} were changed.", user.0.name),
+        ),
         Err(error) => super::fail(&session, &error),
     }
 }
@@ -282,7 +280,7 @@ async fn remove(
         Err(error) => return super::fail(&session, &error),
     };
     match crate::handlers::remove_user(State(state.clone()), session.current_user(), ApiPath(parsed)).await {
-        Ok(_) => see_other(&format!("/console/users?done=removed&user={name}")),
+        Ok(_) => crate::console::see_other_saying(&session, "/console/users", &format!("User {name} was removed.")),
         Err(error) => {
             users_page(&state, &session, paging, error.status(), AddState::default(), None, Some(&error)).await
         }
