@@ -134,9 +134,10 @@ impl Session {
     }
 }
 
-/// Compares two byte strings in time that depends on their lengths only.
+/// Compares two byte strings in time that depends on their lengths only (`subtle`'s, the
+/// constant-time comparison the RustCrypto crates use).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// The anti-forgery token of the session whose token is `token`: a digest of it under a label
@@ -530,11 +531,27 @@ pub(crate) fn see_other_saying(session: &Session, target: &str, text: &str) -> R
 /// A message of the API's as a sentence, its `quoted` names (extensions, commands, users) shown
 /// as code rather than with their backticks.
 pub(crate) fn message(text: &str) -> Markup {
-    let text = sentence(text);
+    code_spans(&sentence(text))
+}
+
+/// `text` with the names it puts in backticks shown as code.
+pub(crate) fn code_spans(text: &str) -> Markup {
     html! {
         @for (index, part) in text.split('`').enumerate() {
             @if index % 2 == 1 { code { (part) } } @else { (part) }
         }
+    }
+}
+
+/// The class (colour) of a consumer's state or of a publication's impact on one, the API's
+/// words: up to date or not affected is fine, outdated or not published is quiet, incompatible
+/// is bad, anything else (possibly incompatible) a warning.
+pub(crate) fn state_class(state: &str) -> &'static str {
+    match state {
+        "up to date" | "not affected" => "ok",
+        "incompatible" => "bad",
+        "outdated" | "not published" => "muted",
+        _ => "warn",
     }
 }
 

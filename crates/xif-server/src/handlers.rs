@@ -121,27 +121,21 @@ pub(crate) async fn sign_in(
     lifetime: Duration,
     label: Option<&str>,
 ) -> Result<(String, i64, Option<String>, crate::store::UserRecord), ApiError> {
-    let request = LoginRequest {
-        user: user_name.to_owned(),
-        password: password.to_owned(),
-        expires_in: None,
-        label: label.map(str::to_owned),
-    };
     // A name no user can have (user names are ASCII by rule) is refused before it is
     // throttled or looked up: a store could match it to another user's name (PostgreSQL's
     // `lower` folds `İ` to `i`), and it would be counted apart from that user.
-    if !crate::names::is_user_name(&request.user) {
+    if !crate::names::is_user_name(user_name) {
         metrics::counter!("xif_login_failures_total").increment(1);
         tracing::warn!(peer = ?peer, "login failed: not a user name");
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "wrong user name or password"));
     }
     // Before any password is checked: refusing is what saves the work.
-    if let Err(refused) = state.throttle.attempt(peer, &request.user) {
+    if let Err(refused) = state.throttle.attempt(peer, user_name) {
         let (by, message, wait) = match refused {
             Refused::Address(wait) => ("address", "too many login attempts from your address".to_owned(), wait),
             Refused::User(wait) => {
                 // The name as given, cut to the longest a name can be.
-                let name: String = request.user.chars().take(crate::names::MAX_USER_NAME).collect();
+                let name: String = user_name.chars().take(crate::names::MAX_USER_NAME).collect();
                 ("user", format!("too many login attempts for user `{name}`"), wait)
             }
         };
@@ -154,7 +148,7 @@ pub(crate) async fn sign_in(
     }
     // Across the farm: every node's attempts in this minute (a single node has none to add).
     let limited = state.limits.login.per_address > 0 || state.limits.login.per_user > 0;
-    let keys = crate::throttle::shared_keys(peer, &request.user);
+    let keys = crate::throttle::shared_keys(peer, user_name);
     if limited && let Some(counts) = state.cluster.count_logins(&keys).await? {
         let limits = &state.limits.login;
         let over =
@@ -162,7 +156,7 @@ pub(crate) async fn sign_in(
         let refused = if over(0, limits.per_address) {
             Some(("address", "too many login attempts from your address".to_owned()))
         } else if over(1, limits.per_user) {
-            let name: String = request.user.chars().take(crate::names::MAX_USER_NAME).collect();
+            let name: String = user_name.chars().take(crate::names::MAX_USER_NAME).collect();
             Some(("user", format!("too many login attempts for user `{name}`")))
         } else {
             None
@@ -175,17 +169,17 @@ pub(crate) async fn sign_in(
             return Err(ApiError::retry_after(ErrorCode::TooManyAttempts, &message, wait));
         }
     }
-    let user = state.metadata.user(&request.user).await?;
+    let user = state.metadata.user(user_name).await?;
     // Both checks cost the same whether or not the user exists, so that timing does not say
     // which names are taken.
     let hash = match &user {
         Some(user) => user.password_hash.clone(),
         None => dummy_hash(state).await?,
     };
-    let matches = state.passwords.verify(request.password.clone(), hash).await?;
+    let matches = state.passwords.verify(password.to_owned(), hash).await?;
     let Some(user) = user.filter(|_| matches) else {
         metrics::counter!("xif_login_failures_total").increment(1);
-        let name: String = request.user.chars().take(crate::names::MAX_USER_NAME).collect();
+        let name: String = user_name.chars().take(crate::names::MAX_USER_NAME).collect();
         tracing::warn!(peer = ?peer, user = %name, "login failed: wrong user name or password");
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "wrong user name or password"));
     };
@@ -200,7 +194,7 @@ pub(crate) async fn sign_in(
         .create_token(NewToken {
             user_id: user.id,
             hash: &token_hash(&token),
-            label: request.label.as_deref(),
+            label,
             created_at: &created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             expires_at: expires_at.as_deref(),
             scope: None,

@@ -293,7 +293,7 @@ await run(async (browser) => {
     ["/console/connections/map", { database: "Shop/main", connection: "shop", force: "true" }],
     ["/console/connections/shop/test", {}],
     ["/console/connections/shop/remove", { force: "true" }],
-    ["/console/locks/Slow/break", {}],
+    ["/console/extensions/Slow/lock/break", {}],
   ];
   for (const [path, form] of posts) {
     const answer = await developer.request.post(`${url}${path}`, { form: { _csrf: csrf, ...form }, maxRedirects: 0 });

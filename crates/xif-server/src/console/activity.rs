@@ -71,16 +71,6 @@ fn base(extension: &xif_api::Extension) -> String {
 // ---------------------------------------------------------------------------------------------
 // Consumers
 
-/// The CSS class of a consumer's state, from the best to the worst.
-fn impact_class(impact: &str) -> &'static str {
-    match impact {
-        "incompatible" => "bad",
-        "possibly incompatible" => "warn",
-        "outdated" => "muted",
-        _ => "ok",
-    }
-}
-
 async fn consumers(State(state): State<AppState>, session: Session, Path(name): Path<String>) -> Response {
     let extension = match extension(&state, &session, &name).await {
         Ok(extension) => extension,
@@ -123,7 +113,7 @@ async fn consumers(State(state): State<AppState>, session: Session, Path(name): 
                     @for consumer in &consumers {
                         tr {
                             th scope="row" { (consumer.module) }
-                            td data-label="State" { span class=(impact_class(&consumer.impact)) { (sentence(&consumer.impact)) } }
+                            td data-label="State" { span class=(super::state_class(&consumer.impact)) { (sentence(&consumer.impact)) } }
                             td data-label="Checked against" { "version " (consumer.built_against) }
                             td data-label="What changed" {
                                 @if consumer.changes.is_empty() { span class="muted" { "nothing it uses" } }
@@ -664,15 +654,6 @@ fn schema_type(schema: &Value) -> Markup {
     }
 }
 
-/// `text` with the names it puts in backticks shown as code.
-fn code_spans(text: &str) -> Markup {
-    html! {
-        @for (index, part) in text.split('`').enumerate() {
-            @if index % 2 == 1 { code { (part) } } @else { (part) }
-        }
-    }
-}
-
 /// The properties of an object `schema`: a table of name, type, mandatory, description.
 fn properties(document: &Value, schema: &Value, what: &str, action: &str, mandatory_label: &str) -> Markup {
     let schema = resolve(document, schema);
@@ -700,7 +681,7 @@ fn properties(document: &Value, schema: &Value, what: &str, action: &str, mandat
                             td data-label="Type" { (schema_type(property)) }
                             td data-label=(mandatory_label) { @if required.contains(&name.as_str()) { "yes" } @else { "no" } }
                             td data-label="Description" {
-                                @if let Some(description) = property.get("description").and_then(Value::as_str) { (code_spans(description)) }
+                                @if let Some(description) = property.get("description").and_then(Value::as_str) { (super::code_spans(description)) }
                             }
                         }
                     }
@@ -784,7 +765,7 @@ async fn api(State(state): State<AppState>, session: Session, Path(name): Path<S
             section class="operation" aria-labelledby={ "action-" (action) } {
                 h4 id={ "action-" (action) } { (action) }
                 p class="endpoint" { code { (method.to_uppercase()) " " (prefix) (path) } }
-                @if let Some(summary) = operation.get("summary").and_then(Value::as_str) { p { (code_spans(summary)) } }
+                @if let Some(summary) = operation.get("summary").and_then(Value::as_str) { p { (super::code_spans(summary)) } }
                 @let inputs = operation.pointer("/requestBody/content/application~1json/schema").unwrap_or(&Value::Null);
                 @let outputs = operation.pointer("/responses/200/content/application~1json/schema").unwrap_or(&Value::Null);
                 (properties(&document, inputs, "Inputs", action, "Mandatory"))
@@ -809,7 +790,7 @@ async fn api(State(state): State<AppState>, session: Session, Path(name): Path<S
                                 th scope="row" { code { (method.to_uppercase()) } }
                                 td data-label="Path" class="path" { code { (prefix) (path) } }
                                 td data-label="What it does" {
-                                    @if let Some(summary) = operation.get("summary").and_then(Value::as_str) { (code_spans(summary)) }
+                                    @if let Some(summary) = operation.get("summary").and_then(Value::as_str) { (super::code_spans(summary)) }
                                 }
                             }
                         }

@@ -159,8 +159,8 @@ async fn overview(
     Path(name): Path<String>,
     Query(notice): Query<super::Notice>,
 ) -> Response {
-    let banner =
-        notice.verified(&session).and_then(|text| serde_json::from_str::<Published>(text).ok()).map(|published| {
+    let banner = notice.verified(&session).map(|text| match serde_json::from_str::<Published>(text) {
+        Ok(published) => {
             let response = PublishResponse {
                 published: published.published,
                 publication: None,
@@ -169,7 +169,10 @@ async fn overview(
                 nodes: published.nodes,
             };
             outcome(published.version, published.expected, &response)
-        });
+        }
+        // Any other notice (a lock broken) is said as it is.
+        Err(_) => html! { div class="notice" role="status" id="outcome" { p { (text) } } },
+    });
     overview_page(&state, &session, &name, banner, StatusCode::OK).await
 }
 
@@ -447,7 +450,7 @@ async fn preview(
 
 /// The messages and the consumers' impact of a validate-only run.
 fn impact(response: &PublishResponse) -> Markup {
-    let risky = response.consumers.iter().any(|consumer| impact_class(&consumer.impact) != "ok");
+    let risky = response.consumers.iter().any(|consumer| super::state_class(&consumer.impact) != "ok");
     html! {
         div class=(if risky { "warning" } else { "notice" }) id="checks" {
             h3 { "What the checks found" }
@@ -480,7 +483,7 @@ fn consumers(consumers: &[ConsumerImpact]) -> Markup {
                     @for consumer in consumers {
                         tr {
                             th scope="row" { (consumer.module) }
-                            td data-label="Impact" { span class=(impact_class(&consumer.impact)) { (consumer.impact) } }
+                            td data-label="Impact" { span class=(super::state_class(&consumer.impact)) { (consumer.impact) } }
                             td data-label="Built against" { "version " (consumer.built_against) }
                             td data-label="What changes for it" {
                                 @if consumer.changes.is_empty() { span class="muted" { "nothing it uses" } }
@@ -491,15 +494,6 @@ fn consumers(consumers: &[ConsumerImpact]) -> Markup {
                 }
             }
         }
-    }
-}
-
-/// The class that colours an impact.
-fn impact_class(impact: &str) -> &'static str {
-    match impact {
-        "not affected" => "ok",
-        "incompatible" => "bad",
-        _ => "warn",
     }
 }
 
@@ -654,26 +648,31 @@ async fn confirm_break(State(state): State<AppState>, session: Session, Path(nam
     frame(&session, &name, Tab::Overview, content)
 }
 
-/// Nothing but the anti-forgery token.
+/// The break form's fields: the page to go back to (`locks` for the list of locks; the overview
+/// otherwise).
 #[derive(serde::Deserialize)]
-struct Nothing {}
+struct Break {
+    #[serde(default)]
+    back: String,
+}
 
-/// `POST /console/extensions/{name}/lock/break`: breaks the lock (administrators), then the
-/// overview saying whose lock it was.
-async fn break_lock(State(state): State<AppState>, Path(name): Path<String>, posted: Posted<Nothing>) -> Response {
-    let session = posted.session;
+/// `POST /console/extensions/{name}/lock/break`, from the overview's confirmation or the list
+/// of locks: breaks the lock (administrators), then back to that page saying whose lock it was.
+async fn break_lock(State(state): State<AppState>, Path(name): Path<String>, posted: Posted<Break>) -> Response {
+    let Posted { session, form } = posted;
     let path = match extension_name(&name) {
         Ok(path) => path,
         Err(error) => return super::failure(Some(&session), &error),
     };
     match crate::handlers::break_lock(State(state.clone()), session.current_user(), path).await {
         Ok(axum::Json(lock)) => {
-            let banner = html! {
-                div class="notice" role="status" id="outcome" {
-                    p { "The lock held by " strong { (lock.holder) } " since " (super::when(&lock.since)) " was broken." }
-                }
-            };
-            overview_page(&state, &session, &name, Some(banner), StatusCode::OK).await
+            let back =
+                if form.back == "locks" { "/console/locks".to_owned() } else { format!("/console/extensions/{name}") };
+            let text = format!(
+                "The publication lock of {} was broken. It was held by {} since {}.",
+                lock.extension, lock.holder, lock.since
+            );
+            super::see_other_saying(&session, &back, &text)
         }
         Err(error) => super::failure(Some(&session), &error),
     }

@@ -103,16 +103,6 @@ async fn consumer_states(
     Ok(counted)
 }
 
-/// The class a consumers' state is shown with.
-fn state_class(name: &str) -> &'static str {
-    match name {
-        "up to date" => "ok",
-        "incompatible" => "bad",
-        "not published" => "muted",
-        _ => "warn",
-    }
-}
-
 /// The table of `rows` (the part htmx replaces as the search changes).
 pub(crate) fn table(rows: &[Row], query: &str) -> Markup {
     html! {
@@ -149,7 +139,7 @@ pub(crate) fn table(rows: &[Row], query: &str) -> Markup {
                                     @if row.consumers.is_empty() { span class="muted" { "none" } }
                                     @for (index, (name, count)) in row.consumers.iter().enumerate() {
                                         @if index > 0 { ", " }
-                                        span class=(state_class(name)) { (count) " " (name) }
+                                        span class=(super::state_class(name)) { (count) " " (name) }
                                     }
                                 }
                                 td data-label="Versions" { (extension.versions) }

@@ -2,20 +2,18 @@
 //! `/console/locks` (publication locks held, and breaking one).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 
 use crate::console::Query;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use maud::html;
 
-use super::super::{Nav, Posted, Session, render, when};
+use super::super::{Nav, Session, render, when};
 use crate::AppState;
-use crate::error::ApiPath;
-use crate::names::ExtensionName;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/nodes", get(nodes)).route("/locks", get(locks)).route("/locks/{name}/break", post(break_lock))
+    Router::new().route("/nodes", get(nodes)).route("/locks", get(locks))
 }
 
 async fn nodes(State(state): State<AppState>, session: Session) -> Response {
@@ -110,9 +108,10 @@ async fn locks(
                             td data-label="Since" { (when(&lock.since)) }
                             td data-label="Lease ends" { (when(&lock.lease_until)) }
                             td data-label="Actions" {
-                                form class="inline" method="post" action={ "/console/locks/" (lock.extension) "/break" }
+                                form class="inline" method="post" action={ "/console/extensions/" (lock.extension) "/lock/break" }
                                     data-confirm={ "Break the publication lock of " (lock.extension) "? A publication still running may then clash with another." } {
                                     (session.csrf_input())
+                                    input type="hidden" name="back" value="locks";
                                     button type="submit" class="danger" aria-label={ "Break the lock of " (lock.extension) } { "Break" }
                                 }
                             }
@@ -123,27 +122,4 @@ async fn locks(
         }
     };
     render("Publication locks", &session, Nav::Locks, content)
-}
-
-async fn break_lock(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    posted: Posted<serde::de::IgnoredAny>,
-) -> Response {
-    let session = posted.session;
-    if let Some(refused) = super::refused(&session, "managing publication locks") {
-        return refused;
-    }
-    let parsed = match crate::names::parse::<ExtensionName>(&name) {
-        Ok(name) => name,
-        Err(error) => return super::fail(&session, &error),
-    };
-    match crate::handlers::break_lock(State(state), session.current_user(), ApiPath(parsed)).await {
-        Ok(lock) => crate::console::see_other_saying(
-            &session,
-            "/console/locks",
-            &format!("The publication lock of {} was broken.", lock.0.extension),
-        ),
-        Err(error) => super::fail(&session, &error),
-    }
 }
