@@ -504,6 +504,11 @@ impl StreamCheck {
             });
             at += 46 + name_length + extra_length + comment_length;
         }
+        // The headers fill the directory exactly: one whose comment runs into the end record
+        // (or bytes left over) is damage that the file reader refuses too.
+        if at != directory.len() {
+            return Err(self.corrupt("a central directory header runs past the directory's end"));
+        }
         // The names as the central directory has them, before anything else (as the file
         // reader does): two entries with one name is how content is smuggled past a check.
         let mut distinct = HashSet::with_capacity(entries.len());

@@ -214,3 +214,14 @@ fn damage_never_costs_much_memory() {
     let peak_kib = usage.max_rss();
     assert!(peak_kib < 256 * 1024, "peak memory {peak_kib} KiB");
 }
+
+/// A flip proptest found: the last central directory header's comment length grew from 0 to
+/// 23, so that the header ran into the end record. The stream check accepted it; the file
+/// reader (the `zip` crate) did not find the end record. Both refuse it now.
+#[test]
+fn a_central_header_running_into_the_end_record_is_refused_by_both_readers() {
+    let mut bytes = archive().to_vec();
+    let at = 14_852_267_372_370_364_979_usize % bytes.len();
+    bytes[at] ^= 23;
+    read_everything(&bytes);
+}

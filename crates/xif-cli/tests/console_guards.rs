@@ -1,7 +1,8 @@
 //! Service Center's guards, over raw HTTP against a real `xif server` (no browser needed): a
 //! sign-in body that trickles is cut off as the API's are, every console answer (errors,
 //! redirects, refusals) carries the security headers, the address the server prints for the
-//! console works, notices never repeat a sentence from a link, and looking at a publication
+//! console works, the session cookie is `Secure` where the browser speaks HTTPS, notices never
+//! repeat a sentence from a link, and looking at a publication
 //! (validate-only) does not erase what the farm knows of a failed deploy.
 
 use std::io::{Read, Write};
@@ -33,24 +34,73 @@ fn curl(arguments: &[&str]) -> (u16, String) {
 
 /// Signs in through the console's form as a browser does: the cookie jar holds the session.
 fn sign_in(url: &str, jar: &std::path::Path) {
+    let answer = sign_in_with(url, jar, &[]);
+    assert!(answer.contains("xif_session="), "signed in:\n{answer}");
+}
+
+/// Signs in with `extra` curl arguments on both requests; the sign-in's answer (303), headers
+/// included.
+fn sign_in_with(url: &str, jar: &std::path::Path, extra: &[&str]) -> String {
     let jar = jar.to_str().expect("UTF-8");
-    let (_, page) = curl(&["-c", jar, "-b", jar, &format!("{url}/console/sign-in")]);
+    let mut first = vec!["-c", jar, "-b", jar];
+    first.extend_from_slice(extra);
+    let page_url = format!("{url}/console/sign-in");
+    first.push(&page_url);
+    let (_, page) = curl(&first);
     let csrf =
         page.split("name=\"_csrf\" value=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("a _csrf field");
-    let (status, answer) = curl(&[
-        "-c",
-        jar,
-        "-b",
-        jar,
-        "--data-urlencode",
-        &format!("_csrf={csrf}"),
-        "--data-urlencode",
-        "user=admin",
-        "--data-urlencode",
-        &format!("password={PASSWORD}"),
-        &format!("{url}/console/sign-in"),
-    ]);
+    let (csrf_field, password_field) = (format!("_csrf={csrf}"), format!("password={PASSWORD}"));
+    let mut second = vec!["-c", jar, "-b", jar, "--data-urlencode", &csrf_field, "--data-urlencode", "user=admin"];
+    second.extend_from_slice(&["--data-urlencode", &password_field]);
+    second.extend_from_slice(extra);
+    second.push(&page_url);
+    let (status, answer) = curl(&second);
     assert_eq!(status, 303, "signed in:\n{answer}");
+    answer
+}
+
+/// The `Set-Cookie` line of the session in `answer`.
+fn session_cookie(answer: &str) -> String {
+    answer
+        .lines()
+        .find(|line| line.to_ascii_lowercase().starts_with("set-cookie: xif_session="))
+        .unwrap_or_else(|| panic!("no session cookie in:\n{answer}"))
+        .to_owned()
+}
+
+#[test]
+fn the_session_cookie_is_secure_under_tls_and_behind_a_trusted_proxy_that_says_https() {
+    // Over TLS.
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).expect("certificate");
+    let (certificate, key) = (directory.path().join("server.pem"), directory.path().join("server.key"));
+    std::fs::write(&certificate, certified.cert.pem()).expect("written");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("written");
+    let (certificate, key) = (certificate.to_str().expect("UTF-8"), key.to_str().expect("UTF-8"));
+    let (server, scratch) = start(&["--tls-cert", certificate, "--tls-key", key]);
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let cookie = session_cookie(&sign_in_with(&server.url, &scratch.path().join("tls-jar"), &["-k"]));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    drop(server);
+
+    // Over plain HTTP: not Secure (the browser would drop it), unless a trusted proxy says its
+    // client spoke HTTPS; the same header from anyone else is not believed.
+    let (server, scratch) = start(&["--trusted-proxy", "127.0.0.1/32"]);
+    let jar = scratch.path().join("jar");
+    let plain = session_cookie(&sign_in_with(&server.url, &jar, &[]));
+    assert!(!plain.contains("Secure"), "{plain}");
+    let proxied = session_cookie(&sign_in_with(
+        &server.url,
+        &scratch.path().join("jar-proxied"),
+        &["-H", "X-Forwarded-Proto: https"],
+    ));
+    assert!(proxied.contains("; Secure"), "{proxied}");
+    let (untrusted, scratch) = start(&[]);
+    let claimed =
+        session_cookie(&sign_in_with(&untrusted.url, &scratch.path().join("jar"), &["-H", "X-Forwarded-Proto: https"]));
+    assert!(!claimed.contains("Secure"), "{claimed}");
 }
 
 #[test]
