@@ -364,14 +364,34 @@ impl Publishing {
         true
     }
 
-    /// Deploys `number` of `extension` unless it runs here already (or failed recently, or was
-    /// given up on).
-    async fn converge(&self, extension: &str, number: i64) {
+    /// Deploys the published version of `extension` unless it runs here already (or failed
+    /// recently, or was given up on). `listed` is the published version as read before the
+    /// deploy mutex was taken: a publication may have finished meanwhile, so a deploy goes by
+    /// what the store says under the mutex, never by `listed` (which would switch a rollback
+    /// that just finished back to the version it replaced).
+    pub async fn converge(&self, extension: &str, listed: i64) {
         let key = extension.to_ascii_lowercase();
         let mutex = self.deploy_mutex(extension);
         let _deploying = mutex.lock().await;
         let running = self.runtime.running_version(extension).await;
-        if running == Some(number) || (running.is_none() && self.runtime.given_up(extension).await) {
+        if running == Some(listed) || (running.is_none() && self.runtime.given_up(extension).await) {
+            self.report(extension, None).await;
+            return;
+        }
+        // Publications record under the same mutex, so this read is current.
+        let number = match self.metadata.extension(extension).await {
+            Ok(Some(found)) => match found.published {
+                Some(number) => number,
+                None => return,
+            },
+            Ok(None) => return,
+            Err(error) => {
+                // The next pass tries again.
+                tracing::warn!(%extension, %error, "cannot read the published version to converge to");
+                return;
+            }
+        };
+        if running == Some(number) {
             self.report(extension, None).await;
             return;
         }
@@ -443,16 +463,8 @@ impl Publishing {
                 let Some(publishing) = weak.upgrade() else { return };
                 match published {
                     // The one extension named, at once, to the version published now (a
-                    // later publication may have followed the event).
-                    Some((extension, version)) => {
-                        let published = match publishing.metadata.extension(&extension).await {
-                            Ok(found) => found.and_then(|found| found.published),
-                            Err(_) => Some(version),
-                        };
-                        if let Some(number) = published {
-                            publishing.converge(&extension, number).await;
-                        }
-                    }
+                    // later publication may have followed the event: `converge` reads it).
+                    Some((extension, version)) => publishing.converge(&extension, version).await,
                     None => {
                         // Counts for readiness only if nothing was lost or regained since it
                         // began (see `Readiness`).

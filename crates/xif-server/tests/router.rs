@@ -599,6 +599,30 @@ async fn a_publication_that_cannot_be_recorded_switches_back() {
     assert_eq!(left, 1, "only the running version's working directory is left");
 }
 
+/// The reconciler lists the published versions, then converges each: a rollback that finishes
+/// between the two must not be switched back to the version it replaced (which CI once saw as
+/// a call answered by version 2 just after `xif publish --version 1` said it was published).
+#[tokio::test]
+async fn a_reconciler_pass_listed_before_a_rollback_keeps_the_rolled_back_version() {
+    let server = server(Limits::default()).await;
+    let alice = server.user("alice", &["allow-extensions"]).await;
+    for version in ["1.0.0", "2.0.0"] {
+        assert_eq!(
+            server.upload(&alice, "Greeter", &xif("Greeter", version, false), None).await.0,
+            StatusCode::CREATED
+        );
+    }
+    assert_eq!(server.publish(&alice, "Greeter", json!({ "version": 2, "expected": null })).await.0, StatusCode::OK);
+    // A pass lists version 2 as published; the rollback finishes; then the pass converges.
+    let listed = 2;
+    let (status, body) = server.publish(&alice, "Greeter", json!({ "version": 1, "expected": 2 })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.state.publishing.converge("Greeter", listed).await;
+    assert_eq!(server.state.runtime.running_version("Greeter").await, Some(1));
+    let (_, extensions) = server.call("GET", "/api/v1/extensions", Some(&alice), None).await;
+    assert_eq!((&extensions[0]["published"], &extensions[0]["running"]), (&json!(1), &json!(1)));
+}
+
 #[tokio::test]
 async fn publishing_needs_its_permissions() {
     let server = server(Limits::default()).await;
