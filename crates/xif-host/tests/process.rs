@@ -55,6 +55,25 @@ async fn calls_return_outputs_and_run_concurrently() {
     assert!(status.success(), "a clean shutdown exits with success: {status}");
 }
 
+/// The worker that reads a call keeps the lead while it runs it (so that short calls cost no
+/// thread switch); a standby takes the lead after a moment. Slow calls sent together therefore
+/// still run side by side: six sleeps of a second end long before the six seconds they would
+/// take one after the other.
+#[tokio::test]
+async fn slow_calls_sent_together_run_side_by_side() {
+    let extension = start("behaviours").await;
+    let started = std::time::Instant::now();
+    let sleep = || extension.call("Sleep", values(json!({ "Milliseconds": 1000 })));
+    // Polled together, so that all six are sent before any returns.
+    let replies = tokio::join!(sleep(), sleep(), sleep(), sleep(), sleep(), sleep());
+    for reply in [replies.0, replies.1, replies.2, replies.3, replies.4, replies.5] {
+        reply.expect("slept");
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(4), "six one-second calls took {elapsed:?}: they ran one after the other");
+    extension.stop(Duration::from_secs(5)).await.expect("stopped");
+}
+
 /// Awaits every future, in order (a tiny `join_all`, to keep `futures` out of the dependencies).
 async fn futures_join<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut handles = Vec::new();

@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use xif_protocol::{
     ActionFailure, ActionSignature, CHANNEL_ENV, ExtensionMessage, Hello, HostMessage, PROTOCOL_VERSION, Row,
@@ -44,6 +45,11 @@ where
 
 /// Calls run at once at most; more wait for a free worker.
 const WORKERS: usize = 16;
+
+/// How long a worker that read a call keeps the lead parked while it runs that call (see
+/// [`Channel`]): a call that arrives meanwhile waits at most this long for another worker to
+/// read it.
+const PARK: Duration = Duration::from_millis(1);
 
 /// Connects to the host named in the environment, says hello with `manifest`, and serves calls
 /// with `handler` until the host asks to stop or goes away. Problems are written to stderr,
@@ -99,13 +105,14 @@ fn run(manifest: Manifest, handler: Arc<dyn Handler>) -> Result<(), String> {
         writer: Mutex::new(writer),
         state: Mutex::new(State::default()),
         wake: Condvar::new(),
+        standby_wake: Condvar::new(),
         next_query: AtomicU64::new(1),
     });
     let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
+        .map(|worker| {
             let channel = Arc::clone(&channel);
             let handler = Arc::clone(&handler);
-            std::thread::spawn(move || work(&channel, &*handler))
+            std::thread::spawn(move || work(&channel, &*handler, worker))
         })
         .collect();
     let mut outcome = Ok(());
@@ -129,10 +136,18 @@ pub(crate) type Answer = (Vec<Row>, u64);
 ///
 /// Leader and followers: one thread at a time (the leader, `State::leading`) reads a frame.
 /// A call it reads as an idle worker it runs itself, so a call is never handed from thread to
-/// thread on its way; it wakes another thread to lead first. A thread waiting for the answer
-/// to its query leads too while no one else does: otherwise, with every worker waiting on a
-/// query, no one would read the answers. A call such a thread reads goes to `backlog`, for the
-/// next idle worker; an answer for another query is left in `answers` for its waiter.
+/// thread on its way. A thread waiting for the answer to its query leads too while no one else
+/// does: otherwise, with every worker waiting on a query, no one would read the answers. A call
+/// such a thread reads goes to `backlog`, for the next idle worker; an answer for another query
+/// is left in `answers` for its waiter.
+///
+/// The lead is parked while a call runs: the worker that read it keeps the lead (`parked`) and
+/// reads the next frame itself when the call returns, so that short calls, one after the
+/// other, cost no thread switch (waking a follower for each call took about half of a small
+/// extension's time). One idle worker, the standby, waits on a condition of its own until the
+/// park's deadline ([`PARK`]) and then takes the lead, so that a long call holds up the others
+/// by that much at most; a thread that must read the answer to its query takes a parked lead at
+/// once.
 pub(crate) struct Channel {
     /// Locked only by the leader.
     reader: Mutex<(BufReader<UnixStream>, Vec<u8>)>,
@@ -141,13 +156,31 @@ pub(crate) struct Channel {
     /// Signalled when the lead is free, a call waits in the backlog, an answer arrived, or the
     /// channel ended.
     wake: Condvar,
+    /// The standby's: signalled when the lead is parked while the standby sleeps, and with
+    /// `wake` for everything else.
+    standby_wake: Condvar,
     next_query: AtomicU64,
+}
+
+/// The lead, kept by the worker that runs the call it read.
+#[derive(Clone, Copy)]
+struct Park {
+    /// The worker.
+    worker: usize,
+    /// When the standby may take it.
+    until: Instant,
 }
 
 #[derive(Default)]
 struct State {
     /// A thread is reading the channel.
     leading: bool,
+    /// The lead is parked with a worker running a call (never while `leading`).
+    parked: Option<Park>,
+    /// A worker is the standby.
+    standby: bool,
+    /// The standby waits without a deadline: the lead was not parked when it last looked.
+    standby_sleeping: bool,
     /// Calls read by a thread that was waiting for a query's answer.
     backlog: VecDeque<Call>,
     /// Queries in flight: `None` until answered.
@@ -171,6 +204,14 @@ enum Frame {
     Closed,
     /// The channel broke, or the host sent something this side does not understand.
     Broken(String),
+}
+
+impl State {
+    /// Whether the standby sleeps without a deadline and should be woken; it counts as woken
+    /// from now on, so that it is woken once.
+    fn rouse_standby(&mut self) -> bool {
+        std::mem::take(&mut self.standby_sleeping)
+    }
 }
 
 impl Channel {
@@ -198,12 +239,16 @@ impl Channel {
     }
 
     /// Wakes a thread to take the lead: any idle worker will do, unless threads wait for
-    /// answers, which must all look.
-    fn pass_lead(&self, everyone: bool) {
+    /// answers, which must all look. The standby is woken too if it sleeps: it may be the only
+    /// idle worker. `standby` is what [`State::rouse_standby`] said under the lock.
+    fn pass_lead(&self, everyone: bool, standby: bool) {
         if everyone {
             self.wake.notify_all();
         } else {
             self.wake.notify_one();
+        }
+        if standby {
+            self.standby_wake.notify_one();
         }
     }
 
@@ -226,40 +271,84 @@ impl Channel {
             }
         }
         self.wake.notify_all();
+        self.standby_wake.notify_all();
     }
 
-    /// The next call for an idle worker, or `None` once it should exit.
-    fn next_call(&self) -> Result<Option<Call>, String> {
+    /// The next call for idle worker `worker`, or `None` once it should exit.
+    fn next_call(&self, worker: usize) -> Result<Option<Call>, String> {
         let mut state = self.state();
-        loop {
+        let mut standby = false;
+        let outcome = loop {
             if let Some(call) = state.backlog.pop_front() {
-                return Ok(Some(call));
+                break Ok(Some(call));
             }
             if let Some(reason) = state.broken.take() {
-                return Err(reason);
+                break Err(reason);
             }
             if state.stopping || state.closed.is_some() {
-                return Ok(None);
+                break Ok(None);
             }
-            if !state.leading {
+            // The lead is free, or parked with this worker, or parked beyond its deadline.
+            let may_lead =
+                !state.leading && state.parked.is_none_or(|park| park.worker == worker || Instant::now() >= park.until);
+            if may_lead {
+                if std::mem::take(&mut standby) {
+                    // Another idle worker becomes the standby.
+                    state.standby = false;
+                    self.wake.notify_one();
+                }
+                state.parked = None;
                 state.leading = true;
                 drop(state);
                 let frame = self.read();
                 state = self.state();
                 state.leading = false;
                 if let Frame::Call(call) = frame {
-                    // Woken after the lock is let go, so that the next leader does not wake
-                    // only to wait for it.
+                    state.parked = Some(Park { worker, until: Instant::now() + PARK });
+                    // Threads waiting for answers may take the parked lead; a call in the
+                    // backlog wants a worker; a sleeping standby starts counting. Woken after
+                    // the lock is let go, so that they do not wake only to wait for it.
+                    // With no standby (every other worker busy, or the role just left), an idle
+                    // worker is woken to take the role.
                     let everyone = state.querying > 0 || !state.backlog.is_empty();
+                    let rouse = state.rouse_standby();
+                    let vacant = !state.standby;
                     drop(state);
-                    self.pass_lead(everyone);
+                    if everyone || vacant {
+                        self.pass_lead(everyone, rouse);
+                    } else if rouse {
+                        self.standby_wake.notify_one();
+                    }
                     return Ok(Some(call));
                 }
                 self.settle(&mut state, frame);
                 continue;
             }
-            state = self.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+            if !state.standby {
+                state.standby = true;
+                standby = true;
+            }
+            state = if !standby {
+                self.wake.wait(state).unwrap_or_else(PoisonError::into_inner)
+            } else if let Some(park) = state.parked {
+                let left = park.until.saturating_duration_since(Instant::now());
+                self.standby_wake.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0
+            } else {
+                state.standby_sleeping = true;
+                let mut state = self.standby_wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                state.standby_sleeping = false;
+                state
+            };
+        };
+        if standby {
+            // Leaving the role (for a call in the backlog, or to exit): another idle worker
+            // takes it.
+            state.standby = false;
+            state.standby_sleeping = false;
+            drop(state);
+            self.wake.notify_one();
         }
+        outcome
     }
 
     /// Sends a query for call `call` and waits for its answer, leading while no one else does.
@@ -295,7 +384,9 @@ impl Channel {
                 if let Some(reason) = &state.closed {
                     break Err(gone(reason));
                 }
+                // A parked lead too: this answer must not wait for the park to end.
                 if !state.leading {
+                    state.parked = None;
                     state.leading = true;
                     drop(state);
                     let frame = self.read();
@@ -312,9 +403,10 @@ impl Channel {
         state.answers.remove(&id);
         state.querying -= 1;
         let everyone = state.querying > 0 || !state.backlog.is_empty();
+        let rouse = state.rouse_standby();
         drop(state);
         // This thread may have held the lead: someone else takes it now.
-        self.pass_lead(everyone);
+        self.pass_lead(everyone, rouse);
         answer
     }
 
@@ -360,8 +452,8 @@ impl Drop for Running {
     }
 }
 
-fn work(channel: &Arc<Channel>, handler: &dyn Handler) -> Result<(), String> {
-    while let Some((id, action, inputs)) = channel.next_call()? {
+fn work(channel: &Arc<Channel>, handler: &dyn Handler, worker: usize) -> Result<(), String> {
+    while let Some((id, action, inputs)) = channel.next_call(worker)? {
         let result = {
             let _running = Running::enter(CallContext { call: id, channel: Arc::clone(channel) });
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.call(&action, inputs))).unwrap_or_else(

@@ -351,14 +351,14 @@ impl Caller {
     ) -> crate::calllog::CallEntry {
         crate::calllog::CallEntry {
             at,
-            extension: extension.to_owned(),
-            module: self.module().map(str::to_owned),
-            user: self.user.name.clone(),
+            extension: extension.into(),
+            module: self.module().map(Into::into),
+            user: self.user.name.as_str().into(),
             token_id: Some(self.token_id),
             kind,
-            operation: operation.to_owned(),
+            operation: operation.into(),
             duration: started.elapsed(),
-            error: error.map(|error| error.code().name().to_owned()),
+            error: error.map(|error| error.code().name().into()),
         }
     }
 }

@@ -755,14 +755,14 @@ impl MetadataStore for PgStore {
         let mut more: (Vec<&'static str>, Vec<String>, Vec<i64>, Vec<Option<String>>) = Default::default();
         for call in calls {
             columns.0.push(crate::store::micros(call.at));
-            columns.1.push(call.extension.clone());
-            columns.2.push(call.module.clone());
-            columns.3.push(call.user.clone());
+            columns.1.push(call.extension.to_string());
+            columns.2.push(call.module.as_deref().map(str::to_owned));
+            columns.3.push(call.user.to_string());
             columns.4.push(call.token_id);
             more.0.push(call.kind.name());
-            more.1.push(call.operation.clone());
+            more.1.push(call.operation.to_string());
             more.2.push(i64::try_from(call.duration.as_micros()).unwrap_or(i64::MAX));
-            more.3.push(call.error.clone());
+            more.3.push(call.error.as_deref().map(str::to_owned));
         }
         sqlx::query(
             "INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) \

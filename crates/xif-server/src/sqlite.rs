@@ -673,14 +673,14 @@ impl MetadataStore for SqliteStore {
             );
             insert.push_values(chunk, |mut row, call| {
                 row.push_bind(crate::store::micros(call.at))
-                    .push_bind(&call.extension)
-                    .push_bind(&call.module)
-                    .push_bind(&call.user)
+                    .push_bind(call.extension.as_str())
+                    .push_bind(call.module.as_deref())
+                    .push_bind(call.user.as_str())
                     .push_bind(call.token_id)
                     .push_bind(call.kind.name())
-                    .push_bind(&call.operation)
+                    .push_bind(call.operation.as_str())
                     .push_bind(i64::try_from(call.duration.as_micros()).unwrap_or(i64::MAX))
-                    .push_bind(&call.error)
+                    .push_bind(call.error.as_deref())
                     .push_bind(node);
             });
             insert.build().execute(&mut *transaction).await?;

@@ -310,13 +310,13 @@ async fn the_integration_log_is_written_in_batches_filtered_and_swept_after_its_
     let entry = |age: Duration, module: Option<&str>, operation: &str, error: Option<&str>| CallEntry {
         at: SystemTime::now() - age,
         extension: "Echo".into(),
-        module: module.map(str::to_owned),
+        module: module.map(Into::into),
         user: "admin".into(),
         token_id: Some(7),
         kind: CallKind::Action,
         operation: operation.into(),
         duration: Duration::from_micros(1_500),
-        error: error.map(str::to_owned),
+        error: error.map(Into::into),
     };
     for shared in back_ends().await {
         let back_end = shared.back_end;
