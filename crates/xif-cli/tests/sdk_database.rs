@@ -440,8 +440,8 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_sqlite_an
     for _ in 0..8 {
         let (status, body) = call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "entries" }));
         assert_eq!((status, &body["Rows"]), (200, &json!(2)), "{body}");
-        // The database stops a statement of the extension's after 30 s, whatever it set.
-        assert_eq!(select(&url, &admin, "SELECT 1 WHERE current_setting('statement_timeout') = '30s'"), json!(1));
+        // The database stops a statement of the extension's after 31 s, whatever it set.
+        assert_eq!(select(&url, &admin, "SELECT 1 WHERE current_setting('statement_timeout') = '31s'"), json!(1));
     }
     // One statement a query: PostgreSQL prepares each.
     let message =
@@ -624,8 +624,8 @@ fn actions_insert_and_read_rows_of_their_logical_databases_on_postgres_sqlite_an
     let message =
         failure(call(&url, &admin, "Count", &json!({ "Database": "main", "Table": "nowhere" })), "database_error");
     assert!(message.contains("logical database `main` (MySQL)") && message.contains("nowhere"), "{message}");
-    // The database stops a statement of the extension's after 30 s; one statement a query.
-    assert_eq!(select(&url, &admin, "SELECT 1 AS one WHERE @@max_statement_time = 30"), json!(1));
+    // The database stops a statement of the extension's after 31 s; one statement a query.
+    assert_eq!(select(&url, &admin, "SELECT 1 AS one WHERE @@max_statement_time = 31"), json!(1));
     failure(call(&url, &admin, "Select", &json!({ "Sql": "SELECT 1 AS one; DELETE FROM entries" })), "database_error");
     assert_eq!(mariadb.sql_in(&shop, "SELECT COUNT(*) FROM entries").trim(), "1");
     assert!(!message.contains(xif_testkit::mariadb::PASSWORD), "{message}");

@@ -47,8 +47,8 @@ where
 const WORKERS: usize = 16;
 
 /// How long a worker that read a call keeps the lead parked while it runs that call (see
-/// [`Channel`]): a call that arrives meanwhile waits at most this long for another worker to
-/// read it.
+/// [`Channel`]): a call that arrives meanwhile waits about this long, while a worker is idle,
+/// before another worker reads it.
 const PARK: Duration = Duration::from_millis(1);
 
 /// Connects to the host named in the environment, says hello with `manifest`, and serves calls
@@ -141,20 +141,22 @@ pub(crate) type Answer = (Vec<Row>, u64);
 /// such a thread reads goes to `backlog`, for the next idle worker; an answer for another query
 /// is left in `answers` for its waiter.
 ///
-/// The lead is parked while a call runs: the worker that read it keeps the lead (`parked`) and
-/// reads the next frame itself when the call returns, so that short calls, one after the
-/// other, cost no thread switch (waking a follower for each call took about half of a small
-/// extension's time). One idle worker, the standby, waits on a condition of its own until the
-/// park's deadline ([`PARK`]) and then takes the lead, so that a long call holds up the others
-/// by that much at most; a thread that must read the answer to its query takes a parked lead at
-/// once.
+/// The lead is parked while a call runs: the worker that read it keeps the lead (`parked`) and,
+/// unless someone took it meanwhile, reads the next frame itself when the call returns, so that
+/// short calls, one after the other, cost no thread switch (waking a follower for each call took
+/// about half of a small extension's time). One idle worker, the standby, waits on a condition
+/// of its own until the park's deadline ([`PARK`]) and then takes the lead, so that while a
+/// worker is idle a long call holds up the calls behind it by about that much; calls that
+/// waited in the buffer keep the deadline of the park they waited behind, so once it passes
+/// they go to idle workers one after the other at once. A thread that must read the answer to
+/// its query takes a parked lead at once.
 pub(crate) struct Channel {
     /// Locked only by the leader.
     reader: Mutex<(BufReader<UnixStream>, Vec<u8>)>,
     writer: Mutex<UnixStream>,
     state: Mutex<State>,
-    /// Signalled when the lead is free, a call waits in the backlog, an answer arrived, or the
-    /// channel ended.
+    /// Signalled when the lead is free or parked with threads waiting for answers, a call waits
+    /// in the backlog, an answer arrived, the standby role is free, or the channel ended.
     wake: Condvar,
     /// The standby's: signalled when the lead is parked while the standby sleeps, and with
     /// `wake` for everything else.
@@ -219,10 +221,13 @@ impl Channel {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn read(&self) -> Frame {
+    /// The next frame, and whether it had been read from the socket already (it waited while
+    /// the reader ran a call) rather than arriving now.
+    fn read(&self) -> (Frame, bool) {
         let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let (stream, buffer) = &mut *reader;
-        match read_frame(stream, buffer) {
+        let waited = !stream.buffer().is_empty();
+        let frame = match read_frame(stream, buffer) {
             Ok(true) => match decode::<HostMessage>(buffer) {
                 Ok(HostMessage::Call { id, action, inputs }) => Frame::Call((id, action, inputs)),
                 Ok(HostMessage::Rows { id, rows, affected }) => Frame::Answer(id, Ok((rows, affected))),
@@ -235,11 +240,12 @@ impl Channel {
             },
             Ok(false) => Frame::Closed,
             Err(error) => Frame::Broken(error.to_string()),
-        }
+        };
+        (frame, waited)
     }
 
-    /// Wakes a thread to take the lead: any idle worker will do, unless threads wait for
-    /// answers, which must all look. The standby is woken too if it sleeps: it may be the only
+    /// Wakes a thread to take the lead, or (when the lead was just parked) to become the
+    /// standby: any idle worker will do, unless threads wait for answers, which must all look. The standby is woken too if it sleeps: it may be the only
     /// idle worker. `standby` is what [`State::rouse_standby`] said under the lock.
     fn pass_lead(&self, everyone: bool, standby: bool) {
         if everyone {
@@ -297,20 +303,28 @@ impl Channel {
                     state.standby = false;
                     self.wake.notify_one();
                 }
-                state.parked = None;
+                let taken = state.parked.take();
                 state.leading = true;
                 drop(state);
-                let frame = self.read();
+                let (frame, waited) = self.read();
                 state = self.state();
                 state.leading = false;
                 if let Frame::Call(call) = frame {
-                    state.parked = Some(Park { worker, until: Instant::now() + PARK });
-                    // Threads waiting for answers may take the parked lead; a call in the
-                    // backlog wants a worker; a sleeping standby starts counting. Woken after
-                    // the lock is let go, so that they do not wake only to wait for it.
-                    // With no standby (every other worker busy, or the role just left), an idle
-                    // worker is woken to take the role.
-                    let everyone = state.querying > 0 || !state.backlog.is_empty();
+                    // A call that waited in the buffer while the lead was parked keeps that
+                    // park's deadline: otherwise a worker running calls shorter than the park,
+                    // one after the other, would renew it forever while the others idle, and
+                    // longer calls would start one park apart. Past it, the standby takes the
+                    // lead at once, and so on down the calls that wait.
+                    let until = match taken {
+                        Some(park) if waited => park.until,
+                        _ => Instant::now() + PARK,
+                    };
+                    state.parked = Some(Park { worker, until });
+                    // Threads waiting for answers may take the parked lead; a sleeping standby
+                    // starts counting; with no standby (every other worker busy, or the role
+                    // just left), an idle worker is woken to take the role. Woken after the
+                    // lock is let go, so that they do not wake only to wait for it.
+                    let everyone = state.querying > 0;
                     let rouse = state.rouse_standby();
                     let vacant = !state.standby;
                     drop(state);
@@ -389,7 +403,7 @@ impl Channel {
                     state.parked = None;
                     state.leading = true;
                     drop(state);
-                    let frame = self.read();
+                    let (frame, _) = self.read();
                     state = self.state();
                     state.leading = false;
                     // Whatever it was, the loop looks again: the answer, the end of the channel
