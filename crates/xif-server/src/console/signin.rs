@@ -60,7 +60,7 @@ async fn form(
 /// came from a trusted proxy (`--trusted-proxy`) that says its client spoke HTTPS to it
 /// (`X-Forwarded-Proto: https`), as a balancer that ends TLS does.
 fn secure(state: &AppState, peer: Option<std::net::IpAddr>, headers: &HeaderMap) -> bool {
-    state.secure_cookies
+    state.secure_cookies.load(std::sync::atomic::Ordering::Relaxed)
         || (peer.is_some_and(|peer| state.limits.login.trusted_proxies.iter().any(|proxy| proxy.contains(&peer)))
             && headers
                 .get("x-forwarded-proto")
