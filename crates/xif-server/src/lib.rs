@@ -910,13 +910,11 @@ async fn count_requests(request: axum::extract::Request, next: axum::middleware:
 /// The counter of answers with `status`: made once per status and kept, rather than a label
 /// string, a key and a registry lookup for every request.
 fn requests_counter(status: axum::http::StatusCode) -> metrics::Counter {
-    static COUNTERS: OnceLock<std::sync::Mutex<std::collections::HashMap<u16, metrics::Counter>>> = OnceLock::new();
-    let counters = COUNTERS.get_or_init(Default::default);
-    let mut counters = counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    counters
-        .entry(status.as_u16())
-        .or_insert_with(|| metrics::counter!("xif_http_requests_total", "status" => status.as_u16().to_string()))
-        .clone()
+    static COUNTERS: [OnceLock<metrics::Counter>; 500] = [const { OnceLock::new() }; 500];
+    let code = status.as_u16();
+    let make = || metrics::counter!("xif_http_requests_total", "status" => code.to_string());
+    // Status codes are 100 to 599 (`StatusCode` holds no other).
+    COUNTERS.get(usize::from(code).wrapping_sub(100)).map_or_else(make, |counter| counter.get_or_init(make).clone())
 }
 
 /// Where the server listens, once bound.
