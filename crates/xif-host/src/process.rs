@@ -658,6 +658,11 @@ async fn read_payload(reader: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, 
 async fn write_frames(mut writer: OwnedWriteHalf, mut frames: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
     const BATCH: usize = 256 * 1024;
     while let Some(mut batch) = frames.recv().await {
+        // Woken by a handler's frame, this task runs next (tokio's LIFO slot), before the other
+        // handlers ready on the same worker have queued theirs: one write, and one wake-up of
+        // the extension, per call. Yielding once lets them queue first, so that calls arriving
+        // together go out in one write; alone, the task is polled again at once.
+        tokio::task::yield_now().await;
         while batch.len() < BATCH {
             match frames.try_recv() {
                 Ok(frame) => batch.extend_from_slice(&frame),

@@ -97,6 +97,29 @@ async fn many_short_calls_sent_together_spread_over_the_workers() {
     extension.stop(Duration::from_secs(5)).await.expect("stopped");
 }
 
+/// Replies to calls sent together go out together: a worker that runs calls from the buffer one
+/// after the other holds their replies back until the last. Not behind a slow one, though: a
+/// quick call sent together with a slow call is answered long before the slow one ends.
+#[tokio::test]
+async fn a_quick_reply_is_not_held_behind_a_slow_call_sent_with_it() {
+    let extension = start("behaviours").await;
+    extension.call("Echo", values(json!({ "Message": "warm" }))).await.expect("echo");
+    let started = std::time::Instant::now();
+    let quick = extension.call("Echo", values(json!({ "Message": "first" })));
+    let slow = extension.call("Sleep", values(json!({ "Milliseconds": 3000 })));
+    tokio::pin!(slow);
+    // Polled in this order in the same turn: both frames go out in one write, the quick first.
+    tokio::select! {
+        biased;
+        reply = quick => assert_eq!(reply.expect("echo")["Echoed"], json!("first")),
+        _ = &mut slow => panic!("the slow call ended before the quick one was answered"),
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(1), "the quick call's reply waited {elapsed:?} behind the slow call");
+    slow.await.expect("slept");
+    extension.stop(Duration::from_secs(5)).await.expect("stopped");
+}
+
 /// Awaits every future, in order (a tiny `join_all`, to keep `futures` out of the dependencies).
 async fn futures_join<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut handles = Vec::new();

@@ -102,7 +102,7 @@ fn run(manifest: Manifest, handler: Arc<dyn Handler>) -> Result<(), String> {
     // Buffered: the host sends calls queued together in one write; they are read in one call.
     let channel = Arc::new(Channel {
         reader: Mutex::new((BufReader::with_capacity(64 * 1024, reader), buffer)),
-        writer: Mutex::new(writer),
+        writer: Mutex::new(Outgoing { stream: writer, held: Vec::new() }),
         state: Mutex::new(State::default()),
         wake: Condvar::new(),
         standby_wake: Condvar::new(),
@@ -150,10 +150,18 @@ pub(crate) type Answer = (Vec<Row>, u64);
 /// waited in the buffer keep the deadline of the park they waited behind, so once it passes
 /// they go to idle workers one after the other at once. A thread that must read the answer to
 /// its query takes a parked lead at once.
+///
+/// Replies go out together as the echo of a batch would: a worker that keeps the lead with
+/// another whole call waiting in the buffer holds its reply back, to go out with the next one
+/// written (one write, and one wake-up of the host, for the calls the host sent together). What
+/// is held goes out before the leader reads the socket, when a thread takes a parked lead from
+/// another (the standby at the park's deadline: so a long call holds replies back by about
+/// [`PARK`] at most), when the standby leaves its role, and when a worker ends. Replies are held
+/// only while there is a standby, so that someone takes the lead at the deadline.
 pub(crate) struct Channel {
     /// Locked only by the leader.
     reader: Mutex<(BufReader<UnixStream>, Vec<u8>)>,
-    writer: Mutex<UnixStream>,
+    writer: Mutex<Outgoing>,
     state: Mutex<State>,
     /// Signalled when the lead is free or parked with threads waiting for answers, a call waits
     /// in the backlog, an answer arrived, the standby role is free, or the channel ended.
@@ -162,6 +170,21 @@ pub(crate) struct Channel {
     /// `wake` for everything else.
     standby_wake: Condvar,
     next_query: AtomicU64,
+}
+
+/// The writing side of the channel.
+struct Outgoing {
+    stream: UnixStream,
+    /// Replies held back, to go out with the next write (see [`Channel`]).
+    held: Vec<u8>,
+}
+
+/// Whether `buffered` holds a whole frame, which can be read without waiting for the socket.
+fn holds_frame(buffered: &[u8]) -> bool {
+    match buffered.first_chunk::<4>() {
+        Some(prefix) => buffered.len() - 4 >= u32::from_le_bytes(*prefix) as usize,
+        None => false,
+    }
 }
 
 /// The lead, kept by the worker that runs the call it read.
@@ -227,6 +250,12 @@ impl Channel {
         let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let (stream, buffer) = &mut *reader;
         let waited = !stream.buffer().is_empty();
+        // The read may wait for the host, which may wait for the replies held back.
+        if !holds_frame(stream.buffer())
+            && let Err(error) = self.send(&[])
+        {
+            return (Frame::Broken(format!("cannot answer the host: {error}")), waited);
+        }
         let frame = match read_frame(stream, buffer) {
             Ok(true) => match decode::<HostMessage>(buffer) {
                 Ok(HostMessage::Call { id, action, inputs }) => Frame::Call((id, action, inputs)),
@@ -306,6 +335,10 @@ impl Channel {
                 let taken = state.parked.take();
                 state.leading = true;
                 drop(state);
+                if taken.is_some_and(|park| park.worker != worker) {
+                    // Replies the parked worker held back go out now, not after its call.
+                    self.flush();
+                }
                 let (frame, waited) = self.read();
                 state = self.state();
                 state.leading = false;
@@ -356,11 +389,12 @@ impl Channel {
         };
         if standby {
             // Leaving the role (for a call in the backlog, or to exit): another idle worker
-            // takes it.
+            // takes it. Replies held back, counting on this standby, go out now.
             state.standby = false;
             state.standby_sleeping = false;
             drop(state);
             self.wake.notify_one();
+            self.flush();
         }
         outcome
     }
@@ -387,7 +421,7 @@ impl Channel {
         }
         let frame =
             encode(&ExtensionMessage::Query { id, call, database: database.to_owned(), sql: sql.to_owned(), params });
-        let sent = self.writer.lock().unwrap_or_else(PoisonError::into_inner).write_all(&frame);
+        let sent = self.send(&frame);
         let mut state = self.state();
         let answer = match sent {
             Err(error) => Err(gone(&error.to_string())),
@@ -400,9 +434,12 @@ impl Channel {
                 }
                 // A parked lead too: this answer must not wait for the park to end.
                 if !state.leading {
-                    state.parked = None;
+                    let taken = state.parked.take();
                     state.leading = true;
                     drop(state);
+                    if taken.is_some() {
+                        self.flush();
+                    }
                     let (frame, _) = self.read();
                     state = self.state();
                     state.leading = false;
@@ -424,10 +461,48 @@ impl Channel {
         answer
     }
 
-    fn reply(&self, reply: &ExtensionMessage) -> Result<(), String> {
+    fn outgoing(&self) -> MutexGuard<'_, Outgoing> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes what is held back, then `frame`, in one write.
+    fn send(&self, frame: &[u8]) -> std::io::Result<()> {
+        let mut outgoing = self.outgoing();
+        if outgoing.held.is_empty() {
+            return outgoing.stream.write_all(frame);
+        }
+        let mut held = std::mem::take(&mut outgoing.held);
+        held.extend_from_slice(frame);
+        let sent = outgoing.stream.write_all(&held);
+        held.clear();
+        outgoing.held = held;
+        sent
+    }
+
+    /// Writes what is held back. A broken channel is left to the reader to find and report.
+    fn flush(&self) {
+        if self.send(&[]).is_err() {
+            // The next read sees the channel closed or broken.
+        }
+    }
+
+    /// Answers a call run by worker `worker`: held back (see [`Channel`]) while that worker
+    /// keeps the lead with a whole call waiting in the buffer, which it reads next, and a
+    /// standby waits to take the lead if that call runs long; written at once otherwise.
+    fn reply(&self, worker: usize, reply: &ExtensionMessage) -> Result<(), String> {
         let frame = encode(reply);
-        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        writer.write_all(&frame).map_err(|error| format!("cannot answer the host: {error}"))
+        {
+            let state = self.state();
+            let runs_next = state.standby
+                && state.parked.is_some_and(|park| park.worker == worker)
+                && self.reader.try_lock().is_ok_and(|reader| holds_frame(reader.0.buffer()));
+            if runs_next {
+                // Under the state lock: a thread taking the lead from this worker flushes after.
+                self.outgoing().held.extend_from_slice(&frame);
+                return Ok(());
+            }
+        }
+        self.send(&frame).map_err(|error| format!("cannot answer the host: {error}"))
     }
 }
 
@@ -467,6 +542,13 @@ impl Drop for Running {
 }
 
 fn work(channel: &Arc<Channel>, handler: &dyn Handler, worker: usize) -> Result<(), String> {
+    let outcome = run_calls(channel, handler, worker);
+    // Replies held back go out before the worker ends.
+    channel.flush();
+    outcome
+}
+
+fn run_calls(channel: &Arc<Channel>, handler: &dyn Handler, worker: usize) -> Result<(), String> {
     while let Some((id, action, inputs)) = channel.next_call(worker)? {
         let result = {
             let _running = Running::enter(CallContext { call: id, channel: Arc::clone(channel) });
@@ -487,7 +569,7 @@ fn work(channel: &Arc<Channel>, handler: &dyn Handler, worker: usize) -> Result<
                 ExtensionMessage::Fail { id, error: ActionFailure { code: error.code, message: error.message } }
             }
         };
-        channel.reply(&reply)?;
+        channel.reply(worker, &reply)?;
     }
     Ok(())
 }

@@ -3,8 +3,11 @@
 //!
 //! Recording must stay cheap on the call path: [`CallLog::record`] never waits on the database.
 //! It puts the entry on a bounded channel (a `try_send`, no lock held across a database call);
-//! one writer task gathers what arrives for up to `GATHER` (200 ms), looking every `STEP`
-//! (10 ms), at most `BATCH` (1,024) entries, and inserts them in one transaction. When the channel is full (the database slower than the calls for a while), the
+//! one writer gathers what arrives for up to `GATHER` (200 ms), looking every `STEP` (10 ms), at
+//! most `BATCH` (1,024) entries, and inserts them in one transaction. The writer is a thread of
+//! its own, not a task: building a batch's statement and its parameters took several percent of
+//! the runtime's one worker on a loaded server, which the calls need (the insert itself runs on
+//! the runtime's handle, with the store's connections). When the channel is full (the database slower than the calls for a while), the
 //! entry is dropped and counted in `xif_call_log_dropped_total`, with a warning at most every 10
 //! seconds: the calls themselves never slow down for their log. A sweeper removes the entries
 //! older than the retention every `SWEEP_EVERY` (10 minutes). At shutdown, [`CallLog::flush`]
@@ -103,29 +106,49 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// The integration log: a channel to its writer, or nothing when it is turned off.
 #[derive(Debug, Default)]
 pub struct CallLog {
-    sender: Option<tokio::sync::mpsc::Sender<CallEntry>>,
+    sender: Option<tokio::sync::mpsc::Sender<Message>>,
     /// When the last warning about dropped entries was given, in seconds since the epoch.
     warned_at: AtomicI64,
     /// How long entries are kept; zero when the log is off.
     retention: Duration,
-    /// Tells the writer to write what waits and end, at shutdown.
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-    /// The writer, awaited by [`CallLog::flush`].
-    writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Told by the writer when it ends, awaited by [`CallLog::flush`].
+    ended: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+}
+
+/// What the writer receives.
+#[derive(Debug)]
+enum Message {
+    Entry(CallEntry),
+    /// Write what waits and end (at shutdown).
+    Stop,
 }
 
 impl CallLog {
-    /// A log written to `metadata` by a task of its own, as served by node `node`, keeping
+    /// A log written to `metadata` by a thread of its own, as served by node `node`, keeping
     /// entries `days` days (and sweeping older ones); `days` 0 turns the log off: nothing is
-    /// recorded, and nothing already recorded is swept. Must run in a tokio runtime.
-    pub fn start(metadata: Arc<dyn MetadataStore>, days: u32, node: impl Fn() -> String + Send + 'static) -> Self {
+    /// recorded, and nothing already recorded is swept. Must run in a tokio runtime, whose
+    /// handle runs the inserts.
+    ///
+    /// # Errors
+    ///
+    /// When the writer's thread cannot be started.
+    pub fn start(
+        metadata: Arc<dyn MetadataStore>,
+        days: u32,
+        node: impl Fn() -> String + Send + 'static,
+    ) -> std::io::Result<Self> {
         if days == 0 {
-            return Self::default();
+            return Ok(Self::default());
         }
         let retention = Duration::from_secs(u64::from(days) * 86_400);
         let (sender, receiver) = tokio::sync::mpsc::channel(CAPACITY);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let writer = tokio::spawn(write(Arc::clone(&metadata), receiver, stopped, node));
+        let (ended, on_end) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Handle::current();
+        let store = Arc::clone(&metadata);
+        std::thread::Builder::new().name("xif-call-log".into()).spawn(move || {
+            write(&runtime, store.as_ref(), receiver, &node);
+            ended.send(()).ok();
+        })?;
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SWEEP_EVERY);
             loop {
@@ -135,24 +158,27 @@ impl CallLog {
                 }
             }
         });
-        Self {
+        Ok(Self {
             sender: Some(sender),
             warned_at: AtomicI64::new(0),
             retention,
-            stop: Some(stop),
-            writer: std::sync::Mutex::new(Some(writer)),
-        }
+            ended: std::sync::Mutex::new(Some(on_end)),
+        })
     }
 
     /// Writes the entries still waiting and stops the writer, within 5 seconds: at shutdown,
     /// before the metadata store closes, so that the last calls are not lost.
     pub async fn flush(&self) {
-        let Some(stop) = &self.stop else { return };
-        stop.send_replace(true);
-        let writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(writer) = writer
-            && tokio::time::timeout(Duration::from_secs(5), writer).await.is_err()
-        {
+        let Some(sender) = &self.sender else { return };
+        let ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let Some(ended) = ended else { return };
+        let stopped = async {
+            // Behind the entries already waiting; the writer ends after writing them.
+            if sender.send(Message::Stop).await.is_ok() {
+                ended.await.ok();
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(5), stopped).await.is_err() {
             tracing::warn!("the integration log's last entries were not written within 5 seconds");
         }
     }
@@ -171,7 +197,7 @@ impl CallLog {
     /// entry is dropped and counted.
     pub fn record(&self, entry: CallEntry) {
         let Some(sender) = &self.sender else { return };
-        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = sender.try_send(entry) {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = sender.try_send(Message::Entry(entry)) {
             metrics::counter!("xif_call_log_dropped_total").increment(1);
             let now = chrono::Utc::now().timestamp();
             let last = self.warned_at.load(Ordering::Relaxed);
@@ -211,61 +237,49 @@ pub async fn sweep(metadata: &dyn MetadataStore, retention: Duration) -> Result<
     Ok(removed)
 }
 
-/// The writer: waits for an entry, takes every other one that has arrived (up to [`BATCH`]),
-/// and inserts them together. A batch that cannot be written (the database down) is dropped
-/// after a warning, counted: the log never holds up the calls, nor grows without bound.
-async fn write(
-    metadata: Arc<dyn MetadataStore>,
-    mut receiver: tokio::sync::mpsc::Receiver<CallEntry>,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-    node: impl Fn() -> String,
+/// The writer, on its own thread: waits for an entry, takes every other one that arrives for
+/// [`GATHER`], looking every [`STEP`] (up to [`BATCH`]), and inserts them together on
+/// `runtime`. A batch that cannot be written (the database down) is dropped after a warning,
+/// counted: the log never holds up the calls, nor grows without bound. Ends when told to stop
+/// (after writing what waits) or when the log is gone.
+fn write(
+    runtime: &tokio::runtime::Handle,
+    metadata: &dyn MetadataStore,
+    mut receiver: tokio::sync::mpsc::Receiver<Message>,
+    node: &dyn Fn() -> String,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        let mut stopping = tokio::select! {
-            received = receiver.recv_many(&mut batch, BATCH) => {
-                if received == 0 {
-                    return;
+    let mut ending = false;
+    while !ending {
+        match receiver.blocking_recv() {
+            Some(Message::Entry(entry)) => batch.push(entry),
+            Some(Message::Stop) | None => ending = true,
+        }
+        let until = std::time::Instant::now() + GATHER;
+        loop {
+            while batch.len() < BATCH && !ending {
+                match receiver.try_recv() {
+                    Ok(Message::Entry(entry)) => batch.push(entry),
+                    Ok(Message::Stop) | Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => ending = true,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
                 }
-                false
             }
-            _ = stopped.wait_for(|stop| *stop) => true,
-        };
-        let until = tokio::time::Instant::now() + GATHER;
-        let mut closed = false;
-        while batch.len() < BATCH && !stopping && !closed {
-            let now = tokio::time::Instant::now();
-            if now >= until {
+            let now = std::time::Instant::now();
+            if batch.len() >= BATCH || ending || now >= until {
                 break;
             }
-            tokio::select! {
-                () = tokio::time::sleep_until(until.min(now + STEP)) => {}
-                _ = stopped.wait_for(|stop| *stop) => stopping = true,
-            }
-            while batch.len() < BATCH {
-                match receiver.try_recv() {
-                    Ok(entry) => batch.push(entry),
-                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
-                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
+            std::thread::sleep(STEP.min(until - now));
         }
-        if stopping {
-            // What waits is written too, in batches, and the writer ends.
-            while let Ok(entry) = receiver.try_recv() {
-                batch.push(entry);
-                if batch.len() == BATCH {
-                    insert(metadata.as_ref(), &mut batch, &node()).await;
-                }
-            }
-            insert(metadata.as_ref(), &mut batch, &node()).await;
-            return;
-        }
-        insert(metadata.as_ref(), &mut batch, &node()).await;
+        runtime.block_on(insert(metadata, &mut batch, &node()));
     }
+    // Entries recorded after the stop, while the server finished its last calls.
+    while let Ok(Message::Entry(entry)) = receiver.try_recv() {
+        batch.push(entry);
+        if batch.len() == BATCH {
+            runtime.block_on(insert(metadata, &mut batch, &node()));
+        }
+    }
+    runtime.block_on(insert(metadata, &mut batch, &node()));
 }
 
 /// Inserts `batch` and empties it; a batch that cannot be written is dropped, counted.
@@ -313,7 +327,13 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1), "recording waited");
         let mut received = Vec::new();
         receiver.recv_many(&mut received, 10).await;
-        let operations: Vec<&str> = received.iter().map(|entry| entry.operation.as_str()).collect();
+        let operations: Vec<&str> = received
+            .iter()
+            .filter_map(|message| match message {
+                Message::Entry(entry) => Some(entry.operation.as_str()),
+                Message::Stop => None,
+            })
+            .collect();
         assert_eq!(operations, ["Call0", "Call1"]);
         assert!(log.warned_at.load(Ordering::Relaxed) > 0, "the drop was warned about");
     }

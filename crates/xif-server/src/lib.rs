@@ -446,9 +446,11 @@ impl AppState {
         })?;
         let calls = {
             let cluster = Arc::clone(&cluster);
-            Arc::new(calllog::CallLog::start(Arc::clone(&metadata), limits.call_log_days, move || {
-                cluster.identity().name
-            }))
+            let log =
+                calllog::CallLog::start(Arc::clone(&metadata), limits.call_log_days, move || cluster.identity().name);
+            Arc::new(log.map_err(|error| {
+                storage_error(StoreError(format!("cannot start the integration log's writer: {error}")))
+            })?)
         };
         let entities = Arc::new(entities::Entities::new(Arc::clone(&metadata), keys, data_dir));
         let state = Self(Arc::new(AppStateInner {
