@@ -4,7 +4,7 @@
 //! Recording must stay cheap on the call path: [`CallLog::record`] never waits on the database.
 //! It puts the entry on a bounded channel (a `try_send`, no lock held across a database call);
 //! one writer gathers what arrives for up to `GATHER` (200 ms), looking every `STEP` (10 ms), at
-//! most `BATCH` (1,024) entries, and inserts them in one transaction. The writer is a thread of
+//! most `BATCH` (4,096) entries, and inserts them in one transaction. The writer is a thread of
 //! its own, not a task: building a batch's statement and its parameters took several percent of
 //! the runtime's one worker on a loaded server, which the calls need (the insert itself runs on
 //! the runtime's handle, with the store's connections). When the channel is full (the database slower than the calls for a while), the
@@ -84,7 +84,7 @@ impl CallKind {
 const CAPACITY: usize = 16_384;
 
 /// The most entries inserted in one transaction.
-const BATCH: usize = 1_024;
+const BATCH: usize = 4_096;
 
 /// How long the writer waits, after an entry arrives, for others to join its transaction: a few
 /// large transactions a second under load, rather than one (and its sync to disk) per handful
@@ -248,38 +248,62 @@ fn write(
     mut receiver: tokio::sync::mpsc::Receiver<Message>,
     node: &dyn Fn() -> String,
 ) {
+    /// Why the writer ends.
+    enum End {
+        /// Told to (`CallLog::flush`).
+        Stop,
+        /// The log is gone without a flush.
+        Gone,
+    }
     let mut batch = Vec::with_capacity(BATCH);
-    let mut ending = false;
-    while !ending {
-        match receiver.blocking_recv() {
-            Some(Message::Entry(entry)) => batch.push(entry),
-            Some(Message::Stop) | None => ending = true,
-        }
+    loop {
+        let mut end = match receiver.blocking_recv() {
+            Some(Message::Entry(entry)) => {
+                batch.push(entry);
+                None
+            }
+            Some(Message::Stop) => Some(End::Stop),
+            None => Some(End::Gone),
+        };
         let until = std::time::Instant::now() + GATHER;
-        loop {
-            while batch.len() < BATCH && !ending {
+        while end.is_none() {
+            while batch.len() < BATCH {
                 match receiver.try_recv() {
                     Ok(Message::Entry(entry)) => batch.push(entry),
-                    Ok(Message::Stop) | Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => ending = true,
+                    Ok(Message::Stop) => end = Some(End::Stop),
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => end = Some(End::Gone),
                     Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                }
+                if end.is_some() {
+                    break;
                 }
             }
             let now = std::time::Instant::now();
-            if batch.len() >= BATCH || ending || now >= until {
+            if end.is_some() || batch.len() >= BATCH || now >= until {
                 break;
             }
             std::thread::sleep(STEP.min(until - now));
         }
-        runtime.block_on(insert(metadata, &mut batch, &node()));
-    }
-    // Entries recorded after the stop, while the server finished its last calls.
-    while let Ok(Message::Entry(entry)) = receiver.try_recv() {
-        batch.push(entry);
-        if batch.len() == BATCH {
-            runtime.block_on(insert(metadata, &mut batch, &node()));
+        match end {
+            None => runtime.block_on(insert(metadata, &mut batch, &node())),
+            Some(End::Stop) => {
+                runtime.block_on(insert(metadata, &mut batch, &node()));
+                // Entries recorded after the stop, while the server finished its last calls.
+                while let Ok(Message::Entry(entry)) = receiver.try_recv() {
+                    batch.push(entry);
+                    if batch.len() == BATCH {
+                        runtime.block_on(insert(metadata, &mut batch, &node()));
+                    }
+                }
+                runtime.block_on(insert(metadata, &mut batch, &node()));
+                return;
+            }
+            // Dropped without a flush: the runtime that would run the insert is likely ending
+            // with it (a timer on a runtime shut down panics), so what waits is let go, as a task
+            // of that runtime would have been.
+            Some(End::Gone) => return,
         }
     }
-    runtime.block_on(insert(metadata, &mut batch, &node()));
 }
 
 /// Inserts `batch` and empties it; a batch that cannot be written is dropped, counted.
