@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,7 @@ fn run(manifest: Manifest, handler: Arc<dyn Handler>) -> Result<(), String> {
     let channel = Arc::new(Channel {
         reader: Mutex::new((BufReader::with_capacity(64 * 1024, reader), buffer)),
         writer: Mutex::new(Outgoing { stream: writer, held: Vec::new() }),
+        holding: AtomicBool::new(false),
         state: Mutex::new(State::default()),
         wake: Condvar::new(),
         standby_wake: Condvar::new(),
@@ -162,6 +163,9 @@ pub(crate) struct Channel {
     /// Locked only by the leader.
     reader: Mutex<(BufReader<UnixStream>, Vec<u8>)>,
     writer: Mutex<Outgoing>,
+    /// Whether replies are held back: read without the writer's lock, so that the leader does
+    /// not wait for another thread's write before each read when nothing is held.
+    holding: AtomicBool,
     state: Mutex<State>,
     /// Signalled when the lead is free or parked with threads waiting for answers, a call waits
     /// in the backlog, an answer arrived, the standby role is free, or the channel ended.
@@ -250,11 +254,11 @@ impl Channel {
         let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let (stream, buffer) = &mut *reader;
         let waited = !stream.buffer().is_empty();
-        // The read may wait for the host, which may wait for the replies held back.
-        if !holds_frame(stream.buffer())
-            && let Err(error) = self.send(&[])
-        {
-            return (Frame::Broken(format!("cannot answer the host: {error}")), waited);
+        // The read may wait for the host, which may wait for the replies held back. (No reply is
+        // held back while this thread reads: holding one takes the reader's lock. A write that
+        // fails leaves the read to find the channel closed or broken.)
+        if !holds_frame(stream.buffer()) && self.holding.load(Ordering::Acquire) {
+            self.flush();
         }
         let frame = match read_frame(stream, buffer) {
             Ok(true) => match decode::<HostMessage>(buffer) {
@@ -476,6 +480,7 @@ impl Channel {
         let sent = outgoing.stream.write_all(&held);
         held.clear();
         outgoing.held = held;
+        self.holding.store(false, Ordering::Release);
         sent
     }
 
@@ -496,9 +501,12 @@ impl Channel {
             let runs_next = state.standby
                 && state.parked.is_some_and(|park| park.worker == worker)
                 && self.reader.try_lock().is_ok_and(|reader| holds_frame(reader.0.buffer()));
-            if runs_next {
-                // Under the state lock: a thread taking the lead from this worker flushes after.
-                self.outgoing().held.extend_from_slice(&frame);
+            // Under the state lock, so that a thread taking the lead from this worker flushes
+            // after; and only when no one is writing, so that the state's lock is not held
+            // through another thread's write.
+            if runs_next && let Ok(mut outgoing) = self.writer.try_lock() {
+                outgoing.held.extend_from_slice(&frame);
+                self.holding.store(true, Ordering::Release);
                 return Ok(());
             }
         }

@@ -300,8 +300,18 @@ fn write(
             }
             // Dropped without a flush: the runtime that would run the insert is likely ending
             // with it (a timer on a runtime shut down panics), so what waits is let go, as a task
-            // of that runtime would have been.
-            Some(End::Gone) => return,
+            // of that runtime would have been, and counted.
+            Some(End::Gone) => {
+                let mut lost = batch.len();
+                while let Ok(message) = receiver.try_recv() {
+                    lost += usize::from(matches!(message, Message::Entry(_)));
+                }
+                if lost > 0 {
+                    metrics::counter!("xif_call_log_dropped_total").increment(lost as u64);
+                    tracing::debug!(lost, "the integration log was dropped without a flush; its last entries are lost");
+                }
+                return;
+            }
         }
     }
 }
