@@ -674,7 +674,33 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn insert_calls(&self, calls: &[crate::calllog::CallEntry], node: &str) -> Result<(), StoreError> {
-        insert_calls(&self.log, calls, node).await
+        // On the log's own connection. A few statements of many rows each rather than a
+        // statement a row: each statement is a round trip to the connection's thread, and the log
+        // is written at the rate of calls. 300 rows of 10 parameters stay far below SQLite's
+        // limit of 32,766. (Binding the names many rows share once, as numbered parameters, was
+        // tried: sqlx looks each parameter's name up, which SQLite does by walking the
+        // statement's list, and the log's work doubled.)
+        let mut transaction = self.log.begin_with(WRITE).await?;
+        for chunk in calls.chunks(300) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) ",
+            );
+            insert.push_values(chunk, |mut row, call| {
+                row.push_bind(crate::store::micros(call.at))
+                    .push_bind(call.extension.as_str())
+                    .push_bind(call.module.as_deref())
+                    .push_bind(call.user.as_str())
+                    .push_bind(call.token_id)
+                    .push_bind(call.kind.name())
+                    .push_bind(call.operation.as_str())
+                    .push_bind(i64::try_from(call.duration.as_micros()).unwrap_or(i64::MAX))
+                    .push_bind(call.error.as_deref())
+                    .push_bind(node);
+            });
+            insert.build().execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
+        Ok(())
     }
 
     async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError> {
@@ -759,36 +785,6 @@ fn call_row(row: &SqliteRow) -> Result<xif_api::CallRecord, sqlx::Error> {
         row.try_get("error")?,
         row.try_get("node")?,
     ))
-}
-
-/// Appends `calls` to the integration log over `pool` (the log's own connection), in one
-/// transaction. A few statements of many rows each rather than a statement a row: each statement
-/// is a round trip to the connection's thread, and the log is written at the rate of calls. 300
-/// rows of 10 parameters stay far below SQLite's limit of 32,766. (Binding the names shared by
-/// many rows once, as numbered parameters, was tried: sqlx looks each parameter's name up, which
-/// SQLite does by walking the statement's list, and the log's work doubled.)
-async fn insert_calls(pool: &SqlitePool, calls: &[crate::calllog::CallEntry], node: &str) -> Result<(), StoreError> {
-    let mut transaction = pool.begin_with(WRITE).await?;
-    for chunk in calls.chunks(300) {
-        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) ",
-        );
-        insert.push_values(chunk, |mut row, call| {
-            row.push_bind(crate::store::micros(call.at))
-                .push_bind(call.extension.as_str())
-                .push_bind(call.module.as_deref())
-                .push_bind(call.user.as_str())
-                .push_bind(call.token_id)
-                .push_bind(call.kind.name())
-                .push_bind(call.operation.as_str())
-                .push_bind(i64::try_from(call.duration.as_micros()).unwrap_or(i64::MAX))
-                .push_bind(call.error.as_deref())
-                .push_bind(node);
-        });
-        insert.build().execute(&mut *transaction).await?;
-    }
-    transaction.commit().await?;
-    Ok(())
 }
 
 #[cfg(test)]
