@@ -9,6 +9,7 @@
 mod auth;
 mod blobs;
 pub mod calllog;
+mod callsegments;
 pub mod cluster;
 mod connections;
 mod console;

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (101, "farm settings", include_str!("../migrations/postgres/0101_farm_settings.sql")),
     (102, "connections", include_str!("../migrations/postgres/0102_connections.sql")),
     (103, "scopes and calls", include_str!("../migrations/postgres/0103_scopes_and_calls.sql")),
+    (104, "call segments", include_str!("../migrations/postgres/0104_call_segments.sql")),
 ];
 
 /// How long a request waits for a connection before the database counts as unavailable (503):
@@ -108,6 +109,7 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|error| StoreError(format!("cannot bring its schema up to date: {error}")))?;
+        rewrite_old_log(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -749,71 +751,72 @@ impl MetadataStore for PgStore {
     }
 
     async fn insert_calls(&self, calls: &[crate::calllog::CallEntry], node: &str) -> Result<(), StoreError> {
-        // One statement for the batch: the columns as arrays, unnested into rows.
-        let mut columns: (Vec<i64>, Vec<String>, Vec<Option<String>>, Vec<String>, Vec<Option<i64>>) =
-            Default::default();
-        let mut more: (Vec<&'static str>, Vec<String>, Vec<i64>, Vec<Option<String>>) = Default::default();
-        for call in calls {
-            columns.0.push(crate::store::micros(call.at));
-            columns.1.push(call.extension.to_string());
-            columns.2.push(call.module.as_deref().map(str::to_owned));
-            columns.3.push(call.user.to_string());
-            columns.4.push(call.token_id);
-            more.0.push(call.kind.name());
-            more.1.push(call.operation.to_string());
-            more.2.push(i64::try_from(call.duration.as_micros()).unwrap_or(i64::MAX));
-            more.3.push(call.error.as_deref().map(str::to_owned));
-        }
-        sqlx::query(
-            "INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) \
-             SELECT *, $10 FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], \
-             $7::TEXT[], $8::BIGINT[], $9::TEXT[])",
-        )
-        .bind(&columns.0)
-        .bind(&columns.1)
-        .bind(&columns.2)
-        .bind(&columns.3)
-        .bind(&columns.4)
-        .bind(&more.0)
-        .bind(&more.1)
-        .bind(&more.2)
-        .bind(&more.3)
-        .bind(node)
-        .execute(&self.pool)
-        .await?;
+        // A row for each extension's entries (see `callsegments`).
+        let mut transaction = self.pool.begin().await?;
+        insert_segments(&mut transaction, calls, Some(node)).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
     async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError> {
-        if !comparable(query.extension) {
+        if !comparable(query.extension) || query.limit == 0 {
             return Ok(Vec::new());
         }
+        // Newest first, by the (lower(extension), id) index, skipping the segments that cannot
+        // hold a match by their columns; read until the page is full.
         let rows = sqlx::query(
-            "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
-             FROM calls WHERE lower(extension) = lower($1) AND ($2::TEXT IS NULL OR (lower(module) = lower($2) AND user_name = $7) \
-             OR token_id = $8) \
-             AND ($3::BIGINT IS NULL OR at >= $3) AND (NOT $4 OR error IS NOT NULL) \
-             AND ($5::BIGINT IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
+            "SELECT id, extension, node, entries FROM call_segments WHERE lower(extension) = lower($1) \
+             AND ($2::BIGINT IS NULL OR id <= $2) AND ($3::BIGINT IS NULL OR last_at >= $3) \
+             AND (NOT $4 OR failed > 0) ORDER BY id DESC",
         )
         .bind(query.extension)
-        .bind(query.module)
+        .bind(crate::callsegments::segment_of(query.before_id))
         .bind(query.since_micros)
         .bind(query.failed)
-        .bind(query.before_id)
-        .bind(i64::from(query.limit))
-        .bind(query.owner)
-        .bind(query.token_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|row| Ok(call_row(row)?)).collect()
+        .fetch(&self.pool);
+        crate::callsegments::read(rows, query).await
     }
 
     async fn sweep_calls(&self, before_micros: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM calls WHERE at < $1")
+        // The segments all older than the retention go whole; those that began before it are
+        // written again without their old entries (locked, as other servers of the farm sweep
+        // too).
+        let mut transaction = self.pool.begin().await?;
+        let whole: i64 = sqlx::query_scalar(
+            "WITH gone AS (DELETE FROM call_segments WHERE first_at < $1 AND last_at < $1 RETURNING count) \
+             SELECT coalesce(sum(count), 0)::BIGINT FROM gone",
+        )
+        .bind(before_micros)
+        .fetch_one(&mut *transaction)
+        .await?;
+        let mut removed = u64::try_from(whole).unwrap_or(0);
+        let straddling = sqlx::query("SELECT id, entries FROM call_segments WHERE first_at < $1 FOR UPDATE")
             .bind(before_micros)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+            .fetch_all(&mut *transaction)
+            .await?;
+        for row in straddling {
+            let id: i64 = row.try_get("id")?;
+            let pruned = crate::callsegments::prune(row.try_get("entries")?, before_micros)?;
+            removed += pruned.removed;
+            if pruned.count == 0 {
+                sqlx::query("DELETE FROM call_segments WHERE id = $1").bind(id).execute(&mut *transaction).await?;
+            } else {
+                sqlx::query(
+                    "UPDATE call_segments SET first_at = $1, last_at = $2, count = $3, failed = $4, entries = $5 \
+                     WHERE id = $6",
+                )
+                .bind(pruned.first_at)
+                .bind(pruned.last_at)
+                .bind(i32::try_from(pruned.count).unwrap_or(i32::MAX))
+                .bind(i32::try_from(pruned.failed).unwrap_or(i32::MAX))
+                .bind(&pruned.entries)
+                .bind(id)
+                .execute(&mut *transaction)
+                .await?;
+            }
+        }
+        transaction.commit().await?;
+        Ok(removed)
     }
 
     async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
@@ -846,21 +849,65 @@ impl MetadataStore for PgStore {
     }
 }
 
-/// An entry of the integration log from its row.
-fn call_row(row: &PgRow) -> Result<xif_api::CallRecord, sqlx::Error> {
-    Ok(crate::store::call_record(
-        row.try_get("id")?,
-        row.try_get("at")?,
-        row.try_get("extension")?,
-        row.try_get("module")?,
-        row.try_get("user_name")?,
-        row.try_get("token_id")?,
-        row.try_get("kind")?,
-        row.try_get("operation")?,
-        row.try_get("duration_us")?,
-        row.try_get("error")?,
-        row.try_get("node")?,
-    ))
+/// Inserts `calls` as segments, served by `node`.
+async fn insert_segments(
+    transaction: &mut Transaction<'_, Postgres>,
+    calls: &[crate::calllog::CallEntry],
+    node: Option<&str>,
+) -> Result<(), StoreError> {
+    for segment in crate::callsegments::segments(calls)? {
+        sqlx::query(
+            "INSERT INTO call_segments (extension, first_at, last_at, count, failed, node, entries) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(segment.extension)
+        .bind(segment.first_at)
+        .bind(segment.last_at)
+        .bind(i32::try_from(segment.count).unwrap_or(i32::MAX))
+        .bind(i32::try_from(segment.failed).unwrap_or(i32::MAX))
+        .bind(node)
+        .bind(&segment.entries)
+        .execute(&mut **transaction)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes the integration log of earlier versions (a row per entry, table `calls`) again as
+/// segments and drops its table, in one transaction: once, when the first server opens the
+/// store after migration 104 (the others wait on an advisory lock, then find no table).
+async fn rewrite_old_log(pool: &PgPool) -> Result<(), StoreError> {
+    /// The advisory lock of the rewrite: "xif-calls" in ASCII, apart from sqlx's migrations'.
+    const LOCK: i64 = 0x7869_662d_6361_6c6c;
+    let old: bool = sqlx::query_scalar("SELECT to_regclass('calls') IS NOT NULL").fetch_one(pool).await?;
+    if !old {
+        return Ok(());
+    }
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).execute(&mut *transaction).await?;
+    let old: bool = sqlx::query_scalar("SELECT to_regclass('calls') IS NOT NULL").fetch_one(&mut *transaction).await?;
+    if !old {
+        return Ok(());
+    }
+    let mut after = 0_i64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
+             FROM calls WHERE id > $1 ORDER BY id LIMIT 1000",
+        )
+        .bind(after)
+        .fetch_all(&mut *transaction)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("id")?;
+        let entries = rows.iter().map(crate::callsegments::old_entry).collect::<Result<Vec<_>, sqlx::Error>>()?;
+        for (node, entries) in crate::callsegments::by_node(entries) {
+            insert_segments(&mut transaction, &entries, node.as_deref()).await?;
+        }
+    }
+    sqlx::query("DROP TABLE calls").execute(&mut *transaction).await?;
+    transaction.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -917,6 +964,70 @@ mod tests {
             .expect("inserted");
         let old = store.extension("OLD").await.expect("read").expect("there");
         assert_eq!((old.name.as_str(), old.versions), ("Old", 4));
+    }
+
+    /// A database of a version that kept the integration log a row per entry has its entries
+    /// written again as segments by the first server that opens it (two at once here), read back
+    /// as they were, newest first, and the old table dropped.
+    #[tokio::test]
+    async fn the_old_integration_log_is_kept_as_segments() {
+        let url = xif_testkit::postgres::shared().database();
+        let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+        let before: Vec<Migration> = MIGRATIONS
+            .iter()
+            .filter(|(version, _, _)| *version < 104)
+            .map(|(version, description, sql)| {
+                Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false)
+            })
+            .collect();
+        let migrator = Migrator { migrations: Cow::Owned(before), ignore_missing: false, locking: true, no_tx: false };
+        migrator.run(&pool).await.expect("migrated to 103");
+        // 2,500 entries, a second apart: every third of Echo's failed, one in five for Other; in
+        // batches of 100 from two nodes.
+        let now = crate::store::micros(std::time::SystemTime::now());
+        sqlx::raw_sql(&format!(
+            "INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) \
+             SELECT {now} - (2500 - i) * 1000000::bigint, CASE WHEN i % 5 = 0 THEN 'Other' ELSE 'Echo' END, \
+             CASE WHEN i % 2 = 0 THEN 'Shop' END, 'ada', i, CASE WHEN i % 7 = 0 THEN 'record' ELSE 'action' END, \
+             'Op' || i, i, CASE WHEN i % 3 = 0 THEN 'invalid_input' END, 'node-' || (i / 100 % 2) \
+             FROM generate_series(1, 2500) AS i ORDER BY i"
+        ))
+        .execute(&pool)
+        .await
+        .expect("inserted");
+        pool.close().await;
+
+        let (first, second) = tokio::join!(PgStore::open(&url), PgStore::open(&url));
+        let (store, _other) = (first.expect("opens and migrates"), second.expect("opens too"));
+        let query = |extension| crate::store::CallQuery {
+            extension,
+            module: None,
+            owner: None,
+            token_id: None,
+            since_micros: None,
+            failed: false,
+            before_id: None,
+            limit: 5000,
+        };
+        let echo = store.calls(&query("echo")).await.expect("read");
+        assert_eq!(echo.len(), 2000, "Echo's entries, once");
+        assert!(echo.windows(2).all(|pair| pair[0].id > pair[1].id && pair[0].at > pair[1].at), "newest first");
+        let newest = &echo[0];
+        assert_eq!(
+            (newest.operation.as_str(), newest.token_id, newest.duration_us, newest.module.as_deref()),
+            ("Op2499", Some(2499), 2499, None)
+        );
+        assert_eq!(
+            (newest.kind.as_str(), newest.error.as_deref(), newest.node.as_deref()),
+            ("record", Some("invalid_input"), Some("node-0"))
+        );
+        assert_eq!(newest.at, crate::store::rfc3339_micros(now - 1_000_000));
+        let failed = store.calls(&crate::store::CallQuery { failed: true, ..query("Echo") }).await.expect("read");
+        assert_eq!(failed.len(), 2500 / 3 - 2500 / 15, "Echo's failed entries");
+        assert_eq!(store.calls(&query("OTHER")).await.expect("read").len(), 500);
+        let old: bool =
+            sqlx::query_scalar("SELECT to_regclass('calls') IS NOT NULL").fetch_one(&store.pool).await.expect("read");
+        assert!(!old, "the old table is gone");
     }
 
     /// Each query on the paths of listing and publishing can be answered through an index: with

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_connections.sql")),
     (8, include_str!("../migrations/0008_scopes_and_calls.sql")),
     (9, include_str!("../migrations/0009_calls_without_time_index.sql")),
+    (10, include_str!("../migrations/0010_call_segments.sql")),
 ];
 
 /// How a transaction that reads and then writes begins: it takes the write lock at once (waiting
@@ -98,6 +99,7 @@ impl SqliteStore {
             }
             transaction.commit().await?;
         }
+        rewrite_old_log(&pool).await?;
         let log = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
@@ -674,73 +676,73 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn insert_calls(&self, calls: &[crate::calllog::CallEntry], node: &str) -> Result<(), StoreError> {
-        // On the log's own connection. A few statements of many rows each rather than a
-        // statement a row: each statement is a round trip to the connection's thread, and the log
-        // is written at the rate of calls. 300 rows of 10 parameters stay far below SQLite's
-        // limit of 32,766. (Binding the names many rows share once, as numbered parameters, was
-        // tried: sqlx looks each parameter's name up, which SQLite does by walking the
-        // statement's list, and the log's work doubled.)
+        // On the log's own connection, a row for each extension's entries (see `callsegments`).
         let mut transaction = self.log.begin_with(WRITE).await?;
-        for chunk in calls.chunks(300) {
-            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) ",
-            );
-            insert.push_values(chunk, |mut row, call| {
-                row.push_bind(crate::store::micros(call.at))
-                    .push_bind(call.extension.as_str())
-                    .push_bind(call.module.as_deref())
-                    .push_bind(call.user.as_str())
-                    .push_bind(call.token_id)
-                    .push_bind(call.kind.name())
-                    .push_bind(call.operation.as_str())
-                    .push_bind(i64::try_from(call.duration.as_micros()).unwrap_or(i64::MAX))
-                    .push_bind(call.error.as_deref())
-                    .push_bind(node);
-            });
-            insert.build().execute(&mut *transaction).await?;
-        }
+        insert_segments(&mut transaction, calls, Some(node)).await?;
         transaction.commit().await?;
         Ok(())
     }
 
     async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError> {
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Newest first, by the (extension, id) index, skipping the segments that cannot hold a
+        // match by their columns; read until the page is full.
         let rows = sqlx::query(
-            "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
-             FROM calls WHERE extension = ?1 \
-             AND (?2 IS NULL OR (module = ?2 AND user_name = ?7) OR token_id = ?8) AND (?3 IS NULL OR at >= ?3) \
-             AND (NOT ?4 OR error IS NOT NULL) AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
+            "SELECT id, extension, node, entries FROM call_segments WHERE extension = ?1 \
+             AND (?2 IS NULL OR id <= ?2) AND (?3 IS NULL OR last_at >= ?3) AND (NOT ?4 OR failed > 0) \
+             ORDER BY id DESC",
         )
         .bind(query.extension)
-        .bind(query.module)
+        .bind(crate::callsegments::segment_of(query.before_id))
         .bind(query.since_micros)
         .bind(query.failed)
-        .bind(query.before_id)
-        .bind(query.limit)
-        .bind(query.owner)
-        .bind(query.token_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|row| Ok(call_row(row)?)).collect()
+        .fetch(&self.pool);
+        crate::callsegments::read(rows, query).await
     }
 
     async fn sweep_calls(&self, before_micros: i64) -> Result<u64, StoreError> {
-        // By the (extension, at) index, one extension after the other (found by skipping along
-        // that index, as a loose index scan), rather than by an index on the time alone, which
-        // every insert of the log would pay for.
-        Ok(sqlx::query(
-            "WITH RECURSIVE names(extension) AS ( \
-                SELECT min(extension) FROM calls \
-                UNION ALL \
-                SELECT (SELECT min(extension) FROM calls WHERE extension > names.extension) \
-                FROM names WHERE names.extension IS NOT NULL \
-             ) \
-             DELETE FROM calls WHERE extension IN (SELECT extension FROM names WHERE extension IS NOT NULL) \
-             AND at < ?1",
+        // The segments all older than the retention go whole; those that began before it are
+        // written again without their old entries.
+        let mut transaction = self.pool.begin_with(WRITE).await?;
+        let whole: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(count), 0) FROM call_segments WHERE first_at < ?1 AND last_at < ?1",
         )
         .bind(before_micros)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        .fetch_one(&mut *transaction)
+        .await?;
+        sqlx::query("DELETE FROM call_segments WHERE first_at < ?1 AND last_at < ?1")
+            .bind(before_micros)
+            .execute(&mut *transaction)
+            .await?;
+        let mut removed = u64::try_from(whole).unwrap_or(0);
+        let straddling = sqlx::query("SELECT id, entries FROM call_segments WHERE first_at < ?1")
+            .bind(before_micros)
+            .fetch_all(&mut *transaction)
+            .await?;
+        for row in straddling {
+            let id: i64 = row.try_get("id")?;
+            let pruned = crate::callsegments::prune(row.try_get("entries")?, before_micros)?;
+            removed += pruned.removed;
+            if pruned.count == 0 {
+                sqlx::query("DELETE FROM call_segments WHERE id = ?").bind(id).execute(&mut *transaction).await?;
+            } else {
+                sqlx::query(
+                    "UPDATE call_segments SET first_at = ?, last_at = ?, count = ?, failed = ?, entries = ? WHERE id = ?",
+                )
+                .bind(pruned.first_at)
+                .bind(pruned.last_at)
+                .bind(pruned.count)
+                .bind(pruned.failed)
+                .bind(&pruned.entries)
+                .bind(id)
+                .execute(&mut *transaction)
+                .await?;
+            }
+        }
+        transaction.commit().await?;
+        Ok(removed)
     }
 
     async fn publications(&self, extension: &str, page: &Page<i64>) -> Result<Vec<PublicationRecord>, StoreError> {
@@ -770,21 +772,60 @@ impl MetadataStore for SqliteStore {
     }
 }
 
-/// An entry of the integration log from its row.
-fn call_row(row: &SqliteRow) -> Result<xif_api::CallRecord, sqlx::Error> {
-    Ok(crate::store::call_record(
-        row.try_get("id")?,
-        row.try_get("at")?,
-        row.try_get("extension")?,
-        row.try_get("module")?,
-        row.try_get("user_name")?,
-        row.try_get("token_id")?,
-        row.try_get("kind")?,
-        row.try_get("operation")?,
-        row.try_get("duration_us")?,
-        row.try_get("error")?,
-        row.try_get("node")?,
-    ))
+/// Inserts `calls` as segments, served by `node`.
+async fn insert_segments(
+    transaction: &mut Transaction<'_, Sqlite>,
+    calls: &[crate::calllog::CallEntry],
+    node: Option<&str>,
+) -> Result<(), StoreError> {
+    for segment in crate::callsegments::segments(calls)? {
+        sqlx::query(
+            "INSERT INTO call_segments (extension, first_at, last_at, count, failed, node, entries) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(segment.extension)
+        .bind(segment.first_at)
+        .bind(segment.last_at)
+        .bind(segment.count)
+        .bind(segment.failed)
+        .bind(node)
+        .bind(&segment.entries)
+        .execute(&mut **transaction)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes the integration log of earlier versions (a row per entry, table `calls`) again as
+/// segments and drops its table, in one transaction: once, when the store first opens after
+/// migration 10. Read a thousand entries at a time, in their order.
+async fn rewrite_old_log(pool: &SqlitePool) -> Result<(), StoreError> {
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'calls'")
+        .fetch_one(pool)
+        .await?;
+    if tables == 0 {
+        return Ok(());
+    }
+    let mut transaction = pool.begin_with(WRITE).await?;
+    let mut after = 0_i64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
+             FROM calls WHERE id > ? ORDER BY id LIMIT 1000",
+        )
+        .bind(after)
+        .fetch_all(&mut *transaction)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("id")?;
+        let entries = rows.iter().map(crate::callsegments::old_entry).collect::<Result<Vec<_>, sqlx::Error>>()?;
+        for (node, entries) in crate::callsegments::by_node(entries) {
+            insert_segments(&mut transaction, &entries, node.as_deref()).await?;
+        }
+    }
+    sqlx::query("DROP TABLE calls").execute(&mut *transaction).await?;
+    transaction.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -821,6 +862,27 @@ mod tests {
         assert_eq!(names, (0..count).map(|index| format!("E{index:04}")).collect::<Vec<_>>());
     }
 
+    /// A connection to a new database at `path` with the migrations before `version` applied,
+    /// as an earlier version of the server left it.
+    async fn migrated_before(path: &std::path::Path, version: i64) -> sqlx::SqliteConnection {
+        use sqlx::Connection as _;
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        let mut connection = sqlx::SqliteConnection::connect_with(&options).await.expect("a connection");
+        sqlx::raw_sql("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            .execute(&mut connection)
+            .await
+            .expect("made");
+        for (applied, sql) in MIGRATIONS.iter().take_while(|(applied, _)| *applied < version) {
+            sqlx::raw_sql(sql).execute(&mut connection).await.expect("migrated");
+            sqlx::query("INSERT INTO schema_migrations VALUES (?, 'then')")
+                .bind(applied)
+                .execute(&mut connection)
+                .await
+                .expect("recorded");
+        }
+        connection
+    }
+
     /// A database made before the growth migration (6) has its extensions' numbers of versions
     /// counted by it, and kept from then on.
     #[tokio::test]
@@ -828,20 +890,7 @@ mod tests {
         use sqlx::Connection as _;
         let directory = tempfile::tempdir().expect("a temporary directory");
         let path = directory.path().join("metadata.sqlite");
-        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
-        let mut connection = sqlx::SqliteConnection::connect_with(&options).await.expect("a connection");
-        sqlx::raw_sql("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .execute(&mut connection)
-            .await
-            .expect("made");
-        for (version, sql) in MIGRATIONS.iter().take_while(|(version, _)| *version < 6) {
-            sqlx::raw_sql(sql).execute(&mut connection).await.expect("migrated");
-            sqlx::query("INSERT INTO schema_migrations VALUES (?, 'then')")
-                .bind(version)
-                .execute(&mut connection)
-                .await
-                .expect("recorded");
-        }
+        let mut connection = migrated_before(&path, 6).await;
         sqlx::raw_sql(
             "INSERT INTO extensions (id, name) VALUES (1, 'Old'), (2, 'Empty'); \
              INSERT INTO versions (extension_id, number, declared_version, sha256, size, uploaded_by, uploaded_at) \
@@ -872,6 +921,73 @@ mod tests {
             .expect("inserted");
         let old = store.extension("OLD").await.expect("read").expect("there");
         assert_eq!((old.name.as_str(), old.versions), ("Old", 4));
+    }
+
+    /// A database of a version that kept the integration log a row per entry has its entries
+    /// written again as segments when the store opens (across several reads of the old table,
+    /// two extensions and two nodes), read back as they were, newest first, and the old table
+    /// dropped.
+    #[tokio::test]
+    async fn the_old_integration_log_is_kept_as_segments() {
+        use sqlx::Connection as _;
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let path = directory.path().join("metadata.sqlite");
+        let mut connection = migrated_before(&path, 10).await;
+        // 2,500 entries, a second apart: every third of Echo's failed, one in five for Other; in
+        // batches of 100 from two nodes.
+        let now = crate::store::micros(std::time::SystemTime::now());
+        sqlx::raw_sql(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500) \
+             INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) \
+             SELECT {now} - (2500 - i) * 1000000, CASE WHEN i % 5 = 0 THEN 'Other' ELSE 'Echo' END, \
+             CASE WHEN i % 2 = 0 THEN 'Shop' END, 'ada', i, CASE WHEN i % 7 = 0 THEN 'record' ELSE 'action' END, \
+             'Op' || i, i, CASE WHEN i % 3 = 0 THEN 'invalid_input' END, 'node-' || (i / 100 % 2) FROM n"
+        ))
+        .execute(&mut connection)
+        .await
+        .expect("inserted");
+        connection.close().await.expect("closed");
+
+        let store = SqliteStore::open(&path).await.expect("opens and migrates");
+        let query = |extension| crate::store::CallQuery {
+            extension,
+            module: None,
+            owner: None,
+            token_id: None,
+            since_micros: None,
+            failed: false,
+            before_id: None,
+            limit: 5000,
+        };
+        let echo = store.calls(&query("echo")).await.expect("read");
+        assert_eq!(echo.len(), 2000, "Echo's entries");
+        assert!(echo.windows(2).all(|pair| pair[0].id > pair[1].id && pair[0].at > pair[1].at), "newest first");
+        let newest = &echo[0];
+        assert_eq!(
+            (newest.operation.as_str(), newest.token_id, newest.duration_us, newest.module.as_deref()),
+            ("Op2499", Some(2499), 2499, None)
+        );
+        assert_eq!(
+            (newest.kind.as_str(), newest.error.as_deref(), newest.node.as_deref()),
+            ("record", Some("invalid_input"), Some("node-0"))
+        );
+        assert_eq!(newest.at, crate::store::rfc3339_micros(now - 1_000_000));
+        let shop = echo.iter().find(|call| call.token_id == Some(2398)).expect("there");
+        assert_eq!(
+            (shop.module.as_deref(), shop.node.as_deref(), shop.kind.as_str()),
+            (Some("Shop"), Some("node-1"), "action")
+        );
+        let failed = store.calls(&crate::store::CallQuery { failed: true, ..query("Echo") }).await.expect("read");
+        assert_eq!(failed.len(), 2500 / 3 - 2500 / 15, "Echo's failed entries");
+        assert_eq!(store.calls(&query("OTHER")).await.expect("read").len(), 500);
+        let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'calls'")
+            .fetch_one(&store.pool)
+            .await
+            .expect("read");
+        assert_eq!(tables, 0, "the old table is gone");
+        drop(store);
+        let again = SqliteStore::open(&path).await.expect("opens again");
+        assert_eq!(again.calls(&query("Echo")).await.expect("read"), echo, "opened again, the same entries");
     }
 
     /// Each query on the paths of listing and publishing is answered through an index: its
