@@ -286,6 +286,54 @@ pub(crate) fn by_node(entries: Vec<(Option<String>, CallEntry)>) -> Vec<(Option<
     runs
 }
 
+/// What a test of either back end checks after the table of earlier versions was written again
+/// as segments: the 2,500 entries of `OLD_LOG` (made `now`) read back as they were, newest
+/// first; Echo's, which it returns.
+#[cfg(test)]
+pub(crate) async fn check_old_log(store: &dyn crate::store::MetadataStore, now: i64) -> Vec<xif_api::CallRecord> {
+    let query = |extension| CallQuery {
+        extension,
+        module: None,
+        owner: None,
+        token_id: None,
+        since_micros: None,
+        failed: false,
+        before_id: None,
+        limit: 5000,
+    };
+    let echo = store.calls(&query("echo")).await.expect("read");
+    assert_eq!(echo.len(), 2000, "Echo's entries, once each");
+    assert!(echo.windows(2).all(|pair| pair[0].id > pair[1].id && pair[0].at > pair[1].at), "newest first");
+    let newest = &echo[0];
+    assert_eq!(
+        (newest.operation.as_str(), newest.token_id, newest.duration_us, newest.module.as_deref()),
+        ("Op2499", Some(2499), 2499, None)
+    );
+    assert_eq!(
+        (newest.kind.as_str(), newest.error.as_deref(), newest.node.as_deref()),
+        ("record", Some("invalid_input"), Some("node-0"))
+    );
+    assert_eq!(newest.at, crate::store::rfc3339_micros(now - 1_000_000));
+    let shop = echo.iter().find(|call| call.token_id == Some(2398)).expect("there");
+    assert_eq!(
+        (shop.module.as_deref(), shop.node.as_deref(), shop.kind.as_str()),
+        (Some("Shop"), Some("node-1"), "action")
+    );
+    let failed = store.calls(&CallQuery { failed: true, ..query("Echo") }).await.expect("read");
+    assert_eq!(failed.len(), 2500 / 3 - 2500 / 15, "Echo's failed entries");
+    assert_eq!(store.calls(&query("OTHER")).await.expect("read").len(), 500);
+    echo
+}
+
+/// The rows of the old table `calls` that tests of either back end write (`{now}` replaced by
+/// the time, `{n}` by a table of the integers 1 to 2,500 as `i`): 2,500 entries a second apart,
+/// every third of Echo's failed, one in five for Other, in batches of 100 from two nodes.
+#[cfg(test)]
+pub(crate) const OLD_LOG: &str = "INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) \
+     SELECT {now} - (2500 - i) * CAST(1000000 AS BIGINT), CASE WHEN i % 5 = 0 THEN 'Other' ELSE 'Echo' END, \
+     CASE WHEN i % 2 = 0 THEN 'Shop' END, 'ada', i, CASE WHEN i % 7 = 0 THEN 'record' ELSE 'action' END, \
+     'Op' || i, i, CASE WHEN i % 3 = 0 THEN 'invalid_input' END, 'node-' || (i / 100 % 2) FROM {n} ORDER BY i";
+
 #[cfg(test)]
 mod tests {
     use super::*;

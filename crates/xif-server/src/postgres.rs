@@ -982,49 +982,16 @@ mod tests {
             .collect();
         let migrator = Migrator { migrations: Cow::Owned(before), ignore_missing: false, locking: true, no_tx: false };
         migrator.run(&pool).await.expect("migrated to 103");
-        // 2,500 entries, a second apart: every third of Echo's failed, one in five for Other; in
-        // batches of 100 from two nodes.
         let now = crate::store::micros(std::time::SystemTime::now());
-        sqlx::raw_sql(&format!(
-            "INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) \
-             SELECT {now} - (2500 - i) * 1000000::bigint, CASE WHEN i % 5 = 0 THEN 'Other' ELSE 'Echo' END, \
-             CASE WHEN i % 2 = 0 THEN 'Shop' END, 'ada', i, CASE WHEN i % 7 = 0 THEN 'record' ELSE 'action' END, \
-             'Op' || i, i, CASE WHEN i % 3 = 0 THEN 'invalid_input' END, 'node-' || (i / 100 % 2) \
-             FROM generate_series(1, 2500) AS i ORDER BY i"
-        ))
-        .execute(&pool)
-        .await
-        .expect("inserted");
+        let rows = crate::callsegments::OLD_LOG
+            .replace("{now}", &now.to_string())
+            .replace("{n}", "generate_series(1, 2500) AS i");
+        sqlx::raw_sql(&rows).execute(&pool).await.expect("inserted");
         pool.close().await;
 
         let (first, second) = tokio::join!(PgStore::open(&url), PgStore::open(&url));
         let (store, _other) = (first.expect("opens and migrates"), second.expect("opens too"));
-        let query = |extension| crate::store::CallQuery {
-            extension,
-            module: None,
-            owner: None,
-            token_id: None,
-            since_micros: None,
-            failed: false,
-            before_id: None,
-            limit: 5000,
-        };
-        let echo = store.calls(&query("echo")).await.expect("read");
-        assert_eq!(echo.len(), 2000, "Echo's entries, once");
-        assert!(echo.windows(2).all(|pair| pair[0].id > pair[1].id && pair[0].at > pair[1].at), "newest first");
-        let newest = &echo[0];
-        assert_eq!(
-            (newest.operation.as_str(), newest.token_id, newest.duration_us, newest.module.as_deref()),
-            ("Op2499", Some(2499), 2499, None)
-        );
-        assert_eq!(
-            (newest.kind.as_str(), newest.error.as_deref(), newest.node.as_deref()),
-            ("record", Some("invalid_input"), Some("node-0"))
-        );
-        assert_eq!(newest.at, crate::store::rfc3339_micros(now - 1_000_000));
-        let failed = store.calls(&crate::store::CallQuery { failed: true, ..query("Echo") }).await.expect("read");
-        assert_eq!(failed.len(), 2500 / 3 - 2500 / 15, "Echo's failed entries");
-        assert_eq!(store.calls(&query("OTHER")).await.expect("read").len(), 500);
+        crate::callsegments::check_old_log(&store, now).await;
         let old: bool =
             sqlx::query_scalar("SELECT to_regclass('calls') IS NOT NULL").fetch_one(&store.pool).await.expect("read");
         assert!(!old, "the old table is gone");

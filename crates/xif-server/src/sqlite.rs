@@ -933,15 +933,10 @@ mod tests {
         let directory = tempfile::tempdir().expect("a temporary directory");
         let path = directory.path().join("metadata.sqlite");
         let mut connection = migrated_before(&path, 10).await;
-        // 2,500 entries, a second apart: every third of Echo's failed, one in five for Other; in
-        // batches of 100 from two nodes.
         let now = crate::store::micros(std::time::SystemTime::now());
+        let rows = crate::callsegments::OLD_LOG.replace("{now}", &now.to_string()).replace("{n}", "n");
         sqlx::raw_sql(&format!(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500) \
-             INSERT INTO calls (at, extension, module, user_name, token_id, kind, operation, duration_us, error, node) \
-             SELECT {now} - (2500 - i) * 1000000, CASE WHEN i % 5 = 0 THEN 'Other' ELSE 'Echo' END, \
-             CASE WHEN i % 2 = 0 THEN 'Shop' END, 'ada', i, CASE WHEN i % 7 = 0 THEN 'record' ELSE 'action' END, \
-             'Op' || i, i, CASE WHEN i % 3 = 0 THEN 'invalid_input' END, 'node-' || (i / 100 % 2) FROM n"
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500) {rows}"
         ))
         .execute(&mut connection)
         .await
@@ -949,37 +944,7 @@ mod tests {
         connection.close().await.expect("closed");
 
         let store = SqliteStore::open(&path).await.expect("opens and migrates");
-        let query = |extension| crate::store::CallQuery {
-            extension,
-            module: None,
-            owner: None,
-            token_id: None,
-            since_micros: None,
-            failed: false,
-            before_id: None,
-            limit: 5000,
-        };
-        let echo = store.calls(&query("echo")).await.expect("read");
-        assert_eq!(echo.len(), 2000, "Echo's entries");
-        assert!(echo.windows(2).all(|pair| pair[0].id > pair[1].id && pair[0].at > pair[1].at), "newest first");
-        let newest = &echo[0];
-        assert_eq!(
-            (newest.operation.as_str(), newest.token_id, newest.duration_us, newest.module.as_deref()),
-            ("Op2499", Some(2499), 2499, None)
-        );
-        assert_eq!(
-            (newest.kind.as_str(), newest.error.as_deref(), newest.node.as_deref()),
-            ("record", Some("invalid_input"), Some("node-0"))
-        );
-        assert_eq!(newest.at, crate::store::rfc3339_micros(now - 1_000_000));
-        let shop = echo.iter().find(|call| call.token_id == Some(2398)).expect("there");
-        assert_eq!(
-            (shop.module.as_deref(), shop.node.as_deref(), shop.kind.as_str()),
-            (Some("Shop"), Some("node-1"), "action")
-        );
-        let failed = store.calls(&crate::store::CallQuery { failed: true, ..query("Echo") }).await.expect("read");
-        assert_eq!(failed.len(), 2500 / 3 - 2500 / 15, "Echo's failed entries");
-        assert_eq!(store.calls(&query("OTHER")).await.expect("read").len(), 500);
+        let echo = crate::callsegments::check_old_log(&store, now).await;
         let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'calls'")
             .fetch_one(&store.pool)
             .await
@@ -987,7 +952,7 @@ mod tests {
         assert_eq!(tables, 0, "the old table is gone");
         drop(store);
         let again = SqliteStore::open(&path).await.expect("opens again");
-        assert_eq!(again.calls(&query("Echo")).await.expect("read"), echo, "opened again, the same entries");
+        assert_eq!(crate::callsegments::check_old_log(&again, now).await, echo, "opened again, the same entries");
     }
 
     /// Each query on the paths of listing and publishing is answered through an index: its
