@@ -449,6 +449,52 @@ fn the_integration_log_records_a_mix_of_successful_and_failed_calls() {
     assert_eq!(rest.as_array().map(Vec::len), Some(1), "{rest}");
 }
 
+/// `xif calls` reads as many pages as `--limit` asks for, past the server's 1,000 a page, and
+/// says on standard error when older entries were left out; an empty log and a misspelt name are
+/// told apart.
+#[test]
+fn xif_calls_follows_the_pages_and_says_when_older_entries_are_left_out() {
+    let world = World::new(&[]);
+    world.published("Echo");
+    let admin = world.admin.clone();
+    let (code, stdout, stderr) = world.xif(&admin, &["calls", "Echo"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), ""), "{stderr}");
+    assert!(stderr.contains("no calls of `Echo` recorded"), "{stderr}");
+    let (code, _, stderr) = world.xif(&admin, &["calls", "Ecoh"]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("no version of extension `Ecoh` was uploaded"), "{stderr}");
+    let (code, _, stderr) = world.xif(&admin, &["calls", "Echo", "--limit", "0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+
+    for _ in 0..1_005 {
+        let (status, body) = world.call("POST", "/extensions/Echo/actions/Say", &admin, Some(json!({ "Text": "hi" })));
+        assert_eq!(status, 200, "{body}");
+    }
+    let every = |limit: &str| {
+        let (code, stdout, stderr) = world.xif(&admin, &["calls", "Echo", "--limit", limit, "--json"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        (serde_json::from_str::<Vec<Value>>(&stdout).expect("JSON"), stderr)
+    };
+    // The log is written within its gathering time (200 ms): wait for the last entry.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (entries, stderr) = loop {
+        let (entries, stderr) = every("2000");
+        if entries.len() >= 1_005 || Instant::now() > deadline {
+            break (entries, stderr);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(entries.len(), 1_005, "every entry, over two pages");
+    assert!(entries.windows(2).all(|pair| pair[0]["id"].as_i64() > pair[1]["id"].as_i64()), "newest first, once each");
+    assert!(!stderr.contains("newest"), "nothing left out: {stderr}");
+    let (code, stdout, stderr) = world.xif(&admin, &["calls", "Echo", "--limit", "1001"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1 + 1_001, "a header and 1,001 entries");
+    assert!(stderr.contains("the newest 1001 entries"), "{stderr}");
+    let shown = stdout.lines().nth(1).expect("an entry");
+    assert!(shown.contains(" µs ") || shown.contains(" ms "), "{shown}");
+}
+
 /// Module names are free text: two users may each have a module `Shop`. A module token sees the
 /// entries of its own owner's module (and its own), never the other user's.
 #[test]
@@ -513,8 +559,9 @@ fn calls_to_extensions_that_do_not_exist_are_not_logged() {
     let entries = logged(&world, "Echo", 1);
     assert_eq!(entries[0]["error"], "unknown_action", "{entries:?}");
     for index in 0..20 {
+        // Nothing logged: the log of a name no extension has is not an empty page but a 404.
         let (status, body) = world.call("GET", &format!("/extensions/Made{index}/calls"), &admin, None);
-        assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(0)), "Made{index}: {body}");
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_extension")), "Made{index}: {body}");
     }
 }
 
@@ -557,7 +604,23 @@ fn with_the_log_off_nothing_is_recorded_and_old_entries_are_swept_at_start() {
     let start = || {
         xif_testkit::Server::start(env!("CARGO_BIN_EXE_xif"), &data, PASSWORD, "warn", &["--call-log-days", "7"], drop)
     };
-    start().stop();
+    // Off, the server says so when it starts (and that what was recorded is kept).
+    let (said, lines) = std::sync::mpsc::channel();
+    let off = xif_testkit::Server::start(
+        env!("CARGO_BIN_EXE_xif"),
+        &data,
+        PASSWORD,
+        "warn",
+        &["--call-log-days", "0"],
+        move |line: String| drop(said.send(line)),
+    );
+    loop {
+        let line = lines.recv_timeout(Duration::from_secs(10)).expect("the server says the log is off");
+        if line.contains("the integration log is off (--call-log-days 0): calls are not recorded") {
+            break;
+        }
+    }
+    off.stop();
     write_old_entries(&data);
     let server = start();
     let token = server.token("admin", PASSWORD);

@@ -105,15 +105,27 @@ impl Client {
     /// Every item of the list at `path`, a page at a time (the largest pages the server gives),
     /// following each answer's `Link: <URL>; rel="next"` header until there is none.
     async fn list<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, ClientError> {
+        let url = format!("{}?limit={}", self.url(path), xif_api::PAGE_LIMIT_MAX);
+        Ok(self.pages(url, usize::MAX).await?.0)
+    }
+
+    /// The items of the list whose first page is at `url`, following each answer's `Link: <URL>;
+    /// rel="next"` header until there is none or `most` items are read; and whether there are more.
+    async fn pages<T: DeserializeOwned>(&self, mut url: String, most: usize) -> Result<(Vec<T>, bool), ClientError> {
         let unexpected = |detail: String| ClientError::Network { url: self.base.clone(), detail };
-        let mut url = format!("{}?limit={}", self.url(path), xif_api::PAGE_LIMIT_MAX);
         let mut items = Vec::new();
         loop {
             let (_, headers, bytes) = self.fetch_with_headers(self.http.get(&url)).await?;
             let page: Vec<T> =
                 serde_json::from_slice(&bytes).map_err(|error| unexpected(format!("unexpected answer: {error}")))?;
             items.extend(page);
-            let Some(next) = next_link(&headers) else { return Ok(items) };
+            let next = next_link(&headers);
+            if items.len() >= most {
+                let more = items.len() > most || next.is_some();
+                items.truncate(most);
+                return Ok((items, more));
+            }
+            let Some(next) = next else { return Ok((items, false)) };
             // The link is relative to the page's URL; it stays on this server.
             let page_url = reqwest::Url::parse(&url).map_err(|error| unexpected(format!("`{url}`: {error}")))?;
             let resolved = page_url
@@ -316,24 +328,31 @@ impl Client {
         self.send(self.http.get(self.url(&format!("/extensions/{extension}/consumers")))).await
     }
 
-    /// The integration log of `extension`, newest first: entries since `since` (RFC 3339, or
-    /// `1h`, `2d` back from now), only failed ones with `failed`, at most `limit`.
+    /// The newest `most` entries of an extension's integration log (following its pages of up to
+    /// 1,000), only those since `since` (RFC 3339, or back from now: `90s`, `1h`) and only the
+    /// failed ones when `failed`; and whether older entries were left out.
+    ///
+    /// # Errors
+    ///
+    /// When the server refuses (a bad `since`, an extension that does not exist) or cannot be reached.
     pub async fn calls(
         &self,
         extension: &str,
         since: Option<&str>,
         failed: bool,
-        limit: u32,
-    ) -> Result<Vec<xif_api::CallRecord>, ClientError> {
-        let mut request =
-            self.http.get(self.url(&format!("/extensions/{extension}/calls"))).query(&[("limit", limit.to_string())]);
+        most: usize,
+    ) -> Result<(Vec<xif_api::CallRecord>, bool), ClientError> {
+        let limit = most.clamp(1, xif_api::PAGE_LIMIT_MAX as usize);
+        let mut url = reqwest::Url::parse(&self.url(&format!("/extensions/{extension}/calls")))
+            .map_err(|error| ClientError::Network { url: self.base.clone(), detail: error.to_string() })?;
+        url.query_pairs_mut().append_pair("limit", &limit.to_string());
         if let Some(since) = since {
-            request = request.query(&[("since", since)]);
+            url.query_pairs_mut().append_pair("since", since);
         }
         if failed {
-            request = request.query(&[("failed", "true")]);
+            url.query_pairs_mut().append_pair("failed", "true");
         }
-        self.send(request).await
+        self.pages(url.into(), most).await
     }
 
     /// Removes a user.

@@ -77,10 +77,13 @@ fn decoding(error: &postcard::Error) -> StoreError {
 /// `calls` as segments: grouped by extension (in the order each first appears), in their order
 /// within each, at most [`MAX_ENTRIES`] a segment.
 pub(crate) fn segments(calls: &[CallEntry]) -> Result<Vec<Segment<'_>>, StoreError> {
+    // By the name regardless of ASCII case, as the log is read: calls that spell an extension
+    // differently share its segments (under the first spelling of the batch) rather than
+    // splitting them.
     let mut groups: Vec<(&str, Vec<&CallEntry>)> = Vec::new();
-    let mut group_of: HashMap<&str, usize> = HashMap::new();
+    let mut group_of: HashMap<compact_str::CompactString, usize> = HashMap::new();
     for call in calls {
-        let group = *group_of.entry(call.extension.as_str()).or_insert_with(|| {
+        let group = *group_of.entry(call.extension.to_ascii_lowercase()).or_insert_with(|| {
             groups.push((call.extension.as_str(), Vec::new()));
             groups.len() - 1
         });
@@ -131,45 +134,70 @@ fn decode(blob: &[u8]) -> Result<Vec<Stored<'_>>, StoreError> {
 }
 
 /// The segment id from which a query's segments are read down (`id <= this`): that of the
-/// cursor's entry, when the query has one.
+/// entries older than the cursor, when the query has one.
 pub(crate) fn segment_of(before_id: Option<i64>) -> Option<i64> {
-    before_id.map(|id| id >> SHIFT)
+    before_id.map(|id| id.saturating_sub(1) >> SHIFT)
 }
 
 /// A segment as read back.
-pub(crate) struct Row<'a> {
+pub(crate) struct Row {
     pub id: i64,
-    pub extension: &'a str,
-    pub node: Option<&'a str>,
-    pub entries: &'a [u8],
+    pub extension: String,
+    pub node: Option<String>,
+    pub entries: Vec<u8>,
 }
 
-/// Adds to `found` the entries of `row` that `query` selects, newest first, until `found` holds
-/// `query.limit` entries.
+/// What a query selects among a segment's entries: [`CallQuery`] without its extension and
+/// limit, owned, to be sent to a blocking thread.
+pub(crate) struct Filter {
+    module: Option<String>,
+    owner: Option<String>,
+    token_id: Option<i64>,
+    since_micros: Option<i64>,
+    failed: bool,
+    before_id: Option<i64>,
+}
+
+impl From<&CallQuery<'_>> for Filter {
+    fn from(query: &CallQuery<'_>) -> Self {
+        Filter {
+            module: query.module.map(str::to_owned),
+            owner: query.owner.map(str::to_owned),
+            token_id: query.token_id,
+            since_micros: query.since_micros,
+            failed: query.failed,
+            before_id: query.before_id,
+        }
+    }
+}
+
+/// Adds to `found` the entries of `row` that `filter` selects, newest first, until `found` holds
+/// `limit` entries.
 pub(crate) fn select(
-    row: &Row<'_>,
-    query: &CallQuery<'_>,
+    row: &Row,
+    filter: &Filter,
+    limit: usize,
     found: &mut Vec<xif_api::CallRecord>,
 ) -> Result<(), StoreError> {
-    let limit = query.limit as usize;
-    for entry in decode(row.entries)?.iter().rev() {
+    for entry in decode(&row.entries)?.iter().rev() {
         if found.len() >= limit {
             break;
         }
         let id = (row.id << SHIFT) | i64::from(entry.position);
-        let module = query.module.is_none_or(|module| {
-            (entry.module.is_some_and(|own| own.eq_ignore_ascii_case(module)) && Some(entry.user) == query.owner)
-                || (query.token_id.is_some() && entry.token_id == query.token_id)
+        let module = filter.module.as_deref().is_none_or(|module| {
+            (entry.module.is_some_and(|own| own.eq_ignore_ascii_case(module))
+                && Some(entry.user) == filter.owner.as_deref())
+                || (filter.token_id.is_some() && entry.token_id == filter.token_id)
         });
         if module
-            && query.since_micros.is_none_or(|since| entry.at >= since)
-            && (!query.failed || entry.error.is_some())
-            && query.before_id.is_none_or(|before| id < before)
+            && filter.since_micros.is_none_or(|since| entry.at >= since)
+            && (!filter.failed || entry.error.is_some())
+            && filter.before_id.is_none_or(|before| id < before)
         {
             found.push(crate::store::call_record(
                 id,
                 entry.at,
-                row.extension.to_owned(),
+                row.extension.clone(),
                 entry.module.map(str::to_owned),
                 entry.user.to_owned(),
                 entry.token_id,
@@ -177,38 +205,73 @@ pub(crate) fn select(
                 entry.operation.to_owned(),
                 entry.duration_us,
                 entry.error.map(str::to_owned),
-                row.node.map(str::to_owned),
+                row.node.clone(),
             ));
         }
     }
     Ok(())
 }
 
+/// The most entries one query decodes, about 15 ms of a core: past them, the page is answered
+/// with what was found and a cursor to go on from ([`crate::store::CallsFound::resume_before`]),
+/// so that no request (a module's, whose entries are few among many) costs the server more.
+pub(crate) const SCAN_MOST: i64 = 262_144;
+
+/// How many segments are decoded together, on a blocking thread rather than on the runtime's
+/// worker (which the calls need).
+const DECODED_TOGETHER: usize = 16;
+
 /// Reads a query's page from `rows`, an extension's segments newest first (`id`, `extension`,
-/// `node`, `entries`), as either back end answers them; stops reading once the page is full.
-pub(crate) async fn read<R, S>(mut rows: S, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError>
+/// `node`, `count`, `entries`), as either back end answers them; stops reading once the page is
+/// full or [`SCAN_MOST`] entries were decoded. A segment that cannot be decoded is left out, with
+/// an error in the server's log, rather than making the rest of the log unreadable.
+pub(crate) async fn read<R, S>(mut rows: S, query: &CallQuery<'_>) -> Result<crate::store::CallsFound, StoreError>
 where
     S: futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
     R: sqlx::Row,
     &'static str: sqlx::ColumnIndex<R>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> &'r [u8]: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     use futures_util::TryStreamExt as _;
+    let limit = query.limit as usize;
+    let filter = std::sync::Arc::new(Filter::from(query));
     let mut found = Vec::new();
-    while found.len() < query.limit as usize
-        && let Some(row) = rows.try_next().await?
-    {
-        let segment = Row {
-            id: row.try_get("id")?,
-            extension: row.try_get("extension")?,
-            node: row.try_get("node")?,
-            entries: row.try_get("entries")?,
-        };
-        select(&segment, query, &mut found)?;
+    let mut decoded = 0_i64;
+    while found.len() < limit {
+        let mut chunk = Vec::with_capacity(DECODED_TOGETHER);
+        while chunk.len() < DECODED_TOGETHER
+            && decoded < SCAN_MOST
+            && let Some(row) = rows.try_next().await?
+        {
+            decoded += i64::from(row.try_get::<i32, _>("count")?);
+            chunk.push(Row {
+                id: row.try_get("id")?,
+                extension: row.try_get("extension")?,
+                node: row.try_get("node")?,
+                entries: row.try_get("entries")?,
+            });
+        }
+        let Some(last) = chunk.last().map(|row| row.id) else { break };
+        let filter = std::sync::Arc::clone(&filter);
+        let mut page = std::mem::take(&mut found);
+        found = tokio::task::spawn_blocking(move || {
+            for row in &chunk {
+                if let Err(error) = select(row, &filter, limit, &mut page) {
+                    tracing::error!(segment = row.id, %error, "a segment of the integration log is left out");
+                }
+            }
+            page
+        })
+        .await
+        .map_err(|error| StoreError(format!("the integration log's reading ended: {error}")))?;
+        if decoded >= SCAN_MOST && found.len() < limit {
+            return Ok(crate::store::CallsFound { entries: found, resume_before: Some(last << SHIFT) });
+        }
     }
-    Ok(found)
+    Ok(crate::store::CallsFound { entries: found, resume_before: None })
 }
 
 /// A segment without its entries made before the sweep's time.
@@ -225,10 +288,18 @@ pub(crate) struct Pruned {
 
 /// `blob` without the entries made before `before_micros`; they keep their positions, so their
 /// ids.
-pub(crate) fn prune(blob: &[u8], before_micros: i64) -> Result<Pruned, StoreError> {
-    let entries = decode(blob)?;
+/// A segment that cannot be decoded comes back empty (so removed), with an error in the server's
+/// log: it began before the sweep's time, and would keep every later sweep from ending.
+pub(crate) fn prune(id: i64, blob: &[u8], before_micros: i64) -> Result<Pruned, StoreError> {
     let mut pruned =
         Pruned { entries: vec![FORMAT], count: 0, failed: 0, first_at: i64::MAX, last_at: i64::MIN, removed: 0 };
+    let entries = match decode(blob) {
+        Ok(entries) => entries,
+        Err(error) => {
+            tracing::error!(segment = id, %error, "a segment of the integration log that cannot be read is removed");
+            return Ok(pruned);
+        }
+    };
     for entry in &entries {
         if entry.at < before_micros {
             pruned.removed += 1;
@@ -272,6 +343,75 @@ where
     Ok((row.try_get::<Option<&str>, _>("node")?.map(str::to_owned), entry))
 }
 
+/// The entries of `rows` of the old table, with the node of each, in their order; and how many
+/// rows could not be read (a value of the wrong type: SQLite keeps what it was given), which are
+/// left out with a warning rather than keeping the store from opening.
+pub(crate) fn old_entries<R>(rows: &[R]) -> (Vec<(Option<String>, CallEntry)>, u64)
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut unreadable = 0;
+    for row in rows {
+        match old_entry(row) {
+            Ok(entry) => entries.push(entry),
+            Err(error) => {
+                unreadable += 1;
+                tracing::warn!(%error, "an entry of the old integration log cannot be read; it is left out");
+            }
+        }
+    }
+    (entries, unreadable)
+}
+
+/// The old table's rows moved in one transaction (fewer in unit tests, so that theirs take
+/// several).
+pub(crate) const OLD_ROWS_AT_ONCE: i64 = if cfg!(test) { 1_000 } else { 10_000 };
+
+/// Tells the server's log how the move of the old table's entries goes: at its start (`total`
+/// entries), every 100,000 and at its end.
+pub(crate) struct OldLogMove {
+    total: i64,
+    moved: u64,
+    unreadable: u64,
+    started: std::time::Instant,
+}
+
+impl OldLogMove {
+    pub(crate) fn start(total: i64) -> Self {
+        if total > 0 {
+            tracing::info!(
+                entries = total,
+                "moving the integration log of an earlier version to its new layout (once; the server starts after)"
+            );
+        }
+        OldLogMove { total, moved: 0, unreadable: 0, started: std::time::Instant::now() }
+    }
+
+    pub(crate) fn moved(&mut self, rows: usize, unreadable: u64) {
+        let before = self.moved / 100_000;
+        self.moved += rows as u64;
+        self.unreadable += unreadable;
+        if self.moved / 100_000 > before {
+            tracing::info!(moved = self.moved, of = self.total, "moving the integration log of an earlier version");
+        }
+    }
+
+    pub(crate) fn end(&self) {
+        if self.moved > 0 {
+            tracing::info!(
+                moved = self.moved,
+                unreadable = self.unreadable,
+                seconds = self.started.elapsed().as_secs_f64(),
+                "the integration log of an earlier version is moved to its new layout"
+            );
+        }
+    }
+}
+
 /// Entries in runs of the same node (which served them), in their order: the old table held
 /// each batch's entries together, so runs are batches, and an extension's entries keep their
 /// order across segments.
@@ -301,7 +441,7 @@ pub(crate) async fn check_old_log(store: &dyn crate::store::MetadataStore, now: 
         before_id: None,
         limit: 5000,
     };
-    let echo = store.calls(&query("echo")).await.expect("read");
+    let echo = store.calls(&query("echo")).await.expect("read").entries;
     assert_eq!(echo.len(), 2000, "Echo's entries, once each");
     assert!(echo.windows(2).all(|pair| pair[0].id > pair[1].id && pair[0].at > pair[1].at), "newest first");
     let newest = &echo[0];
@@ -319,9 +459,9 @@ pub(crate) async fn check_old_log(store: &dyn crate::store::MetadataStore, now: 
         (shop.module.as_deref(), shop.node.as_deref(), shop.kind.as_str()),
         (Some("Shop"), Some("node-1"), "action")
     );
-    let failed = store.calls(&CallQuery { failed: true, ..query("Echo") }).await.expect("read");
+    let failed = store.calls(&CallQuery { failed: true, ..query("Echo") }).await.expect("read").entries;
     assert_eq!(failed.len(), 2500 / 3 - 2500 / 15, "Echo's failed entries");
-    assert_eq!(store.calls(&query("OTHER")).await.expect("read").len(), 500);
+    assert_eq!(store.calls(&query("OTHER")).await.expect("read").entries.len(), 500);
     echo
 }
 
@@ -352,32 +492,27 @@ mod tests {
         }
     }
 
-    fn query(limit: u32) -> CallQuery<'static> {
-        CallQuery {
-            extension: "echo",
-            module: None,
-            owner: None,
-            token_id: None,
-            since_micros: None,
-            failed: false,
-            before_id: None,
-            limit,
-        }
+    fn every() -> Filter {
+        Filter { module: None, owner: None, token_id: None, since_micros: None, failed: false, before_id: None }
+    }
+
+    fn row(id: i64, entries: &[u8]) -> Row {
+        Row { id, extension: "Echo".into(), node: Some("n1".into()), entries: entries.to_vec() }
     }
 
     /// Entries come back as written, newest first, with ids from their segment's; grouped by
     /// extension; the count and failures of a segment are its entries'.
     #[test]
     fn entries_round_trip_newest_first_by_extension() {
-        let calls = vec![entry("Echo", 3, None), entry("Other", 2, None), entry("Echo", 1, Some("invalid_input"))];
+        let calls = vec![entry("Echo", 3, None), entry("Other", 2, None), entry("ECHO", 1, Some("invalid_input"))];
         let segments = segments(&calls).expect("encoded");
-        assert_eq!(segments.len(), 2, "a segment per extension");
+        assert_eq!(segments.len(), 2, "a segment per extension, whatever the case of its name");
         let echo = &segments[0];
         assert_eq!((echo.extension, echo.count, echo.failed), ("Echo", 2, 1));
         assert!(echo.first_at < echo.last_at);
         let mut found = Vec::new();
-        let row = Row { id: 5, extension: "Echo", node: Some("n1"), entries: &echo.entries };
-        select(&row, &query(10), &mut found).expect("read");
+        let row = row(5, &echo.entries);
+        select(&row, &every(), 10, &mut found).expect("read");
         assert_eq!(found.iter().map(|call| call.id).collect::<Vec<_>>(), [(5 << 16) + 1, 5 << 16]);
         let newest = &found[0];
         assert_eq!(
@@ -389,7 +524,7 @@ mod tests {
             (Some("Shop"), "ada", Some("n1"))
         );
         let mut one = Vec::new();
-        select(&row, &query(1), &mut one).expect("read");
+        select(&row, &every(), 1, &mut one).expect("read");
         assert_eq!(one.len(), 1, "no more than the limit");
     }
 
@@ -399,11 +534,10 @@ mod tests {
         let calls = vec![entry("Echo", 100, None), entry("Echo", 1, None), entry("Echo", 200, Some("x"))];
         let segment = &segments(&calls).expect("encoded")[0];
         let before = crate::store::micros(SystemTime::now() - Duration::from_secs(50));
-        let pruned = prune(&segment.entries, before).expect("pruned");
+        let pruned = prune(1, &segment.entries, before).expect("pruned");
         assert_eq!((pruned.count, pruned.failed, pruned.removed), (1, 0, 2));
         let mut found = Vec::new();
-        select(&Row { id: 1, extension: "Echo", node: None, entries: &pruned.entries }, &query(10), &mut found)
-            .expect("read");
+        select(&row(1, &pruned.entries), &every(), 10, &mut found).expect("read");
         assert_eq!(found.iter().map(|call| call.id).collect::<Vec<_>>(), [(1 << 16) + 1]);
     }
 
@@ -412,8 +546,9 @@ mod tests {
     fn a_damaged_segment_is_an_error() {
         let mut found = Vec::new();
         for blob in [&b""[..], b"\x09", b"\x01\x00\xff\xff\xff"] {
-            let row = Row { id: 1, extension: "Echo", node: None, entries: blob };
-            assert!(select(&row, &query(10), &mut found).is_err(), "{blob:?}");
+            assert!(select(&row(1, blob), &every(), 10, &mut found).is_err(), "{blob:?}");
+            let pruned = prune(1, blob, i64::MAX).expect("pruned");
+            assert_eq!((pruned.count, pruned.removed), (0, 0), "swept away whole: {blob:?}");
         }
     }
 }

@@ -1402,7 +1402,7 @@ pub(crate) async fn calls_page(
     if !state.calls.enabled() {
         tracing::debug!("the integration log is off (--call-log-days 0); answering what it holds");
     }
-    let mut entries = state
+    let found = state
         .metadata
         .calls(&crate::store::CallQuery {
             extension: name,
@@ -1415,11 +1415,26 @@ pub(crate) async fn calls_page(
             limit: limit + 1,
         })
         .await?;
+    let mut entries = found.entries;
+    // An empty first page of a name no extension has: that, rather than a log with nothing in
+    // it (a misspelt name would look like an extension nobody called).
+    if entries.is_empty()
+        && query.after.is_none()
+        && found.resume_before.is_none()
+        && state.metadata.extension(name).await?.is_none()
+    {
+        return Err(ApiError::new(
+            ErrorCode::UnknownExtension,
+            format!("no version of extension `{name}` was uploaded"),
+        ));
+    }
+    // A page may be short and still have a next one: the store stops reading after a bounded
+    // number of entries, and says where to go on from.
     let next_after = if entries.len() > limit as usize {
         entries.truncate(limit as usize);
         entries.last().map(|last| last.id)
     } else {
-        None
+        found.resume_before
     };
     Ok(CallsPage { entries, since_micros: since, limit, next_after })
 }

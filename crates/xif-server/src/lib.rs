@@ -47,9 +47,9 @@ pub use runtime::{DeployError, IsolationOptions, Runtime, RuntimeCallError, Runt
 pub use s3::S3Blobs;
 pub use sqlite::SqliteStore;
 pub use store::{
-    BlobRead, BlobStore, BlobUpload, CallQuery, ConnectionRecord, LockRequest, MappingRecord, MetadataStore, NewToken,
-    NewVersion, Page, PublicationRecord, PublishRefusal, StoreError, TokenOwner, TokenScope, UserRecord,
-    every_extension, fetch_to_temp,
+    BlobRead, BlobStore, BlobUpload, CallQuery, CallsFound, ConnectionRecord, LockRequest, MappingRecord,
+    MetadataStore, NewToken, NewVersion, Page, PublicationRecord, PublishRefusal, StoreError, TokenOwner, TokenScope,
+    UserRecord, every_extension, fetch_to_temp,
 };
 
 /// How to run a server.

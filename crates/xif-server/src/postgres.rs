@@ -758,14 +758,14 @@ impl MetadataStore for PgStore {
         Ok(())
     }
 
-    async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError> {
+    async fn calls(&self, query: &CallQuery<'_>) -> Result<crate::store::CallsFound, StoreError> {
         if !comparable(query.extension) || query.limit == 0 {
-            return Ok(Vec::new());
+            return Ok(crate::store::CallsFound { entries: Vec::new(), resume_before: None });
         }
         // Newest first, by the (lower(extension), id) index, skipping the segments that cannot
         // hold a match by their columns; read until the page is full.
         let rows = sqlx::query(
-            "SELECT id, extension, node, entries FROM call_segments WHERE lower(extension) = lower($1) \
+            "SELECT id, extension, node, count, entries FROM call_segments WHERE lower(extension) = lower($1) \
              AND ($2::BIGINT IS NULL OR id <= $2) AND ($3::BIGINT IS NULL OR last_at >= $3) \
              AND (NOT $4 OR failed > 0) ORDER BY id DESC",
         )
@@ -778,6 +778,8 @@ impl MetadataStore for PgStore {
     }
 
     async fn sweep_calls(&self, before_micros: i64) -> Result<u64, StoreError> {
+        // Entries that servers of the version before wrote during a rolling upgrade.
+        rewrite_old_log(&self.pool).await?;
         // The segments all older than the retention go whole; those that began before it are
         // written again without their old entries (locked, as other servers of the farm sweep
         // too).
@@ -796,7 +798,7 @@ impl MetadataStore for PgStore {
             .await?;
         for row in straddling {
             let id: i64 = row.try_get("id")?;
-            let pruned = crate::callsegments::prune(row.try_get("entries")?, before_micros)?;
+            let pruned = crate::callsegments::prune(id, row.try_get("entries")?, before_micros)?;
             removed += pruned.removed;
             if pruned.count == 0 {
                 sqlx::query("DELETE FROM call_segments WHERE id = $1").bind(id).execute(&mut *transaction).await?;
@@ -873,40 +875,47 @@ async fn insert_segments(
     Ok(())
 }
 
-/// Writes the integration log of earlier versions (a row per entry, table `calls`) again as
-/// segments and drops its table, in one transaction: once, when the first server opens the
-/// store after migration 104 (the others wait on an advisory lock, then find no table).
+/// Moves the integration log of earlier versions (a row per entry, table `calls`) to segments,
+/// [`OLD_ROWS_AT_ONCE`](crate::callsegments::OLD_ROWS_AT_ONCE) rows a transaction, under an
+/// advisory lock (several servers may open the store at once). Done when the store opens and at
+/// each sweep; the table is kept (empty), as servers of the version before may still write there
+/// during a rolling upgrade of the farm: their entries join the log at the next sweep.
 async fn rewrite_old_log(pool: &PgPool) -> Result<(), StoreError> {
-    /// The advisory lock of the rewrite: "xif-calls" in ASCII, apart from sqlx's migrations'.
+    /// The advisory lock of the move: "xif-call" in ASCII, apart from sqlx's migrations'.
     const LOCK: i64 = 0x7869_662d_6361_6c6c;
     let old: bool = sqlx::query_scalar("SELECT to_regclass('calls') IS NOT NULL").fetch_one(pool).await?;
     if !old {
         return Ok(());
     }
-    let mut transaction = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).execute(&mut *transaction).await?;
-    let old: bool = sqlx::query_scalar("SELECT to_regclass('calls') IS NOT NULL").fetch_one(&mut *transaction).await?;
-    if !old {
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM calls").fetch_one(pool).await?;
+    if total == 0 {
         return Ok(());
     }
-    let mut after = 0_i64;
+    let mut progress = crate::callsegments::OldLogMove::start(total);
     loop {
+        let mut transaction = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).execute(&mut *transaction).await?;
         let rows = sqlx::query(
             "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
-             FROM calls WHERE id > $1 ORDER BY id LIMIT 1000",
+             FROM calls ORDER BY id LIMIT $1",
         )
-        .bind(after)
+        .bind(crate::callsegments::OLD_ROWS_AT_ONCE)
         .fetch_all(&mut *transaction)
         .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.try_get("id")?;
-        let entries = rows.iter().map(crate::callsegments::old_entry).collect::<Result<Vec<_>, sqlx::Error>>()?;
+        if rows.is_empty() {
+            break;
+        }
+        let ids = rows.iter().map(|row| row.try_get("id")).collect::<Result<Vec<i64>, _>>()?;
+        let (entries, unreadable) = crate::callsegments::old_entries(&rows);
         for (node, entries) in crate::callsegments::by_node(entries) {
             insert_segments(&mut transaction, &entries, node.as_deref()).await?;
         }
+        // By their ids: a server of the version before may commit a row of a lower id meanwhile.
+        sqlx::query("DELETE FROM calls WHERE id = ANY($1)").bind(&ids).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        progress.moved(rows.len(), unreadable);
     }
-    sqlx::query("DROP TABLE calls").execute(&mut *transaction).await?;
-    transaction.commit().await?;
+    progress.end();
     Ok(())
 }
 
@@ -967,8 +976,9 @@ mod tests {
     }
 
     /// A database of a version that kept the integration log a row per entry has its entries
-    /// written again as segments by the first server that opens it (two at once here), read back
-    /// as they were, newest first, and the old table dropped.
+    /// moved to segments by the first server that opens it (two at once here), read back as they
+    /// were, newest first; the old table is kept, empty, and what a server of the version before
+    /// writes there joins the log at the next sweep.
     #[tokio::test]
     async fn the_old_integration_log_is_kept_as_segments() {
         let url = xif_testkit::postgres::shared().database();
@@ -992,9 +1002,35 @@ mod tests {
         let (first, second) = tokio::join!(PgStore::open(&url), PgStore::open(&url));
         let (store, _other) = (first.expect("opens and migrates"), second.expect("opens too"));
         crate::callsegments::check_old_log(&store, now).await;
-        let old: bool =
-            sqlx::query_scalar("SELECT to_regclass('calls') IS NOT NULL").fetch_one(&store.pool).await.expect("read");
-        assert!(!old, "the old table is gone");
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM calls").fetch_one(&store.pool).await.expect("read");
+        assert_eq!(left, 0, "the old table is emptied");
+
+        // A server of the version before, still running during a rolling upgrade, writes there
+        // (and does not fail): its entry joins the log at the next sweep, newest.
+        sqlx::query(
+            "INSERT INTO calls (at, extension, user_name, kind, operation, duration_us, node) \
+             VALUES ($1, 'Echo', 'ada', 'action', 'Late', 7, 'old-node')",
+        )
+        .bind(now)
+        .execute(&store.pool)
+        .await
+        .expect("written the old way");
+        assert_eq!(store.sweep_calls(0).await.expect("swept"), 0, "nothing old enough to remove");
+        let query = crate::store::CallQuery {
+            extension: "Echo",
+            module: None,
+            owner: None,
+            token_id: None,
+            since_micros: None,
+            failed: false,
+            before_id: None,
+            limit: 1,
+        };
+        let newest = store.calls(&query).await.expect("read").entries;
+        assert_eq!(
+            newest.iter().map(|call| (call.operation.as_str(), call.node.as_deref())).collect::<Vec<_>>(),
+            [("Late", Some("old-node"))]
+        );
     }
 
     /// Each query on the paths of listing and publishing can be answered through an index: with

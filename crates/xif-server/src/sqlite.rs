@@ -683,14 +683,14 @@ impl MetadataStore for SqliteStore {
         Ok(())
     }
 
-    async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError> {
+    async fn calls(&self, query: &CallQuery<'_>) -> Result<crate::store::CallsFound, StoreError> {
         if query.limit == 0 {
-            return Ok(Vec::new());
+            return Ok(crate::store::CallsFound { entries: Vec::new(), resume_before: None });
         }
         // Newest first, by the (extension, id) index, skipping the segments that cannot hold a
         // match by their columns; read until the page is full.
         let rows = sqlx::query(
-            "SELECT id, extension, node, entries FROM call_segments WHERE extension = ?1 \
+            "SELECT id, extension, node, count, entries FROM call_segments WHERE extension = ?1 \
              AND (?2 IS NULL OR id <= ?2) AND (?3 IS NULL OR last_at >= ?3) AND (NOT ?4 OR failed > 0) \
              ORDER BY id DESC",
         )
@@ -723,7 +723,7 @@ impl MetadataStore for SqliteStore {
             .await?;
         for row in straddling {
             let id: i64 = row.try_get("id")?;
-            let pruned = crate::callsegments::prune(row.try_get("entries")?, before_micros)?;
+            let pruned = crate::callsegments::prune(id, row.try_get("entries")?, before_micros)?;
             removed += pruned.removed;
             if pruned.count == 0 {
                 sqlx::query("DELETE FROM call_segments WHERE id = ?").bind(id).execute(&mut *transaction).await?;
@@ -796,9 +796,10 @@ async fn insert_segments(
     Ok(())
 }
 
-/// Writes the integration log of earlier versions (a row per entry, table `calls`) again as
-/// segments and drops its table, in one transaction: once, when the store first opens after
-/// migration 10. Read a thousand entries at a time, in their order.
+/// Moves the integration log of earlier versions (a row per entry, table `calls`) to segments,
+/// [`OLD_ROWS_AT_ONCE`](crate::callsegments::OLD_ROWS_AT_ONCE) rows a transaction (a start
+/// stopped half-way goes on where it was at the next), then drops its table: once, when the
+/// store first opens after migration 10.
 async fn rewrite_old_log(pool: &SqlitePool) -> Result<(), StoreError> {
     let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'calls'")
         .fetch_one(pool)
@@ -806,25 +807,30 @@ async fn rewrite_old_log(pool: &SqlitePool) -> Result<(), StoreError> {
     if tables == 0 {
         return Ok(());
     }
-    let mut transaction = pool.begin_with(WRITE).await?;
-    let mut after = 0_i64;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM calls").fetch_one(pool).await?;
+    let mut progress = crate::callsegments::OldLogMove::start(total);
     loop {
+        let mut transaction = pool.begin_with(WRITE).await?;
         let rows = sqlx::query(
             "SELECT id, at, extension, module, user_name, token_id, kind, operation, duration_us, error, node \
-             FROM calls WHERE id > ? ORDER BY id LIMIT 1000",
+             FROM calls ORDER BY id LIMIT ?",
         )
-        .bind(after)
+        .bind(crate::callsegments::OLD_ROWS_AT_ONCE)
         .fetch_all(&mut *transaction)
         .await?;
         let Some(last) = rows.last() else { break };
-        after = last.try_get("id")?;
-        let entries = rows.iter().map(crate::callsegments::old_entry).collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let last: i64 = last.try_get("id")?;
+        let (entries, unreadable) = crate::callsegments::old_entries(&rows);
         for (node, entries) in crate::callsegments::by_node(entries) {
             insert_segments(&mut transaction, &entries, node.as_deref()).await?;
         }
+        // What was read, the first rows by id: nothing else writes meanwhile (the write lock).
+        sqlx::query("DELETE FROM calls WHERE id <= ?").bind(last).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        progress.moved(rows.len(), unreadable);
     }
-    sqlx::query("DROP TABLE calls").execute(&mut *transaction).await?;
-    transaction.commit().await?;
+    sqlx::query("DROP TABLE calls").execute(pool).await?;
+    progress.end();
     Ok(())
 }
 
@@ -924,7 +930,7 @@ mod tests {
     }
 
     /// A database of a version that kept the integration log a row per entry has its entries
-    /// written again as segments when the store opens (across several reads of the old table,
+    /// moved to segments when the store opens (across several reads of the old table,
     /// two extensions and two nodes), read back as they were, newest first, and the old table
     /// dropped.
     #[tokio::test]
@@ -953,6 +959,58 @@ mod tests {
         drop(store);
         let again = SqliteStore::open(&path).await.expect("opens again");
         assert_eq!(crate::callsegments::check_old_log(&again, now).await, echo, "opened again, the same entries");
+    }
+
+    /// A query whose entries are few among many (a module's) decodes a bounded number of entries
+    /// a page: it answers a short page with where to go on from, and following those finds the
+    /// entry, in a few pages rather than one unbounded request.
+    #[tokio::test]
+    async fn a_query_reads_a_bounded_number_of_entries_a_page() {
+        use crate::calllog::{CallEntry, CallKind};
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(&directory.path().join("metadata.sqlite")).await.expect("opens");
+        let entry = |module: &str| CallEntry {
+            at: std::time::SystemTime::now(),
+            extension: "Echo".into(),
+            module: Some(module.into()),
+            user: "ada".into(),
+            token_id: Some(1),
+            kind: CallKind::Action,
+            operation: "Say".into(),
+            duration: std::time::Duration::from_micros(5),
+            error: None,
+        };
+        store.insert_calls(&[entry("Shop")], "n").await.expect("written");
+        let others: Vec<CallEntry> = (0..crate::callsegments::MAX_ENTRIES).map(|_| entry("Other")).collect();
+        let batches = usize::try_from(crate::callsegments::SCAN_MOST).expect("small") / others.len() * 3 / 2;
+        for _ in 0..batches {
+            store.insert_calls(&others, "n").await.expect("written");
+        }
+        let mut query = crate::store::CallQuery {
+            extension: "Echo",
+            module: Some("Shop"),
+            owner: Some("ada"),
+            token_id: None,
+            since_micros: None,
+            failed: false,
+            before_id: None,
+            limit: 10,
+        };
+        let first = store.calls(&query).await.expect("read");
+        assert!(first.entries.is_empty() && first.resume_before.is_some(), "a short page that goes on: {first:?}");
+        let mut pages = 1;
+        let found = loop {
+            let page = store.calls(&query).await.expect("read");
+            if !page.entries.is_empty() || page.resume_before.is_none() {
+                break page;
+            }
+            assert!(page.resume_before < query.before_id.or(Some(i64::MAX)), "each page goes on further");
+            query.before_id = page.resume_before;
+            pages += 1;
+        };
+        assert_eq!(found.entries.len(), 1, "the module's one entry: {found:?}");
+        assert_eq!(found.resume_before, None, "then the end of the log");
+        assert!((2..=3).contains(&pages), "{pages} pages");
     }
 
     /// Each query on the paths of listing and publishing is answered through an index: its

@@ -171,6 +171,16 @@ pub struct CallQuery<'a> {
     pub limit: u32,
 }
 
+/// What a query of the integration log found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallsFound {
+    /// The entries, newest first.
+    pub entries: Vec<xif_api::CallRecord>,
+    /// When the store stopped reading before the page was full (a query decodes a bounded number
+    /// of entries): the `before_id` of the next page, which goes on from there.
+    pub resume_before: Option<i64>,
+}
+
 /// The user of a token, and when the token expires.
 #[derive(Debug, Clone)]
 pub struct TokenOwner {
@@ -405,8 +415,9 @@ pub trait MetadataStore: Send + Sync {
     async fn mappings(&self) -> Result<Vec<MappingRecord>, StoreError>;
     /// Appends entries to the integration log, in one transaction, as served by `node`.
     async fn insert_calls(&self, calls: &[crate::calllog::CallEntry], node: &str) -> Result<(), StoreError>;
-    /// Entries of the integration log, newest first.
-    async fn calls(&self, query: &CallQuery<'_>) -> Result<Vec<xif_api::CallRecord>, StoreError>;
+    /// Entries of the integration log, newest first; fewer than the limit, with where to go on
+    /// from, when reading them took too long.
+    async fn calls(&self, query: &CallQuery<'_>) -> Result<CallsFound, StoreError>;
     /// Removes the entries of the integration log made before `before_micros` (microseconds
     /// since the epoch); returns how many.
     async fn sweep_calls(&self, before_micros: i64) -> Result<u64, StoreError>;

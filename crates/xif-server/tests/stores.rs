@@ -353,7 +353,7 @@ async fn the_integration_log_is_written_in_batches_filtered_and_swept_after_its_
                 limit,
             }
         };
-        let all = shared.store(2).calls(&query(None, None, false, None, 1000)).await.expect("read");
+        let all = shared.store(2).calls(&query(None, None, false, None, 1000)).await.expect("read").entries;
         assert_eq!(all.len(), 100, "{back_end}: Echo's entries only, whatever the case of its name");
         assert!(all.windows(2).all(|pair| pair[0].id > pair[1].id), "{back_end}: newest first");
         let first = &all[0];
@@ -363,22 +363,23 @@ async fn the_integration_log_is_written_in_batches_filtered_and_swept_after_its_
             "{back_end}"
         );
         assert!(first.node.as_deref().is_some_and(|node| node.starts_with("node-")), "{back_end}");
-        let failed = shared.store(0).calls(&query(None, None, true, None, 1000)).await.expect("read");
+        let failed = shared.store(0).calls(&query(None, None, true, None, 1000)).await.expect("read").entries;
         assert_eq!(failed.len(), 4 * 9, "{back_end}: indexes 0, 3, … 24 of each batch failed");
         assert!(failed.iter().all(|call| call.outcome == "failed" && call.error.as_deref() == Some("invalid_input")));
-        let shop = shared.store(0).calls(&query(None, Some("shop"), false, None, 1000)).await.expect("read");
+        let shop = shared.store(0).calls(&query(None, Some("shop"), false, None, 1000)).await.expect("read").entries;
         assert_eq!(shop.len(), 4 * 5, "{back_end}: a module's own entries, whatever the case of its name");
         let stranger = xif_server::CallQuery { owner: Some("mallory"), ..query(None, Some("Shop"), false, None, 1000) };
-        let stranger = shared.store(0).calls(&stranger).await.expect("read");
+        let stranger = shared.store(0).calls(&stranger).await.expect("read").entries;
         assert!(stranger.is_empty(), "{back_end}: another user's module of the same name sees none of them");
         let recent_since = xif_server_micros(SystemTime::now() - day);
-        let recent = shared.store(3).calls(&query(Some(recent_since), None, false, None, 1000)).await.expect("read");
+        let recent =
+            shared.store(3).calls(&query(Some(recent_since), None, false, None, 1000)).await.expect("read").entries;
         assert_eq!(recent.len(), 90, "{back_end}: since a day ago");
         // Pages: 40, 40, 20, by the id of the last entry of the page before.
         let mut paged = Vec::new();
         let mut before = None;
         loop {
-            let page = shared.store(1).calls(&query(None, None, false, before, 40)).await.expect("read");
+            let page = shared.store(1).calls(&query(None, None, false, before, 40)).await.expect("read").entries;
             before = page.last().map(|last| last.id);
             let done = page.len() < 40;
             paged.extend(page);
@@ -390,7 +391,7 @@ async fn the_integration_log_is_written_in_batches_filtered_and_swept_after_its_
 
         let removed = xif_server::calllog::sweep(shared.store(0).as_ref(), day * 14).await.expect("swept");
         assert_eq!(removed, 10, "{back_end}: the entries older than 14 days");
-        let kept = shared.store(2).calls(&query(None, None, false, None, 1000)).await.expect("read");
+        let kept = shared.store(2).calls(&query(None, None, false, None, 1000)).await.expect("read").entries;
         assert_eq!(kept.len(), 90, "{back_end}");
         assert_eq!(xif_server::calllog::sweep(shared.store(1).as_ref(), day * 14).await.expect("swept"), 0);
     }

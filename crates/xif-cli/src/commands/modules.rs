@@ -198,8 +198,9 @@ pub struct CallsArgs {
     /// Only the calls that failed
     #[arg(long)]
     failed: bool,
-    /// The most entries to print, the newest
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    /// The most entries to print, the newest (read a page of up to 1,000 at a time); a note on
+    /// standard error says when older ones were left out
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     limit: u32,
     /// Print the entries as a JSON array
     #[arg(long)]
@@ -211,9 +212,21 @@ pub struct CallsArgs {
 pub fn calls(args: &CallsArgs) -> anyhow::Result<Exit> {
     let client = args.connection.client()?;
     refused(runtime()?.block_on(async {
-        let calls = client.calls(&args.name, args.since.as_deref(), args.failed, args.limit).await?;
+        let (calls, more) = client.calls(&args.name, args.since.as_deref(), args.failed, args.limit as usize).await?;
+        if more {
+            output::eprint(&format!(
+                "(the newest {} entries; older ones with a larger --limit, or a narrower --since)\n",
+                calls.len()
+            ));
+        }
         if args.json {
             output::print(&format!("{}\n", serde_json::to_string_pretty(&calls)?));
+            return anyhow::Ok(());
+        }
+        if calls.is_empty() {
+            let since = args.since.as_ref().map(|since| format!(" since {since}")).unwrap_or_default();
+            let what = if args.failed { "failed calls" } else { "calls" };
+            output::eprint(&format!("no {what} of `{}` recorded{since}\n", args.name));
             return anyhow::Ok(());
         }
         let rows: Vec<Vec<String>> = calls
@@ -226,7 +239,7 @@ pub fn calls(args: &CallsArgs) -> anyhow::Result<Exit> {
                         .map_or_else(|| format!("user {}", call.user), |module| format!("module {module}")),
                     call.kind.clone(),
                     call.operation.clone(),
-                    format!("{:.1} ms", call.duration_us as f64 / 1000.0),
+                    duration(call.duration_us),
                     call.error.clone().unwrap_or_else(|| call.outcome.clone()),
                 ]
             })
@@ -234,6 +247,11 @@ pub fn calls(args: &CallsArgs) -> anyhow::Result<Exit> {
         output::print(&table(&["AT", "BY", "KIND", "OPERATION", "DURATION", "OUTCOME"], &rows));
         anyhow::Ok(())
     }))
+}
+
+/// A call's duration as `xif calls` shows it: microseconds under a millisecond, else milliseconds.
+fn duration(micros: i64) -> String {
+    if micros < 1_000 { format!("{micros} µs") } else { format!("{:.1} ms", micros as f64 / 1000.0) }
 }
 
 /// A table: a line of headers, then a line a row, columns padded to their widest cell (the last
@@ -277,6 +295,13 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn short_durations_are_shown_in_microseconds() {
+        assert_eq!(duration(13), "13 µs");
+        assert_eq!(duration(999), "999 µs");
+        assert_eq!(duration(1_500), "1.5 ms");
     }
 
     #[test]

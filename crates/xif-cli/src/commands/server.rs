@@ -84,7 +84,8 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_concurrent_uploads)]
     max_concurrent_uploads: usize,
     /// How many days the integration log (`xif calls`) keeps each call and record operation;
-    /// 0 turns the log off
+    /// 0 turns the log off (nothing is recorded; entries already recorded stay until the log is
+    /// on again, when those older than its days are removed)
     #[arg(long, value_name = "DAYS", env = "XIF_CALL_LOG_DAYS", default_value_t = Limits::default().call_log_days)]
     call_log_days: u32,
     /// Login attempts a minute for one user name; 0 for no limit
@@ -322,6 +323,7 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
         secrets_key: args.secrets_key.clone(),
     };
     let limits = Limits { trusted_keys, runtime: args.runtime()?, ..args.limits(config.max_upload)? };
+    let log_off = limits.call_log_days == 0;
     let drain_seconds = args.drain_seconds.unwrap_or(if args.database.is_some() { 2.0 } else { 0.0 });
     let drain = std::time::Duration::try_from_secs_f64(drain_seconds)
         .map_err(|_| anyhow::anyhow!("--drain-seconds is a number of seconds, 0 or more"))?;
@@ -379,6 +381,12 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Exit> {
                 ));
                 if let Some(metrics) = bound.metrics {
                     output::eprint(&format!("metrics on http://{metrics}/metrics\n"));
+                }
+                if log_off {
+                    output::eprint(
+                        "the integration log is off (--call-log-days 0): calls are not recorded, and the entries \
+                         already recorded are kept as they are until it is on again\n",
+                    );
                 }
             },
             stop,

@@ -1,7 +1,8 @@
 -- The integration log in segments (see `callsegments.rs`): a row for each batch of one
 -- extension's entries, packed in `entries`, rather than a row for each entry, which cost a loaded
--- server a tenth of its CPU. The entries of the table `calls` are written again as segments,
--- and the table dropped, when the store opens (`PgStore::open`): SQL cannot pack them.
+-- server a tenth of its CPU. The entries of the table `calls` are moved to segments when the
+-- store opens and at each sweep (`PgStore`): SQL cannot pack them, and servers of the version
+-- before may still write there during a rolling upgrade of a farm.
 CREATE TABLE call_segments (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     extension TEXT NOT NULL,
