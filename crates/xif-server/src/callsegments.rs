@@ -212,10 +212,15 @@ pub(crate) fn select(
     Ok(())
 }
 
-/// The most entries one query decodes, about 15 ms of a core: past them, the page is answered
+/// The most entries one query decodes, about 15 ms of a core (and at most [`SEGMENTS_MOST`]
+/// segments): past them, the page is answered
 /// with what was found and a cursor to go on from ([`crate::store::CallsFound::resume_before`]),
 /// so that no request (a module's, whose entries are few among many) costs the server more.
 pub(crate) const SCAN_MOST: i64 = 262_144;
+
+/// The most segments one query reads: the budget of [`SCAN_MOST`] in rows, for a log of small
+/// segments (a quiet server writes a few entries a batch), whose rows cost more than their entries.
+pub(crate) const SEGMENTS_MOST: usize = 4_096;
 
 /// How many segments are decoded together, on a blocking thread rather than on the runtime's
 /// worker (which the calls need).
@@ -239,14 +244,16 @@ where
     let limit = query.limit as usize;
     let filter = std::sync::Arc::new(Filter::from(query));
     let mut found = Vec::new();
-    let mut decoded = 0_i64;
+    let (mut decoded, mut segments) = (0_i64, 0_usize);
+    let spent = |decoded: i64, segments: usize| decoded >= SCAN_MOST || segments >= SEGMENTS_MOST;
     while found.len() < limit {
         let mut chunk = Vec::with_capacity(DECODED_TOGETHER);
         while chunk.len() < DECODED_TOGETHER
-            && decoded < SCAN_MOST
+            && !spent(decoded, segments)
             && let Some(row) = rows.try_next().await?
         {
             decoded += i64::from(row.try_get::<i32, _>("count")?);
+            segments += 1;
             chunk.push(Row {
                 id: row.try_get("id")?,
                 extension: row.try_get("extension")?,
@@ -260,18 +267,37 @@ where
         found = tokio::task::spawn_blocking(move || {
             for row in &chunk {
                 if let Err(error) = select(row, &filter, limit, &mut page) {
-                    tracing::error!(segment = row.id, %error, "a segment of the integration log is left out");
+                    damaged(row.id, &error);
                 }
             }
             page
         })
         .await
         .map_err(|error| StoreError(format!("the integration log's reading ended: {error}")))?;
-        if decoded >= SCAN_MOST && found.len() < limit {
+        if spent(decoded, segments) && found.len() < limit {
             return Ok(crate::store::CallsFound { entries: found, resume_before: Some(last << SHIFT) });
         }
     }
     Ok(crate::store::CallsFound { entries: found, resume_before: None })
+}
+
+/// When a damaged segment was last reported, in seconds since the epoch.
+static DAMAGED_WARNED_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Reports a segment left out of a page because it cannot be decoded: at most every 10 seconds,
+/// as every query that reaches it would (a module token polling could fill the server's log).
+fn damaged(segment: i64, error: &StoreError) {
+    use std::sync::atomic::Ordering;
+    let now = chrono::Utc::now().timestamp();
+    let last = DAMAGED_WARNED_AT.load(Ordering::Relaxed);
+    if now - last >= 10 && DAMAGED_WARNED_AT.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        tracing::error!(
+            segment,
+            %error,
+            "a segment of the integration log cannot be read and is left out of pages (said at most every 10 s); \
+             the sweep removes it once it is older than the retention"
+        );
+    }
 }
 
 /// A segment without its entries made before the sweep's time.
@@ -385,7 +411,8 @@ impl OldLogMove {
         if total > 0 {
             tracing::info!(
                 entries = total,
-                "moving the integration log of an earlier version to its new layout (once; the server starts after)"
+                "moving the entries of the integration log of an earlier version to its new layout (those left to \
+                 move; once; the server starts after)"
             );
         }
         OldLogMove { total, moved: 0, unreadable: 0, started: std::time::Instant::now() }

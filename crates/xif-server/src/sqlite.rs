@@ -1011,6 +1011,19 @@ mod tests {
         assert_eq!(found.entries.len(), 1, "the module's one entry: {found:?}");
         assert_eq!(found.resume_before, None, "then the end of the log");
         assert!((2..=3).contains(&pages), "{pages} pages");
+
+        // A log of small segments (a quiet server's): the rows are counted too.
+        let small = SqliteStore::open(&directory.path().join("small.sqlite")).await.expect("opens");
+        small.insert_calls(&[entry("Shop")], "n").await.expect("written");
+        for _ in 0..=crate::callsegments::SEGMENTS_MOST {
+            small.insert_calls(&[entry("Other")], "n").await.expect("written");
+        }
+        query.before_id = None;
+        let first = small.calls(&query).await.expect("read");
+        assert!(first.entries.is_empty() && first.resume_before.is_some(), "a short page that goes on: {first:?}");
+        query.before_id = first.resume_before;
+        let next = small.calls(&query).await.expect("read");
+        assert_eq!((next.entries.len(), next.resume_before), (1, None), "the module's entry on the next page");
     }
 
     /// Each query on the paths of listing and publishing is answered through an index: its
