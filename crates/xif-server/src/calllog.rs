@@ -103,12 +103,34 @@ const SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// The shortest time between two warnings about dropped entries.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// A warning said at most every [`WARN_EVERY`] (10 s), whichever thread would say it: for what
+/// may happen at the rate of requests (entries dropped, a damaged segment read).
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    /// When it was last said, in seconds since the epoch.
+    said_at: AtomicI64,
+}
+
+impl Throttle {
+    pub(crate) const fn new() -> Self {
+        Throttle { said_at: AtomicI64::new(0) }
+    }
+
+    /// Whether the warning is to be said now (and then not again for [`WARN_EVERY`]).
+    pub(crate) fn due(&self) -> bool {
+        let now = chrono::Utc::now().timestamp();
+        let last = self.said_at.load(Ordering::Relaxed);
+        let wait = i64::try_from(WARN_EVERY.as_secs()).unwrap_or(i64::MAX);
+        now - last >= wait && self.said_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
 /// The integration log: a channel to its writer, or nothing when it is turned off.
 #[derive(Debug, Default)]
 pub struct CallLog {
     sender: Option<tokio::sync::mpsc::Sender<Message>>,
-    /// When the last warning about dropped entries was given, in seconds since the epoch.
-    warned_at: AtomicI64,
+    /// The warning about dropped entries.
+    warned: Throttle,
     /// How long entries are kept; zero when the log is off.
     retention: Duration,
     /// Told by the writer when it ends, awaited by [`CallLog::flush`].
@@ -160,7 +182,7 @@ impl CallLog {
         });
         Ok(Self {
             sender: Some(sender),
-            warned_at: AtomicI64::new(0),
+            warned: Throttle::new(),
             retention,
             ended: std::sync::Mutex::new(Some(on_end)),
         })
@@ -199,12 +221,7 @@ impl CallLog {
         let Some(sender) = &self.sender else { return };
         if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = sender.try_send(Message::Entry(entry)) {
             metrics::counter!("xif_call_log_dropped_total").increment(1);
-            let now = chrono::Utc::now().timestamp();
-            let last = self.warned_at.load(Ordering::Relaxed);
-            let wait = i64::try_from(WARN_EVERY.as_secs()).unwrap_or(i64::MAX);
-            if now - last >= wait
-                && self.warned_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-            {
+            if self.warned.due() {
                 tracing::warn!(
                     "the integration log cannot keep up with the calls: entries are dropped (counted in \
                      xif_call_log_dropped_total); the database is slow or unreachable"
@@ -369,7 +386,7 @@ mod tests {
             })
             .collect();
         assert_eq!(operations, ["Call0", "Call1"]);
-        assert!(log.warned_at.load(Ordering::Relaxed) > 0, "the drop was warned about");
+        assert!(log.warned.said_at.load(Ordering::Relaxed) > 0, "the drop was warned about");
     }
 
     #[test]

@@ -281,16 +281,13 @@ where
     Ok(crate::store::CallsFound { entries: found, resume_before: None })
 }
 
-/// When a damaged segment was last reported, in seconds since the epoch.
-static DAMAGED_WARNED_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+/// The report of damaged segments.
+static DAMAGED: crate::calllog::Throttle = crate::calllog::Throttle::new();
 
 /// Reports a segment left out of a page because it cannot be decoded: at most every 10 seconds,
 /// as every query that reaches it would (a module token polling could fill the server's log).
 fn damaged(segment: i64, error: &StoreError) {
-    use std::sync::atomic::Ordering;
-    let now = chrono::Utc::now().timestamp();
-    let last = DAMAGED_WARNED_AT.load(Ordering::Relaxed);
-    if now - last >= 10 && DAMAGED_WARNED_AT.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+    if DAMAGED.due() {
         tracing::error!(
             segment,
             %error,
@@ -369,28 +366,36 @@ where
     Ok((row.try_get::<Option<&str>, _>("node")?.map(str::to_owned), entry))
 }
 
-/// The entries of `rows` of the old table, with the node of each, in their order; and how many
-/// rows could not be read (a value of the wrong type: SQLite keeps what it was given), which are
-/// left out with a warning rather than keeping the store from opening.
-pub(crate) fn old_entries<R>(rows: &[R]) -> (Vec<(Option<String>, CallEntry)>, u64)
+/// Entries served by one node (`None`: not said), in their order.
+pub(crate) type Run = (Option<String>, Vec<CallEntry>);
+
+/// The entries of `rows` of the old table in runs of the same node (which served them), in
+/// their order: the old table held each batch's entries together, so runs are batches, and an
+/// extension's entries keep their order across segments. And how many rows could not be read (a
+/// value of the wrong type: SQLite keeps what it was given), which are left out with a warning
+/// rather than keeping the store from opening.
+pub(crate) fn old_runs<R>(rows: &[R]) -> (Vec<Run>, u64)
 where
     R: sqlx::Row,
     &'static str: sqlx::ColumnIndex<R>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let mut entries = Vec::with_capacity(rows.len());
+    let mut runs: Vec<Run> = Vec::new();
     let mut unreadable = 0;
     for row in rows {
         match old_entry(row) {
-            Ok(entry) => entries.push(entry),
+            Ok((node, entry)) => match runs.last_mut() {
+                Some((own, run)) if *own == node => run.push(entry),
+                _ => runs.push((node, vec![entry])),
+            },
             Err(error) => {
                 unreadable += 1;
                 tracing::warn!(%error, "an entry of the old integration log cannot be read; it is left out");
             }
         }
     }
-    (entries, unreadable)
+    (runs, unreadable)
 }
 
 /// The old table's rows moved in one transaction (fewer in unit tests, so that theirs take
@@ -439,35 +444,12 @@ impl OldLogMove {
     }
 }
 
-/// Entries in runs of the same node (which served them), in their order: the old table held
-/// each batch's entries together, so runs are batches, and an extension's entries keep their
-/// order across segments.
-pub(crate) fn by_node(entries: Vec<(Option<String>, CallEntry)>) -> Vec<(Option<String>, Vec<CallEntry>)> {
-    let mut runs: Vec<(Option<String>, Vec<CallEntry>)> = Vec::new();
-    for (node, entry) in entries {
-        match runs.last_mut() {
-            Some((own, run)) if *own == node => run.push(entry),
-            _ => runs.push((node, vec![entry])),
-        }
-    }
-    runs
-}
-
 /// What a test of either back end checks after the table of earlier versions was written again
 /// as segments: the 2,500 entries of `OLD_LOG` (made `now`) read back as they were, newest
 /// first; Echo's, which it returns.
 #[cfg(test)]
 pub(crate) async fn check_old_log(store: &dyn crate::store::MetadataStore, now: i64) -> Vec<xif_api::CallRecord> {
-    let query = |extension| CallQuery {
-        extension,
-        module: None,
-        owner: None,
-        token_id: None,
-        since_micros: None,
-        failed: false,
-        before_id: None,
-        limit: 5000,
-    };
+    let query = |extension| CallQuery::every(extension, 5000);
     let echo = store.calls(&query("echo")).await.expect("read").entries;
     assert_eq!(echo.len(), 2000, "Echo's entries, once each");
     assert!(echo.windows(2).all(|pair| pair[0].id > pair[1].id && pair[0].at > pair[1].at), "newest first");

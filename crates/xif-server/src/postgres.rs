@@ -906,8 +906,8 @@ async fn rewrite_old_log(pool: &PgPool) -> Result<(), StoreError> {
             break;
         }
         let ids = rows.iter().map(|row| row.try_get("id")).collect::<Result<Vec<i64>, _>>()?;
-        let (entries, unreadable) = crate::callsegments::old_entries(&rows);
-        for (node, entries) in crate::callsegments::by_node(entries) {
+        let (runs, unreadable) = crate::callsegments::old_runs(&rows);
+        for (node, entries) in runs {
             insert_segments(&mut transaction, &entries, node.as_deref()).await?;
         }
         // By their ids: a server of the version before may commit a row of a lower id meanwhile.
@@ -1016,17 +1016,7 @@ mod tests {
         .await
         .expect("written the old way");
         assert_eq!(store.sweep_calls(0).await.expect("swept"), 0, "nothing old enough to remove");
-        let query = crate::store::CallQuery {
-            extension: "Echo",
-            module: None,
-            owner: None,
-            token_id: None,
-            since_micros: None,
-            failed: false,
-            before_id: None,
-            limit: 1,
-        };
-        let newest = store.calls(&query).await.expect("read").entries;
+        let newest = store.calls(&crate::store::CallQuery::every("Echo", 1)).await.expect("read").entries;
         assert_eq!(
             newest.iter().map(|call| (call.operation.as_str(), call.node.as_deref())).collect::<Vec<_>>(),
             [("Late", Some("old-node"))]

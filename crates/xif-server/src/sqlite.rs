@@ -820,8 +820,8 @@ async fn rewrite_old_log(pool: &SqlitePool) -> Result<(), StoreError> {
         .await?;
         let Some(last) = rows.last() else { break };
         let last: i64 = last.try_get("id")?;
-        let (entries, unreadable) = crate::callsegments::old_entries(&rows);
-        for (node, entries) in crate::callsegments::by_node(entries) {
+        let (runs, unreadable) = crate::callsegments::old_runs(&rows);
+        for (node, entries) in runs {
             insert_segments(&mut transaction, &entries, node.as_deref()).await?;
         }
         // What was read, the first rows by id: nothing else writes meanwhile (the write lock).
@@ -987,14 +987,9 @@ mod tests {
             store.insert_calls(&others, "n").await.expect("written");
         }
         let mut query = crate::store::CallQuery {
-            extension: "Echo",
             module: Some("Shop"),
             owner: Some("ada"),
-            token_id: None,
-            since_micros: None,
-            failed: false,
-            before_id: None,
-            limit: 10,
+            ..crate::store::CallQuery::every("Echo", 10)
         };
         let first = store.calls(&query).await.expect("read");
         assert!(first.entries.is_empty() && first.resume_before.is_some(), "a short page that goes on: {first:?}");

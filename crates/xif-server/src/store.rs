@@ -171,6 +171,22 @@ pub struct CallQuery<'a> {
     pub limit: u32,
 }
 
+impl<'a> CallQuery<'a> {
+    /// Every entry of `extension`'s log, newest first, at most `limit` a page: no filter.
+    pub fn every(extension: &'a str, limit: u32) -> Self {
+        CallQuery {
+            extension,
+            module: None,
+            owner: None,
+            token_id: None,
+            since_micros: None,
+            failed: false,
+            before_id: None,
+            limit,
+        }
+    }
+}
+
 /// What a query of the integration log found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallsFound {

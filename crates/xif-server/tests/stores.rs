@@ -343,14 +343,12 @@ async fn the_integration_log_is_written_in_batches_filtered_and_swept_after_its_
 
         let query = |since: Option<i64>, module: Option<&'static str>, failed: bool, before: Option<i64>, limit| {
             xif_server::CallQuery {
-                extension: "echo",
                 module,
                 owner: module.map(|_| "admin"),
-                token_id: None,
                 since_micros: since,
                 failed,
                 before_id: before,
-                limit,
+                ..xif_server::CallQuery::every("echo", limit)
             }
         };
         let all = shared.store(2).calls(&query(None, None, false, None, 1000)).await.expect("read").entries;
