@@ -805,6 +805,80 @@ impl Drop for SmallDisk {
     }
 }
 
+/// The first start after an upgrade moves the integration log of the version before (a row per
+/// entry) to its new layout. On a disk too full for that, the server says the disk is full (not
+/// that the database is damaged, whose advice is to restore a backup) and loses nothing; with room
+/// again, it moves every entry and starts.
+#[test]
+fn a_disk_too_full_to_move_the_old_integration_log_is_said_and_nothing_is_lost() {
+    if xif_testkit::s3::enabled() {
+        // About the embedded database on the local disk.
+        return;
+    }
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let disk = SmallDisk::mount(&temporary.path().join("disk"), 24);
+    let data = disk.path.join("data");
+    Server::spawn(Server::embedded(&data, None)).stop();
+    // The database as the version before left it: its log a table `calls`, 100,000 entries.
+    let made = Command::new("python3")
+        .args(["-c", OLD_LOG_SCHEMA])
+        .arg(data.join("metadata.sqlite"))
+        .status()
+        .expect("python3 runs");
+    assert!(made.success());
+    // The disk full but for a little: the move needs more.
+    let filler = disk.path.join("filler");
+    {
+        let mut file = std::fs::File::create(&filler).expect("created");
+        let block = vec![7u8; 1 << 16];
+        while file.write_all(&block).is_ok() {}
+        let size = file.metadata().expect("its size").len();
+        file.set_len(size.saturating_sub(256 << 10)).expect("shrunk");
+    }
+    let stderr = refused_start(&data);
+    assert!(stderr.contains("the disk is full") && stderr.contains("nothing was lost"), "{stderr}");
+    assert!(!stderr.contains("damaged"), "{stderr}");
+
+    std::fs::remove_file(&filler).expect("removed");
+    let server = Server::spawn(Server::embedded(&data, None));
+    let client = http(None);
+    let entries = runtime().block_on(async {
+        let admin = login(&client, &server.url, "admin", PASSWORD).await;
+        let mut entries = 0;
+        let mut url = format!("{}/api/v1/extensions/Echo/calls?limit=1000", server.url);
+        loop {
+            let response = client.get(&url).bearer_auth(&admin).send().await.expect("sent");
+            let next = response.headers().get("link").and_then(|link| link.to_str().ok()).map(str::to_owned);
+            let page: Value = response.json().await.expect("JSON");
+            let page = page.as_array().cloned().unwrap_or_else(|| panic!("not a page: {page}"));
+            entries += page.len();
+            let Some(next) = next else { break entries };
+            let path = next.trim_start_matches('<').split('>').next().expect("a link");
+            url = format!("{}{path}", server.url);
+        }
+    });
+    assert_eq!(entries, 100_000, "every entry of the old log, once");
+}
+
+/// Turns the database at `argv[1]` back into what the version before the integration log's
+/// segments left (migration 10 not applied, the log a table `calls`), holding 100,000 entries of
+/// extension Echo.
+const OLD_LOG_SCHEMA: &str = "import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.executescript('''
+DROP TABLE call_segments;
+DELETE FROM schema_migrations WHERE version = 10;
+CREATE TABLE calls (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, extension TEXT NOT NULL COLLATE NOCASE,
+  module TEXT COLLATE NOCASE, user_name TEXT NOT NULL, token_id INTEGER, kind TEXT NOT NULL,
+  operation TEXT NOT NULL, duration_us INTEGER NOT NULL, error TEXT, node TEXT);
+CREATE INDEX calls_extension_at ON calls (extension, at);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+INSERT INTO calls (at, extension, user_name, kind, operation, duration_us, node)
+SELECT CAST(strftime('%s', 'now') AS INTEGER) * 1000000 - i, 'Echo', 'admin', 'action', 'Say', i, 'here' FROM n;
+''')
+db.commit()
+";
+
 #[test]
 fn a_full_disk_fails_the_request_with_a_clear_error_and_keeps_nothing_half_written() {
     if xif_testkit::s3::enabled() {

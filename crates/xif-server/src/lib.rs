@@ -328,6 +328,18 @@ pub enum ServerError {
         /// What to do.
         hint: String,
     },
+    /// The disk of the data directory is too full for the database to open (its migrations, or
+    /// the move of an earlier version's integration log, need room): nothing was lost.
+    #[error(
+        "cannot open the database `{path}`: the disk is full ({source})\nhint: free some space where the data \
+         directory is and start again; nothing was lost (what was moved stays, the rest is moved then)"
+    )]
+    Full {
+        /// The database file.
+        path: PathBuf,
+        /// What failed.
+        source: StoreError,
+    },
     /// The database named by `--database` could not be used.
     #[error("cannot use the database `{url}`: {reason}\nhint: {hint}")]
     Database {
@@ -575,7 +587,13 @@ async fn open_sqlite(data_dir: &Path) -> Result<SqliteStore, ServerError> {
                the server does not start on a damaged database, so that nothing more is lost"
             .into(),
     };
-    let metadata = SqliteStore::open(&database).await.map_err(|error| damaged(error.to_string()))?;
+    let metadata = SqliteStore::open(&database).await.map_err(|error| {
+        if error.is_storage_full() {
+            ServerError::Full { path: database.clone(), source: error }
+        } else {
+            damaged(error.to_string())
+        }
+    })?;
     metadata.check_integrity().await.map_err(|error| damaged(error.to_string()))?;
     owner_only(data_dir, &["metadata.sqlite", "metadata.sqlite-wal", "metadata.sqlite-shm"], 0o600)
         .map_err(storage_error)?;

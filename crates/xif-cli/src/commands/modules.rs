@@ -213,20 +213,27 @@ pub fn calls(args: &CallsArgs) -> anyhow::Result<Exit> {
     let client = args.connection.client()?;
     refused(runtime()?.block_on(async {
         let (calls, more) = client.calls(&args.name, args.since.as_deref(), args.failed, args.limit as usize).await?;
-        if more {
-            output::eprint(&format!(
-                "(the newest {} entries; older ones with a larger --limit, or a narrower --since)\n",
-                calls.len()
-            ));
-        }
+        // After what was printed, where a terminal shows it last.
+        let left_out = || {
+            if more {
+                let newest = if calls.len() == 1 { "entry".to_owned() } else { format!("{} entries", calls.len()) };
+                output::eprint(&format!(
+                    "(the newest {newest}; older ones with a larger --limit, or a narrower --since)\n"
+                ));
+            }
+        };
         if args.json {
             output::print(&format!("{}\n", serde_json::to_string_pretty(&calls)?));
+            left_out();
             return anyhow::Ok(());
         }
         if calls.is_empty() {
             let since = args.since.as_ref().map(|since| format!(" since {since}")).unwrap_or_default();
             let what = if args.failed { "failed calls" } else { "calls" };
-            output::eprint(&format!("no {what} of `{}` recorded{since}\n", args.name));
+            output::eprint(&format!(
+                "no {what} of `{}` recorded{since} (a call is recorded within about 200 ms)\n",
+                args.name
+            ));
             return anyhow::Ok(());
         }
         let rows: Vec<Vec<String>> = calls
@@ -245,6 +252,7 @@ pub fn calls(args: &CallsArgs) -> anyhow::Result<Exit> {
             })
             .collect();
         output::print(&table(&["AT", "BY", "KIND", "OPERATION", "DURATION", "OUTCOME"], &rows));
+        left_out();
         anyhow::Ok(())
     }))
 }
